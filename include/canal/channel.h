@@ -1,0 +1,138 @@
+// canal::Channel: one connected end of a pipe.
+//
+//   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect("my-service");
+//   if (!ch.ok()) return ch.status();
+//   absl::StatusOr<std::string> reply = ch->Transact("ping", absl::Seconds(1));
+//
+// A channel comes from `Channel::Connect` (client side) or `Listener::Accept`
+// (listener side). It is a move-only value; destroying it closes it. One
+// thread may read while another writes, and `Close()` may be called from any
+// thread to wake both with `Cancelled`.
+//
+// Errors are the same on every platform: NotFound (no such listener),
+// DeadlineExceeded (timeout), OutOfRange (the peer finished: end of stream),
+// Unavailable (the connection broke), Cancelled (closed by `Close()`),
+// FailedPrecondition (wrong mode or direction, or an invalid channel),
+// InvalidArgument (bad name or argument), PermissionDenied, ResourceExhausted
+// (the peer announced a message larger than allowed), DataLoss (the peer sent
+// malformed framing).
+
+#ifndef CANAL_CHANNEL_H_
+#define CANAL_CHANNEL_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "canal/types.h"
+
+namespace canal {
+
+namespace internal {
+class ChannelImpl;
+}  // namespace internal
+
+class Channel {
+ public:
+  // Connects to the listener called `name` (a portable name or a native one,
+  // see canal/canal.h). Waits up to `options.timeout` while every instance is
+  // busy. Fails with NotFound if no listener has the name, DeadlineExceeded if
+  // it stays busy, InvalidArgument for a malformed name, PermissionDenied if
+  // the system refuses access.
+  static absl::StatusOr<Channel> Connect(absl::string_view name,
+                                         const ConnectOptions& options = {});
+
+  // An invalid channel: every operation fails with FailedPrecondition.
+  Channel();
+  ~Channel();
+  Channel(Channel&& other) noexcept;
+  Channel& operator=(Channel&& other) noexcept;
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // Whether this channel was connected and has not been closed or moved from.
+  bool is_open() const;
+
+  // The mode chosen by the listener. kByte for an invalid channel.
+  PipeMode mode() const;
+
+  // The name this channel was connected with (or accepted on).
+  absl::string_view name() const;
+
+  // Reads up to `buffer.size()` bytes. Byte mode: blocks until at least one
+  // byte is there and returns what is queued, `more` always false. Message
+  // mode: returns the next message, or its first `buffer.size()` bytes with
+  // `more` set, and later reads continue the same message. Returns
+  // OutOfRange once the peer has finished and everything was read,
+  // DeadlineExceeded after `timeout` (nothing consumed), Cancelled if closed,
+  // FailedPrecondition on a channel that cannot read.
+  absl::StatusOr<ReadResult> Read(
+      absl::Span<char> buffer,
+      absl::Duration timeout = absl::InfiniteDuration());
+
+  // Writes all of `data` (byte mode) or sends `data` as one message (message
+  // mode). Returns Unavailable if the peer is gone, DeadlineExceeded after
+  // `timeout`, InvalidArgument for a message over the maximum size,
+  // Cancelled if closed, FailedPrecondition on a channel that cannot write.
+  absl::Status Write(absl::string_view data,
+                     absl::Duration timeout = absl::InfiniteDuration());
+
+  // Reads one whole message. FailedPrecondition on a byte-mode channel;
+  // otherwise the errors of `Read`.
+  absl::StatusOr<std::string> ReadMessage(
+      absl::Duration timeout = absl::InfiniteDuration());
+
+  // Sends one message. FailedPrecondition on a byte-mode channel; otherwise
+  // the errors of `Write`.
+  absl::Status WriteMessage(absl::string_view message,
+                            absl::Duration timeout = absl::InfiniteDuration());
+
+  // Sends `request` as one message and reads one reply message, like
+  // TransactNamedPipe. `timeout` covers both. FailedPrecondition on a
+  // byte-mode or one-way channel, or while part of a message is unread.
+  absl::StatusOr<std::string> Transact(
+      absl::string_view request,
+      absl::Duration timeout = absl::InfiniteDuration());
+
+  // Copies queued data into `buffer` without consuming it; never blocks.
+  // In message mode only bytes of the current message are copied. Returns
+  // OutOfRange if nothing is queued and the peer has finished.
+  absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer = {}) const;
+
+  // Who is at the other end.
+  absl::StatusOr<PeerInfo> Peer() const;
+
+  // Closes the channel. Idempotent; safe while other threads are blocked in
+  // Read or Write on it, which then return Cancelled.
+  void Close();
+
+  // The underlying descriptor or HANDLE, or -1 / nullptr if not open. Owned
+  // by the channel.
+  NativeHandle native_handle() const;
+
+  // For the backends only.
+  explicit Channel(std::unique_ptr<internal::ChannelImpl> impl);
+
+ private:
+  std::unique_ptr<internal::ChannelImpl> impl_;
+};
+
+// Connects to `name`, sends `request` as one message, reads one reply and
+// closes, like CallNamedPipe. `timeout` covers the whole call, including
+// waiting for a busy listener. Errors as for `Connect` and `Transact`.
+absl::StatusOr<std::string> Call(absl::string_view name,
+                                 absl::string_view request,
+                                 absl::Duration timeout = absl::Seconds(5));
+
+// Waits until a `Connect` to `name` could succeed, like WaitNamedPipe.
+// Returns OK as soon as an instance is free, NotFound at once if no listener
+// has the name, DeadlineExceeded if it stays busy past `timeout`.
+absl::Status WaitForListener(absl::string_view name, absl::Duration timeout);
+
+}  // namespace canal
+
+#endif  // CANAL_CHANNEL_H_

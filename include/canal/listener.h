@@ -1,0 +1,77 @@
+// canal::Listener: the server end of a named pipe.
+//
+//   canal::ListenerOptions options;
+//   options.mode = canal::PipeMode::kMessage;
+//   absl::StatusOr<canal::Listener> listener =
+//       canal::Listener::Create("my-service", options);
+//   if (!listener.ok()) return listener.status();
+//   while (true) {
+//     absl::StatusOr<canal::Channel> ch = listener->Accept();
+//     if (!ch.ok()) break;
+//     ...  // typically hand `*ch` to a thread
+//   }
+//
+// Clients can connect as soon as `Create` returns, whether or not a thread is
+// blocked in `Accept`: connections queue up, up to `max_instances`.
+
+#ifndef CANAL_LISTENER_H_
+#define CANAL_LISTENER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "canal/channel.h"
+#include "canal/types.h"
+
+namespace canal {
+
+namespace internal {
+class ListenerImpl;
+}  // namespace internal
+
+class Listener {
+ public:
+  // Starts listening on `name`. Fails with AlreadyExists if a live listener
+  // holds the name, InvalidArgument for a malformed name or options,
+  // PermissionDenied if the system refuses.
+  static absl::StatusOr<Listener> Create(absl::string_view name,
+                                         const ListenerOptions& options = {});
+
+  // An invalid listener: `Accept` fails with FailedPrecondition.
+  Listener();
+  ~Listener();
+  Listener(Listener&& other) noexcept;
+  Listener& operator=(Listener&& other) noexcept;
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // Whether the listener is listening.
+  bool is_open() const;
+
+  // Returns the next connected client. DeadlineExceeded after `timeout`,
+  // Cancelled if the listener is closed meanwhile.
+  absl::StatusOr<Channel> Accept(
+      absl::Duration timeout = absl::InfiniteDuration());
+
+  // Stops listening and releases the name. Idempotent; blocked `Accept` calls
+  // return Cancelled. Channels already accepted stay open.
+  void Close();
+
+  // The name given to `Create`.
+  absl::string_view name() const;
+
+  // The options in force.
+  const ListenerOptions& options() const;
+
+  // For the backends only.
+  explicit Listener(std::unique_ptr<internal::ListenerImpl> impl);
+
+ private:
+  std::unique_ptr<internal::ListenerImpl> impl_;
+};
+
+}  // namespace canal
+
+#endif  // CANAL_LISTENER_H_

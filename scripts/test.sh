@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every canal test: the native suite (g++), the native suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and the Win32 backend
+# cross-compiled with mingw-w64 and run under Wine. Installs what it needs
+# first (scripts/setup.sh). Safe to run twice. Exits non-zero if any leg fails.
+#
+#   scripts/test.sh            # all legs
+#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan wine
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh || { echo "test: set-up failed"; exit 1; }
+
+LEGS="${CANAL_LEGS:-native asan wine}"
+JOBS="${CANAL_JOBS:-$(nproc)}"
+export WINEDEBUG="${WINEDEBUG:--all}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+# configure DIR ARGS...: set up a build dir once, reconfigure it afterwards.
+configure() {
+  local dir="$1"; shift
+  if [[ -f "$dir/build.ninja" ]]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@"
+  fi
+}
+
+declare -A RESULT
+failed=0
+run_leg() {
+  local leg="$1" dir="$2"; shift 2
+  echo
+  echo "=== canal test leg: $leg ==="
+  local t0=$SECONDS
+  if configure "$dir" "$@" && ninja -C "$dir" -j "$JOBS" &&
+     meson test -C "$dir" --print-errorlogs --num-processes "$JOBS"; then
+    RESULT[$leg]="ok"
+  else
+    RESULT[$leg]="FAILED"
+    failed=1
+  fi
+  RESULT[$leg]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py "$dir")"
+}
+
+for leg in $LEGS; do
+  case "$leg" in
+    native) run_leg native build/native -Dwerror=true ;;
+    asan)   run_leg asan build/asan -Dwerror=true -Db_sanitize=address,undefined \
+                    -Db_lundef=false -Dbuildtype=debug ;;
+    wine)   run_leg wine build/wine -Dwerror=true --cross-file cross/mingw-w64.ini ;;
+    *) echo "test: unknown leg '$leg'"; exit 2 ;;
+  esac
+done
+
+echo
+echo "=== canal test summary ==="
+for leg in $LEGS; do echo "$leg: ${RESULT[$leg]}"; done
+python3 scripts/summarize.py --total $(for leg in $LEGS; do
+  case "$leg" in native) echo build/native;; asan) echo build/asan;; wine) echo build/wine;; esac
+done)
+exit $failed

@@ -1,0 +1,170 @@
+// The platform-independent half of canal::Channel: argument, mode and
+// direction checks, so that both backends reject the same misuse with the
+// same status.
+
+#include "canal/channel.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
+#include "src/internal/errors.h"
+#include "src/internal/names.h"
+#include "src/internal/status_macros.h"
+
+namespace canal {
+namespace {
+
+absl::Status Invalid(absl::string_view op) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("canal: ", op, ": the channel is not connected (default-"
+                   "constructed or moved from)"));
+}
+
+absl::Status NeedMessageMode(absl::string_view op, absl::string_view name) {
+  return internal::MakeError(absl::StatusCode::kFailedPrecondition, op, name,
+                             "needs a message-mode channel; this one is in "
+                             "byte mode");
+}
+
+absl::Status NeedDirection(absl::string_view op, absl::string_view name,
+                           absl::string_view what) {
+  return internal::MakeError(absl::StatusCode::kFailedPrecondition, op, name,
+                             absl::StrCat("this end of the pipe cannot ", what,
+                                          " (one-way pipe)"));
+}
+
+absl::Status CheckSize(absl::string_view op, const internal::ChannelImpl& impl,
+                       size_t size) {
+  if (impl.mode() == PipeMode::kMessage && size > impl.max_message_size()) {
+    return internal::MakeError(
+        absl::StatusCode::kInvalidArgument, op, impl.name(),
+        absl::StrCat("message of ", size, " bytes exceeds the limit of ",
+                     impl.max_message_size(), " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateName(absl::string_view op, absl::string_view name) {
+  internal::NameKind kind;
+  return internal::ClassifyName(op, name, internal::BackendUsesPosixNames(),
+                                &kind);
+}
+
+}  // namespace
+
+Channel::Channel() = default;
+Channel::~Channel() = default;
+Channel::Channel(Channel&& other) noexcept = default;
+Channel& Channel::operator=(Channel&& other) noexcept = default;
+Channel::Channel(std::unique_ptr<internal::ChannelImpl> impl)
+    : impl_(std::move(impl)) {}
+
+absl::StatusOr<Channel> Channel::Connect(absl::string_view name,
+                                         const ConnectOptions& options) {
+  CANAL_RETURN_IF_ERROR(ValidateName("Connect", name));
+  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> impl,
+                         internal::BackendConnect(name, options));
+  return Channel(std::move(impl));
+}
+
+bool Channel::is_open() const { return impl_ != nullptr && impl_->is_open(); }
+
+PipeMode Channel::mode() const {
+  return impl_ ? impl_->mode() : PipeMode::kByte;
+}
+
+absl::string_view Channel::name() const {
+  return impl_ ? impl_->name() : absl::string_view();
+}
+
+absl::StatusOr<ReadResult> Channel::Read(absl::Span<char> buffer,
+                                         absl::Duration timeout) {
+  if (!impl_) return Invalid("Read");
+  if (!impl_->can_read()) return NeedDirection("Read", impl_->name(), "read");
+  return impl_->Read(buffer, timeout);
+}
+
+absl::Status Channel::Write(absl::string_view data, absl::Duration timeout) {
+  if (!impl_) return Invalid("Write");
+  if (!impl_->can_write()) return NeedDirection("Write", impl_->name(), "write");
+  CANAL_RETURN_IF_ERROR(CheckSize("Write", *impl_, data.size()));
+  return impl_->Write(data, timeout);
+}
+
+absl::StatusOr<std::string> Channel::ReadMessage(absl::Duration timeout) {
+  if (!impl_) return Invalid("ReadMessage");
+  if (impl_->mode() != PipeMode::kMessage) {
+    return NeedMessageMode("ReadMessage", impl_->name());
+  }
+  if (!impl_->can_read()) {
+    return NeedDirection("ReadMessage", impl_->name(), "read");
+  }
+  return impl_->ReadMessage(timeout);
+}
+
+absl::Status Channel::WriteMessage(absl::string_view message,
+                                   absl::Duration timeout) {
+  if (!impl_) return Invalid("WriteMessage");
+  if (impl_->mode() != PipeMode::kMessage) {
+    return NeedMessageMode("WriteMessage", impl_->name());
+  }
+  if (!impl_->can_write()) {
+    return NeedDirection("WriteMessage", impl_->name(), "write");
+  }
+  CANAL_RETURN_IF_ERROR(CheckSize("WriteMessage", *impl_, message.size()));
+  return impl_->Write(message, timeout);
+}
+
+absl::StatusOr<std::string> Channel::Transact(absl::string_view request,
+                                              absl::Duration timeout) {
+  if (!impl_) return Invalid("Transact");
+  if (impl_->mode() != PipeMode::kMessage) {
+    return NeedMessageMode("Transact", impl_->name());
+  }
+  if (!impl_->can_read() || !impl_->can_write()) {
+    return NeedDirection("Transact", impl_->name(), "both read and write");
+  }
+  CANAL_RETURN_IF_ERROR(CheckSize("Transact", *impl_, request.size()));
+  return impl_->Transact(request, timeout);
+}
+
+absl::StatusOr<PeekResult> Channel::Peek(absl::Span<char> buffer) const {
+  if (!impl_) return Invalid("Peek");
+  if (!impl_->can_read()) return NeedDirection("Peek", impl_->name(), "read");
+  return impl_->Peek(buffer);
+}
+
+absl::StatusOr<PeerInfo> Channel::Peer() const {
+  if (!impl_) return Invalid("Peer");
+  return impl_->Peer();
+}
+
+void Channel::Close() {
+  if (impl_) impl_->Close();
+}
+
+NativeHandle Channel::native_handle() const {
+  if (!impl_) {
+#ifdef _WIN32
+    return nullptr;
+#else
+    return -1;
+#endif
+  }
+  return impl_->native_handle();
+}
+
+absl::StatusOr<std::string> Call(absl::string_view name,
+                                 absl::string_view request,
+                                 absl::Duration timeout) {
+  CANAL_RETURN_IF_ERROR(ValidateName("Call", name));
+  return internal::BackendCall(name, request, timeout);
+}
+
+absl::Status WaitForListener(absl::string_view name, absl::Duration timeout) {
+  CANAL_RETURN_IF_ERROR(ValidateName("WaitForListener", name));
+  return internal::BackendWaitForListener(name, timeout);
+}
+
+}  // namespace canal

@@ -1,0 +1,87 @@
+// The contract between the shared front end (src/channel.cc,
+// src/listener.cc) and a platform backend (src/posix/, src/win32/).
+//
+// The front end validates names, options, modes and directions, and handles
+// invalid (moved-from) objects; a backend implements the I/O. Meson compiles
+// exactly one backend, chosen by host_machine.system().
+
+#ifndef CANAL_SRC_INTERNAL_BACKEND_H_
+#define CANAL_SRC_INTERNAL_BACKEND_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "canal/types.h"
+
+namespace canal {
+namespace internal {
+
+// One connected end. All methods may be called from several threads at once,
+// except that at most one thread reads and one thread writes at a time
+// (the front end does not enforce that; the backends tolerate it without
+// crashing).
+class ChannelImpl {
+ public:
+  virtual ~ChannelImpl() = default;
+
+  virtual PipeMode mode() const = 0;
+  virtual bool can_read() const = 0;
+  virtual bool can_write() const = 0;
+  // The name the channel was connected with or accepted on (for messages).
+  virtual absl::string_view name() const = 0;
+  virtual bool is_open() const = 0;
+
+  // As Channel::Read / Write (one message in message mode) / ReadMessage /
+  // Transact / Peek / Peer / Close / native_handle. Mode and direction are
+  // already checked; `data.size()` is within the message limit.
+  virtual absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
+                                          absl::Duration timeout) = 0;
+  virtual absl::Status Write(absl::string_view data, absl::Duration timeout) = 0;
+  virtual absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) = 0;
+  virtual absl::StatusOr<std::string> Transact(absl::string_view request,
+                                               absl::Duration timeout) = 0;
+  virtual absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) = 0;
+  virtual absl::StatusOr<PeerInfo> Peer() = 0;
+  virtual void Close() = 0;
+  virtual NativeHandle native_handle() const = 0;
+
+  // The largest message this side may send.
+  virtual size_t max_message_size() const = 0;
+};
+
+class ListenerImpl {
+ public:
+  virtual ~ListenerImpl() = default;
+  virtual bool is_open() const = 0;
+  virtual absl::string_view name() const = 0;
+  virtual const ListenerOptions& options() const = 0;
+  virtual absl::StatusOr<std::unique_ptr<ChannelImpl>> Accept(
+      absl::Duration timeout) = 0;
+  virtual void Close() = 0;
+};
+
+// Backend entry points. `name` has been validated (portable or native for
+// this platform); `options` too.
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
+    absl::string_view name, const ConnectOptions& options);
+absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
+    absl::string_view name, const ListenerOptions& options);
+absl::Status BackendWaitForListener(absl::string_view name,
+                                    absl::Duration timeout);
+// Connect + Transact + close within one `timeout`.
+absl::StatusOr<std::string> BackendCall(absl::string_view name,
+                                        absl::string_view request,
+                                        absl::Duration timeout);
+
+// Whether this build's native names are POSIX paths (true) or `\\.\pipe\`.
+bool BackendUsesPosixNames();
+
+}  // namespace internal
+}  // namespace canal
+
+#endif  // CANAL_SRC_INTERNAL_BACKEND_H_

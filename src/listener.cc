@@ -1,0 +1,96 @@
+// The platform-independent half of canal::Listener: option checks shared by
+// both backends.
+
+#include "canal/listener.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
+#include "src/internal/errors.h"
+#include "src/internal/framing.h"
+#include "src/internal/names.h"
+#include "src/internal/status_macros.h"
+
+namespace canal {
+namespace {
+
+absl::Status ValidateOptions(absl::string_view name,
+                             const ListenerOptions& options) {
+  auto bad = [&](absl::string_view what) {
+    return internal::MakeError(absl::StatusCode::kInvalidArgument, "Listen",
+                               name, what);
+  };
+  if (options.mode != PipeMode::kByte && options.mode != PipeMode::kMessage) {
+    return bad("unknown PipeMode");
+  }
+  if (options.access != PipeAccess::kDuplex &&
+      options.access != PipeAccess::kInbound &&
+      options.access != PipeAccess::kOutbound) {
+    return bad("unknown PipeAccess");
+  }
+  if (options.max_instances < 0 || options.max_instances > kMaxInstanceLimit) {
+    return bad(absl::StrCat("max_instances must be kUnlimitedInstances (0) or "
+                            "1..",
+                            kMaxInstanceLimit, ", got ", options.max_instances));
+  }
+  if (options.max_message_size == 0 ||
+      options.max_message_size > internal::kMaxFramePayload) {
+    return bad(absl::StrCat("max_message_size must be 1..",
+                            internal::kMaxFramePayload, ", got ",
+                            options.max_message_size));
+  }
+  if (options.buffer_size > (size_t{1} << 30)) {
+    return bad(absl::StrCat("buffer_size must be at most 1 GiB, got ",
+                            options.buffer_size));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Listener::Listener() = default;
+Listener::~Listener() = default;
+Listener::Listener(Listener&& other) noexcept = default;
+Listener& Listener::operator=(Listener&& other) noexcept = default;
+Listener::Listener(std::unique_ptr<internal::ListenerImpl> impl)
+    : impl_(std::move(impl)) {}
+
+absl::StatusOr<Listener> Listener::Create(absl::string_view name,
+                                          const ListenerOptions& options) {
+  internal::NameKind kind;
+  CANAL_RETURN_IF_ERROR(internal::ClassifyName(
+      "Listen", name, internal::BackendUsesPosixNames(), &kind));
+  CANAL_RETURN_IF_ERROR(ValidateOptions(name, options));
+  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ListenerImpl> impl,
+                         internal::BackendListen(name, options));
+  return Listener(std::move(impl));
+}
+
+bool Listener::is_open() const { return impl_ != nullptr && impl_->is_open(); }
+
+absl::StatusOr<Channel> Listener::Accept(absl::Duration timeout) {
+  if (!impl_) {
+    return absl::FailedPreconditionError(
+        "canal: Accept: the listener is not open (default-constructed or "
+        "moved from)");
+  }
+  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> ch,
+                         impl_->Accept(timeout));
+  return Channel(std::move(ch));
+}
+
+void Listener::Close() {
+  if (impl_) impl_->Close();
+}
+
+absl::string_view Listener::name() const {
+  return impl_ ? impl_->name() : absl::string_view();
+}
+
+const ListenerOptions& Listener::options() const {
+  static const ListenerOptions kDefaults;
+  return impl_ ? impl_->options() : kDefaults;
+}
+
+}  // namespace canal
