@@ -1,0 +1,296 @@
+// Client side of the POSIX backend: Connect, WaitForListener and Call.
+//
+// There is no handshake: the client learns the listener's mode, direction
+// and limits from the metadata file beside the socket (src/posix/meta.h),
+// and takes an instance slot there before connecting. A socket without
+// metadata is a program that is not canal; it is treated as an unlimited
+// duplex byte-mode listener.
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "src/internal/backend.h"
+#include "src/internal/deadline.h"
+#include "src/internal/errors.h"
+#include "src/posix/channel_posix.h"
+#include "src/posix/error.h"
+#include "src/posix/fd_util.h"
+#include "src/posix/meta.h"
+#include "src/posix/runtime_dir.h"
+
+namespace canal {
+namespace internal {
+namespace {
+
+// Busy retries start fast (an instance is often freed within a millisecond)
+// and back off to a rate that costs nothing measurable.
+constexpr absl::Duration kFirstBackoff = absl::Milliseconds(1);
+constexpr absl::Duration kMaxBackoff = absl::Milliseconds(10);
+
+absl::Status NoListener(absl::string_view op, absl::string_view name,
+                        absl::string_view detail, int err = 0) {
+  const std::string what = absl::StrCat("no listener has this name", detail);
+  if (err != 0) {
+    return ErrnoError(absl::StatusCode::kNotFound, op, name, what, err);
+  }
+  return MakeError(absl::StatusCode::kNotFound, op, name, what);
+}
+
+bool PathExists(const std::string& path, int* err) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) return true;
+  *err = errno;
+  return false;
+}
+
+// What a probe of the name found.
+struct Target {
+  bool ready = false;   // Connectable now (as far as the files tell).
+  bool canal = false;   // A canal listener (with metadata), not a foreign one.
+  ListenerMeta meta;    // For a foreign server: byte mode, duplex, unlimited.
+  std::string busy;     // Why not ready, for the DeadlineExceeded message.
+};
+
+// Looks at the files of `socket_path`. NotFound if nobody listens there.
+absl::StatusOr<Target> Probe(absl::string_view op, absl::string_view name,
+                             const std::string& socket_path) {
+  Target target;
+  absl::StatusOr<ListenerState> state =
+      ProbeListener(op, name, socket_path, &target.meta);
+  if (!state.ok()) return state.status();
+  switch (*state) {
+    case ListenerState::kAbsent: {
+      int err = 0;
+      if (!PathExists(socket_path, &err)) {
+        if (err == ENOENT) return NoListener(op, name, "", err);
+        return ErrnoError(op, name,
+                          absl::StrCat("cannot inspect \"", socket_path, "\""),
+                          err);
+      }
+      // A socket with no canal metadata: some other program's server.
+      target.meta = ListenerMeta();
+      target.ready = true;
+      return target;
+    }
+    case ListenerState::kStale:
+      return NoListener(op, name,
+                        " (only files of a listener that exited are left)");
+    case ListenerState::kStarting:
+      target.canal = true;
+      target.busy = "the listener is still starting";
+      return target;
+    case ListenerState::kLive:
+      target.canal = true;
+      target.ready = true;
+      return target;
+  }
+  return target;
+}
+
+// The outcome of one connect(2) attempt.
+enum class Attempt { kConnected, kRetry, kFailed };
+
+Attempt TryConnect(absl::string_view op, absl::string_view name,
+                   const std::string& socket_path, bool canal,
+                   const Deadline& deadline, UniqueFd* out,
+                   std::string* busy, absl::Status* error) {
+  UniqueFd fd(MakeStreamSocket());
+  if (!fd.valid()) {
+    const int err = errno;
+    *error = ErrnoError(op, name, "cannot create a socket", err);
+    return Attempt::kFailed;
+  }
+  sockaddr_un addr;
+  const socklen_t len = MakeSockaddr(socket_path, &addr);
+  int rc;
+  do {
+    rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len);
+  } while (rc != 0 && errno == EINTR);
+  int err = rc == 0 ? 0 : errno;
+  if (err == EINPROGRESS) {
+    // Some systems complete non-blocking local connects asynchronously.
+    pollfd pfd{fd.get(), POLLOUT, 0};
+    int ready = PollUntil(&pfd, 1, deadline);
+    if (ready == 0) {
+      *busy = "the listener did not complete the connection";
+      return Attempt::kRetry;
+    }
+    socklen_t err_len = sizeof(err);
+    if (ready < 0 ||
+        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &err_len) != 0) {
+      err = errno;
+    }
+  }
+  if (err == 0) {
+    *out = std::move(fd);
+    return Attempt::kConnected;
+  }
+  if (err == ENOENT || err == ECONNREFUSED) {
+    if (canal) {
+      // The lock says a listener is alive: it is between writing its
+      // metadata and binding, or closing; the next probe will tell.
+      *busy = "the listener is not accepting connections";
+      return Attempt::kRetry;
+    }
+    *error = NoListener(op, name, "", err);
+    return Attempt::kFailed;
+  }
+  if (err == EAGAIN || err == EWOULDBLOCK) {
+    *busy = "the listener's connection backlog is full";
+    return Attempt::kRetry;
+  }
+  *error = ErrnoError(op, name,
+                      absl::StrCat("cannot connect to \"", socket_path, "\""),
+                      err);
+  return Attempt::kFailed;
+}
+
+absl::Status Busy(absl::string_view op, absl::string_view name,
+                  absl::string_view why) {
+  return MakeError(absl::StatusCode::kDeadlineExceeded, op, name,
+                   absl::StrCat("timed out: ", why));
+}
+
+std::string AllBusy(int instances) {
+  return absl::StrCat("all ", instances, " instance",
+                      instances == 1 ? " is" : "s are", " busy");
+}
+
+absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
+    absl::string_view op, absl::string_view name, const Deadline& deadline) {
+  absl::StatusOr<std::string> path_or = SocketPathFor(op, name, false);
+  if (!path_or.ok()) return path_or.status();
+  const std::string socket_path = *std::move(path_or);
+
+  absl::Duration backoff = kFirstBackoff;
+  while (true) {
+    absl::StatusOr<Target> target_or = Probe(op, name, socket_path);
+    if (!target_or.ok()) return target_or.status();
+    const Target& target = *target_or;
+    std::string busy = target.busy;
+    if (target.ready) {
+      // With an instance limit, hold a slot for the channel's whole life.
+      // Programs that are not canal connect without one; they are not
+      // counted against the limit.
+      UniqueFd slot;
+      bool have_slot = true;
+      if (target.canal && target.meta.max_instances > 0) {
+        absl::StatusOr<UniqueFd> slot_or =
+            TryAcquireSlot(op, name, socket_path, target.meta.max_instances);
+        if (!slot_or.ok()) return slot_or.status();
+        slot = *std::move(slot_or);
+        have_slot = slot.valid();
+        if (!have_slot) busy = AllBusy(target.meta.max_instances);
+      }
+      if (have_slot) {
+        UniqueFd fd;
+        absl::Status error;
+        switch (TryConnect(op, name, socket_path, target.canal, deadline, &fd,
+                           &busy, &error)) {
+          case Attempt::kConnected: {
+            SetBufferSizes(fd.get(), target.meta.buffer_size);
+            PosixChannel::Params params;
+            params.name = std::string(name);
+            params.mode = target.meta.mode;
+            // The mirror of the listener's side: inbound = clients write.
+            params.can_read = target.meta.access != PipeAccess::kInbound;
+            params.can_write = target.meta.access != PipeAccess::kOutbound;
+            params.max_message_size = target.meta.max_message_size;
+            return std::make_unique<PosixChannel>(
+                std::move(fd), std::move(slot), std::move(params));
+          }
+          case Attempt::kFailed:
+            return error;
+          case Attempt::kRetry:
+            break;
+        }
+      }
+    }
+    if (deadline.expired()) return Busy(op, name, busy);
+    SleepWithin(backoff, deadline);
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+}  // namespace
+
+bool BackendUsesPosixNames() { return true; }
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
+    absl::string_view name, const ConnectOptions& options) {
+  absl::StatusOr<std::unique_ptr<PosixChannel>> ch =
+      ConnectWithin("Connect", name, Deadline(options.timeout));
+  if (!ch.ok()) return ch.status();
+  return std::unique_ptr<ChannelImpl>(*std::move(ch));
+}
+
+absl::Status BackendWaitForListener(absl::string_view name,
+                                    absl::Duration timeout) {
+  constexpr absl::string_view kOp = "WaitForListener";
+  const Deadline deadline(timeout);
+  absl::StatusOr<std::string> path_or = SocketPathFor(kOp, name, false);
+  if (!path_or.ok()) return path_or.status();
+  const std::string socket_path = *std::move(path_or);
+
+  absl::Duration backoff = kFirstBackoff;
+  while (true) {
+    absl::StatusOr<Target> target_or = Probe(kOp, name, socket_path);
+    if (!target_or.ok()) return target_or.status();
+    std::string busy = target_or->busy;
+    if (target_or->ready) {
+      const int instances = target_or->meta.max_instances;
+      if (!target_or->canal || instances == 0) return absl::OkStatus();
+      // Free if a slot can be locked; the lock is dropped at once, so (as
+      // with WaitNamedPipe) another client may still win the race.
+      absl::StatusOr<UniqueFd> slot =
+          TryAcquireSlot(kOp, name, socket_path, instances);
+      if (!slot.ok()) return slot.status();
+      if (slot->valid()) return absl::OkStatus();
+      busy = AllBusy(instances);
+    }
+    if (deadline.expired()) return Busy(kOp, name, busy);
+    SleepWithin(backoff, deadline);
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+absl::StatusOr<std::string> BackendCall(absl::string_view name,
+                                        absl::string_view request,
+                                        absl::Duration timeout) {
+  constexpr absl::string_view kOp = "Call";
+  const Deadline deadline(timeout);
+  absl::StatusOr<std::unique_ptr<PosixChannel>> ch_or =
+      ConnectWithin(kOp, name, deadline);
+  if (!ch_or.ok()) return ch_or.status();
+  std::unique_ptr<PosixChannel> ch = *std::move(ch_or);
+  // The checks the front end makes for Transact (same wording).
+  if (ch->mode() != PipeMode::kMessage) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, kOp, name,
+                     "needs a message-mode channel; this one is in byte mode");
+  }
+  if (!ch->can_read() || !ch->can_write()) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, kOp, name,
+                     "this end of the pipe cannot both read and write "
+                     "(one-way pipe)");
+  }
+  if (request.size() > ch->max_message_size()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, kOp, name,
+                     absl::StrCat("message of ", request.size(),
+                                  " bytes exceeds the limit of ",
+                                  ch->max_message_size(), " bytes"));
+  }
+  absl::StatusOr<std::string> reply = ch->TransactWithin(kOp, request, deadline);
+  ch->Close();
+  return reply;
+}
+
+}  // namespace internal
+}  // namespace canal

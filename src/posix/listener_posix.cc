@@ -1,0 +1,344 @@
+// The POSIX listener: a listening AF_UNIX stream socket plus the metadata
+// lock and slot files of src/posix/meta.h.
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "src/internal/backend.h"
+#include "src/internal/deadline.h"
+#include "src/internal/errors.h"
+#include "src/posix/channel_posix.h"
+#include "src/posix/error.h"
+#include "src/posix/fd_util.h"
+#include "src/posix/meta.h"
+#include "src/posix/runtime_dir.h"
+
+namespace canal {
+namespace internal {
+namespace {
+
+constexpr absl::string_view kListen = "Listen";
+constexpr absl::string_view kAccept = "Accept";
+
+// accept(2) with the new descriptor non-blocking and close-on-exec.
+int AcceptNonblocking(int listen_fd) {
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+    defined(__OpenBSD__)
+  return ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+  int fd = ::accept(listen_fd, nullptr, nullptr);
+  if (fd < 0) return -1;
+  if (!SetCloexecNonblock(fd)) {
+    CloseFd(fd);
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+class PosixListener final : public ListenerImpl {
+ public:
+  PosixListener(std::string name, const ListenerOptions& options,
+                std::string socket_path, UniqueFd listen_fd, UniqueFd meta_fd,
+                UniqueFd wake_read, UniqueFd wake_write)
+      : name_(std::move(name)),
+        options_(options),
+        socket_path_(std::move(socket_path)),
+        meta_path_(MetaPathFor(socket_path_)),
+        socket_id_(FileIdOfPath(socket_path_)),
+        meta_id_(FileIdOfFd(meta_fd.get())),
+        listen_fd_(listen_fd.Release()),
+        wake_read_(wake_read.Release()),
+        wake_write_(wake_write.Release()),
+        meta_fd_(std::move(meta_fd)) {}
+
+  ~PosixListener() override {
+    Close();
+    // An Accept still running here would be a use-after-free by the caller;
+    // close whatever is left regardless.
+    absl::MutexLock lock(&mu_);
+    CloseFdsLocked();
+  }
+
+  bool is_open() const override {
+    absl::MutexLock lock(&mu_);
+    return !closed_;
+  }
+  absl::string_view name() const override { return name_; }
+  const ListenerOptions& options() const override { return options_; }
+
+  absl::StatusOr<std::unique_ptr<ChannelImpl>> Accept(
+      absl::Duration timeout) override;
+  void Close() override;
+
+ private:
+  absl::Status Cancelled() const {
+    return MakeError(absl::StatusCode::kCancelled, kAccept, name_,
+                     "the listener was closed");
+  }
+  void CloseFdsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (int* fd : {&listen_fd_, &wake_read_, &wake_write_}) {
+      if (*fd >= 0) CloseFd(*fd);
+      *fd = -1;
+    }
+  }
+
+  const std::string name_;
+  const ListenerOptions options_;
+  const std::string socket_path_;
+  const std::string meta_path_;
+  // What we created, so Close removes only files that are still ours (a
+  // later listener, or someone else, may have replaced them).
+  const FileId socket_id_;
+  const FileId meta_id_;
+
+  mutable absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int listen_fd_ ABSL_GUARDED_BY(mu_);
+  // Self-pipe: Close writes a byte so that Accepts blocked in poll() wake.
+  int wake_read_ ABSL_GUARDED_BY(mu_);
+  int wake_write_ ABSL_GUARDED_BY(mu_);
+  // Holds the exclusive flock that says "a live listener has this name".
+  UniqueFd meta_fd_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
+    absl::Duration timeout) {
+  const Deadline deadline(timeout);
+  int listen_fd, wake_fd;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return Cancelled();
+    ++in_flight_;
+    listen_fd = listen_fd_;
+    wake_fd = wake_read_;
+  }
+  // The descriptors are closed by the last Accept out after Close, never
+  // under a running one (the numbers could be reused by then).
+  struct Leave {
+    PosixListener* self;
+    ~Leave() {
+      absl::MutexLock lock(&self->mu_);
+      if (--self->in_flight_ == 0 && self->closed_) self->CloseFdsLocked();
+    }
+  } leave{this};
+
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return Cancelled();
+    }
+    int fd = AcceptNonblocking(listen_fd);
+    if (fd >= 0) {
+      SetNoSigPipe(fd);
+      SetBufferSizes(fd, options_.buffer_size);
+      PosixChannel::Params params;
+      params.name = name_;
+      params.mode = options_.mode;
+      // Access is seen from the listener: inbound = the listener reads.
+      params.can_read = options_.access != PipeAccess::kOutbound;
+      params.can_write = options_.access != PipeAccess::kInbound;
+      params.max_message_size = options_.max_message_size;
+      return std::unique_ptr<ChannelImpl>(
+          new PosixChannel(UniqueFd(fd), UniqueFd(), std::move(params)));
+    }
+    const int err = errno;
+    // A client that gave up between connect and accept is not our error.
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+    if (err != EAGAIN && err != EWOULDBLOCK) {
+      return ErrnoError(kAccept, name_, "accept failed", err);
+    }
+    if (deadline.expired()) {
+      return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
+                       "timed out waiting for a client");
+    }
+    pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int rc = PollUntil(fds, 2, deadline);
+    if (rc < 0) {
+      const int poll_err = errno;
+      return ErrnoError(kAccept, name_, "poll failed", poll_err);
+    }
+    if (fds[1].revents != 0) return Cancelled();
+    if (rc == 0) {
+      return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
+                       "timed out waiting for a client");
+    }
+  }
+}
+
+void PosixListener::Close() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  closed_ = true;
+  if (wake_write_ >= 0) {
+    const char byte = 1;
+    // The pipe is non-blocking and read by nobody: one byte stays readable
+    // for good, which wakes every present and future poll on it.
+    ssize_t ignored = ::write(wake_write_, &byte, 1);
+    (void)ignored;
+  }
+  // Release the name in this order: socket first (new clients get ENOENT
+  // while the lock still says "live", and retry), then the slots and the
+  // lock file, and only then the lock itself.
+  if (SameFile(socket_id_, FileIdOfPath(socket_path_))) {
+    ::unlink(socket_path_.c_str());
+  }
+  RemoveSlots(socket_path_, options_.max_instances);
+  if (SameFile(meta_id_, FileIdOfPath(meta_path_))) {
+    ::unlink(meta_path_.c_str());
+  }
+  meta_fd_.Reset();
+  if (in_flight_ == 0) CloseFdsLocked();
+}
+
+// Removes the files a failed Create made, while the lock is still held (so
+// they are certainly ours).
+void UndoCreate(const std::string& socket_path, const std::string& meta_path,
+                int slots, bool bound) {
+  if (bound) ::unlink(socket_path.c_str());
+  RemoveSlots(socket_path, slots);
+  ::unlink(meta_path.c_str());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
+    absl::string_view name, const ListenerOptions& options) {
+  absl::StatusOr<std::string> path_or = SocketPathFor(kListen, name, true);
+  if (!path_or.ok()) return path_or.status();
+  const std::string socket_path = *std::move(path_or);
+  const std::string meta_path = MetaPathFor(socket_path);
+
+  std::string old_meta_text;
+  absl::StatusOr<UniqueFd> meta_or =
+      LockMeta(kListen, name, meta_path, &old_meta_text);
+  if (!meta_or.ok()) return meta_or.status();
+  UniqueFd meta_fd = *std::move(meta_or);
+
+  // We hold the lock, so any earlier canal listener of this name is dead:
+  // clear what it left behind.
+  ListenerMeta old_meta;
+  if (ParseMeta(old_meta_text, &old_meta)) {
+    RemoveSlots(socket_path, old_meta.max_instances);
+  }
+  struct stat st;
+  if (::lstat(socket_path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      UndoCreate(socket_path, meta_path, 0, false);
+      return MakeError(absl::StatusCode::kAlreadyExists, kListen, name,
+                       absl::StrCat("\"", socket_path,
+                                    "\" exists and is not a socket"));
+    }
+    // A socket nobody canal-locked: a crashed listener's leftover, or a
+    // program that is not canal serving it. Only a connect tells them apart.
+    UniqueFd probe(MakeStreamSocket());
+    if (!probe.valid()) {
+      const int err = errno;
+      UndoCreate(socket_path, meta_path, 0, false);
+      return ErrnoError(kListen, name, "cannot create a socket", err);
+    }
+    sockaddr_un addr;
+    const socklen_t len = MakeSockaddr(socket_path, &addr);
+    int rc;
+    do {
+      rc = ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), len);
+    } while (rc != 0 && errno == EINTR);
+    const int err = rc == 0 ? 0 : errno;
+    if (rc == 0 || err == EINPROGRESS || err == EAGAIN) {
+      UndoCreate(socket_path, meta_path, 0, false);
+      return MakeError(absl::StatusCode::kAlreadyExists, kListen, name,
+                       absl::StrCat("a program that is not a canal listener "
+                                    "is serving \"",
+                                    socket_path, "\""));
+    }
+    if (err != ECONNREFUSED && err != ENOENT) {
+      UndoCreate(socket_path, meta_path, 0, false);
+      return ErrnoError(kListen, name,
+                        absl::StrCat("cannot probe the existing socket \"",
+                                     socket_path, "\""),
+                        err);
+    }
+    // Stale: reclaim it.
+    if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
+      const int unlink_err = errno;
+      UndoCreate(socket_path, meta_path, 0, false);
+      return ErrnoError(kListen, name,
+                        absl::StrCat("cannot remove the stale socket \"",
+                                     socket_path, "\""),
+                        unlink_err);
+    }
+  } else if (errno != ENOENT) {
+    const int err = errno;
+    UndoCreate(socket_path, meta_path, 0, false);
+    return ErrnoError(kListen, name,
+                      absl::StrCat("cannot inspect \"", socket_path, "\""),
+                      err);
+  }
+
+  absl::Status slots =
+      CreateSlots(kListen, name, socket_path, options.max_instances);
+  if (!slots.ok()) {
+    UndoCreate(socket_path, meta_path, 0, false);
+    return slots;
+  }
+  ListenerMeta meta;
+  meta.mode = options.mode;
+  meta.access = options.access;
+  meta.max_instances = options.max_instances;
+  meta.max_message_size = options.max_message_size;
+  meta.buffer_size = options.buffer_size;
+  meta.pid = static_cast<int64_t>(::getpid());
+  // Written before the socket exists, so a client that finds the socket
+  // always finds the metadata too.
+  absl::Status written = WriteMeta(kListen, name, meta_fd.get(), meta);
+  if (!written.ok()) {
+    UndoCreate(socket_path, meta_path, options.max_instances, false);
+    return written;
+  }
+
+  UniqueFd listen_fd(MakeStreamSocket());
+  if (!listen_fd.valid()) {
+    const int err = errno;
+    UndoCreate(socket_path, meta_path, options.max_instances, false);
+    return ErrnoError(kListen, name, "cannot create a socket", err);
+  }
+  sockaddr_un addr;
+  const socklen_t addr_len = MakeSockaddr(socket_path, &addr);
+  if (::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), addr_len) !=
+      0) {
+    const int err = errno;
+    UndoCreate(socket_path, meta_path, options.max_instances, false);
+    // EADDRINUSE: something appeared at the path since we looked.
+    return ErrnoError(kListen, name,
+                      absl::StrCat("cannot bind \"", socket_path, "\""), err);
+  }
+  // A full backlog makes clients retry; SOMAXCONN lets a burst of clients
+  // connect with nobody in Accept, as Windows' queued instances do.
+  if (::listen(listen_fd.get(), SOMAXCONN) != 0) {
+    const int err = errno;
+    UndoCreate(socket_path, meta_path, options.max_instances, true);
+    return ErrnoError(kListen, name, "listen failed", err);
+  }
+  int wake[2];
+  if (!MakePipe(wake)) {
+    const int err = errno;
+    UndoCreate(socket_path, meta_path, options.max_instances, true);
+    return ErrnoError(kListen, name, "cannot create the wake-up pipe", err);
+  }
+  return std::unique_ptr<ListenerImpl>(new PosixListener(
+      std::string(name), options, socket_path, std::move(listen_fd),
+      std::move(meta_fd), UniqueFd(wake[0]), UniqueFd(wake[1])));
+}
+
+}  // namespace internal
+}  // namespace canal

@@ -1,0 +1,127 @@
+#include "src/posix/runtime_dir.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "src/internal/errors.h"
+#include "src/internal/names.h"
+#include "src/posix/error.h"
+
+namespace canal {
+namespace internal {
+namespace {
+
+const char* NonEmptyEnv(const char* var) {
+  const char* value = std::getenv(var);
+  return (value != nullptr && value[0] != '\0') ? value : nullptr;
+}
+
+}  // namespace
+
+std::string RuntimeDirPath() {
+  if (const char* dir = NonEmptyEnv("CANAL_RUNTIME_DIR")) return dir;
+  if (const char* xdg = NonEmptyEnv("XDG_RUNTIME_DIR")) {
+    absl::string_view base(xdg);
+    // Avoid "//canal" when XDG_RUNTIME_DIR ends with a slash.
+    while (base.size() > 1 && absl::EndsWith(base, "/")) base.remove_suffix(1);
+    return absl::StrCat(base, base == "/" ? "" : "/", "canal");
+  }
+  return absl::StrCat("/tmp/canal-", static_cast<unsigned long>(::geteuid()));
+}
+
+absl::Status CheckRuntimeDir(absl::string_view op, absl::string_view name,
+                             const std::string& dir) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    return ErrnoError(op, name,
+                      absl::StrCat("cannot use runtime directory \"", dir, "\""),
+                      err);
+  }
+  auto refuse = [&](absl::string_view why) {
+    return MakeError(absl::StatusCode::kPermissionDenied, op, name,
+                     absl::StrCat("runtime directory \"", dir, "\": ", why));
+  };
+  if (S_ISLNK(st.st_mode)) return refuse("it is a symbolic link");
+  if (!S_ISDIR(st.st_mode)) return refuse("it is not a directory");
+  const uid_t me = ::geteuid();
+  if (st.st_uid != me) {
+    return refuse(absl::StrCat("it is owned by uid ",
+                               static_cast<unsigned long>(st.st_uid), ", not ",
+                               static_cast<unsigned long>(me)));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return refuse(absl::StrFormat("mode 0%03o allows group/other access",
+                                  static_cast<unsigned>(st.st_mode & 07777)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RuntimeDir(absl::string_view op,
+                                       absl::string_view name, bool create) {
+  std::string dir = RuntimeDirPath();
+  if (create) {
+    if (::mkdir(dir.c_str(), 0700) == 0) {
+      // The umask may have removed bits we need ourselves; it can never have
+      // added any, so this only ever narrows to exactly 0700.
+      ::chmod(dir.c_str(), 0700);
+    } else if (errno != EEXIST) {
+      const int err = errno;
+      return ErrnoError(op, name,
+                        absl::StrCat("cannot create runtime directory \"", dir,
+                                     "\""),
+                        err);
+    }
+  }
+  absl::Status checked = CheckRuntimeDir(op, name, dir);
+  if (!checked.ok()) {
+    if (!create && absl::IsNotFound(checked)) {
+      // No runtime dir yet simply means nobody is listening.
+      return MakeError(absl::StatusCode::kNotFound, op, name,
+                       absl::StrCat("no listener has this name (runtime "
+                                    "directory \"",
+                                    dir, "\" does not exist)"));
+    }
+    return checked;
+  }
+  return dir;
+}
+
+absl::StatusOr<std::string> RuntimeDir(bool create) {
+  return RuntimeDir(create ? "Listen" : "Connect", "", create);
+}
+
+size_t MaxSocketPathLength() { return sizeof(sockaddr_un::sun_path) - 1; }
+
+absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
+                                          absl::string_view name,
+                                          bool create_dir) {
+  const bool portable = IsPortableName(name);
+  std::string path = portable ? absl::StrCat(RuntimeDirPath(), "/", name)
+                              : std::string(name);
+  // Checked before touching the file system, so the answer does not depend
+  // on the directory's state. The kernel would silently truncate (or refuse)
+  // a longer path; a truncated path would name some other socket.
+  if (path.size() > MaxSocketPathLength()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, op, name,
+                     absl::StrCat("socket path \"", path, "\" is ",
+                                  path.size(), " bytes; sun_path holds at most ",
+                                  MaxSocketPathLength()));
+  }
+  if (portable) {
+    absl::StatusOr<std::string> dir = RuntimeDir(op, name, create_dir);
+    if (!dir.ok()) return dir.status();
+  }
+  return path;
+}
+
+}  // namespace internal
+}  // namespace canal

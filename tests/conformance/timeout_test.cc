@@ -1,0 +1,221 @@
+// Row 9: every blocking call honours its timeout with DeadlineExceeded; a
+// timed-out Read consumes nothing, and a message is never delivered torn.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/types/span.h"
+#include "canal/canal.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace {
+
+using canal_test::Background;
+using canal_test::ConnectedPair;
+using canal_test::kHangGuard;
+using canal_test::MakePair;
+using canal_test::MessageOptions;
+using canal_test::Pattern;
+using canal_test::ReadExactly;
+using canal_test::UniqueName;
+
+constexpr absl::Duration kShort = absl::Milliseconds(100);
+// Timers may fire a little early on some systems; allow that much.
+constexpr absl::Duration kSlack = absl::Milliseconds(20);
+
+TEST(TimeoutTest, ByteReadIsDeadlineExceeded) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("to-read"));
+  CANAL_ASSERT_OK(pair);
+  char buffer[8];
+  const absl::Time start = absl::Now();
+  CANAL_EXPECT_CODE(pair->server.Read(absl::MakeSpan(buffer), kShort),
+                    kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, kShort - kSlack);
+}
+
+TEST(TimeoutTest, MessageReadIsDeadlineExceeded) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-mread"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  char buffer[8];
+  CANAL_EXPECT_CODE(pair->client.Read(absl::MakeSpan(buffer), kShort),
+                    kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, ReadMessageIsDeadlineExceeded) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-readmsg"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  const absl::Time start = absl::Now();
+  CANAL_EXPECT_CODE(pair->server.ReadMessage(kShort), kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, kShort - kSlack);
+}
+
+TEST(TimeoutTest, ZeroTimeoutReadIsDeadlineExceededAtOnce) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("to-zero"));
+  CANAL_ASSERT_OK(pair);
+  char buffer[8];
+  CANAL_EXPECT_CODE(
+      pair->server.Read(absl::MakeSpan(buffer), absl::ZeroDuration()),
+      kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, AcceptIsDeadlineExceeded) {
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(UniqueName("to-accept"));
+  CANAL_ASSERT_OK(listener);
+  const absl::Time start = absl::Now();
+  CANAL_EXPECT_CODE(listener->Accept(kShort), kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, kShort - kSlack);
+}
+
+TEST(TimeoutTest, ConnectToBusyListenerIsDeadlineExceeded) {
+  const std::string name = UniqueName("to-connect");
+  canal::ListenerOptions options;
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(first);
+  canal::ConnectOptions connect;
+  connect.timeout = kShort;
+  const absl::Time start = absl::Now();
+  CANAL_EXPECT_CODE(canal::Channel::Connect(name, connect), kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, kShort - kSlack);
+}
+
+TEST(TimeoutTest, WriteToFullPipeIsDeadlineExceeded) {
+  canal::ListenerOptions options;
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("to-write"), options);
+  CANAL_ASSERT_OK(pair);
+  // Nobody reads: far more than any pipe buffer cannot be written.
+  CANAL_EXPECT_CODE(pair->client.Write(Pattern(32 * 1024 * 1024), kShort),
+                    kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, TransactWithoutReplyIsDeadlineExceeded) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-transact"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  CANAL_EXPECT_CODE(pair->client.Transact("hello?", kShort), kDeadlineExceeded);
+  // The request itself was delivered whole.
+  absl::StatusOr<std::string> m = pair->server.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "hello?");
+}
+
+TEST(TimeoutTest, CallWithoutReplyIsDeadlineExceeded) {
+  const std::string name = UniqueName("to-call");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, MessageOptions());
+  CANAL_ASSERT_OK(listener);
+  CANAL_EXPECT_CODE(canal::Call(name, "hello?", absl::Milliseconds(200)),
+                    kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, TimedOutReadConsumesNothing) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("to-nothing"));
+  CANAL_ASSERT_OK(pair);
+  char buffer[16];
+  CANAL_ASSERT_CODE(pair->server.Read(absl::MakeSpan(buffer), kShort),
+                    kDeadlineExceeded);
+  CANAL_ASSERT_OK(pair->client.Write("intact"));
+  absl::StatusOr<std::string> got = ReadExactly(pair->server, 6);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "intact");
+}
+
+TEST(TimeoutTest, TimedOutReadMessageLosesNoMessage) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-msgkeep"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_CODE(pair->server.ReadMessage(kShort), kDeadlineExceeded);
+  CANAL_ASSERT_OK(pair->client.WriteMessage("first"));
+  CANAL_ASSERT_OK(pair->client.WriteMessage("second"));
+  absl::StatusOr<std::string> m = pair->server.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "first");
+  m = pair->server.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "second");
+}
+
+// A big message arrives in pieces while the reader keeps timing out: every
+// ReadMessage either times out or returns the whole message.
+TEST(TimeoutTest, MessageIsNeverDeliveredTorn) {
+  canal::ListenerOptions options = MessageOptions();
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("to-torn"), options);
+  CANAL_ASSERT_OK(pair);
+  const std::string big = Pattern(4 * 1024 * 1024, 17);
+  absl::Status write_status;
+  {
+    Background writer([&] {
+      write_status = pair->client.WriteMessage(big);
+      if (write_status.ok()) write_status = pair->client.WriteMessage("tail");
+    });
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    int timeouts = 0;
+    absl::StatusOr<std::string> m;
+    do {
+      m = pair->server.ReadMessage(absl::Milliseconds(2));
+      if (absl::IsDeadlineExceeded(m.status())) ++timeouts;
+    } while (absl::IsDeadlineExceeded(m.status()) && absl::Now() < give_up);
+    CANAL_EXPECT_OK(m);
+    if (m.ok()) {
+      EXPECT_EQ(m->size(), big.size()) << "after " << timeouts << " timeouts";
+      EXPECT_TRUE(*m == big) << "after " << timeouts << " timeouts";
+      m = pair->server.ReadMessage(kHangGuard);
+      CANAL_EXPECT_OK(m);
+      if (m.ok()) {
+        EXPECT_EQ(*m, "tail");
+      }
+    } else {
+      pair->client.Close();
+    }
+    EXPECT_TRUE(writer.Finished(kHangGuard));
+  }
+  CANAL_EXPECT_OK(write_status);
+}
+
+// The same with partial Reads: each chunk continues the message exactly.
+TEST(TimeoutTest, TimedOutPartialReadsKeepTheMessageIntact) {
+  canal::ListenerOptions options = MessageOptions();
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-parts"), options);
+  CANAL_ASSERT_OK(pair);
+  const std::string big = Pattern(1024 * 1024, 19);
+  absl::Status write_status;
+  {
+    Background writer([&] { write_status = pair->client.WriteMessage(big); });
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    std::string received;
+    std::vector<char> buffer(10000);
+    bool more = true;
+    while (more && absl::Now() < give_up) {
+      absl::StatusOr<canal::ReadResult> r =
+          pair->server.Read(absl::MakeSpan(buffer), absl::Milliseconds(2));
+      if (absl::IsDeadlineExceeded(r.status())) continue;
+      if (!r.ok()) {
+        ADD_FAILURE() << "Read after " << received.size() << ": " << r.status();
+        break;
+      }
+      received.append(buffer.data(), r->size);
+      more = r->more;
+    }
+    if (more) pair->client.Close();
+    EXPECT_TRUE(writer.Finished(kHangGuard));
+    EXPECT_EQ(received.size(), big.size());
+    EXPECT_TRUE(received == big);
+  }
+  CANAL_EXPECT_OK(write_status);
+}
+
+}  // namespace

@@ -1,0 +1,208 @@
+// Helpers for the POSIX-only tests: a fresh runtime dir per test (through
+// $CANAL_RUNTIME_DIR) and plain Unix-socket peers.
+
+#ifndef CANAL_TESTS_POSIX_POSIX_TEST_UTIL_H_
+#define CANAL_TESTS_POSIX_POSIX_TEST_UTIL_H_
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "gtest/gtest.h"
+
+namespace canal_test {
+
+// Sets (or, with nullopt, unsets) an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = getenv(name)) old_ = std::string(old);
+    if (value) {
+      setenv(name, value->c_str(), 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// Each test gets base() = a fresh mkdtemp directory (mode 0700) and
+// $CANAL_RUNTIME_DIR = runtime_dir() = base()/rt, which does not exist yet.
+class RuntimeDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/canal-t-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr) << strerror(errno);
+    base_ = tmpl;
+    runtime_dir_ = base_ + "/rt";
+    env_.emplace("CANAL_RUNTIME_DIR", runtime_dir_);
+  }
+  void TearDown() override {
+    env_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(base_, ignored);
+  }
+
+  // Creates runtime_dir() with `mode` (exactly, whatever the umask).
+  void MakeRuntimeDir(mode_t mode) {
+    ASSERT_EQ(mkdir(runtime_dir_.c_str(), 0700), 0) << strerror(errno);
+    ASSERT_EQ(chmod(runtime_dir_.c_str(), mode), 0) << strerror(errno);
+  }
+
+  const std::string& base() const { return base_; }
+  const std::string& runtime_dir() const { return runtime_dir_; }
+  std::string PathOf(absl::string_view name) const {
+    return runtime_dir_ + "/" + std::string(name);
+  }
+
+ private:
+  std::string base_;
+  std::string runtime_dir_;
+  std::optional<ScopedEnv> env_;
+};
+
+// An owned file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = other.fd_;
+      other.fd_ = -1;
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+// Hang guard for plain sockets: blocking reads and writes give up after 10 s.
+inline void SetIoTimeouts(int fd) {
+  timeval tv{};
+  tv.tv_sec = 10;
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+inline bool FillAddress(const std::string& path, sockaddr_un* addr) {
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr->sun_path)) return false;
+  memcpy(addr->sun_path, path.data(), path.size());
+  return true;
+}
+
+// A plain stream socket bound to `path` (listening if `listen_too`), or an
+// invalid Fd with errno set.
+inline Fd BindUnixSocket(const std::string& path, bool listen_too) {
+  sockaddr_un addr;
+  if (!FillAddress(path, &addr)) {
+    errno = ENAMETOOLONG;
+    return Fd();
+  }
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fd;
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return Fd();
+  }
+  if (listen_too && listen(fd.get(), 16) != 0) return Fd();
+  return fd;
+}
+
+// A plain stream socket connected to `path`, or an invalid Fd.
+inline Fd ConnectUnixSocket(const std::string& path) {
+  sockaddr_un addr;
+  if (!FillAddress(path, &addr)) {
+    errno = ENAMETOOLONG;
+    return Fd();
+  }
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fd;
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
+    return Fd();
+  }
+  SetIoTimeouts(fd.get());
+  return fd;
+}
+
+// Accepts one connection on a listening socket, waiting at most 10 s.
+inline Fd AcceptUnixSocket(int listen_fd) {
+  pollfd p{};
+  p.fd = listen_fd;
+  p.events = POLLIN;
+  if (poll(&p, 1, 10000) != 1) return Fd();
+  Fd fd(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+  if (fd.valid()) SetIoTimeouts(fd.get());
+  return fd;
+}
+
+// Writes all of `data`; false on error.
+inline bool WriteAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Reads exactly `size` bytes (blocking); shorter on end of stream or error.
+inline std::string ReadAll(int fd, size_t size) {
+  std::string out(size, '\0');
+  size_t got = 0;
+  while (got < size) {
+    const ssize_t n = read(fd, &out[got], size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
+
+inline bool IsSocket(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+}  // namespace canal_test
+
+#endif  // CANAL_TESTS_POSIX_POSIX_TEST_UTIL_H_

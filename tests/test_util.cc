@@ -1,0 +1,95 @@
+#include "test_util.h"
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <unistd.h>
+#endif
+
+namespace canal_test {
+
+int64_t CurrentProcessId() {
+#ifdef _WIN32
+  return static_cast<int64_t>(GetCurrentProcessId());
+#else
+  return static_cast<int64_t>(getpid());
+#endif
+}
+
+bool RunningUnderWine() {
+#ifdef _WIN32
+  HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+  return ntdll != nullptr &&
+         GetProcAddress(ntdll, "wine_get_version") != nullptr;
+#else
+  return false;
+#endif
+}
+
+std::string UniqueName(absl::string_view label) {
+  static std::atomic<uint32_t> counter{0};
+  static const uint32_t random = [] {
+    std::random_device device;
+    return static_cast<uint32_t>(device());
+  }();
+  std::string clean;
+  for (char c : label.substr(0, 24)) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    clean.push_back(ok ? c : '_');
+  }
+  return absl::StrFormat("ct-%s-%d-%u-%08x", clean, CurrentProcessId(),
+                         counter.fetch_add(1) + 1, random);
+}
+
+std::string Pattern(size_t size, uint32_t seed) {
+  std::string out(size, '\0');
+  uint32_t x = seed * 2654435761u + 12345u;
+  for (size_t i = 0; i < size; ++i) {
+    x = x * 1103515245u + 12345u;
+    out[i] = static_cast<char>((x >> 16) ^ i);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ReadExactly(canal::Channel& channel, size_t size,
+                                        absl::Duration timeout) {
+  std::string out(size, '\0');
+  size_t got = 0;
+  while (got < size) {
+    absl::StatusOr<canal::ReadResult> r = channel.Read(
+        absl::MakeSpan(&out[got], size - got), timeout);
+    if (!r.ok()) return r.status();
+    if (r->size == 0 && !r->more && channel.mode() == canal::PipeMode::kByte) {
+      return absl::InternalError("byte-mode Read returned 0 bytes");
+    }
+    got += r->size;
+  }
+  return out;
+}
+
+absl::StatusOr<ConnectedPair> MakePair(absl::string_view name,
+                                       const canal::ListenerOptions& options) {
+  ConnectedPair pair;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  if (!listener.ok()) return listener.status();
+  pair.listener = std::move(*listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+  if (!client.ok()) return client.status();
+  pair.client = std::move(*client);
+  absl::StatusOr<canal::Channel> server =
+      pair.listener.Accept(absl::Seconds(10));
+  if (!server.ok()) return server.status();
+  pair.server = std::move(*server);
+  return pair;
+}
+
+}  // namespace canal_test

@@ -1,0 +1,145 @@
+// Small helpers shared by canal's test suites. Only the public API, absl and
+// the standard library appear here, so the conformance suite built on top of
+// it compiles unchanged for Windows.
+
+#ifndef CANAL_TESTS_TEST_UTIL_H_
+#define CANAL_TESTS_TEST_UTIL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "canal/canal.h"
+#include "gtest/gtest.h"
+
+namespace canal_test {
+
+// A pipe name that no other test (in this or another process) uses:
+// "ct-<label>-<pid>-<counter>-<random>", portable characters only and short
+// (the label is cut to 24 characters), so that it also fits into sun_path.
+std::string UniqueName(absl::string_view label);
+
+// Whether this Windows build runs under Wine (ntdll exports
+// wine_get_version). Always false elsewhere.
+bool RunningUnderWine();
+
+// The id of this process, as canal::PeerInfo reports it.
+int64_t CurrentProcessId();
+
+// `size` deterministic bytes (all 256 values occur) that differ by `seed`.
+std::string Pattern(size_t size, uint32_t seed = 0);
+
+// Reads exactly `size` bytes with repeated Channel::Read calls, each bounded
+// by `timeout`. Fails with the first error.
+absl::StatusOr<std::string> ReadExactly(
+    canal::Channel& channel, size_t size,
+    absl::Duration timeout = absl::Seconds(10));
+
+// A listener with one client connected and accepted.
+struct ConnectedPair {
+  canal::Listener listener;
+  canal::Channel server;  // The accepted end.
+  canal::Channel client;  // The connected end.
+};
+
+// Creates a listener on `name` with `options`, connects a client (before
+// anyone calls Accept) and accepts it.
+absl::StatusOr<ConnectedPair> MakePair(
+    absl::string_view name, const canal::ListenerOptions& options = {});
+
+// Runs `fn` on its own thread; the destructor joins it. `Finished(bound)` is
+// the hang guard: whether `fn` returned within `bound`.
+class Background {
+ public:
+  explicit Background(std::function<void()> fn)
+      : thread_([this, fn = std::move(fn)] {
+          fn();
+          done_.Notify();
+        }) {}
+  ~Background() { thread_.join(); }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  bool Finished(absl::Duration bound) {
+    return done_.WaitForNotificationWithTimeout(bound);
+  }
+
+ private:
+  absl::Notification done_;
+  std::thread thread_;
+};
+
+// The bound used by hang guards: far longer than any correct run needs.
+inline constexpr absl::Duration kHangGuard = absl::Seconds(10);
+
+inline canal::ListenerOptions MessageOptions() {
+  canal::ListenerOptions options;
+  options.mode = canal::PipeMode::kMessage;
+  return options;
+}
+
+inline const absl::Status& ToStatus(const absl::Status& status) {
+  return status;
+}
+template <typename T>
+const absl::Status& ToStatus(const absl::StatusOr<T>& status_or) {
+  return status_or.status();
+}
+
+// Whether the status message names both the operation and the pipe.
+inline ::testing::AssertionResult MessageNames(const absl::Status& status,
+                                               absl::string_view op,
+                                               absl::string_view name) {
+  if (absl::StrContains(status.message(), op) &&
+      absl::StrContains(status.message(), name)) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << "message of " << status << " does not contain both \"" << op
+         << "\" and \"" << name << "\"";
+}
+
+}  // namespace canal_test
+
+#define CANAL_ASSERT_OK(expr)                                   \
+  do {                                                          \
+    const absl::Status canal_test_status_ =                     \
+        ::canal_test::ToStatus(expr);                           \
+    ASSERT_TRUE(canal_test_status_.ok()) << canal_test_status_; \
+  } while (false)
+
+#define CANAL_EXPECT_OK(expr)                                   \
+  do {                                                          \
+    const absl::Status canal_test_status_ =                     \
+        ::canal_test::ToStatus(expr);                           \
+    EXPECT_TRUE(canal_test_status_.ok()) << canal_test_status_; \
+  } while (false)
+
+// Asserts that `expr` (a Status or StatusOr) has exactly `code`, e.g.
+// CANAL_ASSERT_CODE(ch.Read(buf), kCancelled).
+#define CANAL_ASSERT_CODE(expr, expected_code)                                   \
+  do {                                                                  \
+    const absl::Status canal_test_status_ =                             \
+        ::canal_test::ToStatus(expr);                                   \
+    ASSERT_EQ(canal_test_status_.code(), ::absl::StatusCode::expected_code)      \
+        << canal_test_status_;                                          \
+  } while (false)
+
+#define CANAL_EXPECT_CODE(expr, expected_code)                                   \
+  do {                                                                  \
+    const absl::Status canal_test_status_ =                             \
+        ::canal_test::ToStatus(expr);                                   \
+    EXPECT_EQ(canal_test_status_.code(), ::absl::StatusCode::expected_code)      \
+        << canal_test_status_;                                          \
+  } while (false)
+
+#endif  // CANAL_TESTS_TEST_UTIL_H_
