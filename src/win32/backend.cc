@@ -1,0 +1,241 @@
+// The Win32 backend's entry points (src/internal/backend.h): Connect,
+// Listen, WaitForListener and Call over real named pipes.
+
+#include <windows.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
+#include "src/internal/deadline.h"
+#include "src/internal/errors.h"
+#include "src/win32/channel.h"
+#include "src/win32/error.h"
+#include "src/win32/io.h"
+#include "src/win32/listener.h"
+#include "src/win32/meta.h"
+#include "src/win32/names.h"
+
+namespace canal {
+namespace internal {
+namespace {
+
+using win32::ChannelSetup;
+using win32::ErrorContext;
+using win32::PipeChannel;
+using win32::ScopedHandle;
+using win32::Win32Status;
+
+// WaitNamedPipeW is not cancellable; wait in slices so an infinite wait
+// still notices the listener going away.
+constexpr DWORD kWaitSliceMs = 1000;
+// The system does not know the name: either no listener has it, or a
+// canal listener is between two instances (its only instance, a channel
+// at max_instances = 1, just closed and the replacement is being created).
+// The listener's published section (src/win32/meta.h) tells them apart.
+// Wine ends a WaitNamedPipe whose pipe lost its last instance with
+// STATUS_HANDLES_CLOSED; not every winerror.h defines it.
+constexpr DWORD kErrorHandlesClosed = 676;  // ERROR_HANDLES_CLOSED
+
+bool Vanished(DWORD error) {
+  return error == ERROR_FILE_NOT_FOUND || error == kErrorHandlesClosed;
+}
+
+bool ListenerGone(const std::wstring& path) {
+  return !win32::ListenerMetaExists(path);
+}
+
+// How a client may open the pipe. It cannot know the listener's direction:
+// try duplex, then read-only (outbound listener), then write-only (inbound).
+// FILE_WRITE_ATTRIBUTES lets a reader call SetNamedPipeHandleState;
+// FILE_READ_ATTRIBUTES lets a writer call GetNamedPipeInfo.
+struct AccessTry {
+  DWORD access;
+  bool can_read;
+  bool can_write;
+};
+constexpr AccessTry kAccessTries[] = {
+    {GENERIC_READ | GENERIC_WRITE, true, true},
+    {GENERIC_READ | FILE_WRITE_ATTRIBUTES, true, false},
+    {GENERIC_WRITE | FILE_READ_ATTRIBUTES, false, true},
+};
+
+DWORD WaitSlice(const Deadline& deadline) {
+  // WaitNamedPipeW(0) would mean "the server's default"; wait at least 1 ms.
+  const DWORD ms = win32::WaitMs(deadline, kWaitSliceMs);
+  return ms == 0 ? 1 : ms;
+}
+
+absl::Status TimedOut(absl::string_view op, absl::string_view name) {
+  return Win32Status(ERROR_PIPE_BUSY, ErrorContext::kConnect, op, name);
+}
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(absl::string_view op,
+                                                     absl::string_view name,
+                                                     const Deadline& deadline) {
+  absl::StatusOr<std::wstring> path = win32::PipePath(op, name);
+  if (!path.ok()) return path.status();
+  size_t first_try = 0;
+  while (true) {
+    ScopedHandle pipe;
+    DWORD error = ERROR_SUCCESS;
+    size_t used = first_try;
+    for (; used < sizeof(kAccessTries) / sizeof(kAccessTries[0]); ++used) {
+      pipe.reset(CreateFileW(
+          path->c_str(), kAccessTries[used].access, 0, nullptr, OPEN_EXISTING,
+          FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+          nullptr));
+      if (pipe.valid()) break;
+      error = GetLastError();
+      if (error != ERROR_ACCESS_DENIED) break;
+    }
+    if (pipe.valid()) {
+      DWORD flags = 0;
+      if (!GetNamedPipeInfo(pipe.get(), &flags, nullptr, nullptr, nullptr)) {
+        return Win32Status(GetLastError(), ErrorContext::kConnect, op, name);
+      }
+      ChannelSetup setup;
+      setup.mode =
+          (flags & PIPE_TYPE_MESSAGE) != 0 ? PipeMode::kMessage : PipeMode::kByte;
+      setup.can_read = kAccessTries[used].can_read;
+      setup.can_write = kAccessTries[used].can_write;
+      if (setup.mode == PipeMode::kMessage && setup.can_read) {
+        DWORD read_mode = PIPE_READMODE_MESSAGE;
+        if (!SetNamedPipeHandleState(pipe.get(), &read_mode, nullptr,
+                                     nullptr)) {
+          return Win32Status(GetLastError(), ErrorContext::kConnect, op, name,
+                             "cannot switch to message read mode");
+        }
+      }
+      setup.pipe = std::move(pipe);
+      setup.server = false;
+      setup.name = std::string(name);
+      // Windows does not tell a client the listener's message limit: canal
+      // listeners publish it (src/win32/meta.h); otherwise a message is at
+      // most one DWORD-sized WriteFile.
+      setup.max_message_size = setup.mode == PipeMode::kMessage
+                                   ? win32::ReadListenerMaxMessageSize(*path)
+                                   : 0xffffffffu;
+      absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
+          PipeChannel::Create(std::move(setup));
+      if (!channel.ok()) return channel.status();
+      return std::unique_ptr<ChannelImpl>(std::move(*channel));
+    }
+    if (error == ERROR_ACCESS_DENIED) {
+      return Win32Status(error, ErrorContext::kConnect, op, name);
+    }
+    // Remember the access that got past the access check.
+    first_try = used < sizeof(kAccessTries) / sizeof(kAccessTries[0]) ? used : 0;
+    if (error == ERROR_FILE_NOT_FOUND) {
+      if (ListenerGone(*path)) {
+        return Win32Status(error, ErrorContext::kConnect, op, name);
+      }
+      if (deadline.expired()) return TimedOut(op, name);
+      Sleep(1);  // The listener is creating its next instance.
+      continue;
+    }
+    if (error != ERROR_PIPE_BUSY) {
+      return Win32Status(error, ErrorContext::kConnect, op, name);
+    }
+    // Every instance is busy: wait for one, until the deadline.
+    while (true) {
+      if (deadline.expired()) return TimedOut(op, name);
+      if (WaitNamedPipeW(path->c_str(), WaitSlice(deadline))) break;
+      const DWORD wait_error = GetLastError();
+      if (wait_error == ERROR_SEM_TIMEOUT || wait_error == ERROR_PIPE_BUSY) {
+        continue;
+      }
+      if (Vanished(wait_error)) break;  // Retry CreateFileW.
+      return Win32Status(wait_error, ErrorContext::kConnect, op, name);
+    }
+    // An instance was free (or the name vanished for a moment); another
+    // client may take it first, so loop.
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
+    absl::string_view name, const ConnectOptions& options) {
+  return Connect("Connect", name, Deadline(options.timeout));
+}
+
+absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
+    absl::string_view name, const ListenerOptions& options) {
+  absl::StatusOr<std::unique_ptr<win32::PipeListener>> listener =
+      win32::PipeListener::Create(name, options);
+  if (!listener.ok()) return listener.status();
+  return std::unique_ptr<ListenerImpl>(std::move(*listener));
+}
+
+absl::Status BackendWaitForListener(absl::string_view name,
+                                    absl::Duration timeout) {
+  const Deadline deadline(timeout);
+  absl::StatusOr<std::wstring> path = win32::PipePath("WaitForListener", name);
+  if (!path.ok()) return path.status();
+  while (true) {
+    if (WaitNamedPipeW(path->c_str(), WaitSlice(deadline))) {
+      return absl::OkStatus();
+    }
+    const DWORD error = GetLastError();
+    if (Vanished(error)) {
+      if (ListenerGone(*path)) {
+        return Win32Status(ERROR_FILE_NOT_FOUND, ErrorContext::kConnect,
+                           "WaitForListener", name);
+      }
+      if (deadline.expired()) {
+        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect,
+                           "WaitForListener", name,
+                           "no instance became free before the timeout");
+      }
+      Sleep(1);  // The listener is creating its next instance.
+      continue;
+    }
+    if (error == ERROR_SEM_TIMEOUT || error == ERROR_PIPE_BUSY) {
+      if (deadline.expired()) {
+        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect,
+                           "WaitForListener", name,
+                           "every instance stayed busy until the timeout");
+      }
+      continue;
+    }
+    return Win32Status(error, ErrorContext::kConnect, "WaitForListener", name);
+  }
+}
+
+absl::StatusOr<std::string> BackendCall(absl::string_view name,
+                                        absl::string_view request,
+                                        absl::Duration timeout) {
+  // Like CallNamedPipeW (CreateFile, message read mode, TransactNamedPipe,
+  // CloseHandle), with the timeout covering the whole call and canal's
+  // error mapping.
+  const Deadline deadline(timeout);
+  absl::StatusOr<std::unique_ptr<ChannelImpl>> channel =
+      Connect("Call", name, deadline);
+  if (!channel.ok()) return channel.status();
+  ChannelImpl& ch = **channel;
+  if (ch.mode() != PipeMode::kMessage) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "Call", name,
+                     "needs a message-mode listener; this one is in byte mode");
+  }
+  if (!ch.can_read() || !ch.can_write()) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "Call", name,
+                     "needs a duplex listener; this one is one-way");
+  }
+  absl::StatusOr<std::string> reply =
+      ch.Transact(request, deadline.remaining());
+  ch.Close();
+  if (!reply.ok()) {
+    // Report the failing step as Call.
+    return absl::Status(reply.status().code(),
+                        absl::StrCat(reply.status().message(), " [in Call]"));
+  }
+  return reply;
+}
+
+bool BackendUsesPosixNames() { return false; }
+
+}  // namespace internal
+}  // namespace canal

@@ -1,0 +1,418 @@
+#include "src/win32/channel.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/internal/errors.h"
+
+namespace canal {
+namespace internal {
+namespace win32 {
+namespace {
+
+// First read of a message of unknown size; ERROR_MORE_DATA plus
+// PeekNamedPipe then give the exact size of the rest.
+constexpr size_t kFirstChunk = 4096;
+// The most one ReadFile / WriteFile moves (a DWORD count).
+constexpr size_t kMaxIo = 0x40000000;
+
+}  // namespace
+
+// --- InFlight ---------------------------------------------------------------
+
+PipeChannel::InFlight::InFlight(PipeChannel* channel)
+    : channel_(channel), handle_(nullptr) {
+  absl::MutexLock lock(&channel_->mu_);
+  if (channel_->closed_ || channel_->handle_ == nullptr) return;
+  ++channel_->in_flight_;
+  handle_ = channel_->handle_;
+}
+
+PipeChannel::InFlight::~InFlight() {
+  if (handle_ == nullptr) return;
+  HANDLE to_close = nullptr;
+  {
+    absl::MutexLock lock(&channel_->mu_);
+    --channel_->in_flight_;
+    if (channel_->closed_ && channel_->in_flight_ == 0 &&
+        channel_->handle_ != nullptr) {
+      to_close = channel_->handle_;
+      channel_->handle_ = nullptr;
+    }
+  }
+  if (to_close != nullptr) channel_->ReleaseHandle(to_close);
+}
+
+// --- PipeChannel ------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<PipeChannel>> PipeChannel::Create(
+    ChannelSetup setup) {
+  ScopedHandle read_event(NewEvent(true));
+  ScopedHandle write_event(NewEvent(true));
+  ScopedHandle close_event(NewEvent(true));
+  if (!read_event.valid() || !write_event.valid() || !close_event.valid()) {
+    const DWORD error = GetLastError();
+    const std::string name = setup.name;
+    const bool server = setup.server;
+    std::shared_ptr<InstanceOwner> owner = setup.owner;
+    setup.pipe.reset();
+    if (server && owner != nullptr) owner->InstanceClosed();
+    return Win32Status(error, ErrorContext::kGeneric, "CreateEvent", name);
+  }
+  return std::unique_ptr<PipeChannel>(
+      new PipeChannel(std::move(setup), std::move(read_event),
+                      std::move(write_event), std::move(close_event)));
+}
+
+PipeChannel::PipeChannel(ChannelSetup setup, ScopedHandle read_event,
+                         ScopedHandle write_event, ScopedHandle close_event)
+    : mode_(setup.mode),
+      can_read_(setup.can_read),
+      can_write_(setup.can_write),
+      server_(setup.server),
+      name_(std::move(setup.name)),
+      max_message_size_(setup.max_message_size),
+      owner_(std::move(setup.owner)),
+      read_event_(std::move(read_event)),
+      write_event_(std::move(write_event)),
+      close_event_(std::move(close_event)),
+      handle_(setup.pipe.release()) {}
+
+PipeChannel::~PipeChannel() { Close(); }
+
+bool PipeChannel::is_open() const {
+  absl::MutexLock lock(&mu_);
+  return !closed_;
+}
+
+NativeHandle PipeChannel::native_handle() const {
+  absl::MutexLock lock(&mu_);
+  return handle_;
+}
+
+void PipeChannel::Close() {
+  HANDLE to_close = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+    SetEvent(close_event_.get());
+    if (handle_ != nullptr) {
+      // Wakes every operation blocked on the handle, whichever thread
+      // issued it; FinishIo also watches close_event_ for an operation that
+      // is issued just after this.
+      CancelIoEx(handle_, nullptr);
+      if (in_flight_ == 0) {
+        to_close = handle_;
+        handle_ = nullptr;
+      }
+    }
+  }
+  if (to_close != nullptr) ReleaseHandle(to_close);
+}
+
+void PipeChannel::ReleaseHandle(HANDLE handle) {
+  // Neither DisconnectNamedPipe nor FlushFileBuffers: the first would throw
+  // away what the peer has not read yet, the second would block until it
+  // has. After CloseHandle the peer still reads everything queued, then gets
+  // ERROR_BROKEN_PIPE.
+  CloseHandle(handle);
+  if (server_ && owner_ != nullptr) owner_->InstanceClosed();
+}
+
+absl::Status PipeChannel::ClosedError(absl::string_view op) const {
+  return MakeError(absl::StatusCode::kCancelled, op, name_,
+                   "the channel was closed");
+}
+
+absl::Status PipeChannel::IoError(const IoResult& result, ErrorContext context,
+                                  absl::string_view op) const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return ClosedError(op);
+  }
+  if (result.timed_out) {
+    return MakeError(absl::StatusCode::kDeadlineExceeded, op, name_,
+                     "timed out");
+  }
+  if (result.cancelled) return ClosedError(op);
+  return Win32Status(result.error, context, op, name_);
+}
+
+void PipeChannel::Stash(std::string data, bool more) {
+  absl::MutexLock lock(&stash_mu_);
+  // Only ever called with the stash drained (reads take from it first).
+  stash_ = std::move(data);
+  stash_more_ = more;
+}
+
+absl::Status PipeChannel::CheckMessageSize(size_t size,
+                                           absl::string_view op) const {
+  if (size <= max_message_size_) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kResourceExhausted, op, name_,
+                   absl::StrCat("the peer sent a message of ", size,
+                                " bytes, over the limit of ",
+                                max_message_size_, " bytes"));
+}
+
+absl::StatusOr<ReadResult> PipeChannel::ReadChunk(HANDLE handle, char* data,
+                                                  size_t size,
+                                                  const Deadline& deadline,
+                                                  absl::string_view op) {
+  const DWORD want = static_cast<DWORD>(std::min(size, kMaxIo));
+  while (true) {
+    OVERLAPPED ov;
+    std::memset(&ov, 0, sizeof(ov));
+    ov.hEvent = read_event_.get();
+    ResetEvent(ov.hEvent);
+    const BOOL started = ReadFile(handle, data, want, nullptr, &ov);
+    const DWORD start_error = started ? ERROR_SUCCESS : GetLastError();
+    const IoResult result =
+        FinishIo(handle, &ov, started, start_error, close_event_.get(), deadline);
+    if (!result.completed()) {
+      return IoError(result, ErrorContext::kRead, op);
+    }
+    if (mode_ == PipeMode::kByte && result.bytes == 0 && want > 0) {
+      // A peer's zero-length WriteFile; a byte stream has no empty reads.
+      if (deadline.expired()) {
+        return MakeError(absl::StatusCode::kDeadlineExceeded, op, name_,
+                         "timed out");
+      }
+      continue;
+    }
+    ReadResult read;
+    read.size = result.bytes;
+    read.more = result.error == ERROR_MORE_DATA;
+    return read;
+  }
+}
+
+absl::StatusOr<ReadResult> PipeChannel::Read(absl::Span<char> buffer,
+                                             absl::Duration timeout) {
+  absl::MutexLock read_lock(&read_mu_);
+  const Deadline deadline(timeout);
+  {
+    absl::MutexLock lock(&stash_mu_);
+    if (!stash_.empty()) {
+      ReadResult read;
+      read.size = std::min(buffer.size(), stash_.size());
+      std::memcpy(buffer.data(), stash_.data(), read.size);
+      stash_.erase(0, read.size);
+      if (mode_ == PipeMode::kMessage) {
+        read.more = !stash_.empty() || stash_more_;
+        if (stash_.empty()) stash_more_ = false;
+      }
+      return read;
+    }
+  }
+  InFlight op(this);
+  if (!op.ok()) return ClosedError("Read");
+  if (buffer.empty() && mode_ == PipeMode::kByte) return ReadResult();
+  return ReadChunk(op.handle(), buffer.data(), buffer.size(), deadline, "Read");
+}
+
+absl::Status PipeChannel::ReadRestOfMessage(HANDLE handle, std::string* message,
+                                            const Deadline& deadline,
+                                            absl::string_view op) {
+  while (true) {
+    DWORD left = 0;
+    if (!PeekNamedPipe(handle, nullptr, 0, nullptr, nullptr, &left)) left = 0;
+    const size_t chunk = left > 0 ? left : kFirstChunk;
+    const size_t old_size = message->size();
+    if (old_size + left > max_message_size_) {
+      if (old_size > 0) Stash(std::move(*message), true);
+      return CheckMessageSize(old_size + left, op);
+    }
+    message->resize(old_size + chunk);
+    absl::StatusOr<ReadResult> read =
+        ReadChunk(handle, &(*message)[old_size], chunk, deadline, op);
+    if (!read.ok()) {
+      message->resize(old_size);
+      // Nothing may be lost: keep what was taken for the next read.
+      if (old_size > 0) Stash(std::move(*message), true);
+      return read.status();
+    }
+    message->resize(old_size + read->size);
+    if (!read->more) return absl::OkStatus();
+    if (message->size() > max_message_size_) {
+      const size_t size = message->size();
+      Stash(std::move(*message), true);
+      return CheckMessageSize(size, op);
+    }
+  }
+}
+
+absl::StatusOr<std::string> PipeChannel::ReadMessage(absl::Duration timeout) {
+  absl::MutexLock read_lock(&read_mu_);
+  const Deadline deadline(timeout);
+  std::string message;
+  {
+    absl::MutexLock lock(&stash_mu_);
+    if (!stash_.empty()) {
+      message = std::move(stash_);
+      stash_.clear();
+      const bool more = stash_more_;
+      stash_more_ = false;
+      if (!more) return message;
+    }
+  }
+  InFlight op(this);
+  if (!op.ok()) return ClosedError("ReadMessage");
+  absl::Status status =
+      ReadRestOfMessage(op.handle(), &message, deadline, "ReadMessage");
+  if (!status.ok()) return status;
+  return message;
+}
+
+absl::Status PipeChannel::Write(absl::string_view data,
+                                absl::Duration timeout) {
+  absl::MutexLock write_lock(&write_mu_);
+  const Deadline deadline(timeout);
+  const char* op_name = mode_ == PipeMode::kMessage ? "WriteMessage" : "Write";
+  InFlight op(this);
+  if (!op.ok()) return ClosedError(op_name);
+  // A zero-length WriteFile on a byte pipe would wake the reader with an
+  // empty read; a stream has nothing to send.
+  if (data.empty() && mode_ == PipeMode::kByte) return absl::OkStatus();
+  size_t done = 0;
+  do {
+    const size_t rest = data.size() - done;
+    // A message is exactly one WriteFile (the front end bounds its size).
+    const DWORD chunk = static_cast<DWORD>(
+        mode_ == PipeMode::kMessage ? rest : std::min(rest, kMaxIo));
+    OVERLAPPED ov;
+    std::memset(&ov, 0, sizeof(ov));
+    ov.hEvent = write_event_.get();
+    ResetEvent(ov.hEvent);
+    const BOOL started =
+        WriteFile(op.handle(), data.data() + done, chunk, nullptr, &ov);
+    const DWORD start_error = started ? ERROR_SUCCESS : GetLastError();
+    const IoResult result = FinishIo(op.handle(), &ov, started, start_error,
+                                     close_event_.get(), deadline);
+    if (!result.completed()) {
+      return IoError(result, ErrorContext::kWrite, op_name);
+    }
+    if (mode_ == PipeMode::kMessage) {
+      if (result.bytes != chunk) {
+        return MakeError(absl::StatusCode::kUnavailable, op_name, name_,
+                         absl::StrCat("only ", result.bytes, " of ", chunk,
+                                      " bytes of the message were written"));
+      }
+      break;
+    }
+    if (result.bytes == 0) {
+      return MakeError(absl::StatusCode::kUnavailable, op_name, name_,
+                       "the pipe accepted no data");
+    }
+    done += result.bytes;
+  } while (done < data.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view request,
+                                                  absl::Duration timeout) {
+  absl::MutexLock write_lock(&write_mu_);
+  absl::MutexLock read_lock(&read_mu_);
+  const Deadline deadline(timeout);
+  {
+    absl::MutexLock lock(&stash_mu_);
+    if (!stash_.empty()) {
+      return MakeError(absl::StatusCode::kFailedPrecondition, "Transact", name_,
+                       "part of a message is still unread");
+    }
+  }
+  InFlight op(this);
+  if (!op.ok()) return ClosedError("Transact");
+  std::string reply(kFirstChunk, '\0');
+  OVERLAPPED ov;
+  std::memset(&ov, 0, sizeof(ov));
+  ov.hEvent = read_event_.get();
+  ResetEvent(ov.hEvent);
+  // TransactNamedPipe takes a non-const input buffer but only reads it.
+  const BOOL started = TransactNamedPipe(
+      op.handle(), const_cast<char*>(request.data()),
+      static_cast<DWORD>(request.size()), &reply[0],
+      static_cast<DWORD>(reply.size()), nullptr, &ov);
+  const DWORD start_error = started ? ERROR_SUCCESS : GetLastError();
+  const IoResult result = FinishIo(op.handle(), &ov, started, start_error,
+                                   close_event_.get(), deadline);
+  if (!result.completed()) {
+    if (result.error == ERROR_BAD_PIPE) {
+      // Wine reports a transaction on a pipe whose peer has gone as
+      // ERROR_BAD_PIPE; report what PeekNamedPipe says about the pipe.
+      DWORD total = 0;
+      if (!PeekNamedPipe(op.handle(), nullptr, 0, nullptr, &total, nullptr)) {
+        IoResult broken = result;
+        broken.error = GetLastError();
+        return IoError(broken, ErrorContext::kWrite, "Transact");
+      }
+    }
+    return IoError(result, ErrorContext::kTransact, "Transact");
+  }
+  reply.resize(result.bytes);
+  if (result.error == ERROR_MORE_DATA) {
+    absl::Status status =
+        ReadRestOfMessage(op.handle(), &reply, deadline, "Transact");
+    if (!status.ok()) return status;
+  }
+  return reply;
+}
+
+absl::StatusOr<PeekResult> PipeChannel::Peek(absl::Span<char> buffer) {
+  InFlight op(this);
+  if (!op.ok()) return ClosedError("Peek");
+  absl::MutexLock lock(&stash_mu_);
+  PeekResult peek;
+  if (!stash_.empty()) {
+    peek.size = std::min(buffer.size(), stash_.size());
+    std::memcpy(buffer.data(), stash_.data(), peek.size);
+  }
+  // In message mode only the current message is copied: a complete stashed
+  // message is the current one.
+  const bool from_pipe =
+      stash_.empty() || mode_ == PipeMode::kByte || stash_more_;
+  const size_t room = from_pipe ? buffer.size() - peek.size : 0;
+  DWORD copied = 0;
+  DWORD total = 0;
+  DWORD left = 0;
+  if (!PeekNamedPipe(op.handle(),
+                     room > 0 ? buffer.data() + peek.size : nullptr,
+                     static_cast<DWORD>(std::min(room, kMaxIo)), &copied,
+                     &total, &left)) {
+    const DWORD error = GetLastError();
+    if (stash_.empty()) {
+      return Win32Status(error, ErrorContext::kRead, "Peek", name_);
+    }
+    copied = total = left = 0;  // The peer is gone; the stash is all there is.
+  }
+  if (from_pipe) peek.size += copied;
+  peek.available = stash_.size() + total;
+  if (mode_ == PipeMode::kMessage) {
+    // lpBytesLeftThisMessage is what remains after the bytes peeked.
+    const size_t pipe_remaining = static_cast<size_t>(left) + copied;
+    peek.message_remaining =
+        stash_.empty() ? pipe_remaining
+                       : stash_.size() + (stash_more_ ? pipe_remaining : 0);
+  }
+  return peek;
+}
+
+absl::StatusOr<PeerInfo> PipeChannel::Peer() {
+  InFlight op(this);
+  if (!op.ok()) return ClosedError("Peer");
+  ULONG pid = 0;
+  const BOOL ok = server_ ? GetNamedPipeClientProcessId(op.handle(), &pid)
+                          : GetNamedPipeServerProcessId(op.handle(), &pid);
+  if (!ok) {
+    return Win32Status(GetLastError(), ErrorContext::kGeneric, "Peer", name_);
+  }
+  PeerInfo info;
+  info.process_id = static_cast<int64_t>(pid);
+  return info;
+}
+
+}  // namespace win32
+}  // namespace internal
+}  // namespace canal

@@ -1,0 +1,144 @@
+// A connected Win32 named-pipe end (client or listener side).
+
+#ifndef CANAL_SRC_WIN32_CHANNEL_H_
+#define CANAL_SRC_WIN32_CHANNEL_H_
+
+#include <windows.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "canal/types.h"
+#include "src/internal/backend.h"
+#include "src/internal/deadline.h"
+#include "src/win32/error.h"
+#include "src/win32/io.h"
+
+namespace canal {
+namespace internal {
+namespace win32 {
+
+// Told when the pipe instance behind an accepted channel has been closed,
+// so that the listener can create a replacement instance.
+class InstanceOwner {
+ public:
+  virtual ~InstanceOwner() = default;
+  virtual void InstanceClosed() = 0;
+};
+
+struct ChannelSetup {
+  ScopedHandle pipe;  // Opened with FILE_FLAG_OVERLAPPED, in the right read
+                      // mode.
+  PipeMode mode = PipeMode::kByte;
+  bool can_read = true;
+  bool can_write = true;
+  bool server = false;  // The listener's end.
+  std::string name;
+  size_t max_message_size = 0xffffffffu;
+  std::shared_ptr<InstanceOwner> owner;  // Listener side only.
+};
+
+class PipeChannel final : public ChannelImpl {
+ public:
+  static absl::StatusOr<std::unique_ptr<PipeChannel>> Create(
+      ChannelSetup setup);
+  ~PipeChannel() override;
+
+  PipeMode mode() const override { return mode_; }
+  bool can_read() const override { return can_read_; }
+  bool can_write() const override { return can_write_; }
+  absl::string_view name() const override { return name_; }
+  bool is_open() const override;
+  size_t max_message_size() const override { return max_message_size_; }
+
+  absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
+                                  absl::Duration timeout) override;
+  absl::Status Write(absl::string_view data, absl::Duration timeout) override;
+  absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override;
+  absl::StatusOr<std::string> Transact(absl::string_view request,
+                                       absl::Duration timeout) override;
+  absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) override;
+  absl::StatusOr<PeerInfo> Peer() override;
+  void Close() override;
+  NativeHandle native_handle() const override;
+
+ private:
+  // Marks an operation in flight so that Close() does not close the handle
+  // under it; the last operation out closes it.
+  class InFlight {
+   public:
+    explicit InFlight(PipeChannel* channel);
+    ~InFlight();
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    bool ok() const { return handle_ != nullptr; }
+    HANDLE handle() const { return handle_; }
+
+   private:
+    PipeChannel* channel_;
+    HANDLE handle_;
+  };
+
+  PipeChannel(ChannelSetup setup, ScopedHandle read_event,
+              ScopedHandle write_event, ScopedHandle close_event);
+
+  void ReleaseHandle(HANDLE handle);
+  absl::Status ClosedError(absl::string_view op) const;
+  absl::Status IoError(const IoResult& result, ErrorContext context,
+                       absl::string_view op) const;
+
+  // One overlapped ReadFile into `data` (message mode: `more` set for
+  // ERROR_MORE_DATA). Byte mode retries zero-byte completions, which are a
+  // peer's empty WriteFile and not the end of the stream.
+  absl::StatusOr<ReadResult> ReadChunk(HANDLE handle, char* data, size_t size,
+                                       const Deadline& deadline,
+                                       absl::string_view op)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+  // Reads the rest of the message begun in `*message` (message mode). On
+  // failure with bytes consumed, keeps them in the stash.
+  absl::Status ReadRestOfMessage(HANDLE handle, std::string* message,
+                                 const Deadline& deadline,
+                                 absl::string_view op)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+  absl::Status CheckMessageSize(size_t size, absl::string_view op) const;
+  void Stash(std::string data, bool more);
+
+  const PipeMode mode_;
+  const bool can_read_;
+  const bool can_write_;
+  const bool server_;
+  const std::string name_;
+  const size_t max_message_size_;
+  const std::shared_ptr<InstanceOwner> owner_;
+  ScopedHandle read_event_;   // For reads and transactions.
+  ScopedHandle write_event_;  // For writes.
+  ScopedHandle close_event_;  // Manual reset; set by Close().
+
+  mutable absl::Mutex mu_;
+  HANDLE handle_ ABSL_GUARDED_BY(mu_);  // nullptr once closed.
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+
+  absl::Mutex read_mu_ ABSL_ACQUIRED_AFTER(write_mu_);  // One reader.
+  absl::Mutex write_mu_;                                // One writer.
+
+  // Bytes already taken from the pipe but not yet delivered (a read that
+  // timed out or was refused half-way through a message), delivered first.
+  absl::Mutex stash_mu_ ABSL_ACQUIRED_AFTER(read_mu_);
+  std::string stash_ ABSL_GUARDED_BY(stash_mu_);
+  bool stash_more_ ABSL_GUARDED_BY(stash_mu_) = false;  // Message continues
+                                                        // in the pipe.
+};
+
+}  // namespace win32
+}  // namespace internal
+}  // namespace canal
+
+#endif  // CANAL_SRC_WIN32_CHANNEL_H_

@@ -1,0 +1,399 @@
+#include "src/win32/listener.h"
+
+#include <windows.h>
+
+#include <cstring>
+#include <deque>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "src/internal/deadline.h"
+#include "src/internal/errors.h"
+#include "src/win32/channel.h"
+#include "src/win32/error.h"
+#include "src/win32/io.h"
+#include "src/win32/meta.h"
+#include "src/win32/names.h"
+
+namespace canal {
+namespace internal {
+namespace win32 {
+namespace {
+
+// Instances kept with ConnectNamedPipe outstanding. Each client that
+// connects is replaced at once by the listener thread.
+constexpr size_t kPendingTarget = 4;
+// With unlimited instances, at most this many connected clients wait for
+// Accept; further clients see busy instances and wait in Connect.
+constexpr size_t kMaxBacklog = 250;
+// nDefaultTimeOut: what WaitNamedPipe(NMPWAIT_USE_DEFAULT_WAIT) waits.
+constexpr DWORD kDefaultWaitMs = 50;
+// How soon the listener thread retries a failed CreateNamedPipeW.
+constexpr DWORD kRetryMs = 10;
+
+// One pipe instance owned by the listener.
+struct Instance {
+  ScopedHandle pipe;
+  ScopedHandle event;  // Manual reset, for `ov`.
+  OVERLAPPED ov;
+};
+
+}  // namespace
+
+// State shared by the listener, its thread and the channels it accepted
+// (which report the end of their pipe instance through InstanceClosed).
+class ListenerState final : public InstanceOwner,
+                            public std::enable_shared_from_this<ListenerState> {
+ public:
+  ListenerState(std::string name, std::wstring path,
+                const ListenerOptions& options, ScopedHandle wake_event)
+      : name_(std::move(name)),
+        path_(std::move(path)),
+        options_(options),
+        wake_event_(std::move(wake_event)) {}
+
+  ~ListenerState() override { CloseInstances(); }
+
+  const std::string& name() const { return name_; }
+  const ListenerOptions& options() const { return options_; }
+
+  // Creates the first instance, which claims the name.
+  absl::Status Start();
+  // The listener thread: waits for connections and keeps the pool full.
+  void Run();
+  absl::StatusOr<std::unique_ptr<ChannelImpl>> Accept(absl::Duration timeout);
+  // Returns whether this call closed it.
+  bool Close();
+  // Closes the instances not handed out (after the thread has stopped).
+  void CloseInstances();
+  bool closed() const {
+    absl::MutexLock lock(&mu_);
+    return closed_;
+  }
+
+  void InstanceClosed() override {
+    absl::MutexLock lock(&mu_);
+    --live_;
+    SetEvent(wake_event_.get());
+  }
+
+  // The security attributes for every CreateNamedPipeW (the security issue
+  // fills them in; nullptr means the default DACL).
+  SECURITY_ATTRIBUTES* security_attributes() { return nullptr; }
+
+ private:
+  // CreateNamedPipeW with the listener's options; INVALID_HANDLE_VALUE and
+  // GetLastError() on failure.
+  HANDLE CreateInstance(bool first);
+  // Issues ConnectNamedPipe on a fresh instance and files it as pending or
+  // ready; closes it if that fails.
+  void StartConnect(std::unique_ptr<Instance> instance)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves completed connections to ready_.
+  void Poll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates instances until kPendingTarget are pending, within the limits.
+  // Returns false if CreateNamedPipeW failed, so that the thread retries
+  // soon: Windows may count a closed channel's instance against
+  // nMaxInstances until its client has closed too, and nothing signals that.
+  bool Replenish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropInstance(std::unique_ptr<Instance> instance)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const std::string name_;
+  const std::wstring path_;
+  const ListenerOptions options_;
+  ScopedHandle wake_event_;  // Auto reset: the pool needs attention.
+
+  mutable absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<Instance>> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<Instance>> ready_ ABSL_GUARDED_BY(mu_);
+  // Pipe instances in existence: pending, ready, and accepted channels not
+  // yet closed. Never more than max_instances.
+  int live_ ABSL_GUARDED_BY(mu_) = 0;
+  ScopedHandle meta_ ABSL_GUARDED_BY(mu_);  // See src/win32/meta.h.
+};
+
+HANDLE ListenerState::CreateInstance(bool first) {
+  DWORD open_mode = FILE_FLAG_OVERLAPPED;
+  switch (options_.access) {
+    case PipeAccess::kDuplex:
+      open_mode |= PIPE_ACCESS_DUPLEX;
+      break;
+    case PipeAccess::kInbound:
+      open_mode |= PIPE_ACCESS_INBOUND;
+      break;
+    case PipeAccess::kOutbound:
+      open_mode |= PIPE_ACCESS_OUTBOUND;
+      break;
+  }
+  // Refuses a name another listener holds (Windows; Wine does not enforce
+  // it, see Start()).
+  if (first) open_mode |= FILE_FLAG_FIRST_PIPE_INSTANCE;
+  DWORD pipe_mode = PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS;
+  pipe_mode |= options_.mode == PipeMode::kMessage
+                   ? PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE
+                   : PIPE_TYPE_BYTE | PIPE_READMODE_BYTE;
+  const DWORD max_instances =
+      options_.max_instances == kUnlimitedInstances
+          ? PIPE_UNLIMITED_INSTANCES
+          : static_cast<DWORD>(options_.max_instances);
+  const DWORD buffer_size = static_cast<DWORD>(options_.buffer_size);
+  return CreateNamedPipeW(path_.c_str(), open_mode, pipe_mode, max_instances,
+                          buffer_size, buffer_size, kDefaultWaitMs,
+                          security_attributes());
+}
+
+absl::Status ListenerState::Start() {
+  // FILE_FLAG_FIRST_PIPE_INSTANCE is what refuses a held name on Windows.
+  // Wine does not enforce it, so look first: WaitNamedPipe neither connects
+  // to nor disturbs the other listener, and says ERROR_FILE_NOT_FOUND at
+  // once when no instance exists.
+  if (WaitNamedPipeW(path_.c_str(), 1)) {
+    return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name_,
+                     "a listener already holds this name");
+  }
+  const DWORD wait_error = GetLastError();
+  if (wait_error == ERROR_SEM_TIMEOUT || wait_error == ERROR_PIPE_BUSY) {
+    return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name_,
+                     "a listener already holds this name (all its instances "
+                     "are busy)");
+  }
+  ScopedHandle pipe(CreateInstance(true));
+  if (!pipe.valid()) {
+    return Win32Status(GetLastError(), ErrorContext::kListen, "Listen", name_);
+  }
+  auto instance = std::make_unique<Instance>();
+  instance->pipe = std::move(pipe);
+  instance->event.reset(NewEvent(true));
+  if (!instance->event.valid()) {
+    return Win32Status(GetLastError(), ErrorContext::kGeneric, "Listen", name_);
+  }
+  absl::MutexLock lock(&mu_);
+  // Published once the name is ours, so that a refused second listener
+  // cannot overwrite it.
+  meta_ = PublishListenerMeta(
+      path_, static_cast<uint32_t>(options_.max_message_size),
+      security_attributes());
+  ++live_;
+  StartConnect(std::move(instance));
+  Replenish();
+  return absl::OkStatus();
+}
+
+void ListenerState::StartConnect(std::unique_ptr<Instance> instance) {
+  // A client that connected and left before ConnectNamedPipe gives
+  // ERROR_NO_DATA: disconnect and listen again on the same instance (a few
+  // times at most), so the name stays held.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::memset(&instance->ov, 0, sizeof(instance->ov));
+    instance->ov.hEvent = instance->event.get();
+    ResetEvent(instance->ov.hEvent);
+    const BOOL ok = ConnectNamedPipe(instance->pipe.get(), &instance->ov);
+    const DWORD error = ok ? ERROR_SUCCESS : GetLastError();
+    if (ok || error == ERROR_PIPE_CONNECTED) {
+      // Connected already (a client came before ConnectNamedPipe).
+      ready_.push_back(std::move(instance));
+      return;
+    }
+    if (error == ERROR_IO_PENDING) {
+      pending_.push_back(std::move(instance));
+      return;
+    }
+    if (error != ERROR_NO_DATA) break;
+    DisconnectNamedPipe(instance->pipe.get());
+  }
+  DropInstance(std::move(instance));
+}
+
+void ListenerState::DropInstance(std::unique_ptr<Instance> instance) {
+  instance.reset();
+  --live_;
+}
+
+void ListenerState::Poll() {
+  for (size_t i = 0; i < pending_.size();) {
+    Instance& instance = *pending_[i];
+    if (WaitForSingleObject(instance.event.get(), 0) != WAIT_OBJECT_0) {
+      ++i;
+      continue;
+    }
+    std::unique_ptr<Instance> done = std::move(pending_[i]);
+    pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+    DWORD bytes = 0;
+    if (GetOverlappedResult(done->pipe.get(), &done->ov, &bytes, FALSE) ||
+        GetLastError() == ERROR_PIPE_CONNECTED) {
+      ready_.push_back(std::move(done));
+    } else {
+      // The client came and went (ERROR_NO_DATA / ERROR_BROKEN_PIPE):
+      // listen again on the same instance.
+      DisconnectNamedPipe(done->pipe.get());
+      StartConnect(std::move(done));
+    }
+  }
+}
+
+bool ListenerState::Replenish() {
+  const bool limited = options_.max_instances != kUnlimitedInstances;
+  // Bounded so that a failing CreateNamedPipeW cannot spin.
+  for (size_t attempt = 0; attempt < 2 * kPendingTarget; ++attempt) {
+    if (closed_ || pending_.size() >= kPendingTarget) return true;
+    if (limited && live_ >= options_.max_instances) return true;
+    if (!limited && ready_.size() >= kMaxBacklog) return true;
+    auto instance = std::make_unique<Instance>();
+    instance->pipe.reset(CreateInstance(false));
+    instance->event.reset(NewEvent(true));
+    // On failure (out of resources, or ERROR_PIPE_BUSY while a closed
+    // channel's instance is still going away) try again a little later.
+    if (!instance->pipe.valid() || !instance->event.valid()) return false;
+    ++live_;
+    StartConnect(std::move(instance));
+  }
+  return true;
+}
+
+void ListenerState::Run() {
+  std::vector<HANDLE> handles;
+  DWORD timeout = INFINITE;
+  while (true) {
+    handles.clear();
+    handles.push_back(wake_event_.get());
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return;
+      for (const auto& instance : pending_) {
+        handles.push_back(instance->event.get());
+      }
+    }
+    WaitForMultipleObjects(static_cast<DWORD>(handles.size()), handles.data(),
+                           FALSE, timeout);
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    Poll();
+    timeout = Replenish() ? INFINITE : kRetryMs;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
+    absl::Duration timeout) {
+  const Deadline deadline(timeout);
+  std::unique_ptr<Instance> instance;
+  {
+    absl::MutexLock lock(&mu_);
+    auto ready_or_closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return closed_ || !ready_.empty();
+    };
+    if (deadline.infinite()) {
+      mu_.Await(absl::Condition(&ready_or_closed));
+    } else {
+      mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed), deadline.when());
+    }
+    if (closed_) {
+      return MakeError(absl::StatusCode::kCancelled, "Accept", name_,
+                       "the listener was closed");
+    }
+    if (ready_.empty()) {
+      return MakeError(absl::StatusCode::kDeadlineExceeded, "Accept", name_,
+                       "timed out");
+    }
+    instance = std::move(ready_.front());
+    ready_.pop_front();
+    SetEvent(wake_event_.get());  // Room for another instance, maybe.
+  }
+  ChannelSetup setup;
+  setup.pipe = std::move(instance->pipe);
+  setup.mode = options_.mode;
+  setup.can_read = options_.access != PipeAccess::kOutbound;
+  setup.can_write = options_.access != PipeAccess::kInbound;
+  setup.server = true;
+  setup.name = name_;
+  setup.max_message_size = options_.max_message_size;
+  setup.owner = shared_from_this();
+  absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
+      PipeChannel::Create(std::move(setup));
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<ChannelImpl>(std::move(*channel));
+}
+
+bool ListenerState::Close() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return false;
+  closed_ = true;
+  SetEvent(wake_event_.get());
+  return true;
+}
+
+void ListenerState::CloseInstances() {
+  std::vector<std::unique_ptr<Instance>> pending;
+  std::deque<std::unique_ptr<Instance>> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    pending.swap(pending_);
+    ready.swap(ready_);
+    meta_.reset();
+    live_ -= static_cast<int>(pending.size() + ready.size());
+  }
+  for (auto& instance : pending) {
+    CancelIoEx(instance->pipe.get(), &instance->ov);
+    DWORD bytes = 0;
+    GetOverlappedResult(instance->pipe.get(), &instance->ov, &bytes, TRUE);
+  }
+  // Clients connected but never accepted see the pipe broken.
+}
+
+// --- PipeListener -----------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<PipeListener>> PipeListener::Create(
+    absl::string_view name, const ListenerOptions& options) {
+  absl::StatusOr<std::wstring> path = PipePath("Listen", name);
+  if (!path.ok()) return path.status();
+  ScopedHandle wake_event(NewEvent(false));
+  if (!wake_event.valid()) {
+    return Win32Status(GetLastError(), ErrorContext::kGeneric, "Listen", name);
+  }
+  auto state = std::make_shared<ListenerState>(
+      std::string(name), *std::move(path), options, std::move(wake_event));
+  absl::Status started = state->Start();
+  if (!started.ok()) return started;
+  std::unique_ptr<PipeListener> listener(new PipeListener(state));
+  {
+    absl::MutexLock lock(&listener->thread_mu_);
+    listener->thread_ = std::thread([state]() { state->Run(); });
+  }
+  return listener;
+}
+
+PipeListener::PipeListener(std::shared_ptr<ListenerState> state)
+    : state_(std::move(state)) {}
+
+PipeListener::~PipeListener() { Close(); }
+
+bool PipeListener::is_open() const { return !state_->closed(); }
+
+absl::string_view PipeListener::name() const { return state_->name(); }
+
+const ListenerOptions& PipeListener::options() const {
+  return state_->options();
+}
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> PipeListener::Accept(
+    absl::Duration timeout) {
+  return state_->Accept(timeout);
+}
+
+void PipeListener::Close() {
+  state_->Close();
+  std::thread thread;
+  {
+    absl::MutexLock lock(&thread_mu_);
+    thread.swap(thread_);
+  }
+  if (thread.joinable()) {
+    thread.join();
+    state_->CloseInstances();
+  }
+}
+
+}  // namespace win32
+}  // namespace internal
+}  // namespace canal

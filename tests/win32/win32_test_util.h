@@ -1,0 +1,58 @@
+// Helpers for the Win32-only interop tests: raw Win32 pipe code that talks
+// to canal, so that canal is checked against what any Windows program does.
+
+#ifndef CANAL_TESTS_WIN32_WIN32_TEST_UTIL_H_
+#define CANAL_TESTS_WIN32_WIN32_TEST_UTIL_H_
+
+#include <windows.h>
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace canal_win32_test {
+
+// A unique portable name: "cw-<label>-<pid>-<counter>-<random>".
+std::string UniqueName(absl::string_view label);
+
+// `\\.\pipe\<name>` as UTF-16.
+std::wstring PipePath(absl::string_view name);
+
+bool RunningUnderWine();
+
+// Owns a HANDLE.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(HANDLE h) : h_(h) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : h_(o.h_) { o.h_ = INVALID_HANDLE_VALUE; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = o.h_;
+      o.h_ = INVALID_HANDLE_VALUE;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  HANDLE get() const { return h_; }
+  bool valid() const { return h_ != INVALID_HANDLE_VALUE && h_ != nullptr; }
+  void reset() {
+    if (valid()) CloseHandle(h_);
+    h_ = INVALID_HANDLE_VALUE;
+  }
+
+ private:
+  HANDLE h_ = INVALID_HANDLE_VALUE;
+};
+
+// A plain synchronous client: CreateFileW(access) on the pipe, switched to
+// message read mode if `message_read_mode`. Sets *error on failure.
+Handle OpenRawClient(absl::string_view name, DWORD access,
+                     bool message_read_mode, DWORD* error);
+
+}  // namespace canal_win32_test
+
+#endif  // CANAL_TESTS_WIN32_WIN32_TEST_UTIL_H_
