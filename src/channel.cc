@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/backend.h"
+#include "src/internal/deadline.h"
 #include "src/internal/errors.h"
 #include "src/internal/names.h"
 #include "src/internal/status_macros.h"
@@ -52,6 +53,15 @@ absl::Status ValidateName(absl::string_view op, absl::string_view name) {
 }
 
 }  // namespace
+
+namespace internal {
+absl::Status ChannelImpl::RunAsClient(absl::FunctionRef<void()> /*fn*/) {
+  return MakeError(absl::StatusCode::kUnimplemented, "RunAsClient", name(),
+                   "impersonation is not available on this platform (it would "
+                   "need seteuid, which changes the whole process); use "
+                   "Channel::Peer() to decide what the client may do");
+}
+}  // namespace internal
 
 Channel::Channel() = default;
 Channel::~Channel() = default;
@@ -140,6 +150,11 @@ absl::StatusOr<PeerInfo> Channel::Peer() const {
   return impl_->Peer();
 }
 
+absl::Status Channel::RunAsClient(absl::FunctionRef<void()> fn) {
+  if (!impl_) return Invalid("RunAsClient");
+  return impl_->RunAsClient(fn);
+}
+
 void Channel::Close() {
   if (impl_) impl_->Close();
 }
@@ -160,6 +175,18 @@ absl::StatusOr<std::string> Call(absl::string_view name,
                                  absl::Duration timeout) {
   CANAL_RETURN_IF_ERROR(ValidateName("Call", name));
   return internal::BackendCall(name, request, timeout);
+}
+
+absl::StatusOr<std::string> Call(absl::string_view name,
+                                 absl::string_view request,
+                                 absl::Duration timeout,
+                                 const ConnectOptions& options) {
+  CANAL_RETURN_IF_ERROR(ValidateName("Call", name));
+  internal::Deadline deadline(timeout);
+  ConnectOptions connect_options = options;
+  connect_options.timeout = deadline.remaining();
+  CANAL_ASSIGN_OR_RETURN(Channel channel, Channel::Connect(name, connect_options));
+  return channel.Transact(request, deadline.remaining());
 }
 
 absl::Status WaitForListener(absl::string_view name, absl::Duration timeout) {

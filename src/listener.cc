@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "src/internal/backend.h"
 #include "src/internal/errors.h"
 #include "src/internal/framing.h"
@@ -39,6 +40,33 @@ absl::Status ValidateOptions(absl::string_view name,
     return bad(absl::StrCat("max_message_size must be 1..",
                             internal::kMaxFramePayload, ", got ",
                             options.max_message_size));
+  }
+  const AccessPolicy& policy = options.access_policy;
+  switch (policy.scope) {
+    case AccessPolicy::Scope::kCurrentUser:
+    case AccessPolicy::Scope::kAllLocalUsers:
+      break;
+    case AccessPolicy::Scope::kCustom:
+      if (internal::BackendUsesPosixNames()) {
+        if ((policy.posix_mode & ~uint32_t{0666}) != 0) {
+          return bad(absl::StrFormat(
+              "access_policy.posix_mode must be a subset of 0666, got 0%o",
+              policy.posix_mode));
+        }
+        if ((policy.posix_mode & 0600) != 0600) {
+          return bad("access_policy.posix_mode must give the owner read and "
+                     "write (0600)");
+        }
+        if (policy.posix_group < -1) {
+          return bad("access_policy.posix_group must be a gid or -1");
+        }
+      } else if (policy.windows_sddl.empty()) {
+        return bad("access_policy.windows_sddl is empty; a custom policy on "
+                   "Windows needs an SDDL security descriptor");
+      }
+      break;
+    default:
+      return bad("unknown AccessPolicy::Scope");
   }
   if (options.buffer_size > (size_t{1} << 30)) {
     return bad(absl::StrCat("buffer_size must be at most 1 GiB, got ",

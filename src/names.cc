@@ -28,6 +28,10 @@ absl::Status ClassifyName(absl::string_view op, absl::string_view name,
     return MakeError(absl::StatusCode::kInvalidArgument, op, "<name>",
                      "the name contains a NUL character");
   }
+  if (posix && absl::StartsWith(name, "@") && name.size() > 1) {
+    *kind = NameKind::kAbstract;
+    return absl::OkStatus();
+  }
   if (posix && absl::StartsWith(name, "/")) {
     *kind = NameKind::kNative;
     return absl::OkStatus();

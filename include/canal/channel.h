@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -106,6 +107,15 @@ class Channel {
   // Who is at the other end.
   absl::StatusOr<PeerInfo> Peer() const;
 
+  // Runs `fn` with the rights of the connected client, on a listener-side
+  // channel. Windows: under ImpersonateNamedPipeClient, always reverted
+  // afterwards; if impersonation fails (for instance because the client did
+  // not set `ConnectOptions::allow_impersonation`) `fn` is not run and the
+  // error is returned. POSIX: Unimplemented (impersonation would need
+  // seteuid, which changes the whole process); use `Peer()` instead.
+  // FailedPrecondition on a client-side channel.
+  absl::Status RunAsClient(absl::FunctionRef<void()> fn);
+
   // Closes the channel. Idempotent; safe while other threads are blocked in
   // Read or Write on it, which then return Cancelled.
   void Close();
@@ -127,6 +137,13 @@ class Channel {
 absl::StatusOr<std::string> Call(absl::string_view name,
                                  absl::string_view request,
                                  absl::Duration timeout = absl::Seconds(5));
+
+// As above, with the security options of `options` (its `timeout` is
+// ignored: `timeout` covers the whole call).
+absl::StatusOr<std::string> Call(absl::string_view name,
+                                 absl::string_view request,
+                                 absl::Duration timeout,
+                                 const ConnectOptions& options);
 
 // Waits until a `Connect` to `name` could succeed, like WaitNamedPipe.
 // Returns OK as soon as an instance is free, NotFound at once if no listener

@@ -9,7 +9,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace canal {
@@ -38,6 +41,46 @@ inline constexpr int kUnlimitedInstances = 0;
 // The largest explicit instance limit; Windows reserves 255 for "unlimited".
 inline constexpr int kMaxInstanceLimit = 254;
 
+// Who is at the other end of a channel.
+struct PeerInfo {
+  int64_t process_id = 0;  // The peer's process id, 0 if the system cannot say.
+  // POSIX: the peer's effective uid and gid (-1 if the system cannot say).
+  // Windows: -1.
+  int64_t uid = -1;
+  int64_t gid = -1;
+  // Windows: the peer process's user as a SID string ("S-1-5-21-..."),
+  // empty if it cannot be read. POSIX: empty.
+  std::string user_sid;
+};
+
+// Who may connect to a listener. The default admits only the user running
+// the listener (plus SYSTEM / root, which can do anything anyway).
+struct AccessPolicy {
+  enum class Scope {
+    kCurrentUser,    // The listener's own user only.
+    kAllLocalUsers,  // Every user logged on to this machine; never remote or
+                     // anonymous clients.
+    kCustom,         // `windows_sddl` on Windows, `posix_mode` and
+                     // `posix_group` on POSIX.
+  };
+  Scope scope = Scope::kCurrentUser;
+  // kCustom on Windows: a security descriptor in SDDL, applied to every
+  // instance, e.g. "D:P(A;;GA;;;SY)(A;;GA;;;OW)(A;;GRGW;;;BU)". It must hold
+  // a protected DACL ("D:P"); ignored on POSIX.
+  std::string windows_sddl;
+  // kCustom on POSIX: permission bits of the socket (a subset of 0666), and
+  // the group that the group bits apply to (-1: the listener's group). The
+  // listener also checks each peer's uid/gid against them. Ignored on
+  // Windows.
+  uint32_t posix_mode = 0600;
+  int64_t posix_group = -1;
+};
+
+// Decides whether a connected peer is served. Runs before `Accept` returns
+// the channel; a non-OK status disconnects that peer (the listener keeps
+// serving others). Called on the thread that calls `Accept`.
+using AuthorizeFn = std::function<absl::Status(const PeerInfo&)>;
+
 // Options for `Listener::Create`.
 struct ListenerOptions {
   PipeMode mode = PipeMode::kByte;
@@ -51,12 +94,42 @@ struct ListenerOptions {
   // The largest message either side may send on a message-mode channel.
   // Must be at least 1.
   size_t max_message_size = 64 * 1024 * 1024;
+  // Who may connect. See `AccessPolicy`.
+  AccessPolicy access_policy;
+  // Optional: admits or refuses each peer after the system's checks.
+  AuthorizeFn authorize;
+  // Linux only: allow an abstract-namespace name ("@name"). Abstract sockets
+  // have no file permissions, so the listener then always checks each peer's
+  // uid against `access_policy`. InvalidArgument elsewhere or when false.
+  bool allow_abstract_namespace = false;
+};
+
+// Which server a client is willing to talk to (anti-squatting). Checked
+// right after connecting, before any byte is sent.
+struct ExpectedServer {
+  enum class Kind {
+    kCurrentUserOrAdmin,  // Same user as the client, or SYSTEM / root.
+    kUser,                // The user named below, or SYSTEM / root.
+    kAnyone,              // No check.
+  };
+  Kind kind = Kind::kCurrentUserOrAdmin;
+  int64_t posix_uid = -1;   // kUser on POSIX.
+  std::string windows_sid;  // kUser on Windows, e.g. "S-1-5-21-...-1001".
 };
 
 // Options for `Channel::Connect`, `Call` and friends.
 struct ConnectOptions {
   // How long to wait while every instance of the listener is busy.
   absl::Duration timeout = absl::Seconds(5);
+  // Refuse (PermissionDenied) a server run by someone else.
+  ExpectedServer expected_server;
+  // Windows: let the server impersonate this client
+  // (SECURITY_IMPERSONATION); by default it may only identify it
+  // (SECURITY_IDENTIFICATION). No effect on POSIX, which has no
+  // impersonation.
+  bool allow_impersonation = false;
+  // Linux only: allow an abstract-namespace name ("@name").
+  bool allow_abstract_namespace = false;
 };
 
 // Result of `Channel::Read`.
@@ -71,11 +144,6 @@ struct PeekResult {
   size_t available = 0;          // Payload bytes queued in total, all messages.
   size_t message_remaining = 0;  // Unread bytes of the current message (0 in
                                  // byte mode).
-};
-
-// Who is at the other end of a channel.
-struct PeerInfo {
-  int64_t process_id = 0;  // The peer's process id, 0 if the system cannot say.
 };
 
 // The operating-system object behind a channel or listener: a file

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -49,6 +50,9 @@ class ChannelImpl {
   virtual absl::StatusOr<PeerInfo> Peer() = 0;
   virtual void Close() = 0;
   virtual NativeHandle native_handle() const = 0;
+  // As Channel::RunAsClient. POSIX has no per-thread impersonation, so the
+  // default is Unimplemented.
+  virtual absl::Status RunAsClient(absl::FunctionRef<void()> fn);
 
   // The largest message this side may send.
   virtual size_t max_message_size() const = 0;

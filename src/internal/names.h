@@ -19,6 +19,8 @@ inline constexpr absl::string_view kWindowsPipePrefix = "\\\\.\\pipe\\";
 enum class NameKind {
   kPortable,  // [A-Za-z0-9._-]{1,200}, not "." or "..".
   kNative,    // Absolute POSIX path, or `\\.\pipe\...`.
+  kAbstract,  // POSIX only: "@name", a Linux abstract-namespace socket. The
+              // backend refuses it unless the caller opted in.
 };
 
 // Whether `name` is a valid portable name.
