@@ -15,6 +15,7 @@
 #include "src/internal/errors.h"
 #include "src/internal/framing.h"
 #include "src/posix/error.h"
+#include "src/posix/peer_cred.h"
 
 #if defined(__APPLE__)
 #include <sys/un.h>  // SOL_LOCAL, LOCAL_PEERPID
@@ -755,30 +756,16 @@ absl::StatusOr<PeerInfo> PosixChannel::Peer() {
   const absl::string_view op = "Peer";
   OpGuard guard(this, op);
   if (!guard.status().ok()) return guard.status();
-  PeerInfo info;
-#if defined(__linux__) && defined(SO_PEERCRED)
-  // The credentials recorded at connect(), on either side of the socket;
-  // still valid after the peer exits.
-  struct ucred cred;
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(guard.fd(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+  // The credentials recorded at connect() (the client) or listen() (the
+  // listener), on either side of the socket; still valid after the peer
+  // exits.
+  PeerCred cred;
+  if (!ReadPeerCred(guard.fd(), &cred)) {
     const int err = errno;
     return ErrnoError(absl::StatusCode::kUnavailable, op, name_,
                       "cannot read the peer's credentials", err);
   }
-  info.process_id = cred.pid;
-#elif defined(LOCAL_PEERPID)
-  pid_t pid = 0;
-  socklen_t len = sizeof(pid);
-  if (::getsockopt(guard.fd(), SOL_LOCAL, LOCAL_PEERPID, &pid, &len) != 0) {
-    const int err = errno;
-    return ErrnoError(absl::StatusCode::kUnavailable, op, name_,
-                      "cannot read the peer's process id", err);
-  }
-  info.process_id = pid;
-#else
-  // No portable way to learn the peer's pid here: report 0 ("unknown").
-#endif
+  PeerInfo info = ToPeerInfo(cred);
   return info;
 }
 

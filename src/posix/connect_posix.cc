@@ -5,6 +5,16 @@
 // and takes an instance slot there before connecting. A socket without
 // metadata is a program that is not canal; it is treated as an unlimited
 // duplex byte-mode listener.
+//
+// Server authentication (issue 4): right after connect(2) succeeds, before
+// any byte is sent and before the channel is returned, the client reads the
+// credentials the listener had at listen(2) and checks them against
+// ConnectOptions::expected_server (by default: the client's own euid or
+// root). A failure closes the socket, releases the instance slot and is
+// PermissionDenied. This also covers programs that are not canal.
+//
+// Abstract names ("@name", Linux, opt-in): one connect(2), no files; the
+// channel is byte mode, duplex (see listener_posix.cc).
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,6 +34,7 @@
 #include "src/posix/error.h"
 #include "src/posix/fd_util.h"
 #include "src/posix/meta.h"
+#include "src/posix/peer_cred.h"
 #include "src/posix/runtime_dir.h"
 
 namespace canal {
@@ -164,8 +175,74 @@ std::string AllBusy(int instances) {
                       instances == 1 ? " is" : "s are", " busy");
 }
 
+// The server check on the connected socket `fd`.
+absl::Status AuthenticateServer(absl::string_view op, absl::string_view name,
+                                int fd, const ConnectOptions& options) {
+  if (options.expected_server.kind == ExpectedServer::Kind::kAnyone) {
+    return absl::OkStatus();
+  }
+  PeerCred server;
+  if (!ReadPeerCred(fd, &server)) {
+    const int err = errno;
+    return ErrnoError(absl::StatusCode::kPermissionDenied, op, name,
+                      "cannot read the server's credentials to check who runs "
+                      "it",
+                      err);
+  }
+  return CheckExpectedServer(op, name, options.expected_server, server);
+}
+
+absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectAbstract(
+    absl::string_view op, absl::string_view name,
+    const ConnectOptions& options, const Deadline& deadline) {
+  absl::Status allowed =
+      CheckAbstractName(op, name, options.allow_abstract_namespace);
+  if (!allowed.ok()) return allowed;
+  absl::Duration backoff = kFirstBackoff;
+  while (true) {
+    UniqueFd fd(MakeStreamSocket());
+    if (!fd.valid()) {
+      const int err = errno;
+      return ErrnoError(op, name, "cannot create a socket", err);
+    }
+    sockaddr_un addr;
+    const socklen_t len = MakeAbstractSockaddr(name.substr(1), &addr);
+    int rc;
+    do {
+      rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len);
+    } while (rc != 0 && errno == EINTR);
+    const int err = rc == 0 ? 0 : errno;
+    if (err == 0) {
+      absl::Status server = AuthenticateServer(op, name, fd.get(), options);
+      if (!server.ok()) return server;
+      PosixChannel::Params params;
+      params.name = std::string(name);
+      return std::make_unique<PosixChannel>(std::move(fd), UniqueFd(),
+                                            std::move(params));
+    }
+    if (err == ECONNREFUSED || err == ENOENT) {
+      return NoListener(op, name, "", err);
+    }
+    if (err != EAGAIN && err != EWOULDBLOCK) {
+      return ErrnoError(op, name, "cannot connect to the abstract name", err);
+    }
+    if (deadline.expired()) {
+      return Busy(op, name, "the listener's connection backlog is full");
+    }
+    SleepWithin(backoff, deadline);
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
 absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
-    absl::string_view op, absl::string_view name, const Deadline& deadline) {
+    absl::string_view op, absl::string_view name,
+    const ConnectOptions& options, const Deadline& deadline) {
+  absl::Status expectation =
+      ValidateExpectedServer(op, name, options.expected_server);
+  if (!expectation.ok()) return expectation;
+  if (IsAbstractName(name)) {
+    return ConnectAbstract(op, name, options, deadline);
+  }
   absl::StatusOr<std::string> path_or = SocketPathFor(op, name, false);
   if (!path_or.ok()) return path_or.status();
   const std::string socket_path = *std::move(path_or);
@@ -196,6 +273,11 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
         switch (TryConnect(op, name, socket_path, target.canal, deadline, &fd,
                            &busy, &error)) {
           case Attempt::kConnected: {
+            // On failure `fd` and `slot` close here: the listener sees a
+            // client that left, and the instance is free again.
+            absl::Status server =
+                AuthenticateServer(op, name, fd.get(), options);
+            if (!server.ok()) return server;
             SetBufferSizes(fd.get(), target.meta.buffer_size);
             PosixChannel::Params params;
             params.name = std::string(name);
@@ -227,7 +309,7 @@ bool BackendUsesPosixNames() { return true; }
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
     absl::string_view name, const ConnectOptions& options) {
   absl::StatusOr<std::unique_ptr<PosixChannel>> ch =
-      ConnectWithin("Connect", name, Deadline(options.timeout));
+      ConnectWithin("Connect", name, options, Deadline(options.timeout));
   if (!ch.ok()) return ch.status();
   return std::unique_ptr<ChannelImpl>(*std::move(ch));
 }
@@ -268,7 +350,7 @@ absl::StatusOr<std::string> BackendCall(absl::string_view name,
   constexpr absl::string_view kOp = "Call";
   const Deadline deadline(timeout);
   absl::StatusOr<std::unique_ptr<PosixChannel>> ch_or =
-      ConnectWithin(kOp, name, deadline);
+      ConnectWithin(kOp, name, ConnectOptions(), deadline);
   if (!ch_or.ok()) return ch_or.status();
   std::unique_ptr<PosixChannel> ch = *std::move(ch_or);
   // The checks the front end makes for Transact (same wording).

@@ -92,6 +92,14 @@ socklen_t MakeSockaddr(absl::string_view path, sockaddr_un* addr) {
                                 path.size() + 1);
 }
 
+socklen_t MakeAbstractSockaddr(absl::string_view abstract, sockaddr_un* addr) {
+  std::memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  std::memcpy(addr->sun_path + 1, abstract.data(), abstract.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 +
+                                abstract.size());
+}
+
 int PollUntil(pollfd* fds, nfds_t count, const Deadline& deadline) {
   while (true) {
     for (nfds_t i = 0; i < count; ++i) fds[i].revents = 0;

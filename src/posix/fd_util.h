@@ -74,6 +74,11 @@ bool MakePipe(int fds[2]);
 // Fills `addr` for `path`; the caller has checked the length already.
 socklen_t MakeSockaddr(absl::string_view path, sockaddr_un* addr);
 
+// Fills `addr` for the Linux abstract name `abstract` (without the '@'):
+// a leading NUL, then the name, no terminator. The caller has checked the
+// length.
+socklen_t MakeAbstractSockaddr(absl::string_view abstract, sockaddr_un* addr);
+
 // poll(2) until one of `fds` is ready or `deadline` passes; EINTR is retried
 // with the time that is left. Returns >0 when ready, 0 on timeout, -1 with
 // errno on failure.

@@ -1,5 +1,24 @@
 // The POSIX listener: a listening AF_UNIX stream socket plus the metadata
 // lock and slot files of src/posix/meta.h.
+//
+// Access control (issue 4):
+//  - The socket gets the mode of the access policy (0600 by default, 0666
+//    for every local user, posix_mode for a custom policy) before listen(2):
+//    on Linux fchmod() on the unbound socket sets the mode bind() creates
+//    the file with (less the umask); after bind the file is set to exactly
+//    that mode (fchmodat without following links) and, for a custom policy,
+//    given the policy's group. Until listen() every connect() is refused,
+//    so no client ever reaches the socket under a wider mode.
+//  - The metadata and slot files are readable by the classes the socket
+//    mode admits (clients open them read-only).
+//  - Accept checks every peer's credentials against the policy (some
+//    systems ignore socket file modes, and abstract sockets have none),
+//    then runs the authorize callback; a refused peer is closed and Accept
+//    waits for the next one.
+//  - Linux abstract names ("@name") only with allow_abstract_namespace; they
+//    have no files, so they carry byte-mode, duplex, unlimited listeners
+//    only (a client has nowhere to learn anything else from, and byte mode
+//    has no handshake), and the peer check is their only protection.
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -20,6 +39,7 @@
 #include "src/posix/error.h"
 #include "src/posix/fd_util.h"
 #include "src/posix/meta.h"
+#include "src/posix/peer_cred.h"
 #include "src/posix/runtime_dir.h"
 
 namespace canal {
@@ -47,14 +67,18 @@ int AcceptNonblocking(int listen_fd) {
 
 class PosixListener final : public ListenerImpl {
  public:
+  // `socket_path` is empty for an abstract name (no files, no meta_fd).
   PosixListener(std::string name, const ListenerOptions& options,
                 std::string socket_path, UniqueFd listen_fd, UniqueFd meta_fd,
                 UniqueFd wake_read, UniqueFd wake_write)
       : name_(std::move(name)),
         options_(options),
+        owner_uid_(::geteuid()),
         socket_path_(std::move(socket_path)),
-        meta_path_(MetaPathFor(socket_path_)),
-        socket_id_(FileIdOfPath(socket_path_)),
+        meta_path_(socket_path_.empty() ? std::string()
+                                        : MetaPathFor(socket_path_)),
+        socket_id_(socket_path_.empty() ? FileId()
+                                        : FileIdOfPath(socket_path_)),
         meta_id_(FileIdOfFd(meta_fd.get())),
         listen_fd_(listen_fd.Release()),
         wake_read_(wake_read.Release()),
@@ -92,8 +116,13 @@ class PosixListener final : public ListenerImpl {
     }
   }
 
+  // Whether the peer on the accepted socket `fd` may be served: the policy
+  // check, then the authorize callback. `why` gets the reason otherwise.
+  bool Admit(int fd, PeerCred* cred, std::string* why);
+
   const std::string name_;
   const ListenerOptions options_;
+  const uid_t owner_uid_;  // Who the policy's "current user" is.
   const std::string socket_path_;
   const std::string meta_path_;
   // What we created, so Close removes only files that are still ours (a
@@ -140,6 +169,14 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
     }
     int fd = AcceptNonblocking(listen_fd);
     if (fd >= 0) {
+      PeerCred cred;
+      std::string why;
+      if (!Admit(fd, &cred, &why)) {
+        // Refused: disconnect this peer silently (it sees end of stream) and
+        // wait for the next one within the same deadline.
+        CloseFd(fd);
+        continue;
+      }
       SetNoSigPipe(fd);
       SetBufferSizes(fd, options_.buffer_size);
       PosixChannel::Params params;
@@ -176,6 +213,28 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
   }
 }
 
+bool PosixListener::Admit(int fd, PeerCred* cred, std::string* why) {
+  if (!ReadPeerCred(fd, cred)) {
+    // No credentials (the peer vanished, or the system has none): admit
+    // only where the policy does not depend on who it is.
+    if (options_.access_policy.scope != AccessPolicy::Scope::kAllLocalUsers) {
+      *why = "cannot read the peer's credentials";
+      return false;
+    }
+    *cred = PeerCred();
+  } else if (!PolicyAdmits(options_.access_policy, owner_uid_, *cred, why)) {
+    return false;
+  }
+  if (options_.authorize) {
+    absl::Status verdict = options_.authorize(ToPeerInfo(*cred));
+    if (!verdict.ok()) {
+      *why = std::string(verdict.message());
+      return false;
+    }
+  }
+  return true;
+}
+
 void PosixListener::Close() {
   absl::MutexLock lock(&mu_);
   if (closed_) return;
@@ -190,12 +249,14 @@ void PosixListener::Close() {
   // Release the name in this order: socket first (new clients get ENOENT
   // while the lock still says "live", and retry), then the slots and the
   // lock file, and only then the lock itself.
-  if (SameFile(socket_id_, FileIdOfPath(socket_path_))) {
-    ::unlink(socket_path_.c_str());
-  }
-  RemoveSlots(socket_path_, options_.max_instances);
-  if (SameFile(meta_id_, FileIdOfPath(meta_path_))) {
-    ::unlink(meta_path_.c_str());
+  if (!socket_path_.empty()) {
+    if (SameFile(socket_id_, FileIdOfPath(socket_path_))) {
+      ::unlink(socket_path_.c_str());
+    }
+    RemoveSlots(socket_path_, options_.max_instances);
+    if (SameFile(meta_id_, FileIdOfPath(meta_path_))) {
+      ::unlink(meta_path_.c_str());
+    }
   }
   meta_fd_.Reset();
   if (in_flight_ == 0) CloseFdsLocked();
@@ -210,10 +271,111 @@ void UndoCreate(const std::string& socket_path, const std::string& meta_path,
   ::unlink(meta_path.c_str());
 }
 
+// Makes a listening socket at the abstract name `name` ("@name").
+absl::StatusOr<std::unique_ptr<ListenerImpl>> ListenAbstract(
+    absl::string_view name, const ListenerOptions& options) {
+  absl::Status allowed =
+      CheckAbstractName(kListen, name, options.allow_abstract_namespace);
+  if (!allowed.ok()) return allowed;
+  // With no files beside the socket a client learns nothing about the
+  // listener, so it must be what a client assumes of any plain socket.
+  if (options.mode != PipeMode::kByte ||
+      options.access != PipeAccess::kDuplex ||
+      options.max_instances != kUnlimitedInstances) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, kListen, name,
+        "an abstract-namespace listener must use byte mode, duplex access "
+        "and unlimited instances: it has no metadata file from which clients "
+        "could learn anything else");
+  }
+  UniqueFd listen_fd(MakeStreamSocket());
+  if (!listen_fd.valid()) {
+    const int err = errno;
+    return ErrnoError(kListen, name, "cannot create a socket", err);
+  }
+  sockaddr_un addr;
+  const socklen_t addr_len = MakeAbstractSockaddr(name.substr(1), &addr);
+  if (::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), addr_len) !=
+      0) {
+    const int err = errno;
+    if (err == EADDRINUSE) {
+      return ErrnoError(absl::StatusCode::kAlreadyExists, kListen, name,
+                        "another socket already has this abstract name", err);
+    }
+    return ErrnoError(kListen, name, "cannot bind the abstract name", err);
+  }
+  if (::listen(listen_fd.get(), SOMAXCONN) != 0) {
+    const int err = errno;
+    return ErrnoError(kListen, name, "listen failed", err);
+  }
+  int wake[2];
+  if (!MakePipe(wake)) {
+    const int err = errno;
+    return ErrnoError(kListen, name, "cannot create the wake-up pipe", err);
+  }
+  return std::unique_ptr<ListenerImpl>(new PosixListener(
+      std::string(name), options, std::string(), std::move(listen_fd),
+      UniqueFd(), UniqueFd(wake[0]), UniqueFd(wake[1])));
+}
+
+// Gives the freshly bound (not yet listening) socket file at `path` exactly
+// `mode` and, if `group` >= 0, that group, without following a link that
+// might have replaced it; then checks the result.
+absl::Status SetSocketAccess(absl::string_view name, const std::string& path,
+                             mode_t mode, int64_t group) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return ErrnoError(kListen, name,
+                      absl::StrCat("cannot inspect \"", path, "\" after bind"),
+                      err);
+  }
+  if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) {
+    return MakeError(absl::StatusCode::kPermissionDenied, kListen, name,
+                     absl::StrCat("\"", path, "\" was replaced right after "
+                                  "bind (is its directory writable by "
+                                  "others?)"));
+  }
+  if (group >= 0 && st.st_gid != static_cast<gid_t>(group)) {
+    if (::lchown(path.c_str(), static_cast<uid_t>(-1),
+                 static_cast<gid_t>(group)) != 0) {
+      const int err = errno;
+      return ErrnoError(kListen, name,
+                        absl::StrCat("cannot give \"", path, "\" to group ",
+                                     group),
+                        err);
+    }
+  }
+  // Only ever widens (bind used at most `mode`, less the umask), or, where
+  // fchmod before bind has no effect, narrows a socket nobody can connect
+  // to yet (listen() comes later). chown may have cleared nothing we need:
+  // sockets have no set-id bits.
+  if ((st.st_mode & 07777) != mode) {
+    if (::fchmodat(AT_FDCWD, path.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
+      const int err = errno;
+      return ErrnoError(kListen, name,
+                        absl::StrCat("cannot set the mode of \"", path, "\""),
+                        err);
+    }
+  }
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) ||
+      (st.st_mode & 07777) != mode || st.st_uid != ::geteuid() ||
+      (group >= 0 && st.st_gid != static_cast<gid_t>(group))) {
+    return MakeError(absl::StatusCode::kPermissionDenied, kListen, name,
+                     absl::StrCat("\"", path, "\" does not have the mode and "
+                                  "owner of the access policy after bind"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     absl::string_view name, const ListenerOptions& options) {
+  if (IsAbstractName(name)) return ListenAbstract(name, options);
+  const mode_t socket_mode = SocketModeFor(options.access_policy);
+  const mode_t file_mode = MetaModeFor(options.access_policy);
+  const int64_t group = GroupFor(options.access_policy);
   absl::StatusOr<std::string> path_or = SocketPathFor(kListen, name, true);
   if (!path_or.ok()) return path_or.status();
   const std::string socket_path = *std::move(path_or);
@@ -224,6 +386,13 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
       LockMeta(kListen, name, meta_path, &old_meta_text);
   if (!meta_or.ok()) return meta_or.status();
   UniqueFd meta_fd = *std::move(meta_or);
+  // A dead listener's file keeps its mode; this listener's policy decides.
+  absl::Status meta_access =
+      SetFileAccess(kListen, name, meta_fd.get(), meta_path, file_mode, group);
+  if (!meta_access.ok()) {
+    UndoCreate(socket_path, meta_path, 0, false);
+    return meta_access;
+  }
 
   // We hold the lock, so any earlier canal listener of this name is dead:
   // clear what it left behind.
@@ -286,7 +455,8 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
   }
 
   absl::Status slots =
-      CreateSlots(kListen, name, socket_path, options.max_instances);
+      CreateSlots(kListen, name, socket_path, options.max_instances, file_mode,
+                  group);
   if (!slots.ok()) {
     UndoCreate(socket_path, meta_path, 0, false);
     return slots;
@@ -312,6 +482,13 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     UndoCreate(socket_path, meta_path, options.max_instances, false);
     return ErrnoError(kListen, name, "cannot create a socket", err);
   }
+#if defined(__linux__)
+  // Linux creates the socket file with the mode of the socket's inode less
+  // the umask, so the file never exists with more than `socket_mode`.
+  // (Elsewhere this fails or is ignored; SetSocketAccess fixes the mode
+  // before listen() either way.)
+  ::fchmod(listen_fd.get(), socket_mode);
+#endif
   sockaddr_un addr;
   const socklen_t addr_len = MakeSockaddr(socket_path, &addr);
   if (::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), addr_len) !=
@@ -321,6 +498,12 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     // EADDRINUSE: something appeared at the path since we looked.
     return ErrnoError(kListen, name,
                       absl::StrCat("cannot bind \"", socket_path, "\""), err);
+  }
+  absl::Status socket_access =
+      SetSocketAccess(name, socket_path, socket_mode, group);
+  if (!socket_access.ok()) {
+    UndoCreate(socket_path, meta_path, options.max_instances, true);
+    return socket_access;
   }
   // A full backlog makes clients retry; SOMAXCONN lets a burst of clients
   // connect with nobody in Accept, as Windows' queued instances do.

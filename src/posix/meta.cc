@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -179,6 +180,26 @@ absl::StatusOr<UniqueFd> LockMeta(absl::string_view op, absl::string_view name,
                                 "\" keeps being replaced"));
 }
 
+absl::Status SetFileAccess(absl::string_view op, absl::string_view name,
+                           int fd, absl::string_view path, mode_t mode,
+                           int64_t group) {
+  if (group >= 0 && ::fchown(fd, static_cast<uid_t>(-1),
+                             static_cast<gid_t>(group)) != 0) {
+    const int err = errno;
+    return ErrnoError(op, name,
+                      absl::StrCat("cannot give \"", path, "\" to group ",
+                                   group),
+                      err);
+  }
+  if (::fchmod(fd, mode) != 0) {
+    const int err = errno;
+    return ErrnoError(op, name,
+                      absl::StrCat("cannot set the mode of \"", path, "\""),
+                      err);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteMeta(absl::string_view op, absl::string_view name, int fd,
                        const ListenerMeta& meta) {
   const std::string line = FormatMeta(meta);
@@ -203,7 +224,8 @@ absl::Status WriteMeta(absl::string_view op, absl::string_view name, int fd,
 }
 
 absl::Status CreateSlots(absl::string_view op, absl::string_view name,
-                         absl::string_view socket_path, int count) {
+                         absl::string_view socket_path, int count, mode_t mode,
+                         int64_t group) {
   for (int k = 0; k < count; ++k) {
     const std::string path = SlotPathFor(socket_path, k);
     // A client of a dead listener may still hold a lock on an old slot file;
@@ -219,7 +241,12 @@ absl::Status CreateSlots(absl::string_view op, absl::string_view name,
                                      "\""),
                         err);
     }
+    absl::Status access = SetFileAccess(op, name, fd, path, mode, group);
     CloseFd(fd);
+    if (!access.ok()) {
+      RemoveSlots(socket_path, k + 1);
+      return access;
+    }
   }
   return absl::OkStatus();
 }

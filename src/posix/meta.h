@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <string>
 
+#include <sys/types.h>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -60,14 +62,24 @@ absl::StatusOr<UniqueFd> LockMeta(absl::string_view op, absl::string_view name,
                                   const std::string& meta_path,
                                   std::string* old_contents);
 
+// Gives the open metadata or slot file `fd` exactly the permission bits
+// `mode` and, if `group` >= 0, that group (fchmod/fchown on the descriptor:
+// no path is followed). Clients open these files read-only, so `mode` says
+// who may find the listener (see MetaModeFor in peer_cred.h).
+absl::Status SetFileAccess(absl::string_view op, absl::string_view name,
+                           int fd, absl::string_view path, mode_t mode,
+                           int64_t group);
+
 // Replaces the contents of the locked metadata file.
 absl::Status WriteMeta(absl::string_view op, absl::string_view name, int fd,
                        const ListenerMeta& meta);
 
 // Creates fresh slot files 0..count-1 (removing any old ones first, which a
-// client of a dead listener might still hold).
+// client of a dead listener might still hold), with SetFileAccess(mode,
+// group).
 absl::Status CreateSlots(absl::string_view op, absl::string_view name,
-                         absl::string_view socket_path, int count);
+                         absl::string_view socket_path, int count, mode_t mode,
+                         int64_t group);
 
 // Removes slot files 0..count-1. Only call while holding the metadata lock:
 // then every slot file at these paths is ours.

@@ -101,9 +101,47 @@ absl::StatusOr<std::string> RuntimeDir(bool create) {
 
 size_t MaxSocketPathLength() { return sizeof(sockaddr_un::sun_path) - 1; }
 
+bool IsAbstractName(absl::string_view name) {
+  return name.size() > 1 && name[0] == '@';
+}
+
+absl::Status CheckAbstractName(absl::string_view op, absl::string_view name,
+                               bool allowed) {
+#if defined(__linux__)
+  if (!allowed) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, op, name,
+        "\"@name\" is a Linux abstract-namespace socket, which has no file "
+        "permissions (any local process may bind or connect to it); set "
+        "allow_abstract_namespace in the options to use one deliberately");
+  }
+  // sun_path holds the leading NUL and the name, with no terminator.
+  if (name.size() - 1 > MaxSocketPathLength()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, op, name,
+                     absl::StrCat("abstract name is ", name.size() - 1,
+                                  " bytes; sun_path holds at most ",
+                                  MaxSocketPathLength()));
+  }
+  return absl::OkStatus();
+#else
+  (void)allowed;
+  return MakeError(absl::StatusCode::kInvalidArgument, op, name,
+                   "\"@name\" names a Linux abstract-namespace socket, which "
+                   "this system does not have; use a portable name or an "
+                   "absolute path");
+#endif
+}
+
 absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
                                           absl::string_view name,
                                           bool create_dir) {
+  if (IsAbstractName(name)) {
+    return MakeError(absl::StatusCode::kInvalidArgument, op, name,
+                     absl::StrCat("abstract-namespace names (\"@name\") are "
+                                  "not supported by ",
+                                  op, "; use Channel::Connect with "
+                                  "ConnectOptions::allow_abstract_namespace"));
+  }
   const bool portable = IsPortableName(name);
   std::string path = portable ? absl::StrCat(RuntimeDirPath(), "/", name)
                               : std::string(name);

@@ -43,9 +43,21 @@ absl::StatusOr<std::string> RuntimeDir(bool create);
 // The longest socket path this system accepts (sizeof(sun_path) - 1).
 size_t MaxSocketPathLength();
 
+// Whether `name` is a Linux abstract-namespace name ("@name").
+bool IsAbstractName(absl::string_view name);
+
+// Checks that the abstract name `name` ("@name") may be used: only on Linux,
+// only with `allowed` (ListenerOptions / ConnectOptions
+// ::allow_abstract_namespace), and only if it fits into sun_path.
+// InvalidArgument saying which of these failed.
+absl::Status CheckAbstractName(absl::string_view op, absl::string_view name,
+                               bool allowed);
+
 // The socket path for a validated pipe name (portable or native). Checks
 // the sun_path limit (InvalidArgument, never truncated) and, for portable
-// names, the runtime dir (created first if `create_dir`).
+// names, the runtime dir (created first if `create_dir`). Abstract names
+// have no path: InvalidArgument (callers that support them check
+// IsAbstractName first).
 absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
                                           absl::string_view name,
                                           bool create_dir);

@@ -71,10 +71,6 @@ TEST(ErrorsTest, PeerGoneMessageNamesOperationAndPipe) {
 }
 
 TEST(ErrorsTest, AlreadyExistsMessageNamesPipe) {
-  if (canal_test::RunningUnderWine()) {
-    GTEST_SKIP() << "Wine does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE, so a "
-                    "second listener on a live name is not refused";
-  }
   const std::string name = UniqueName("err-exists");
   absl::StatusOr<canal::Listener> first = canal::Listener::Create(name);
   CANAL_ASSERT_OK(first);
