@@ -17,6 +17,7 @@
 #include "src/win32/listener.h"
 #include "src/win32/meta.h"
 #include "src/win32/names.h"
+#include "src/win32/security.h"
 
 namespace canal {
 namespace internal {
@@ -24,6 +25,8 @@ namespace {
 
 using win32::ChannelSetup;
 using win32::ErrorContext;
+using win32::kClientRead;
+using win32::kClientWrite;
 using win32::PipeChannel;
 using win32::ScopedHandle;
 using win32::Win32Status;
@@ -50,17 +53,64 @@ bool ListenerGone(const std::wstring& path) {
 // How a client may open the pipe. It cannot know the listener's direction:
 // try duplex, then read-only (outbound listener), then write-only (inbound).
 // FILE_WRITE_ATTRIBUTES lets a reader call SetNamedPipeHandleState;
-// FILE_READ_ATTRIBUTES lets a writer call GetNamedPipeInfo.
+// FILE_READ_ATTRIBUTES lets a writer call GetNamedPipeInfo. Specific rights
+// instead of GENERIC_WRITE, which would also ask for
+// FILE_CREATE_PIPE_INSTANCE, which listeners grant only to their own user
+// (src/win32/security.h). Both include READ_CONTROL, for CheckServer.
 struct AccessTry {
   DWORD access;
   bool can_read;
   bool can_write;
 };
 constexpr AccessTry kAccessTries[] = {
-    {GENERIC_READ | GENERIC_WRITE, true, true},
-    {GENERIC_READ | FILE_WRITE_ATTRIBUTES, true, false},
-    {GENERIC_WRITE | FILE_READ_ATTRIBUTES, false, true},
+    {kClientRead | kClientWrite, true, true},
+    {kClientRead | FILE_WRITE_ATTRIBUTES, true, false},
+    {kClientWrite | FILE_READ_ATTRIBUTES, false, true},
 };
+
+// FILE_PIPE_LOCAL_INFORMATION (ntifs.h, not in the SDK's user-mode
+// headers): how the pipe was created, as seen from this end.
+struct PipeLocalInformation {
+  ULONG named_pipe_type;
+  ULONG named_pipe_configuration;  // 0 inbound, 1 outbound, 2 duplex.
+  ULONG maximum_instances;
+  ULONG current_instances;
+  ULONG inbound_quota;
+  ULONG read_data_available;
+  ULONG outbound_quota;
+  ULONG write_quota_available;
+  ULONG named_pipe_state;
+  ULONG named_pipe_end;
+};
+struct IoStatusBlock {
+  union {
+    LONG status;
+    void* pointer;
+  };
+  ULONG_PTR information;
+};
+constexpr int kFilePipeLocalInformation = 24;  // FILE_INFORMATION_CLASS
+using NtQueryInformationFileFn = LONG(WINAPI*)(HANDLE, IoStatusBlock*, void*,
+                                               ULONG, int);
+
+// Narrows `setup`'s directions to the pipe's own configuration. Windows
+// refuses an open that asks for a direction the pipe does not offer, so the
+// access tries already found it; Wine only refuses GENERIC_READ /
+// GENERIC_WRITE, not the specific rights canal asks for, so ask the pipe.
+void ApplyPipeDirection(HANDLE pipe, ChannelSetup* setup) {
+  static const NtQueryInformationFileFn query =
+      reinterpret_cast<NtQueryInformationFileFn>(reinterpret_cast<void*>(
+          GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                         "NtQueryInformationFile")));
+  if (query == nullptr) return;
+  PipeLocalInformation info = {};
+  IoStatusBlock io = {};
+  if (query(pipe, &io, &info, sizeof(info), kFilePipeLocalInformation) < 0) {
+    return;
+  }
+  if (info.named_pipe_configuration == 0) setup->can_read = false;
+  if (info.named_pipe_configuration == 1) setup->can_write = false;
+}
 
 DWORD WaitSlice(const Deadline& deadline) {
   // WaitNamedPipeW(0) would mean "the server's default"; wait at least 1 ms.
@@ -72,35 +122,52 @@ absl::Status TimedOut(absl::string_view op, absl::string_view name) {
   return Win32Status(ERROR_PIPE_BUSY, ErrorContext::kConnect, op, name);
 }
 
-absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(absl::string_view op,
-                                                     absl::string_view name,
-                                                     const Deadline& deadline) {
+absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
+    absl::string_view op, absl::string_view name, const Deadline& deadline,
+    const ConnectOptions& options) {
   absl::StatusOr<std::wstring> path = win32::PipePath(op, name);
   if (!path.ok()) return path.status();
+  // The server may identify this client, and impersonate it only if the
+  // caller allowed it.
+  const DWORD flags =
+      FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT |
+      (options.allow_impersonation ? SECURITY_IMPERSONATION
+                                   : SECURITY_IDENTIFICATION);
   size_t first_try = 0;
   while (true) {
     ScopedHandle pipe;
     DWORD error = ERROR_SUCCESS;
     size_t used = first_try;
     for (; used < sizeof(kAccessTries) / sizeof(kAccessTries[0]); ++used) {
-      pipe.reset(CreateFileW(
-          path->c_str(), kAccessTries[used].access, 0, nullptr, OPEN_EXISTING,
-          FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-          nullptr));
+      pipe.reset(CreateFileW(path->c_str(), kAccessTries[used].access, 0,
+                             nullptr, OPEN_EXISTING, flags, nullptr));
       if (pipe.valid()) break;
       error = GetLastError();
       if (error != ERROR_ACCESS_DENIED) break;
     }
     if (pipe.valid()) {
-      DWORD flags = 0;
-      if (!GetNamedPipeInfo(pipe.get(), &flags, nullptr, nullptr, nullptr)) {
+      // Anti-squatting: who runs the server, before any byte is sent. A
+      // refused server's handle is closed on return.
+      absl::StatusOr<std::wstring> server_sid =
+          win32::CheckServer(pipe.get(), options.expected_server, op, name);
+      if (!server_sid.ok()) return server_sid.status();
+      ChannelSetup setup;
+      ULONG server_pid = 0;
+      if (GetNamedPipeServerProcessId(pipe.get(), &server_pid)) {
+        setup.peer.process_id = static_cast<int64_t>(server_pid);
+        setup.peer.user_sid = win32::SidToUtf8(*server_sid);
+        setup.has_peer = true;
+      }
+      DWORD pipe_flags = 0;
+      if (!GetNamedPipeInfo(pipe.get(), &pipe_flags, nullptr, nullptr,
+                            nullptr)) {
         return Win32Status(GetLastError(), ErrorContext::kConnect, op, name);
       }
-      ChannelSetup setup;
-      setup.mode =
-          (flags & PIPE_TYPE_MESSAGE) != 0 ? PipeMode::kMessage : PipeMode::kByte;
+      setup.mode = (pipe_flags & PIPE_TYPE_MESSAGE) != 0 ? PipeMode::kMessage
+                                                         : PipeMode::kByte;
       setup.can_read = kAccessTries[used].can_read;
       setup.can_write = kAccessTries[used].can_write;
+      ApplyPipeDirection(pipe.get(), &setup);
       if (setup.mode == PipeMode::kMessage && setup.can_read) {
         DWORD read_mode = PIPE_READMODE_MESSAGE;
         if (!SetNamedPipeHandleState(pipe.get(), &read_mode, nullptr,
@@ -159,7 +226,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(absl::string_view op,
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
     absl::string_view name, const ConnectOptions& options) {
-  return Connect("Connect", name, Deadline(options.timeout));
+  return Connect("Connect", name, Deadline(options.timeout), options);
 }
 
 absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
@@ -213,7 +280,7 @@ absl::StatusOr<std::string> BackendCall(absl::string_view name,
   // error mapping.
   const Deadline deadline(timeout);
   absl::StatusOr<std::unique_ptr<ChannelImpl>> channel =
-      Connect("Call", name, deadline);
+      Connect("Call", name, deadline, ConnectOptions());
   if (!channel.ok()) return channel.status();
   ChannelImpl& ch = **channel;
   if (ch.mode() != PipeMode::kMessage) {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
+#include "src/win32/security.h"
 
 namespace canal {
 namespace internal {
@@ -75,6 +76,8 @@ PipeChannel::PipeChannel(ChannelSetup setup, ScopedHandle read_event,
       name_(std::move(setup.name)),
       max_message_size_(setup.max_message_size),
       owner_(std::move(setup.owner)),
+      peer_(std::move(setup.peer)),
+      has_peer_(setup.has_peer),
       read_event_(std::move(read_event)),
       write_event_(std::move(write_event)),
       close_event_(std::move(close_event)),
@@ -402,6 +405,7 @@ absl::StatusOr<PeekResult> PipeChannel::Peek(absl::Span<char> buffer) {
 absl::StatusOr<PeerInfo> PipeChannel::Peer() {
   InFlight op(this);
   if (!op.ok()) return ClosedError("Peer");
+  if (has_peer_) return peer_;
   ULONG pid = 0;
   const BOOL ok = server_ ? GetNamedPipeClientProcessId(op.handle(), &pid)
                           : GetNamedPipeServerProcessId(op.handle(), &pid);
@@ -410,7 +414,22 @@ absl::StatusOr<PeerInfo> PipeChannel::Peer() {
   }
   PeerInfo info;
   info.process_id = static_cast<int64_t>(pid);
+  DWORD error = ERROR_SUCCESS;
+  absl::StatusOr<std::wstring> sid = ProcessUserSid(pid, &error);
+  if (sid.ok()) info.user_sid = SidToUtf8(*sid);
   return info;
+}
+
+absl::Status PipeChannel::RunAsClient(absl::FunctionRef<void()> fn) {
+  if (!server_) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "RunAsClient",
+                     name_,
+                     "needs a listener-side channel (from Accept); this one "
+                     "was connected as a client");
+  }
+  InFlight op(this);
+  if (!op.ok()) return ClosedError("RunAsClient");
+  return Impersonate(op.handle(), fn, name_);
 }
 
 }  // namespace win32

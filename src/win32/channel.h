@@ -43,6 +43,10 @@ struct ChannelSetup {
   std::string name;
   size_t max_message_size = 0xffffffffu;
   std::shared_ptr<InstanceOwner> owner;  // Listener side only.
+  // Who is at the other end, when already known (read while connecting or
+  // accepting); otherwise Peer() asks the system each time.
+  PeerInfo peer;
+  bool has_peer = false;
 };
 
 class PipeChannel final : public ChannelImpl {
@@ -66,6 +70,7 @@ class PipeChannel final : public ChannelImpl {
                                        absl::Duration timeout) override;
   absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) override;
   absl::StatusOr<PeerInfo> Peer() override;
+  absl::Status RunAsClient(absl::FunctionRef<void()> fn) override;
   void Close() override;
   NativeHandle native_handle() const override;
 
@@ -117,6 +122,8 @@ class PipeChannel final : public ChannelImpl {
   const std::string name_;
   const size_t max_message_size_;
   const std::shared_ptr<InstanceOwner> owner_;
+  const PeerInfo peer_;
+  const bool has_peer_;
   ScopedHandle read_event_;   // For reads and transactions.
   ScopedHandle write_event_;  // For writes.
   ScopedHandle close_event_;  // Manual reset; set by Close().

@@ -15,6 +15,7 @@
 #include "src/win32/io.h"
 #include "src/win32/meta.h"
 #include "src/win32/names.h"
+#include "src/win32/security.h"
 
 namespace canal {
 namespace internal {
@@ -32,6 +33,19 @@ constexpr DWORD kDefaultWaitMs = 50;
 // How soon the listener thread retries a failed CreateNamedPipeW.
 constexpr DWORD kRetryMs = 10;
 
+// Who is at the client end of the server end `pipe`. The user is read from
+// the client process's token; empty if that process cannot be opened.
+PeerInfo ClientPeerInfo(HANDLE pipe) {
+  PeerInfo peer;
+  ULONG pid = 0;
+  if (!GetNamedPipeClientProcessId(pipe, &pid)) return peer;
+  peer.process_id = static_cast<int64_t>(pid);
+  DWORD error = ERROR_SUCCESS;
+  absl::StatusOr<std::wstring> sid = ProcessUserSid(pid, &error);
+  if (sid.ok()) peer.user_sid = SidToUtf8(*sid);
+  return peer;
+}
+
 // One pipe instance owned by the listener.
 struct Instance {
   ScopedHandle pipe;
@@ -47,10 +61,12 @@ class ListenerState final : public InstanceOwner,
                             public std::enable_shared_from_this<ListenerState> {
  public:
   ListenerState(std::string name, std::wstring path,
-                const ListenerOptions& options, ScopedHandle wake_event)
+                const ListenerOptions& options, ListenerSecurity security,
+                ScopedHandle wake_event)
       : name_(std::move(name)),
         path_(std::move(path)),
         options_(options),
+        security_(std::move(security)),
         wake_event_(std::move(wake_event)) {}
 
   ~ListenerState() override { CloseInstances(); }
@@ -78,9 +94,11 @@ class ListenerState final : public InstanceOwner,
     SetEvent(wake_event_.get());
   }
 
-  // The security attributes for every CreateNamedPipeW (the security issue
-  // fills them in; nullptr means the default DACL).
-  SECURITY_ATTRIBUTES* security_attributes() { return nullptr; }
+  // The security attributes for every CreateNamedPipeW: the protected DACL
+  // of the access policy (src/win32/security.h), on every instance.
+  SECURITY_ATTRIBUTES* security_attributes() {
+    return security_.pipe->attributes();
+  }
 
  private:
   // CreateNamedPipeW with the listener's options; INVALID_HANDLE_VALUE and
@@ -99,9 +117,14 @@ class ListenerState final : public InstanceOwner,
   bool Replenish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropInstance(std::unique_ptr<Instance> instance)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A peer refused by the authorisation callback: disconnects it and
+  // listens again on the same instance, so that the name stays held.
+  void Refuse(std::unique_ptr<Instance> instance);
   const std::string name_;
   const std::wstring path_;
   const ListenerOptions options_;
+  // Kept (and freed) with the state: every instance is created with it.
+  ListenerSecurity security_;
   ScopedHandle wake_event_;  // Auto reset: the pool needs attention.
 
   mutable absl::Mutex mu_;
@@ -169,12 +192,14 @@ absl::Status ListenerState::Start() {
   if (!instance->event.valid()) {
     return Win32Status(GetLastError(), ErrorContext::kGeneric, "Listen", name_);
   }
-  absl::MutexLock lock(&mu_);
   // Published once the name is ours, so that a refused second listener
-  // cannot overwrite it.
-  meta_ = PublishListenerMeta(
-      path_, static_cast<uint32_t>(options_.max_message_size),
-      security_attributes());
+  // cannot overwrite it; one made by someone else is not trusted.
+  absl::StatusOr<ScopedHandle> meta = PublishListenerMeta(
+      path_, name_, static_cast<uint32_t>(options_.max_message_size),
+      security_.meta->attributes());
+  if (!meta.ok()) return meta.status();
+  absl::MutexLock lock(&mu_);
+  meta_ = *std::move(meta);
   ++live_;
   StartConnect(std::move(instance));
   Replenish();
@@ -241,7 +266,11 @@ bool ListenerState::Replenish() {
     if (limited && live_ >= options_.max_instances) return true;
     if (!limited && ready_.size() >= kMaxBacklog) return true;
     auto instance = std::make_unique<Instance>();
-    instance->pipe.reset(CreateInstance(false));
+    // With no instance left (max_instances = 1 and its channel just
+    // closed) the name may have been free for a moment: claim it as a
+    // first instance again, so that a squatter who took it makes this fail
+    // (and retry) instead of this listener joining the squatter's pipe.
+    instance->pipe.reset(CreateInstance(live_ == 0));
     instance->event.reset(NewEvent(true));
     // On failure (out of resources, or ERROR_PIPE_BUSY while a closed
     // channel's instance is still going away) try again a little later.
@@ -277,42 +306,70 @@ void ListenerState::Run() {
 absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
     absl::Duration timeout) {
   const Deadline deadline(timeout);
-  std::unique_ptr<Instance> instance;
-  {
-    absl::MutexLock lock(&mu_);
-    auto ready_or_closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return closed_ || !ready_.empty();
-    };
-    if (deadline.infinite()) {
-      mu_.Await(absl::Condition(&ready_or_closed));
-    } else {
-      mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed), deadline.when());
+  while (true) {
+    std::unique_ptr<Instance> instance;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready_or_closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return closed_ || !ready_.empty();
+      };
+      if (deadline.infinite()) {
+        mu_.Await(absl::Condition(&ready_or_closed));
+      } else {
+        mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed),
+                              deadline.when());
+      }
+      if (closed_) {
+        return MakeError(absl::StatusCode::kCancelled, "Accept", name_,
+                         "the listener was closed");
+      }
+      if (ready_.empty()) {
+        return MakeError(absl::StatusCode::kDeadlineExceeded, "Accept", name_,
+                         "timed out");
+      }
+      instance = std::move(ready_.front());
+      ready_.pop_front();
+      SetEvent(wake_event_.get());  // Room for another instance, maybe.
     }
-    if (closed_) {
-      return MakeError(absl::StatusCode::kCancelled, "Accept", name_,
-                       "the listener was closed");
+    PeerInfo peer = ClientPeerInfo(instance->pipe.get());
+    if (options_.authorize) {
+      // Called without the lock: the callback may take its time.
+      const absl::Status allowed = options_.authorize(peer);
+      if (!allowed.ok()) {
+        Refuse(std::move(instance));
+        continue;
+      }
     }
-    if (ready_.empty()) {
-      return MakeError(absl::StatusCode::kDeadlineExceeded, "Accept", name_,
-                       "timed out");
-    }
-    instance = std::move(ready_.front());
-    ready_.pop_front();
-    SetEvent(wake_event_.get());  // Room for another instance, maybe.
+    ChannelSetup setup;
+    setup.pipe = std::move(instance->pipe);
+    setup.mode = options_.mode;
+    setup.can_read = options_.access != PipeAccess::kOutbound;
+    setup.can_write = options_.access != PipeAccess::kInbound;
+    setup.server = true;
+    setup.name = name_;
+    setup.max_message_size = options_.max_message_size;
+    setup.owner = shared_from_this();
+    setup.peer = std::move(peer);
+    setup.has_peer = true;
+    absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
+        PipeChannel::Create(std::move(setup));
+    if (!channel.ok()) return channel.status();
+    return std::unique_ptr<ChannelImpl>(std::move(*channel));
   }
-  ChannelSetup setup;
-  setup.pipe = std::move(instance->pipe);
-  setup.mode = options_.mode;
-  setup.can_read = options_.access != PipeAccess::kOutbound;
-  setup.can_write = options_.access != PipeAccess::kInbound;
-  setup.server = true;
-  setup.name = name_;
-  setup.max_message_size = options_.max_message_size;
-  setup.owner = shared_from_this();
-  absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
-      PipeChannel::Create(std::move(setup));
-  if (!channel.ok()) return channel.status();
-  return std::unique_ptr<ChannelImpl>(std::move(*channel));
+}
+
+void ListenerState::Refuse(std::unique_ptr<Instance> instance) {
+  // The refused client sees the pipe disconnected: its reads end
+  // (OutOfRange) and its writes fail (Unavailable). Nothing it sent is
+  // read.
+  DisconnectNamedPipe(instance->pipe.get());
+  absl::MutexLock lock(&mu_);
+  if (closed_) {
+    DropInstance(std::move(instance));
+    return;
+  }
+  StartConnect(std::move(instance));
+  SetEvent(wake_event_.get());  // Wait on the instance's event again.
 }
 
 bool ListenerState::Close() {
@@ -351,8 +408,12 @@ absl::StatusOr<std::unique_ptr<PipeListener>> PipeListener::Create(
   if (!wake_event.valid()) {
     return Win32Status(GetLastError(), ErrorContext::kGeneric, "Listen", name);
   }
+  absl::StatusOr<ListenerSecurity> security =
+      BuildListenerSecurity(name, options.access_policy);
+  if (!security.ok()) return security.status();
   auto state = std::make_shared<ListenerState>(
-      std::string(name), *std::move(path), options, std::move(wake_event));
+      std::string(name), *std::move(path), options, *std::move(security),
+      std::move(wake_event));
   absl::Status started = state->Start();
   if (!started.ok()) return started;
   std::unique_ptr<PipeListener> listener(new PipeListener(state));

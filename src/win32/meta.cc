@@ -2,6 +2,11 @@
 
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
+#include "src/internal/errors.h"
+#include "src/win32/error.h"
+#include "src/win32/names.h"
+
 namespace canal {
 namespace internal {
 namespace win32 {
@@ -46,16 +51,38 @@ std::wstring SectionName(const std::wstring& pipe_path) {
 
 }  // namespace
 
-ScopedHandle PublishListenerMeta(const std::wstring& pipe_path,
-                                 uint32_t max_message_size,
-                                 SECURITY_ATTRIBUTES* security_attributes) {
-  const std::wstring name = SectionName(pipe_path);
+absl::StatusOr<ScopedHandle> PublishListenerMeta(
+    const std::wstring& pipe_path, absl::string_view name,
+    uint32_t max_message_size, SECURITY_ATTRIBUTES* security_attributes) {
+  const std::wstring section_name = SectionName(pipe_path);
   ScopedHandle section(CreateFileMappingW(INVALID_HANDLE_VALUE,
                                           security_attributes, PAGE_READWRITE,
-                                          0, kSize, name.c_str()));
-  if (!section.valid()) return ScopedHandle();
+                                          0, kSize, section_name.c_str()));
+  const DWORD error = GetLastError();
+  if (section.valid() && error == ERROR_ALREADY_EXISTS) {
+    return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name,
+                     absl::StrCat("another process already created this "
+                                  "listener's metadata section ",
+                                  WideToUtf8(section_name.c_str()),
+                                  "; refusing to trust or use it"),
+                     DescribeWin32Error(error));
+  }
+  if (!section.valid()) {
+    if (error == ERROR_ACCESS_DENIED) {
+      return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name,
+                       absl::StrCat("another user holds this listener's "
+                                    "metadata section ",
+                                    WideToUtf8(section_name.c_str())),
+                       DescribeWin32Error(error));
+    }
+    return Win32Status(error, ErrorContext::kGeneric, "Listen", name,
+                       "cannot create the listener's metadata section");
+  }
   void* view = MapViewOfFile(section.get(), FILE_MAP_WRITE, 0, 0, kSize);
-  if (view == nullptr) return ScopedHandle();
+  if (view == nullptr) {
+    return Win32Status(GetLastError(), ErrorContext::kGeneric, "Listen", name,
+                       "cannot map the listener's metadata section");
+  }
   unsigned char* bytes = static_cast<unsigned char*>(view);
   std::memcpy(bytes, kMagic, 4);
   PutU32(bytes + 4, kVersion);

@@ -18,17 +18,24 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "src/win32/io.h"
 
 namespace canal {
 namespace internal {
 namespace win32 {
 
-// Creates (or takes over) the section for `pipe_path`. Returns an empty
-// handle if that fails; clients then assume no limit.
-ScopedHandle PublishListenerMeta(const std::wstring& pipe_path,
-                                 uint32_t max_message_size,
-                                 SECURITY_ATTRIBUTES* security_attributes);
+// Creates the section for `pipe_path` with `security_attributes` (the
+// listener's restrictive DACL, src/win32/security.h). A section that
+// already exists was made by someone else (a listener's own section lives
+// exactly as long as the listener, which holds the pipe name): it is never
+// trusted nor written to, and the listener fails with AlreadyExists, as
+// for a held pipe name; ERROR_ACCESS_DENIED (another user's section) too.
+// Other failures are returned as they are.
+absl::StatusOr<ScopedHandle> PublishListenerMeta(
+    const std::wstring& pipe_path, absl::string_view name,
+    uint32_t max_message_size, SECURITY_ATTRIBUTES* security_attributes);
 
 // Whether a canal listener holds `pipe_path`. The section lives exactly as
 // long as the listener is open, so it tells "no such listener" from "the
