@@ -638,11 +638,17 @@ absl::StatusOr<std::string> PosixChannel::TransactWithin(
   if (!guard.status().ok()) return guard.status();
   {
     absl::MutexLock lock(&buf_mu_);
-    if (cur_active_ && cur_delivered_ > 0) {
+    // Like TransactNamedPipe (STATUS_PIPE_BUSY), refuse while anything is
+    // unread: the reply would otherwise be confused with an older message.
+    if (cur_active_ || stash_active_ || !rbuf_.empty()) {
       return MakeError(absl::StatusCode::kFailedPrecondition, op, name_,
-                       absl::StrCat("part of a message is still unread (",
-                                    cur_total_ - cur_delivered_,
-                                    " bytes); read it first"));
+                       "unread data is queued on the channel; read it first");
+    }
+    int queued = 0;
+    if (ioctl(guard.fd(), FIONREAD, &queued) == 0 && queued > 0) {
+      return MakeError(absl::StatusCode::kFailedPrecondition, op, name_,
+                       absl::StrCat(queued, " bytes of unread data are queued "
+                                            "on the channel; read them first"));
     }
   }
   absl::Status sent = SendFrame(op, guard.fd(), request, deadline);

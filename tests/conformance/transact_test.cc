@@ -138,6 +138,22 @@ TEST(TransactTest, WhilePartOfAMessageIsUnreadIsFailedPrecondition) {
                     kFailedPrecondition);
 }
 
+// TransactNamedPipe refuses with ERROR_PIPE_BUSY while unread data is
+// queued; canal does the same on every platform, and the queued message
+// stays intact.
+TEST(TransactTest, WhileAWholeMessageIsQueuedIsFailedPrecondition) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("tx-queued"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  // Once WriteMessage returns, the message sits in the client's queue.
+  CANAL_ASSERT_OK(pair->server.WriteMessage("stale"));
+  CANAL_EXPECT_CODE(pair->client.Transact("req", absl::Milliseconds(200)),
+                    kFailedPrecondition);
+  absl::StatusOr<std::string> queued = pair->client.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(queued);
+  EXPECT_EQ(*queued, "stale");
+}
+
 TEST(CallTest, ReturnsTheReplyAndClosesTheChannel) {
   const std::string name = UniqueName("call-reply");
   absl::StatusOr<canal::Listener> listener =
