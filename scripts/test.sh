@@ -5,14 +5,18 @@
 # first (scripts/setup.sh). Safe to run twice. Exits non-zero if any leg fails.
 #
 #   scripts/test.sh            # all legs
-#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan wine
+#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan wine consumer
+#
+# The consumer leg (native) installs canal into a temporary prefix and builds
+# the projects in tests/consumer/ against it: one through canal.pc, one with
+# canal as a Meson subproject (scripts/consumer_test.sh).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh || { echo "test: set-up failed"; exit 1; }
 
-LEGS="${CANAL_LEGS:-native asan wine}"
+LEGS="${CANAL_LEGS:-native asan wine consumer}"
 JOBS="${CANAL_JOBS:-$(nproc)}"
 export WINEDEBUG="${WINEDEBUG:--all}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
@@ -45,8 +49,24 @@ run_leg() {
   RESULT[$leg]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py "$dir")"
 }
 
+# The consumer leg: its two projects' meson tests count as its results.
+run_consumer_leg() {
+  echo
+  echo "=== canal test leg: consumer ==="
+  local t0=$SECONDS
+  if bash scripts/consumer_test.sh build/consumer; then
+    RESULT[consumer]="ok"
+  else
+    RESULT[consumer]="FAILED"
+    failed=1
+  fi
+  RESULT[consumer]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py --total \
+    build/consumer/pkgconfig build/consumer/wrap | sed 's/^/test cases: /')"
+}
+
 for leg in $LEGS; do
   case "$leg" in
+    consumer) run_consumer_leg ;;
     native) run_leg native build/native -Dwerror=true ;;
     asan)   run_leg asan build/asan -Dwerror=true -Db_sanitize=address,undefined \
                     -Db_lundef=false -Dbuildtype=debug ;;
@@ -59,6 +79,7 @@ echo
 echo "=== canal test summary ==="
 for leg in $LEGS; do echo "$leg: ${RESULT[$leg]}"; done
 python3 scripts/summarize.py --total $(for leg in $LEGS; do
-  case "$leg" in native) echo build/native;; asan) echo build/asan;; wine) echo build/wine;; esac
+  case "$leg" in native) echo build/native;; asan) echo build/asan;; wine) echo build/wine;;
+    consumer) echo build/consumer/pkgconfig build/consumer/wrap;; esac
 done)
 exit $failed

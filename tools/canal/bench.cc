@@ -1,0 +1,349 @@
+#include "tools/canal/bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "canal/canal.h"
+#include "tools/canal/raw.h"
+
+namespace canal_cli {
+namespace {
+
+// canal::Channel as a StreamEnd.
+class ChannelEnd : public StreamEnd {
+ public:
+  explicit ChannelEnd(canal::Channel channel) : channel_(std::move(channel)) {}
+
+  absl::Status Send(absl::string_view data) override {
+    return channel_.Write(data);
+  }
+
+  absl::StatusOr<size_t> Receive(absl::Span<char> buffer) override {
+    absl::StatusOr<canal::ReadResult> r = channel_.Read(buffer);
+    if (!r.ok()) {
+      if (absl::IsOutOfRange(r.status())) return 0;
+      return r.status();
+    }
+    if (channel_.mode() == canal::PipeMode::kMessage &&
+        (r->more || r->size != buffer.size())) {
+      return absl::DataLossError("bench: unexpected message size");
+    }
+    return r->size;
+  }
+
+  void Close() override { channel_.Close(); }
+
+ private:
+  canal::Channel channel_;
+};
+
+using PairFactory =
+    std::function<absl::StatusOr<std::vector<StreamPair>>(int count)>;
+
+absl::StatusOr<std::vector<StreamPair>> MakeRawPairs(
+    const BenchOptions& options, int count) {
+  std::vector<StreamPair> pairs;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<StreamPair> pair =
+        MakeRawPair(options.message_mode, options.buffer_size);
+    if (!pair.ok()) return pair.status();
+    pairs.push_back(std::move(*pair));
+  }
+  return pairs;
+}
+
+// Receives exactly `buffer.size()` bytes (one message in message mode).
+// Returns false at end of stream or on error.
+bool ReceiveExactly(StreamEnd& end, absl::Span<char> buffer) {
+  size_t got = 0;
+  while (got < buffer.size() || buffer.empty()) {
+    absl::StatusOr<size_t> n = end.Receive(buffer.subspan(got));
+    if (!n.ok() || *n == 0) return false;
+    got += *n;
+    if (buffer.empty()) break;
+  }
+  return true;
+}
+
+// Waits `duration`, reporting progress; false if stopped early.
+bool RunFor(absl::Duration duration, StopSource* stop,
+            const std::function<std::string()>& status,
+            const std::function<void(absl::string_view)>& progress) {
+  absl::Notification stopped;
+  int id = -1;
+  if (stop != nullptr) id = stop->Register([&stopped] {
+    if (!stopped.HasBeenNotified()) stopped.Notify();
+  });
+  const absl::Time end = absl::Now() + duration;
+  bool completed = true;
+  while (absl::Now() < end) {
+    const absl::Duration slice =
+        std::min(absl::Milliseconds(100), end - absl::Now());
+    if (stopped.WaitForNotificationWithTimeout(slice)) {
+      completed = false;
+      break;
+    }
+    if (progress) progress(status());
+  }
+  if (stop != nullptr) stop->Unregister(id);
+  return completed;
+}
+
+std::string Rate(double bytes_per_second) {
+  return absl::StrFormat("%.1f MiB/s", bytes_per_second / (1024.0 * 1024.0));
+}
+
+absl::Status MeasureThroughput(const PairFactory& factory,
+                               const BenchOptions& options,
+                               absl::string_view label, StopSource* stop,
+                               const std::function<void(absl::string_view)>&
+                                   progress,
+                               BenchFigures* figures) {
+  absl::StatusOr<std::vector<StreamPair>> pairs = factory(options.clients);
+  if (!pairs.ok()) return pairs.status();
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> received{0};
+  std::atomic<uint64_t> sent_messages{0};
+  const std::string chunk(options.size, 'x');
+  const size_t read_size =
+      options.message_mode ? options.size : std::max<size_t>(options.size,
+                                                             64 * 1024);
+  std::vector<std::thread> threads;
+  const absl::Time start = absl::Now();
+  for (StreamPair& pair : *pairs) {
+    StreamEnd* server = pair.server.get();
+    StreamEnd* client = pair.client.get();
+    threads.emplace_back([server, read_size, &received] {
+      std::vector<char> buffer(std::max<size_t>(read_size, 1));
+      while (true) {
+        absl::StatusOr<size_t> n =
+            server->Receive(absl::MakeSpan(buffer.data(), read_size));
+        if (!n.ok() || (*n == 0 && read_size != 0)) return;
+        received.fetch_add(*n, std::memory_order_relaxed);
+        if (read_size == 0) return;
+      }
+    });
+    threads.emplace_back([client, &chunk, &done, &sent_messages] {
+      uint64_t count = 0;
+      while (!done.load(std::memory_order_relaxed)) {
+        if (!client->Send(chunk).ok()) break;
+        ++count;
+      }
+      sent_messages.fetch_add(count);
+      client->Close();  // the server sees end of stream
+    });
+  }
+  const bool completed = RunFor(
+      options.duration, stop,
+      [&] {
+        const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+        return absl::StrCat(label, " throughput: ",
+                            Rate(received.load() / std::max(seconds, 1e-9)));
+      },
+      progress);
+  done = true;
+  for (std::thread& t : threads) t.join();
+  if (!completed) return absl::CancelledError("canal bench: interrupted");
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  figures->bytes_per_second = received.load() / seconds;
+  figures->messages_per_second = sent_messages.load() / seconds;
+  return absl::OkStatus();
+}
+
+absl::Status MeasureLatency(const PairFactory& factory,
+                            const BenchOptions& options,
+                            absl::string_view label, StopSource* stop,
+                            const std::function<void(absl::string_view)>&
+                                progress,
+                            BenchFigures* figures) {
+  absl::StatusOr<std::vector<StreamPair>> pairs = factory(options.clients);
+  if (!pairs.ok()) return pairs.status();
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> trips{0};
+  std::vector<std::vector<double>> samples(pairs->size());
+  std::vector<std::thread> threads;
+  const size_t size = options.size;
+  const absl::Time start = absl::Now();
+  for (size_t i = 0; i < pairs->size(); ++i) {
+    StreamEnd* server = (*pairs)[i].server.get();
+    StreamEnd* client = (*pairs)[i].client.get();
+    std::vector<double>* mine = &samples[i];
+    threads.emplace_back([server, size] {
+      std::string buffer(size, '\0');
+      while (ReceiveExactly(*server, absl::MakeSpan(&buffer[0], size))) {
+        if (!server->Send(buffer).ok()) return;
+      }
+    });
+    threads.emplace_back([client, size, mine, &done, &trips] {
+      const std::string ping(size, 'p');
+      std::string pong(size, '\0');
+      mine->reserve(1 << 16);
+      while (!done.load(std::memory_order_relaxed)) {
+        const absl::Time t0 = absl::Now();
+        if (!client->Send(ping).ok() ||
+            !ReceiveExactly(*client, absl::MakeSpan(&pong[0], size))) {
+          break;
+        }
+        mine->push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+        trips.fetch_add(1, std::memory_order_relaxed);
+      }
+      client->Close();
+    });
+  }
+  const bool completed = RunFor(
+      options.duration, stop,
+      [&] {
+        const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+        return absl::StrCat(
+            label, " round trips: ",
+            absl::StrFormat("%.0f/s", trips.load() / std::max(seconds, 1e-9)));
+      },
+      progress);
+  done = true;
+  for (std::thread& t : threads) t.join();
+  if (!completed) return absl::CancelledError("canal bench: interrupted");
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  std::vector<double> all;
+  for (const std::vector<double>& s : samples) {
+    all.insert(all.end(), s.begin(), s.end());
+  }
+  std::sort(all.begin(), all.end());
+  figures->round_trips = static_cast<int64_t>(all.size());
+  figures->round_trips_per_second = all.size() / seconds;
+  if (!all.empty()) {
+    figures->latency_median_us = all[all.size() / 2];
+    figures->latency_p99_us =
+        all[std::min(all.size() - 1, (all.size() * 99) / 100)];
+  }
+  return absl::OkStatus();
+}
+
+double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
+
+std::string FiguresJson(const BenchFigures& f) {
+  return absl::StrFormat(
+      "{\"bytes_per_second\": %.1f, \"messages_per_second\": %.1f, "
+      "\"round_trips_per_second\": %.1f, \"latency_median_us\": %.3f, "
+      "\"latency_p99_us\": %.3f, \"round_trips\": %d}",
+      f.bytes_per_second, f.messages_per_second, f.round_trips_per_second,
+      f.latency_median_us, f.latency_p99_us, f.round_trips);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<StreamPair>> MakeCanalPairs(
+    const BenchOptions& options, int count) {
+  static std::atomic<int> counter{0};
+  absl::BitGen gen;
+  const std::string name =
+      absl::StrCat("canal-bench-", counter.fetch_add(1), "-",
+                   absl::Hex(absl::Uniform<uint64_t>(gen)));
+  canal::ListenerOptions listener_options;
+  listener_options.mode =
+      options.message_mode ? canal::PipeMode::kMessage : canal::PipeMode::kByte;
+  listener_options.buffer_size = options.buffer_size;
+  listener_options.max_message_size = std::max<size_t>(options.size, 1);
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, listener_options);
+  if (!listener.ok()) return listener.status();
+  std::vector<StreamPair> pairs;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+    if (!client.ok()) return client.status();
+    absl::StatusOr<canal::Channel> server = listener->Accept(absl::Seconds(10));
+    if (!server.ok()) return server.status();
+    StreamPair pair;
+    pair.server = std::make_unique<ChannelEnd>(std::move(*server));
+    pair.client = std::make_unique<ChannelEnd>(std::move(*client));
+    pairs.push_back(std::move(pair));
+  }
+  return pairs;  // Accepted channels outlive the listener.
+}
+
+absl::StatusOr<BenchReport> RunBench(
+    const BenchOptions& options,
+    const std::function<void(absl::string_view)>& progress,
+    StopSource* stop) {
+  BenchReport report;
+  report.options = options;
+  report.primitive = RawPrimitiveName();
+  const PairFactory canal_pairs = [&options](int n) {
+    return MakeCanalPairs(options, n);
+  };
+  const PairFactory raw_pairs = [&options](int n) {
+    return MakeRawPairs(options, n);
+  };
+  const std::string raw_label = report.primitive;
+  absl::Status status = MeasureThroughput(canal_pairs, options, "canal", stop,
+                                          progress, &report.canal);
+  if (status.ok()) {
+    status = MeasureThroughput(raw_pairs, options, raw_label, stop, progress,
+                               &report.raw);
+  }
+  if (status.ok()) {
+    status = MeasureLatency(canal_pairs, options, "canal", stop, progress,
+                            &report.canal);
+  }
+  if (status.ok()) {
+    status = MeasureLatency(raw_pairs, options, raw_label, stop, progress,
+                            &report.raw);
+  }
+  if (!status.ok()) return status;
+  return report;
+}
+
+std::string ReportJson(const BenchReport& r) {
+  return absl::StrFormat(
+      "{\"mode\": \"%s\", \"size\": %d, \"clients\": %d, \"duration_ms\": %d, "
+      "\"primitive\": \"%s\", \"canal\": %s, \"raw\": %s, \"ratio\": "
+      "{\"throughput\": %.4f, \"messages_per_second\": %.4f, "
+      "\"latency_median\": %.4f, \"latency_p99\": %.4f}}",
+      r.options.message_mode ? "message" : "byte", r.options.size,
+      r.options.clients, absl::ToInt64Milliseconds(r.options.duration),
+      r.primitive, FiguresJson(r.canal), FiguresJson(r.raw),
+      Ratio(r.canal.bytes_per_second, r.raw.bytes_per_second),
+      Ratio(r.canal.messages_per_second, r.raw.messages_per_second),
+      Ratio(r.canal.latency_median_us, r.raw.latency_median_us),
+      Ratio(r.canal.latency_p99_us, r.raw.latency_p99_us));
+}
+
+std::string ReportText(const BenchReport& r) {
+  std::string out = absl::StrFormat(
+      "canal bench: %s mode, %d-byte %s, %d client%s, %s per phase\n",
+      r.options.message_mode ? "message" : "byte", r.options.size,
+      r.options.message_mode ? "messages" : "writes", r.options.clients,
+      r.options.clients == 1 ? "" : "s", absl::FormatDuration(r.options.duration));
+  absl::StrAppendFormat(&out, "%-22s %16s %16s %8s\n", "", "canal",
+                        r.primitive, "ratio");
+  auto row = [&out](const char* what, const std::string& a,
+                    const std::string& b, double ratio) {
+    absl::StrAppendFormat(&out, "%-22s %16s %16s %7.2fx\n", what, a, b, ratio);
+  };
+  row("throughput", Rate(r.canal.bytes_per_second), Rate(r.raw.bytes_per_second),
+      Ratio(r.canal.bytes_per_second, r.raw.bytes_per_second));
+  row("writes/s", absl::StrFormat("%.0f", r.canal.messages_per_second),
+      absl::StrFormat("%.0f", r.raw.messages_per_second),
+      Ratio(r.canal.messages_per_second, r.raw.messages_per_second));
+  row("round trip median",
+      absl::StrFormat("%.1f us", r.canal.latency_median_us),
+      absl::StrFormat("%.1f us", r.raw.latency_median_us),
+      Ratio(r.canal.latency_median_us, r.raw.latency_median_us));
+  row("round trip p99", absl::StrFormat("%.1f us", r.canal.latency_p99_us),
+      absl::StrFormat("%.1f us", r.raw.latency_p99_us),
+      Ratio(r.canal.latency_p99_us, r.raw.latency_p99_us));
+  row("round trips/s", absl::StrFormat("%.0f", r.canal.round_trips_per_second),
+      absl::StrFormat("%.0f", r.raw.round_trips_per_second),
+      Ratio(r.canal.round_trips_per_second, r.raw.round_trips_per_second));
+  return out;
+}
+
+}  // namespace canal_cli
