@@ -26,6 +26,7 @@
 
 #include "canal/channel.h"
 #include "canal/listener.h"
+#include "canal/server.h"
 #include "canal/types.h"
 
 #endif  // CANAL_CANAL_H_

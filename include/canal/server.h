@@ -1,0 +1,193 @@
+// canal::Server: an event-driven server for many clients on a few threads.
+//
+//   canal::ServerOptions options;
+//   options.listener.mode = canal::PipeMode::kMessage;
+//   canal::ServerHandlers handlers;
+//   handlers.on_request = [](canal::Connection& c, absl::string_view request)
+//       -> absl::StatusOr<std::string> { return std::string(request); };
+//   absl::StatusOr<std::unique_ptr<canal::Server>> server =
+//       canal::Server::Start("echo", options, std::move(handlers));
+//   if (!server.ok()) return server.status();
+//   ...                                  // clients use Call / Transact
+//   (*server)->Shutdown(absl::Seconds(1));
+//
+// The server owns a `Listener` (so its access policy and `authorize`
+// callback apply to every client) and one accept thread that hands each new
+// client to one of `ServerOptions::threads` loop threads. A loop thread
+// serves all of its clients with non-blocking I/O: I/O completion ports on
+// Windows, epoll on Linux, poll() on other POSIX systems (the loop is chosen
+// when canal is built, see the `server_loop` Meson option).
+//
+// Threads. Every handler runs on the loop thread that owns the connection,
+// one call at a time per connection, and handlers of all connections of
+// that loop run one after another: a handler must never block (no
+// Channel I/O, no waiting on other clients). Hand slow work to another
+// thread and reply from there with `Connection::Send`, which never blocks.
+//
+// Flow control. Each connection has a bounded outbound queue
+// (`ServerOptions::max_queued_bytes`). While a connection's queue holds at
+// least that much, `Send` refuses more (ResourceExhausted) and the server
+// stops reading from (and dispatching for) that client; it resumes when the
+// queue has drained below half. A client that stops reading therefore costs
+// at most `max_queued_bytes` plus one Send (and one read chunk) of memory,
+// and never slows down the other clients.
+
+#ifndef CANAL_SERVER_H_
+#define CANAL_SERVER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "canal/types.h"
+
+namespace canal {
+
+namespace internal {
+class ServerConn;
+class ServerCore;
+}  // namespace internal
+
+// A handle to one client of a `Server`. Cheap to copy; every copy refers to
+// the same connection, and all methods may be called from any thread, also
+// after the connection (or the whole server) is gone. A default-constructed
+// handle refers to no connection.
+class Connection {
+ public:
+  Connection();
+
+  // A number unique among the connections of one server (starting at 1);
+  // 0 for a default-constructed handle.
+  uint64_t id() const;
+
+  // Whether the connection is still open: false once the client left, an
+  // error ended it, `Close()` was called, or the server shut down.
+  bool is_open() const;
+
+  // Who is at the other end, as read when the client was accepted. Empty
+  // (`process_id` 0) for a default-constructed handle.
+  const PeerInfo& Peer() const;
+
+  // The listener's mode: kMessage connections carry whole messages.
+  PipeMode mode() const;
+
+  // Queues `data` for the client and returns at once; never blocks. In
+  // message mode `data` is sent as one message (empty messages too); in byte
+  // mode it is appended to the stream. Returns:
+  //  - ResourceExhausted if the queue already holds
+  //    `ServerOptions::max_queued_bytes` or more (the client is not reading
+  //    fast enough). One Send may take the queue over the bound, so data
+  //    larger than the bound can be sent, and a handler that sends once per
+  //    `on_data` call is never refused: the loop stops dispatching for a
+  //    connection while its queue is full;
+  //  - InvalidArgument in message mode if `data` is larger than the
+  //    listener's `max_message_size`;
+  //  - FailedPrecondition if the connection is closed, or was accepted on an
+  //    inbound listener (clients only write), or the handle is empty.
+  absl::Status Send(absl::string_view data);
+
+  // Closes the connection: data queued in the server and not yet handed to
+  // the system is dropped, and `on_close` runs (on the loop thread) with
+  // Cancelled. Idempotent; no effect on a closed or empty handle.
+  void Close();
+
+  // Bytes accepted by `Send` and not yet handed to the system.
+  size_t queued_bytes() const;
+
+  // For the server only.
+  explicit Connection(std::shared_ptr<internal::ServerConn> conn);
+
+ private:
+  std::shared_ptr<internal::ServerConn> conn_;
+};
+
+// Options for `Server::Start`.
+struct ServerOptions {
+  // The listener's options: mode, access, instance limit, access policy,
+  // `authorize` callback, message size limit.
+  ListenerOptions listener;
+  // Loop threads (at least 1). Connections are spread over them round-robin.
+  int threads = 1;
+  // Per-connection bound of the outbound queue, in bytes (at least 1); see
+  // `Connection::Send` and the flow-control notes above.
+  size_t max_queued_bytes = 1024 * 1024;
+  // How much one read asks the system for (at least 1). In byte mode it is
+  // also the largest chunk handed to `on_data`.
+  size_t read_chunk_size = 64 * 1024;
+};
+
+// What the server calls. Every handler is optional and runs on a loop
+// thread (see "Threads" above); each gets the connection by reference, and
+// may copy the handle to keep it.
+struct ServerHandlers {
+  // A client connected (and passed the listener's checks).
+  std::function<void(Connection&)> on_open;
+  // Data from a client: one whole message in message mode, the next chunk
+  // of the stream (at most `read_chunk_size` bytes) in byte mode. The view
+  // is valid only during the call.
+  std::function<void(Connection&, absl::string_view)> on_data;
+  // Message mode only, instead of `on_data`: maps one request message to
+  // one reply message, which is queued like `Send` does (also when the
+  // queue is full because of Sends from other threads). An error closes that connection with the error as its
+  // status. Pairs with the client's `Channel::Transact` and `canal::Call`.
+  std::function<absl::StatusOr<std::string>(Connection&, absl::string_view)>
+      on_request;
+  // The connection ended; `status` says why: OutOfRange when the client
+  // closed cleanly, Unavailable when the connection broke, DataLoss for
+  // malformed framing or a stream that ended inside a message (POSIX),
+  // ResourceExhausted for a message over `max_message_size`, Cancelled after
+  // `Connection::Close` or `Server::Shutdown`, or the error returned by
+  // `on_request`. Runs exactly once per connection that got `on_open`.
+  std::function<void(Connection&, const absl::Status&)> on_close;
+};
+
+// A running server. Not copyable or movable; destroy it (or call
+// `Shutdown`) to stop.
+class Server {
+ public:
+  // Creates the listener on `name` (a portable or native name, see
+  // canal/canal.h) and starts the threads. Fails with InvalidArgument for
+  // bad options (threads < 1, a zero bound or chunk size, `on_request` on a
+  // byte-mode listener, both `on_data` and `on_request`), or with the
+  // errors of `Listener::Create` (AlreadyExists, PermissionDenied, ...), or
+  // Internal/ResourceExhausted if the system refuses an event queue.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      absl::string_view name, const ServerOptions& options,
+      ServerHandlers handlers);
+
+  // Shuts down with no grace period (see `Shutdown`).
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Stops accepting (the name is released), stops reading from clients,
+  // lets data already queued drain for up to `grace`, then closes every
+  // connection; each ends with Cancelled (`on_close` runs for each). A
+  // connection whose queue is empty is closed at once. From any thread,
+  // idempotent; returns once every connection is closed, except when called
+  // from a handler, where it only starts the shutdown.
+  void Shutdown(absl::Duration grace = absl::ZeroDuration());
+
+  // The name given to `Start`.
+  absl::string_view name() const;
+
+  // The event loop this build uses: "iocp", "epoll" or "poll".
+  static absl::string_view LoopKind();
+
+  // Connections currently open, over all loop threads.
+  size_t connection_count() const;
+
+ private:
+  explicit Server(std::unique_ptr<internal::ServerCore> core);
+  std::unique_ptr<internal::ServerCore> core_;
+};
+
+}  // namespace canal
+
+#endif  // CANAL_SERVER_H_

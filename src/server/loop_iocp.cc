@@ -1,0 +1,458 @@
+// The Windows server loop: one I/O completion port per loop thread, with
+// every accepted pipe HANDLE (opened FILE_FLAG_OVERLAPPED by the listener,
+// message read mode on message pipes) associated with it.
+//
+// Each connection has at most one overlapped ReadFile and one overlapped
+// WriteFile outstanding, both issued on the loop thread only (I/O issued by
+// a thread is tied to it on older Windows). A message-mode read that ends
+// with ERROR_MORE_DATA is continued until the message is whole, so
+// on_data/on_request see whole messages. Writes send one queued buffer each
+// (one message in message mode). Other threads reach the loop with
+// PostQueuedCompletionStatus (new connections, "look at this connection",
+// shutdown).
+//
+// A connection is closed with Channel::Close (CancelIoEx, CloseHandle); its
+// outstanding operations still complete (aborted) through the port, and each
+// holds a reference to the connection until then, so the OVERLAPPED and
+// buffers stay valid. Run returns only when nothing is outstanding.
+
+#include <windows.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "src/server/server_internal.h"
+
+namespace canal {
+namespace internal {
+namespace {
+
+constexpr ULONG_PTR kIoKey = 1;
+constexpr ULONG_PTR kWakeKey = 2;
+constexpr ULONG kMaxEntries = 128;
+
+class IocpConn;
+
+struct IoOp {
+  OVERLAPPED ov;
+  bool is_read = false;
+  std::shared_ptr<IocpConn> self;  // Set while the operation is outstanding.
+};
+
+class IocpConn final : public ServerConn {
+ public:
+  using ServerConn::ServerConn;
+
+  HANDLE handle = nullptr;
+  IoOp read_op;
+  IoOp write_op;
+  std::vector<char> read_buf;
+  // Loop thread only.
+  bool done = false;
+  bool read_pending = false;
+  std::string msg;  // Message mode: the parts of a message read so far.
+  // Guarded by mu (read by Send's caller to decide whether to post).
+  bool write_pending = false;
+};
+
+class IocpLoop final : public ServerLoop {
+ public:
+  explicit IocpLoop(const ServerConfig* config) : ServerLoop(config) {}
+
+  ~IocpLoop() override {
+    if (port_ != nullptr) CloseHandle(port_);
+  }
+
+  absl::Status Init() override {
+    port_ = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
+    if (port_ == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "canal: Server \"", config_->name,
+          "\": CreateIoCompletionPort failed (error ", GetLastError(), ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  bool OnLoopThread() const override {
+    return loop_thread_.load() == std::this_thread::get_id();
+  }
+
+  void Adopt(uint64_t id, Channel channel, PeerInfo peer) override {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_new_.push_back(std::make_shared<IocpConn>(
+        id, std::move(channel), std::move(peer), config_, this));
+    WakeLocked();
+  }
+
+  void BeginShutdown(absl::Time deadline) override {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_shutdown_ = true;
+    inbox_deadline_ = deadline;
+    WakeLocked();
+  }
+
+  void OnQueuedLocked(ServerConn* base) override {
+    IocpConn* conn = static_cast<IocpConn*>(base);
+    if (conn->write_pending) return;  // Its completion starts the next one.
+    if (OnLoopThread() && !conn->done) {
+      StartWriteLocked(conn);
+    } else {
+      Attention(conn);
+    }
+  }
+
+  void OnCloseRequestedLocked(ServerConn* conn) override {
+    Attention(static_cast<IocpConn*>(conn));
+  }
+
+  void Run() override {
+    loop_thread_.store(std::this_thread::get_id());
+    OVERLAPPED_ENTRY entries[kMaxEntries];
+    while (true) {
+      if (shutting_down_ && conns_.empty() && outstanding_ == 0) break;
+      DWORD timeout = INFINITE;
+      if (shutting_down_) {
+        if (conns_.empty()) {
+          timeout = 1000;  // Only cancelled operations are left to reap.
+        } else {
+          absl::Duration left = deadline_ - absl::Now();
+          timeout = left <= absl::ZeroDuration()
+                        ? 0
+                        : static_cast<DWORD>(std::min<int64_t>(
+                              absl::ToInt64Milliseconds(
+                                  left + absl::Microseconds(999)),
+                              1000 * 1000));
+        }
+      }
+      ULONG count = 0;
+      if (!GetQueuedCompletionStatusEx(port_, entries, kMaxEntries, &count,
+                                       timeout, FALSE)) {
+        count = 0;
+      }
+      for (ULONG i = 0; i < count; ++i) {
+        if (entries[i].lpCompletionKey == kWakeKey) {
+          DrainInbox();
+          continue;
+        }
+        IoOp* op = CONTAINING_RECORD(entries[i].lpOverlapped, IoOp, ov);
+        std::shared_ptr<IocpConn> conn = std::move(op->self);
+        --outstanding_;
+        DWORD bytes = 0;
+        DWORD error = ERROR_SUCCESS;
+        if (!GetOverlappedResult(conn->handle, &op->ov, &bytes, FALSE)) {
+          error = GetLastError();
+        }
+        bytes = entries[i].dwNumberOfBytesTransferred;
+        if (op->is_read) {
+          OnReadDone(conn.get(), error, bytes);
+        } else {
+          OnWriteDone(conn.get(), error, bytes);
+        }
+      }
+      while (!pending_.empty()) {
+        std::vector<std::shared_ptr<IocpConn>> pending;
+        pending.swap(pending_);
+        for (auto& conn : pending) Update(conn.get());
+      }
+      if (shutting_down_) ShutdownStep();
+    }
+    loop_thread_.store(std::thread::id());
+  }
+
+ private:
+  void WakeLocked() {
+    if (wake_pending_) return;
+    wake_pending_ = true;
+    PostQueuedCompletionStatus(port_, 0, kWakeKey, nullptr);
+  }
+
+  void Attention(IocpConn* conn) {
+    auto self = std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+    if (OnLoopThread()) {
+      pending_.push_back(std::move(self));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_attention_.push_back(std::move(self));
+    WakeLocked();
+  }
+
+  void DrainInbox() {
+    std::vector<std::shared_ptr<IocpConn>> fresh, attention;
+    bool shutdown = false;
+    absl::Time deadline;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      wake_pending_ = false;
+      fresh.swap(inbox_new_);
+      attention.swap(inbox_attention_);
+      shutdown = inbox_shutdown_;
+      deadline = inbox_deadline_;
+    }
+    for (auto& conn : fresh) AddConn(std::move(conn));
+    for (auto& conn : attention) Update(conn.get());
+    if (shutdown && !shutting_down_) {
+      shutting_down_ = true;
+      deadline_ = deadline;
+      for (auto& entry : conns_) {
+        IocpConn* conn = entry.second.get();
+        // No new requests: cancel the outstanding read.
+        if (conn->read_pending) CancelIoEx(conn->handle, &conn->read_op.ov);
+      }
+    }
+  }
+
+  void AddConn(std::shared_ptr<IocpConn> conn) {
+    IocpConn* raw = conn.get();
+    raw->handle = static_cast<HANDLE>(raw->channel.native_handle());
+    raw->read_buf.resize(config_->read_chunk_size);
+    raw->read_op.is_read = true;
+    raw->write_op.is_read = false;
+    conns_.emplace(raw->id, conn);
+    absl::Status added;
+    if (raw->handle == nullptr ||
+        CreateIoCompletionPort(raw->handle, port_, kIoKey, 0) == nullptr) {
+      added = ConnError(absl::StatusCode::kUnavailable, *config_, raw->id,
+                        absl::StrCat("CreateIoCompletionPort failed (error ",
+                                     GetLastError(), ")"));
+    }
+    NotifyOpen(raw);
+    if (!added.ok()) {
+      CloseConn(raw, added);
+      return;
+    }
+    Update(raw);
+  }
+
+  // Re-examines `conn`: a close request, writes to start, reads to post.
+  void Update(IocpConn* conn) {
+    if (conn->done) return;
+    bool close = false;
+    bool read = false;
+    absl::Status status;
+    {
+      std::lock_guard<std::mutex> lock(conn->mu);
+      if (conn->close_requested) {
+        close = true;
+        status = conn->close_status;
+      } else {
+        if (!conn->write_pending) StartWriteLocked(conn);
+        if (conn->paused && QueueDrainedLocked(conn)) conn->paused = false;
+        read = !conn->paused && !conn->read_pending && !shutting_down_ &&
+               config_->can_read;
+      }
+    }
+    if (close) {
+      CloseConn(conn, status);
+      return;
+    }
+    if (read) StartRead(conn);
+  }
+
+  // With conn->mu held, on the loop thread.
+  void StartWriteLocked(IocpConn* conn) {
+    if (conn->write_pending || conn->out.empty() || conn->done) return;
+    const std::string& front = conn->out.front();
+    ZeroMemory(&conn->write_op.ov, sizeof(OVERLAPPED));
+    conn->write_op.self =
+        std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+    const DWORD size = static_cast<DWORD>(front.size() - conn->out_offset);
+    if (!WriteFile(conn->handle, front.data() + conn->out_offset, size,
+                   nullptr, &conn->write_op.ov) &&
+        GetLastError() != ERROR_IO_PENDING) {
+      const DWORD error = GetLastError();
+      conn->write_op.self.reset();
+      if (!conn->close_requested) {
+        conn->close_requested = true;
+        conn->close_status = WriteError(conn, error);
+        Attention(conn);
+      }
+      return;
+    }
+    conn->write_pending = true;
+    ++outstanding_;
+  }
+
+  void StartRead(IocpConn* conn) {
+    ZeroMemory(&conn->read_op.ov, sizeof(OVERLAPPED));
+    conn->read_op.self =
+        std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+    if (!ReadFile(conn->handle, conn->read_buf.data(),
+                  static_cast<DWORD>(conn->read_buf.size()), nullptr,
+                  &conn->read_op.ov)) {
+      const DWORD error = GetLastError();
+      if (error != ERROR_IO_PENDING && error != ERROR_MORE_DATA) {
+        conn->read_op.self.reset();
+        CloseConn(conn, ReadError(conn, error));
+        return;
+      }
+    }
+    conn->read_pending = true;
+    ++outstanding_;
+  }
+
+  absl::Status ReadError(IocpConn* conn, DWORD error) {
+    if (error == ERROR_BROKEN_PIPE || error == ERROR_PIPE_NOT_CONNECTED ||
+        error == ERROR_NO_DATA) {
+      if (!conn->msg.empty()) {
+        return ConnError(absl::StatusCode::kDataLoss, *config_, conn->id,
+                         "the pipe closed inside a message");
+      }
+      return ConnError(absl::StatusCode::kOutOfRange, *config_, conn->id,
+                       "the client closed the pipe");
+    }
+    if (error == ERROR_OPERATION_ABORTED) {
+      return ConnError(absl::StatusCode::kCancelled, *config_, conn->id,
+                       "the read was cancelled");
+    }
+    return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
+                     absl::StrCat("ReadFile failed (error ", error, ")"));
+  }
+
+  absl::Status WriteError(IocpConn* conn, DWORD error) {
+    return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
+                     absl::StrCat("WriteFile failed (error ", error, ")"));
+  }
+
+  void OnReadDone(IocpConn* conn, DWORD error, DWORD bytes) {
+    conn->read_pending = false;
+    if (conn->done) return;
+    if (error != ERROR_SUCCESS && error != ERROR_MORE_DATA) {
+      if (error == ERROR_OPERATION_ABORTED && shutting_down_) {
+        Update(conn);  // Cancelled by the shutdown: keep draining writes.
+        return;
+      }
+      CloseConn(conn, ReadError(conn, error));
+      return;
+    }
+    const absl::string_view chunk(conn->read_buf.data(), bytes);
+    absl::Status handled;
+    if (config_->mode == PipeMode::kByte) {
+      if (bytes > 0) handled = Dispatch(conn, chunk);  // 0: an empty write.
+    } else if (error == ERROR_MORE_DATA) {
+      conn->msg.append(chunk.data(), chunk.size());
+      if (conn->msg.size() > config_->max_message_size) {
+        CloseConn(conn, ConnError(absl::StatusCode::kResourceExhausted,
+                                  *config_, conn->id,
+                                  absl::StrCat("the client sent a message "
+                                               "over the limit of ",
+                                               config_->max_message_size,
+                                               " bytes")));
+        return;
+      }
+      StartRead(conn);  // The rest of the message, whatever the queue.
+      return;
+    } else if (conn->msg.empty()) {
+      handled = Dispatch(conn, chunk);
+    } else {
+      conn->msg.append(chunk.data(), chunk.size());
+      if (conn->msg.size() > config_->max_message_size) {
+        handled = ConnError(absl::StatusCode::kResourceExhausted, *config_,
+                            conn->id, "the client sent a message over the "
+                                      "limit");
+      } else {
+        handled = Dispatch(conn, conn->msg);
+      }
+      std::string().swap(conn->msg);
+    }
+    if (!handled.ok()) {
+      CloseConn(conn, handled);
+      return;
+    }
+    if (conn->done) return;
+    {
+      std::lock_guard<std::mutex> lock(conn->mu);
+      if (QueueFullLocked(conn)) conn->paused = true;
+    }
+    Update(conn);
+  }
+
+  void OnWriteDone(IocpConn* conn, DWORD error, DWORD bytes) {
+    bool failed = false;
+    {
+      std::lock_guard<std::mutex> lock(conn->mu);
+      conn->write_pending = false;
+      if (conn->done || conn->finished) return;
+      if (error != ERROR_SUCCESS) {
+        failed = true;
+      } else {
+        size_t sent = bytes;
+        conn->queued -= std::min(sent, conn->queued);
+        const size_t left = conn->out.front().size() - conn->out_offset;
+        if (sent >= left) {
+          conn->out.pop_front();
+          conn->out_offset = 0;
+        } else {
+          conn->out_offset += sent;
+        }
+      }
+    }
+    if (failed) {
+      CloseConn(conn, WriteError(conn, error));
+      return;
+    }
+    Update(conn);
+  }
+
+  void CloseConn(IocpConn* conn, absl::Status status) {
+    if (conn->done) return;
+    conn->done = true;
+    std::shared_ptr<IocpConn> keep;
+    auto it = conns_.find(conn->id);
+    if (it != conns_.end()) {
+      keep = std::move(it->second);
+      conns_.erase(it);
+    }
+    // Channel::Close cancels the outstanding operations; their completions
+    // arrive later and only drop their references.
+    Finish(conn, std::move(status));
+  }
+
+  void ShutdownStep() {
+    const bool expired = absl::Now() >= deadline_;
+    std::vector<IocpConn*> to_close;
+    for (auto& entry : conns_) {
+      IocpConn* conn = entry.second.get();
+      std::lock_guard<std::mutex> lock(conn->mu);
+      if (expired || conn->queued == 0) to_close.push_back(conn);
+    }
+    for (IocpConn* conn : to_close) {
+      auto keep = conns_[conn->id];
+      CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
+                                conn->id, "the server shut down"));
+    }
+  }
+
+  HANDLE port_ = nullptr;
+  std::atomic<std::thread::id> loop_thread_{};
+
+  // Loop thread only.
+  std::unordered_map<uint64_t, std::shared_ptr<IocpConn>> conns_;
+  std::vector<std::shared_ptr<IocpConn>> pending_;
+  size_t outstanding_ = 0;
+  bool shutting_down_ = false;
+  absl::Time deadline_;
+
+  std::mutex inbox_mu_;  // After any ServerConn::mu.
+  bool wake_pending_ = false;
+  std::vector<std::shared_ptr<IocpConn>> inbox_new_;
+  std::vector<std::shared_ptr<IocpConn>> inbox_attention_;
+  bool inbox_shutdown_ = false;
+  absl::Time inbox_deadline_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config) {
+  return std::make_unique<IocpLoop>(config);
+}
+
+}  // namespace internal
+}  // namespace canal

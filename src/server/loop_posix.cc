@@ -1,0 +1,542 @@
+// The POSIX server loop: readiness-based non-blocking I/O on the accepted
+// Unix sockets, with epoll (Linux) or poll(2) underneath (see poller.h).
+//
+// Reading: one recv of up to read_chunk_size into a per-loop scratch buffer
+// per readiness event (level-triggered, so a busy client cannot starve the
+// others). Byte mode hands the chunk to on_data as is. Message mode parses
+// CNL1 frames (src/internal/framing.h) straight out of the scratch buffer;
+// only an incomplete frame is copied into the connection.
+//
+// Writing: Send appends to the connection's queue and tries one sendmsg at
+// once from the calling thread (under the connection's mutex); whatever the
+// socket does not take waits for EPOLLOUT/POLLOUT, which the loop asks for
+// only while the queue is not empty.
+//
+// Other threads reach the loop through an inbox (new connections, "look at
+// this connection", shutdown) and a self-pipe that wakes it.
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "src/internal/framing.h"
+#include "src/server/poller.h"
+#include "src/server/server_internal.h"
+
+namespace canal {
+namespace internal {
+namespace {
+
+#ifdef MSG_NOSIGNAL
+constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+#else
+constexpr int kSendFlags = MSG_DONTWAIT;  // SO_NOSIGPIPE is set by canal.
+#endif
+
+constexpr int kMaxIov = 64;
+// A message buffer larger than this is freed after use.
+constexpr size_t kKeepMessageCapacity = 1024 * 1024;
+
+class PosixConn final : public ServerConn {
+ public:
+  using ServerConn::ServerConn;
+
+  int fd = -1;
+  // Loop thread only.
+  bool done = false;
+  bool reg_read = false;
+  bool reg_write = false;
+  std::string in;             // Bytes read but not yet parsed (message mode).
+  bool have_header = false;   // Message mode: a frame's payload is due.
+  size_t need = 0;            // Its size.
+  std::string msg;            // Its payload so far.
+};
+
+class PosixLoop final : public ServerLoop {
+ public:
+  PosixLoop(const ServerConfig* config, bool use_epoll)
+      : ServerLoop(config),
+        use_epoll_(use_epoll),
+        scratch_(new char[config->read_chunk_size]) {}
+
+  ~PosixLoop() override {
+    if (wake_read_ >= 0) ::close(wake_read_);
+    if (wake_write_ >= 0) ::close(wake_write_);
+  }
+
+  absl::Status Init() override {
+#if defined(__linux__)
+    poller_ = use_epoll_ ? NewEpollPoller() : NewPollPoller();
+#else
+    poller_ = NewPollPoller();
+#endif
+    absl::Status init = poller_->Init();
+    if (!init.ok()) return init;
+    int fds[2];
+    if (::pipe(fds) != 0) {
+      const int err = errno;
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "canal: Server \"", config_->name, "\": pipe failed (",
+          strerror(err), ")"));
+    }
+    wake_read_ = fds[0];
+    wake_write_ = fds[1];
+    for (int fd : fds) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    return poller_->Add(wake_read_, &wake_tag_, true, false);
+  }
+
+  bool OnLoopThread() const override {
+    return loop_thread_.load() == std::this_thread::get_id();
+  }
+
+  void Adopt(uint64_t id, Channel channel, PeerInfo peer) override {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_new_.push_back(
+        std::make_shared<PosixConn>(id, std::move(channel), std::move(peer),
+                                    config_, this));
+    WakeLocked();
+  }
+
+  void BeginShutdown(absl::Time deadline) override {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_shutdown_ = true;
+    inbox_deadline_ = deadline;
+    WakeLocked();
+  }
+
+  void OnQueuedLocked(ServerConn* base) override {
+    PosixConn* conn = static_cast<PosixConn*>(base);
+    // Try to hand the data to the socket right away (non-blocking).
+    absl::Status flushed = FlushLocked(conn);
+    if (!flushed.ok()) {
+      conn->close_requested = true;
+      conn->close_status = flushed;
+      Attention(conn);
+      return;
+    }
+    if (conn->queued > 0 || (conn->paused && QueueDrainedLocked(conn))) {
+      Attention(conn);
+    }
+  }
+
+  void OnCloseRequestedLocked(ServerConn* conn) override {
+    Attention(static_cast<PosixConn*>(conn));
+  }
+
+  void Run() override {
+    loop_thread_.store(std::this_thread::get_id());
+    std::vector<PollEvent> events;
+    while (true) {
+      if (shutting_down_ && conns_.empty()) break;
+      int timeout_ms = -1;
+      if (shutting_down_) {
+        absl::Duration left = deadline_ - absl::Now();
+        timeout_ms = left <= absl::ZeroDuration()
+                         ? 0
+                         : static_cast<int>(std::min<int64_t>(
+                               absl::ToInt64Milliseconds(
+                                   left + absl::Microseconds(999)),
+                               1000 * 1000));
+      }
+      poller_->Wait(timeout_ms, &events);
+      for (const PollEvent& ev : events) {
+        if (ev.tag == &wake_tag_) {
+          DrainInbox();
+          continue;
+        }
+        PosixConn* conn = static_cast<PosixConn*>(ev.tag);
+        if (conn->done) continue;
+        HandleEvent(conn, ev);
+      }
+      // Connections touched from handlers on this thread.
+      while (!pending_.empty()) {
+        std::vector<std::shared_ptr<PosixConn>> pending;
+        pending.swap(pending_);
+        for (auto& conn : pending) Update(conn.get());
+      }
+      if (shutting_down_) ShutdownStep();
+      graveyard_.clear();
+    }
+    loop_thread_.store(std::thread::id());
+  }
+
+ private:
+  void WakeLocked() {
+    if (wake_pending_) return;
+    wake_pending_ = true;
+    char byte = 1;
+    while (::write(wake_write_, &byte, 1) < 0 && errno == EINTR) {
+    }
+  }
+
+  // Asks the loop to re-examine `conn` (interest, close request, resume).
+  void Attention(PosixConn* conn) {
+    if (OnLoopThread()) {
+      pending_.push_back(std::static_pointer_cast<PosixConn>(
+          conn->shared_from_this()));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_attention_.push_back(
+        std::static_pointer_cast<PosixConn>(conn->shared_from_this()));
+    WakeLocked();
+  }
+
+  void DrainInbox() {
+    char buf[64];
+    while (::read(wake_read_, buf, sizeof(buf)) > 0) {
+    }
+    std::vector<std::shared_ptr<PosixConn>> fresh, attention;
+    bool shutdown = false;
+    absl::Time deadline;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      wake_pending_ = false;
+      fresh.swap(inbox_new_);
+      attention.swap(inbox_attention_);
+      shutdown = inbox_shutdown_;
+      deadline = inbox_deadline_;
+    }
+    for (auto& conn : fresh) AddConn(std::move(conn));
+    for (auto& conn : attention) Update(conn.get());
+    if (shutdown && !shutting_down_) {
+      shutting_down_ = true;
+      deadline_ = deadline;
+    }
+  }
+
+  void AddConn(std::shared_ptr<PosixConn> conn) {
+    conn->fd = conn->channel.native_handle();
+    PosixConn* raw = conn.get();
+    conns_.emplace(raw->id, conn);
+    NotifyOpen(raw);
+    absl::Status added =
+        raw->fd < 0 ? ConnError(absl::StatusCode::kUnavailable, *config_,
+                                raw->id, "the channel was already closed")
+                    : poller_->Add(raw->fd, raw, false, false);
+    if (!added.ok()) {
+      raw->fd = -1;
+      CloseConn(raw, added);
+      return;
+    }
+    Update(raw);
+  }
+
+  void HandleEvent(PosixConn* conn, const PollEvent& ev) {
+    if (ev.readable && conn->reg_read) {
+      HandleReadable(conn);
+      if (conn->done) return;
+    }
+    if (ev.writable || ev.error) {
+      absl::Status flushed;
+      bool resume = false;
+      bool empty = false;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        flushed = FlushLocked(conn);
+        empty = conn->queued == 0;
+        if (flushed.ok() && conn->paused && QueueDrainedLocked(conn)) {
+          conn->paused = false;
+          resume = true;
+        }
+      }
+      if (!flushed.ok()) {
+        CloseConn(conn, flushed);
+        return;
+      }
+      if (ev.error && !ev.readable && (empty || !conn->reg_read)) {
+        // A hang-up that reading will not report (we are not reading, or
+        // there is nothing to read): the connection is gone.
+        CloseConn(conn, ConnError(absl::StatusCode::kUnavailable, *config_,
+                                  conn->id, "the connection broke"));
+        return;
+      }
+      if (resume) ProcessInput(conn, absl::string_view());
+      if (conn->done) return;
+    }
+    Update(conn);
+  }
+
+  void HandleReadable(PosixConn* conn) {
+    ssize_t n;
+    do {
+      n = ::recv(conn->fd, scratch_.get(), config_->read_chunk_size, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err != ECONNRESET) {
+        CloseConn(conn, ConnError(absl::StatusCode::kUnavailable, *config_,
+                                  conn->id,
+                                  absl::StrCat("recv failed (", strerror(err),
+                                               ")")));
+        return;
+      }
+      n = 0;  // A reset after the peer's last data is its end of stream.
+    }
+    if (n == 0) {
+      if (config_->mode == PipeMode::kMessage &&
+          (conn->have_header || !conn->in.empty())) {
+        CloseConn(conn, ConnError(absl::StatusCode::kDataLoss, *config_,
+                                  conn->id, "stream ended inside a message"));
+      } else {
+        CloseConn(conn, ConnError(absl::StatusCode::kOutOfRange, *config_,
+                                  conn->id, "the client closed the pipe"));
+      }
+      return;
+    }
+    const absl::string_view data(scratch_.get(), static_cast<size_t>(n));
+    if (config_->mode == PipeMode::kByte) {
+      absl::Status handled = Dispatch(conn, data);
+      if (!handled.ok()) {
+        CloseConn(conn, handled);
+        return;
+      }
+      MustStop(conn);  // Pauses reading if the queue is now full.
+      return;
+    }
+    ProcessInput(conn, data);
+  }
+
+  // Whether dispatching for `conn` must stop for now: closing, shutting
+  // down, or its queue is full (then it is paused).
+  bool MustStop(PosixConn* conn) {
+    if (conn->done || shutting_down_) return true;
+    std::lock_guard<std::mutex> lock(conn->mu);
+    if (conn->close_requested) return true;
+    if (QueueFullLocked(conn)) {
+      conn->paused = true;
+      return true;
+    }
+    return false;
+  }
+
+  // Message mode: parses frames from conn->in followed by `data`, and
+  // dispatches every complete message until the connection must stop. What
+  // is left is kept in conn->in.
+  void ProcessInput(PosixConn* conn, absl::string_view data) {
+    if (config_->mode != PipeMode::kMessage) return;
+    absl::string_view buf = data;
+    bool from_in = false;
+    if (!conn->in.empty()) {
+      conn->in.append(data.data(), data.size());
+      buf = conn->in;
+      from_in = true;
+    }
+    while (!MustStop(conn)) {
+      if (!conn->have_header) {
+        if (buf.size() < kFrameHeaderSize) break;
+        uint32_t size = 0;
+        if (DecodeFrameHeader(reinterpret_cast<const unsigned char*>(
+                                  buf.data()),
+                              &size) != FrameHeaderError::kOk) {
+          CloseConn(conn, ConnError(absl::StatusCode::kDataLoss, *config_,
+                                    conn->id,
+                                    "malformed frame header (bad magic)"));
+          return;
+        }
+        if (size > config_->max_message_size) {
+          CloseConn(conn,
+                    ConnError(absl::StatusCode::kResourceExhausted, *config_,
+                              conn->id,
+                              absl::StrCat("the client announced a message of ",
+                                           size, " bytes; the limit is ",
+                                           config_->max_message_size)));
+          return;
+        }
+        buf.remove_prefix(kFrameHeaderSize);
+        conn->have_header = true;
+        conn->need = size;
+      }
+      absl::string_view message;
+      if (conn->msg.empty() && buf.size() >= conn->need) {
+        message = buf.substr(0, conn->need);  // Whole: no copy.
+        buf.remove_prefix(conn->need);
+      } else {
+        if (buf.empty()) break;
+        if (conn->msg.empty()) conn->msg.reserve(conn->need);
+        const size_t take = std::min(conn->need - conn->msg.size(), buf.size());
+        conn->msg.append(buf.data(), take);
+        buf.remove_prefix(take);
+        if (conn->msg.size() < conn->need) break;
+        message = conn->msg;
+      }
+      conn->have_header = false;
+      absl::Status handled = Dispatch(conn, message);
+      if (!conn->msg.empty()) {
+        if (conn->msg.capacity() > kKeepMessageCapacity) {
+          std::string().swap(conn->msg);
+        } else {
+          conn->msg.clear();
+        }
+      }
+      if (!handled.ok()) {
+        CloseConn(conn, handled);
+        return;
+      }
+    }
+    if (conn->done) return;
+    if (from_in) {
+      conn->in.erase(0, conn->in.size() - buf.size());
+    } else {
+      conn->in.assign(buf.data(), buf.size());
+    }
+  }
+
+  // Re-examines `conn`: a close request, and what to wait for.
+  void Update(PosixConn* conn) {
+    if (conn->done) return;
+    bool want_write;
+    bool want_read;
+    bool close = false;
+    bool resume = false;
+    absl::Status status;
+    {
+      std::lock_guard<std::mutex> lock(conn->mu);
+      if (conn->close_requested) {
+        close = true;
+        status = conn->close_status;
+      }
+      if (conn->paused && QueueDrainedLocked(conn)) {
+        conn->paused = false;
+        resume = true;
+      }
+      want_write = conn->queued > 0;
+      want_read = !conn->paused && !shutting_down_;
+    }
+    if (close) {
+      CloseConn(conn, status);
+      return;
+    }
+    if (resume) {
+      ProcessInput(conn, absl::string_view());
+      if (conn->done) return;
+      std::lock_guard<std::mutex> lock(conn->mu);
+      want_read = !conn->paused && !shutting_down_;
+      want_write = conn->queued > 0;
+    }
+    if (want_read != conn->reg_read || want_write != conn->reg_write) {
+      conn->reg_read = want_read;
+      conn->reg_write = want_write;
+      poller_->Modify(conn->fd, conn, want_read, want_write);
+    }
+  }
+
+  // Sends as much of the queue as the socket takes. With conn->mu held.
+  absl::Status FlushLocked(PosixConn* conn) {
+    while (conn->queued > 0 && !conn->finished) {
+      iovec iov[kMaxIov];
+      int count = 0;
+      size_t offset = conn->out_offset;
+      for (const std::string& buf : conn->out) {
+        if (count == kMaxIov) break;
+        iov[count].iov_base = const_cast<char*>(buf.data()) + offset;
+        iov[count].iov_len = buf.size() - offset;
+        offset = 0;
+        ++count;
+      }
+      msghdr mh{};
+      mh.msg_iov = iov;
+      mh.msg_iovlen = count;
+      ssize_t n = ::sendmsg(conn->fd, &mh, kSendFlags);
+      if (n < 0) {
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) return absl::OkStatus();
+        return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
+                         absl::StrCat("send failed (", strerror(err), ")"));
+      }
+      size_t sent = static_cast<size_t>(n);
+      conn->queued -= sent;
+      while (sent > 0) {
+        const size_t left = conn->out.front().size() - conn->out_offset;
+        if (sent >= left) {
+          sent -= left;
+          conn->out.pop_front();
+          conn->out_offset = 0;
+        } else {
+          conn->out_offset += sent;
+          sent = 0;
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  void CloseConn(PosixConn* conn, absl::Status status) {
+    if (conn->done) return;
+    conn->done = true;
+    if (conn->fd >= 0) poller_->Remove(conn->fd);
+    auto it = conns_.find(conn->id);
+    if (it != conns_.end()) {
+      graveyard_.push_back(std::move(it->second));  // Freed after the batch.
+      conns_.erase(it);
+    }
+    Finish(conn, std::move(status));
+  }
+
+  // During shutdown: close every drained connection, and all of them once
+  // the grace period is over.
+  void ShutdownStep() {
+    const bool expired = absl::Now() >= deadline_;
+    std::vector<PosixConn*> to_close;
+    for (auto& entry : conns_) {
+      PosixConn* conn = entry.second.get();
+      std::lock_guard<std::mutex> lock(conn->mu);
+      if (expired || conn->queued == 0) to_close.push_back(conn);
+    }
+    for (PosixConn* conn : to_close) {
+      CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
+                                conn->id, "the server shut down"));
+    }
+    for (auto& entry : conns_) Update(entry.second.get());  // Stop reading.
+  }
+
+  const bool use_epoll_;
+  std::unique_ptr<char[]> scratch_;
+  std::unique_ptr<Poller> poller_;
+  int wake_read_ = -1;
+  int wake_write_ = -1;
+  char wake_tag_ = 0;
+  std::atomic<std::thread::id> loop_thread_{};
+
+  // Loop thread only.
+  std::unordered_map<uint64_t, std::shared_ptr<PosixConn>> conns_;
+  std::vector<std::shared_ptr<PosixConn>> pending_;
+  std::vector<std::shared_ptr<PosixConn>> graveyard_;
+  bool shutting_down_ = false;
+  absl::Time deadline_;
+
+  std::mutex inbox_mu_;  // After any ServerConn::mu.
+  bool wake_pending_ = false;
+  std::vector<std::shared_ptr<PosixConn>> inbox_new_;
+  std::vector<std::shared_ptr<PosixConn>> inbox_attention_;
+  bool inbox_shutdown_ = false;
+  absl::Time inbox_deadline_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
+                                         bool use_epoll) {
+  return std::make_unique<PosixLoop>(config, use_epoll);
+}
+
+}  // namespace internal
+}  // namespace canal

@@ -1,0 +1,388 @@
+// canal::Server: the listener, the accept thread, the loop threads and the
+// parts of a connection that do not depend on the event loop. See
+// server_internal.h for the structure.
+
+#include "canal/server.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "canal/listener.h"
+#include "src/internal/errors.h"
+#include "src/internal/framing.h"
+#include "src/server/server_config.h"
+#include "src/server/server_internal.h"
+
+namespace canal {
+namespace internal {
+namespace {
+
+// The loop this build uses. CANAL_SERVER_FORCE_POLL (set by the test suite
+// for its second, poll()-loop executable on Linux) overrides the default
+// from the `server_loop` Meson option (server_config.h).
+#if defined(_WIN32)
+constexpr absl::string_view kLoopKind = "iocp";
+#elif defined(CANAL_SERVER_FORCE_POLL) || CANAL_SERVER_DEFAULT_POLL
+constexpr absl::string_view kLoopKind = "poll";
+#else
+constexpr absl::string_view kLoopKind = "epoll";
+#endif
+
+std::unique_ptr<ServerLoop> NewLoop(const ServerConfig* config) {
+#if defined(_WIN32)
+  return NewIocpLoop(config);
+#else
+  return NewPosixLoop(config, /*use_epoll=*/kLoopKind == "epoll");
+#endif
+}
+
+// Whether this backend frames messages itself (POSIX) or the system keeps
+// message boundaries (Windows).
+#if defined(_WIN32)
+constexpr bool kFramesMessages = false;
+#else
+constexpr bool kFramesMessages = true;
+#endif
+
+// Byte mode: small Sends are appended to the last queued buffer (never the
+// front one, which a write may be using) up to this size.
+constexpr size_t kCoalesceLimit = 64 * 1024;
+
+absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
+  return MakeError(absl::StatusCode::kInvalidArgument, "Server::Start", name,
+                   what);
+}
+
+}  // namespace
+
+absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
+                       uint64_t id, absl::string_view what) {
+  return MakeError(code, "Server", config.name,
+                   absl::StrCat("connection ", id, ": ", what));
+}
+
+// --- ServerConn -------------------------------------------------------------
+
+ServerConn::ServerConn(uint64_t id_in, Channel channel_in, PeerInfo peer_in,
+                       const ServerConfig* config_in, ServerLoop* loop_in)
+    : id(id_in),
+      peer(std::move(peer_in)),
+      config(config_in),
+      loop(loop_in),
+      channel(std::move(channel_in)) {}
+
+ServerConn::~ServerConn() = default;
+
+absl::Status ServerConn::Send(absl::string_view data, bool force) {
+  if (!config->can_write) {
+    return ConnError(absl::StatusCode::kFailedPrecondition, *config, id,
+                     "Send on an inbound listener (clients only write)");
+  }
+  const bool message = config->mode == PipeMode::kMessage;
+  if (message && data.size() > config->max_message_size) {
+    return ConnError(absl::StatusCode::kInvalidArgument, *config, id,
+                     absl::StrCat("message of ", data.size(),
+                                  " bytes exceeds the limit of ",
+                                  config->max_message_size, " bytes"));
+  }
+  const size_t wire =
+      data.size() + (message && kFramesMessages ? kFrameHeaderSize : 0);
+  std::lock_guard<std::mutex> lock(mu);
+  if (finished || close_requested) {
+    return ConnError(absl::StatusCode::kFailedPrecondition, *config, id,
+                     "the connection is closed");
+  }
+  if (!force && queued >= config->max_queued_bytes) {
+    return ConnError(
+        absl::StatusCode::kResourceExhausted, *config, id,
+        absl::StrCat("the outbound queue is full: it holds ", queued,
+                     " bytes, max_queued_bytes is ", config->max_queued_bytes,
+                     " (the client is not reading fast enough)"));
+  }
+  if (!message) {
+    if (data.empty()) return absl::OkStatus();
+    if (out.size() >= 2 && out.back().size() + data.size() <= kCoalesceLimit) {
+      out.back().append(data.data(), data.size());
+    } else {
+      out.emplace_back(data);
+    }
+  } else if (kFramesMessages) {
+    std::string frame;
+    frame.reserve(wire);
+    unsigned char header[kFrameHeaderSize];
+    EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
+    frame.append(reinterpret_cast<const char*>(header), kFrameHeaderSize);
+    frame.append(data.data(), data.size());
+    out.push_back(std::move(frame));
+  } else {
+    out.emplace_back(data);
+  }
+  queued += wire;
+  loop->OnQueuedLocked(this);
+  return absl::OkStatus();
+}
+
+void ServerConn::RequestClose(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (finished || close_requested) return;
+  close_requested = true;
+  close_status = std::move(status);
+  loop->OnCloseRequestedLocked(this);
+}
+
+bool ServerConn::is_open() const {
+  std::lock_guard<std::mutex> lock(mu);
+  return !finished && !close_requested;
+}
+
+size_t ServerConn::queued_bytes() const {
+  std::lock_guard<std::mutex> lock(mu);
+  return queued;
+}
+
+// --- ServerLoop (shared parts) -----------------------------------------------
+
+void ServerLoop::NotifyOpen(ServerConn* conn) {
+  ++open_;
+  if (config_->handlers.on_open) {
+    Connection handle(conn->shared_from_this());
+    config_->handlers.on_open(handle);
+  }
+}
+
+absl::Status ServerLoop::Dispatch(ServerConn* conn, absl::string_view data) {
+  const ServerHandlers& h = config_->handlers;
+  if (h.on_request) {
+    Connection handle(conn->shared_from_this());
+    absl::StatusOr<std::string> reply = h.on_request(handle, data);
+    if (!reply.ok()) return reply.status();
+    absl::Status sent = conn->Send(*reply, /*force=*/true);
+    // A reply to a connection closed meanwhile is simply dropped.
+    if (!sent.ok() && sent.code() != absl::StatusCode::kFailedPrecondition) {
+      return sent;
+    }
+  } else if (h.on_data) {
+    Connection handle(conn->shared_from_this());
+    h.on_data(handle, data);
+  }
+  return absl::OkStatus();
+}
+
+void ServerLoop::Finish(ServerConn* conn, absl::Status status) {
+  {
+    std::lock_guard<std::mutex> lock(conn->mu);
+    if (conn->finished) return;
+    conn->finished = true;
+    if (conn->close_requested) status = conn->close_status;
+    conn->out.clear();
+    conn->out_offset = 0;
+    conn->queued = 0;
+  }
+  conn->channel.Close();
+  --open_;
+  if (config_->handlers.on_close) {
+    Connection handle(conn->shared_from_this());
+    config_->handlers.on_close(handle, status);
+  }
+}
+
+bool ServerLoop::QueueFullLocked(const ServerConn* conn) {
+  return conn->queued >= conn->config->max_queued_bytes;
+}
+
+bool ServerLoop::QueueDrainedLocked(const ServerConn* conn) {
+  return conn->queued < (conn->config->max_queued_bytes + 1) / 2;
+}
+
+// --- ServerCore ---------------------------------------------------------------
+
+class ServerCore {
+ public:
+  ServerCore(ServerConfig config, Listener listener)
+      : config_(std::move(config)), listener_(std::move(listener)) {}
+
+  ~ServerCore() { Shutdown(absl::ZeroDuration()); }
+
+  absl::Status Start(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      std::unique_ptr<ServerLoop> loop = NewLoop(&config_);
+      absl::Status init = loop->Init();
+      if (!init.ok()) return init;
+      loops_.push_back(std::move(loop));
+    }
+    for (auto& loop : loops_) {
+      ServerLoop* raw = loop.get();
+      loop_threads_.emplace_back([raw] { raw->Run(); });
+    }
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+    return absl::OkStatus();
+  }
+
+  void Shutdown(absl::Duration grace) {
+    bool first = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      first = !stopping_;
+      stopping_ = true;
+    }
+    if (first) {
+      stop_cv_.notify_all();
+      listener_.Close();  // Wakes Accept with Cancelled.
+      if (accept_thread_.joinable()) accept_thread_.join();
+      const absl::Time deadline = absl::Now() + grace;
+      for (auto& loop : loops_) loop->BeginShutdown(deadline);
+    }
+    for (auto& loop : loops_) {
+      if (loop->OnLoopThread()) return;  // From a handler: only start.
+    }
+    std::lock_guard<std::mutex> join_lock(join_mu_);
+    for (std::thread& t : loop_threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  size_t connection_count() const {
+    size_t n = 0;
+    for (const auto& loop : loops_) n += loop->open_count();
+    return n;
+  }
+
+  const std::string& name() const { return config_.name; }
+
+ private:
+  void AcceptLoop() {
+    size_t next_loop = 0;
+    uint64_t next_id = 1;
+    while (true) {
+      absl::StatusOr<Channel> channel = listener_.Accept();
+      if (!channel.ok()) {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (stopping_ ||
+            channel.status().code() == absl::StatusCode::kCancelled) {
+          return;
+        }
+        // A transient failure (out of descriptors, a peer that left while
+        // being checked): back off briefly instead of spinning.
+        stop_cv_.wait_for(lock, std::chrono::milliseconds(10),
+                          [this] { return stopping_; });
+        if (stopping_) return;
+        continue;
+      }
+      absl::StatusOr<PeerInfo> peer = channel->Peer();
+      loops_[next_loop]->Adopt(next_id++, *std::move(channel),
+                               peer.ok() ? *std::move(peer) : PeerInfo());
+      next_loop = (next_loop + 1) % loops_.size();
+    }
+  }
+
+  ServerConfig config_;
+  Listener listener_;
+  std::vector<std::unique_ptr<ServerLoop>> loops_;
+  std::vector<std::thread> loop_threads_;
+  std::thread accept_thread_;
+
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // Guarded by mu_.
+  std::mutex join_mu_;
+};
+
+}  // namespace internal
+
+// --- Connection ----------------------------------------------------------------
+
+Connection::Connection() = default;
+Connection::Connection(std::shared_ptr<internal::ServerConn> conn)
+    : conn_(std::move(conn)) {}
+
+uint64_t Connection::id() const { return conn_ ? conn_->id : 0; }
+
+bool Connection::is_open() const { return conn_ && conn_->is_open(); }
+
+const PeerInfo& Connection::Peer() const {
+  static const PeerInfo* const kEmpty = new PeerInfo();
+  return conn_ ? conn_->peer : *kEmpty;
+}
+
+PipeMode Connection::mode() const {
+  return conn_ ? conn_->config->mode : PipeMode::kByte;
+}
+
+absl::Status Connection::Send(absl::string_view data) {
+  if (!conn_) {
+    return absl::FailedPreconditionError(
+        "canal: Connection::Send: the handle refers to no connection");
+  }
+  return conn_->Send(data, /*force=*/false);
+}
+
+void Connection::Close() {
+  if (!conn_) return;
+  conn_->RequestClose(internal::ConnError(absl::StatusCode::kCancelled,
+                                          *conn_->config, conn_->id,
+                                          "closed by Connection::Close"));
+}
+
+size_t Connection::queued_bytes() const {
+  return conn_ ? conn_->queued_bytes() : 0;
+}
+
+// --- Server ---------------------------------------------------------------------
+
+Server::Server(std::unique_ptr<internal::ServerCore> core)
+    : core_(std::move(core)) {}
+
+Server::~Server() = default;  // ~ServerCore shuts down with no grace.
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    absl::string_view name, const ServerOptions& options,
+    ServerHandlers handlers) {
+  if (options.threads < 1) {
+    return internal::InvalidOption(name, "threads must be at least 1");
+  }
+  if (options.max_queued_bytes == 0 || options.read_chunk_size == 0) {
+    return internal::InvalidOption(
+        name, "max_queued_bytes and read_chunk_size must be at least 1");
+  }
+  if (handlers.on_request && handlers.on_data) {
+    return internal::InvalidOption(
+        name, "set on_data or on_request, not both");
+  }
+  if (handlers.on_request && options.listener.mode != PipeMode::kMessage) {
+    return internal::InvalidOption(
+        name, "on_request needs a message-mode listener");
+  }
+  absl::StatusOr<Listener> listener = Listener::Create(name, options.listener);
+  if (!listener.ok()) return listener.status();
+
+  internal::ServerConfig config;
+  config.name = std::string(name);
+  config.mode = options.listener.mode;
+  config.can_read = options.listener.access != PipeAccess::kOutbound;
+  config.can_write = options.listener.access != PipeAccess::kInbound;
+  config.max_message_size = options.listener.max_message_size;
+  config.max_queued_bytes = options.max_queued_bytes;
+  config.read_chunk_size = options.read_chunk_size;
+  config.handlers = std::move(handlers);
+
+  auto core = std::make_unique<internal::ServerCore>(std::move(config),
+                                                     *std::move(listener));
+  absl::Status started = core->Start(options.threads);
+  if (!started.ok()) return started;
+  return std::unique_ptr<Server>(new Server(std::move(core)));
+}
+
+void Server::Shutdown(absl::Duration grace) { core_->Shutdown(grace); }
+
+absl::string_view Server::name() const { return core_->name(); }
+
+absl::string_view Server::LoopKind() { return internal::kLoopKind; }
+
+size_t Server::connection_count() const { return core_->connection_count(); }
+
+}  // namespace canal

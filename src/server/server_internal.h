@@ -1,0 +1,145 @@
+// The parts of canal::Server shared by its event loops.
+//
+//  - ServerCore (server.cc): the listener, the accept thread, the loops, and
+//    Shutdown.
+//  - ServerConn: one client. Its outbound queue and close request are
+//    guarded by `mu` and touched by any thread (Connection::Send/Close); the
+//    rest belongs to the loop thread that owns it.
+//  - ServerLoop: one loop thread. loop_posix.cc (readiness: epoll or poll(),
+//    see poller.h) and loop_iocp.cc (completions) implement it; NewLoop in
+//    server.cc picks one at compile time.
+//
+// The loop never calls the Channel's blocking Read/Write: it does its own
+// non-blocking I/O on `channel.native_handle()` and keeps the Channel only
+// as the owner of the descriptor/HANDLE, closing it with Channel::Close().
+// std::mutex (not absl::Mutex) keeps ThreadSanitizer runs meaningful with
+// an uninstrumented Abseil.
+
+#ifndef CANAL_SRC_SERVER_SERVER_INTERNAL_H_
+#define CANAL_SRC_SERVER_SERVER_INTERNAL_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "canal/channel.h"
+#include "canal/server.h"
+#include "canal/types.h"
+
+namespace canal {
+namespace internal {
+
+// Everything a loop needs to know about the server, fixed at Start.
+struct ServerConfig {
+  std::string name;
+  PipeMode mode = PipeMode::kByte;
+  bool can_read = true;   // The listener side may read (not kOutbound).
+  bool can_write = true;  // The listener side may write (not kInbound).
+  size_t max_message_size = 0;
+  size_t max_queued_bytes = 0;
+  size_t read_chunk_size = 0;
+  ServerHandlers handlers;
+};
+
+class ServerLoop;
+
+class ServerConn : public std::enable_shared_from_this<ServerConn> {
+ public:
+  ServerConn(uint64_t id, Channel channel, PeerInfo peer,
+             const ServerConfig* config, ServerLoop* loop);
+  virtual ~ServerConn();
+
+  // Connection::Send. `force` skips the queue bound (on_request replies).
+  absl::Status Send(absl::string_view data, bool force);
+  // Connection::Close and errors found by other threads: asks the loop to
+  // close the connection with `status` (the first request wins).
+  void RequestClose(absl::Status status);
+  bool is_open() const;
+  size_t queued_bytes() const;
+
+  const uint64_t id;
+  const PeerInfo peer;
+  const ServerConfig* const config;
+  ServerLoop* const loop;  // Valid while the connection is not finished.
+
+  // Owned by the loop thread.
+  Channel channel;
+
+  mutable std::mutex mu;
+  // Guarded by mu. `finished`: the loop has closed it; no loop access after.
+  bool finished = false;
+  bool close_requested = false;
+  absl::Status close_status;
+  // Outbound queue: whole buffers (POSIX message mode: frame header and
+  // payload in one), the first `out_offset` bytes of the front one sent.
+  std::deque<std::string> out;
+  size_t out_offset = 0;
+  size_t queued = 0;  // Unsent bytes, all buffers.
+  // Set while the loop has stopped reading because of a full queue.
+  bool paused = false;
+};
+
+// One loop thread and the connections it owns.
+class ServerLoop {
+ public:
+  explicit ServerLoop(const ServerConfig* config) : config_(config) {}
+  virtual ~ServerLoop() = default;
+
+  // Creates the event queue. Called once, before Run.
+  virtual absl::Status Init() = 0;
+  // The thread body: serves until a shutdown finished every connection.
+  virtual void Run() = 0;
+  // From the accept thread: serve `channel` from now on.
+  virtual void Adopt(uint64_t id, Channel channel, PeerInfo peer) = 0;
+  // From any thread: stop reading, drain queues until `deadline`, then close
+  // everything with Cancelled and make Run return.
+  virtual void BeginShutdown(absl::Time deadline) = 0;
+  // From ServerConn with `conn->mu` held: data was queued (start writing),
+  // or a close was requested.
+  virtual void OnQueuedLocked(ServerConn* conn) = 0;
+  virtual void OnCloseRequestedLocked(ServerConn* conn) = 0;
+  // Whether the calling thread is this loop's thread.
+  virtual bool OnLoopThread() const = 0;
+
+  size_t open_count() const { return open_.load(); }
+
+ protected:
+  // Runs on_open. Call once the connection is registered.
+  void NotifyOpen(ServerConn* conn);
+  // Hands one whole message (message mode) or chunk (byte mode) to the
+  // handlers. Returns a non-OK status if on_request failed (the caller then
+  // closes the connection with it).
+  absl::Status Dispatch(ServerConn* conn, absl::string_view data);
+  // Marks the connection finished (no more Sends), closes its Channel and
+  // runs on_close with the close request's status if one was made, else
+  // `status`.
+  void Finish(ServerConn* conn, absl::Status status);
+  // Whether the connection's queue is at or over the bound (pause reading)
+  // and whether it has drained below half of it (resume).
+  static bool QueueFullLocked(const ServerConn* conn);
+  static bool QueueDrainedLocked(const ServerConn* conn);
+
+  const ServerConfig* const config_;
+  std::atomic<size_t> open_{0};
+};
+
+// The loops this build has (see server.cc for the choice).
+std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
+                                         bool use_epoll);
+std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config);
+
+// The status for an error on connection `conn`.
+absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
+                       uint64_t id, absl::string_view what);
+
+}  // namespace internal
+}  // namespace canal
+
+#endif  // CANAL_SRC_SERVER_SERVER_INTERNAL_H_
