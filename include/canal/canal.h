@@ -25,8 +25,11 @@
 #define CANAL_CANAL_H_
 
 #include "canal/channel.h"
+#include "canal/fifo.h"
 #include "canal/listener.h"
+#include "canal/pipe.h"
 #include "canal/server.h"
+#include "canal/subprocess.h"
 #include "canal/types.h"
 
 #endif  // CANAL_CANAL_H_
