@@ -48,8 +48,4 @@ if [[ ! -f "$PKGDIR/$TARBALL" ]]; then
   rm -rf "$tmp"
 fi
 
-# Create the Wine prefix up front so the first test does not pay for it.
-if command -v wine >/dev/null && [[ ! -d "${WINEPREFIX:-$HOME/.wine}/drive_c" ]]; then
-  WINEDEBUG=-all wineboot -i >/dev/null 2>&1 || true
-fi
 echo "setup: done"

@@ -19,6 +19,9 @@ bash scripts/setup.sh || { echo "test: set-up failed"; exit 1; }
 LEGS="${CANAL_LEGS:-native asan wine consumer}"
 JOBS="${CANAL_JOBS:-$(nproc)}"
 export WINEDEBUG="${WINEDEBUG:--all}"
+# A Wine prefix of our own: its wineserver serves only this run, so Wine
+# processes of other programs on the machine cannot slow or stall ours.
+export WINEPREFIX="${WINEPREFIX:-$ROOT/build/wineprefix}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
@@ -70,7 +73,8 @@ for leg in $LEGS; do
     native) run_leg native build/native -Dwerror=true ;;
     asan)   run_leg asan build/asan -Dwerror=true -Db_sanitize=address,undefined \
                     -Db_lundef=false -Dbuildtype=debug ;;
-    wine)   run_leg wine build/wine -Dwerror=true --cross-file cross/mingw-w64.ini ;;
+    wine)   [[ -d "$WINEPREFIX/drive_c" ]] || wineboot -i >/dev/null 2>&1 || true
+            run_leg wine build/wine -Dwerror=true --cross-file cross/mingw-w64.ini ;;
     *) echo "test: unknown leg '$leg'"; exit 2 ;;
   esac
 done
