@@ -4,34 +4,67 @@
 // Unix-socket program interoperates. Message mode carries frames (see
 // src/internal/framing.h) over the same kind of socket.
 //
-// The descriptor is non-blocking; every wait is poll(2) against a Deadline.
+// Syscalls: the descriptor is made BLOCKING when the channel is built, so
+// that the hot paths cost what the raw primitive costs:
+//  - a Read/ReadMessage/Write with an infinite timeout is one blocking
+//    recv/send(msg) (Close() wakes it: its shutdown(SHUT_RDWR) makes a
+//    blocked recv return 0 and a blocked send fail with EPIPE, and both then
+//    see the closed flag and return Cancelled);
+//  - with a finite timeout every call carries MSG_DONTWAIT and waits in
+//    poll(2) against the Deadline: a read polls first unless the previous
+//    recv filled its buffer (then data is probably queued), a write tries
+//    first;
+//  - Peek uses MSG_PEEK | MSG_DONTWAIT and never blocks.
+// Every call is also correct on a non-blocking descriptor (EAGAIN leads to
+// poll), which is what native_handle() hands out: the descriptor goes back
+// to O_NONBLOCK once someone takes it (canal::Server's event loop does its
+// own non-blocking I/O on it, and the flag is shared with every dup).
+//
 // Bytes taken off the socket but not yet delivered stay in `rbuf_` (and, for
 // a ReadMessage in progress, in `stash_`), which is how a timed-out read
 // consumes nothing visible and how a message is never delivered torn.
+// Message mode receives up to 64 KiB at a time, so one recv usually brings
+// several small frames; ReadMessage receives a large message's payload
+// straight into the result string (and whatever follows it into rbuf_, with
+// one recvmsg).
 //
 // Threads: one reader and one writer may run at once (the "reader" and
-// "writer" roles, taken under state_mu_ with the operation's deadline, so a
-// second reader waits at most its own timeout); Peek takes no role, only
+// "writer" roles, taken with one compare-and-swap on op_state_; a second
+// reader sleeps on roles_cv_ at most its own timeout); Peek takes no role, only
 // buf_mu_ briefly, never blocks, and never takes bytes off the socket (it
-// uses MSG_PEEK), so it cannot leave a reader asleep in poll().
+// uses MSG_PEEK), so it cannot leave a reader asleep in poll() or recv().
+// The receive state (rbuf_, stash_, the current message, eof_) is changed
+// only by the thread holding the reader role, always under buf_mu_, so Peek
+// reads a consistent snapshot under buf_mu_; the reader never holds buf_mu_
+// while it waits (in poll or in a blocking recv): it prepares the target
+// memory under the lock (beyond what Peek reads), receives with the lock
+// released, and commits the bytes under the lock again. While such a recv
+// is in progress (`receiving_`), bytes may have left the kernel's queue
+// without being committed yet, so Peek then reports only what is committed
+// and never reads the kernel's queue or its end of stream: combining the
+// two could skip the bytes in transit (copying the wrong bytes in message
+// mode) or report OutOfRange before the last bytes are delivered.
 // Close() may come from any thread: it shuts the socket down, which wakes
-// every poll(), and the descriptor is closed by the last operation to leave,
-// so a number reused by another open() is never touched.
+// every poll() and blocking recv/send, and the descriptor is closed by the
+// last operation to leave, so a number reused by another open() is never
+// touched.
 
 #ifndef CANAL_SRC_POSIX_CHANNEL_POSIX_H_
 #define CANAL_SRC_POSIX_CHANNEL_POSIX_H_
 
+#include <sys/types.h>
+
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "canal/types.h"
@@ -74,8 +107,9 @@ class PosixChannel final : public ChannelImpl {
     size_t max_message_size = 64 * 1024 * 1024;
   };
 
-  // Takes ownership of the connected, non-blocking `fd` and, on the client
-  // side of a listener with an instance limit, of the locked slot file.
+  // Takes ownership of the connected `fd` (made blocking here) and, on the
+  // client side of a listener with an instance limit, of the locked slot
+  // file.
   PosixChannel(UniqueFd fd, UniqueFd slot, Params params);
   ~PosixChannel() override;
 
@@ -83,7 +117,7 @@ class PosixChannel final : public ChannelImpl {
   bool can_read() const override { return can_read_; }
   bool can_write() const override { return can_write_; }
   absl::string_view name() const override { return name_; }
-  bool is_open() const override { return !closed_flag_.load(); }
+  bool is_open() const override { return !closed(); }
   size_t max_message_size() const override { return max_message_size_; }
 
   absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
@@ -105,14 +139,20 @@ class PosixChannel final : public ChannelImpl {
  private:
   class OpGuard;
   enum Role { kNoRole = 0, kReader = 1, kWriter = 2 };
-  struct RoleWait {
-    PosixChannel* channel;
-    int roles;
-  };
-  static bool RolesFreeOrClosed(RoleWait* wait);
-  enum class Pull { kGot, kWouldBlock, kEof, kError };
+  // op_state_ layout (see channel_posix.cc, "In-flight tracking").
+  static constexpr uint32_t kClosedBit = 1;
+  static constexpr uint32_t kReadingBit = 2;
+  static constexpr uint32_t kWritingBit = 4;
+  static constexpr int kOpsShift = 3;
+  static constexpr uint32_t kOneOp = 1u << kOpsShift;
+  static constexpr uint32_t RoleBits(int roles) {
+    return ((roles & kReader) ? kReadingBit : 0) |
+           ((roles & kWriter) ? kWritingBit : 0);
+  }
 
-  bool closed() const { return closed_flag_.load(); }
+  bool closed() const {
+    return (op_state_.load(std::memory_order_acquire) & kClosedBit) != 0;
+  }
   absl::Status Cancelled(absl::string_view op) const;
   absl::Status TimedOut(absl::string_view op, absl::string_view what) const;
   // The peer finished: release the instance slot early (the connection can
@@ -121,7 +161,7 @@ class PosixChannel final : public ChannelImpl {
   void EndOp(int roles);
 
   // Waits for `events` on `fd`; OK when ready, DeadlineExceeded/Cancelled/
-  // the poll error otherwise.
+  // the poll error otherwise. Called with no lock held.
   absl::Status WaitFor(absl::string_view op, int fd, short events,
                        const Deadline& deadline, absl::string_view waiting);
 
@@ -139,22 +179,30 @@ class PosixChannel final : public ChannelImpl {
   absl::Status SendFrame(absl::string_view op, int fd, absl::string_view data,
                          const Deadline& deadline);
 
-  // Helpers with buf_mu_ held.
-  Pull PullLocked(int fd, size_t want, int* err)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_mu_);
-  // Turns a Pull result that is not kGot/kWouldBlock into the status to
-  // return (or OK to loop again, after recording end of stream).
-  absl::Status OnPullEndLocked(absl::string_view op, Pull pull, int err)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_mu_);
+  // Helpers with buf_mu_ held, for the thread holding the reader role.
+  //
+  // Receives more bytes: first into `direct[0, direct_len)` if given (the
+  // rest of a message ReadMessage is assembling in stash_), then into
+  // rbuf_'s free space (at least `want` bytes of it). Waits first when
+  // `*poll_first` (and sets it after EAGAIN). Releases buf_mu_ while it
+  // waits and receives. Returns OK after receiving something (`*direct_got`
+  // bytes went to `direct`, the rest is committed to rbuf_) or after
+  // recording end of stream in eof_; otherwise the status to return.
+  absl::Status ReceiveLocked(absl::string_view op, int fd,
+                             const Deadline& deadline,
+                             absl::string_view waiting, size_t want,
+                             char* direct, size_t direct_len,
+                             size_t* direct_got, bool* poll_first);
+  // Turns a failed recv into the status to return, or OK after recording
+  // end of stream (n == 0 or ECONNRESET).
+  absl::Status OnRecvEndLocked(absl::string_view op, ssize_t n, int err);
   // Parses the next frame header if one is complete in rbuf_. Sets the
   // sticky read_fail_ on a bad one.
-  absl::Status ParseHeaderLocked(absl::string_view op)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_mu_);
+  absl::Status ParseHeaderLocked(absl::string_view op);
   // Status for end of stream given what is buffered.
-  absl::Status EndOfStreamLocked(absl::string_view op)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_mu_);
-  void UnstashLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_mu_);
-  void FinishMessageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_mu_);
+  absl::Status EndOfStreamLocked(absl::string_view op);
+  void UnstashLocked();
+  void FinishMessageLocked();
 
   const std::string name_;
   const PipeMode mode_;
@@ -162,37 +210,53 @@ class PosixChannel final : public ChannelImpl {
   const bool can_write_;
   const size_t max_message_size_;
 
-  // Lock order: buf_mu_, then state_mu_.
-  absl::Mutex buf_mu_;
-  mutable absl::Mutex state_mu_;
+  // Lock order: buf_mu_, then state_mu_. std::mutex rather than
+  // absl::Mutex: buf_mu_ is taken once or twice per Read, and an absl::Mutex
+  // built without NDEBUG (as Debian ships it) runs deadlock detection on
+  // every Lock, which cost more than the syscall itself. Members below say
+  // which mutex guards them (the annotations need a capability-annotated
+  // mutex type).
+  std::mutex buf_mu_;
+  // Guards slot_ and the sleeping side of role waits.
+  mutable std::mutex state_mu_;
+  // Signalled when a role is released (and someone waits) or on Close().
+  std::condition_variable roles_cv_;
+  std::atomic<int> role_waiters_{0};
 
-  std::atomic<bool> closed_flag_{false};
-  bool closed_ ABSL_GUARDED_BY(state_mu_) = false;
-  int fd_ ABSL_GUARDED_BY(state_mu_);
-  int in_flight_ ABSL_GUARDED_BY(state_mu_) = 0;
-  bool reading_ ABSL_GUARDED_BY(state_mu_) = false;  // Reader role taken.
-  bool writing_ ABSL_GUARDED_BY(state_mu_) = false;  // Writer role taken.
-  UniqueFd slot_ ABSL_GUARDED_BY(state_mu_);
+  // The descriptor; closed once op_state_ is closed with no operation left.
+  const int fd_;
+  // kClosedBit | kReadingBit | kWritingBit | operations << kOpsShift.
+  std::atomic<uint32_t> op_state_{0};
+  UniqueFd slot_;
 
-  // Receive side.
-  ByteQueue rbuf_ ABSL_GUARDED_BY(buf_mu_);
-  bool eof_ ABSL_GUARDED_BY(buf_mu_) = false;
-  absl::Status read_fail_ ABSL_GUARDED_BY(buf_mu_);
+  // Receive side, guarded by buf_mu_ (and changed only by the reader role).
+  ByteQueue rbuf_;
+  bool eof_ = false;
+  absl::Status read_fail_;
   // Message mode: the current message, once its header was taken.
-  bool cur_active_ ABSL_GUARDED_BY(buf_mu_) = false;
-  uint64_t cur_total_ ABSL_GUARDED_BY(buf_mu_) = 0;
-  uint64_t cur_delivered_ ABSL_GUARDED_BY(buf_mu_) = 0;
+  bool cur_active_ = false;
+  uint64_t cur_total_ = 0;
+  uint64_t cur_delivered_ = 0;
   // ReadMessage receives the rest of the current message straight into
   // `stash_` (allocated once from the header), which then becomes the
   // result without a copy. Its first `stash_fill_` bytes are valid and
   // logically precede rbuf_.
-  bool stash_active_ ABSL_GUARDED_BY(buf_mu_) = false;
-  std::string stash_ ABSL_GUARDED_BY(buf_mu_);
-  size_t stash_fill_ ABSL_GUARDED_BY(buf_mu_) = 0;
+  bool stash_active_ = false;
+  std::string stash_;
+  size_t stash_fill_ = 0;
+  // The reader is in a recv whose bytes are not committed yet (see above).
+  bool receiving_ = false;
+
+  // Owned by the reader role: the last recv filled all the room it was
+  // given, so more is probably queued (a finite-timeout read then tries
+  // recv before poll).
+  bool likely_buffered_ = false;
 
   // Send side, owned by the writer role: set after a message write timed
   // out part-way.
   bool write_broken_ = false;
+  // Header and payload of a small frame, contiguous for one send(2).
+  std::unique_ptr<char[]> sbuf_;
 };
 
 }  // namespace internal

@@ -1,6 +1,7 @@
 #include "src/posix/fd_util.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,11 @@ bool SetCloexecNonblock(int fd) {
     return false;
   }
   return true;
+}
+
+bool SetNonBlocking(int fd, bool on) {
+  int value = on ? 1 : 0;
+  return ::ioctl(fd, FIONBIO, &value) == 0;
 }
 
 void SetNoSigPipe([[maybe_unused]] int fd) {

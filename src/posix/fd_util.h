@@ -1,6 +1,10 @@
 // Small portable POSIX helpers shared by the backend: an owning descriptor,
 // socket creation with close-on-exec / non-blocking / no-SIGPIPE set on
 // every system, and poll(2) against a Deadline.
+//
+// Sockets are created non-blocking (connect and accept need that to detect a
+// full backlog / a vanished client without waiting); a PosixChannel then
+// makes its connected socket blocking, see channel_posix.h.
 
 #ifndef CANAL_SRC_POSIX_FD_UTIL_H_
 #define CANAL_SRC_POSIX_FD_UTIL_H_
@@ -56,6 +60,11 @@ void CloseFd(int fd);
 
 // Sets FD_CLOEXEC and O_NONBLOCK. Returns false with errno set on failure.
 bool SetCloexecNonblock(int fd);
+
+// Sets or clears O_NONBLOCK with one ioctl(FIONBIO) (the flag belongs to the
+// open file description, so it is shared with every dup of `fd`). Returns
+// false with errno set on failure.
+bool SetNonBlocking(int fd, bool on);
 
 // Sets SO_NOSIGPIPE where the system has it (BSD, macOS); a no-op elsewhere.
 void SetNoSigPipe(int fd);

@@ -276,7 +276,8 @@ class PosixLoop final : public ServerLoop {
   void HandleReadable(PosixConn* conn) {
     ssize_t n;
     do {
-      n = ::recv(conn->fd, scratch_.get(), config_->read_chunk_size, 0);
+      n = ::recv(conn->fd, scratch_.get(), config_->read_chunk_size,
+                 MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       const int err = errno;
