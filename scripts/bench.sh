@@ -33,6 +33,7 @@ out="$DIR/bench.json"
 echo "== Google Benchmark: bench/canal_benchmark (release) =="
 "$DIR/bench/canal_benchmark" --benchmark_min_time="${CANAL_BENCH_MIN_TIME:-1}" \
   --benchmark_format=json --benchmark_out="$out" --benchmark_out_format=json \
+  --benchmark_enable_random_interleaving=true \
   --benchmark_repetitions="${CANAL_BENCH_REPETITIONS:-1}" >/dev/null
 status=0
 python3 scripts/bench_ratios.py "$out" || status=$?
