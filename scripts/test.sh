@@ -5,7 +5,7 @@
 # first (scripts/setup.sh). Safe to run twice. Exits non-zero if any leg fails.
 #
 #   scripts/test.sh            # all legs
-#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan wine consumer
+#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan wine consumer fuzz
 #
 # The consumer leg (native) installs canal into a temporary prefix and builds
 # the projects in tests/consumer/ against it: one through canal.pc, one with
@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh || { echo "test: set-up failed"; exit 1; }
 
-LEGS="${CANAL_LEGS:-native asan wine consumer}"
+LEGS="${CANAL_LEGS:-native asan wine consumer fuzz}"
 JOBS="${CANAL_JOBS:-$(nproc)}"
 export WINEDEBUG="${WINEDEBUG:--all}"
 # A Wine prefix of our own: its wineserver serves only this run, so Wine
@@ -67,9 +67,25 @@ run_consumer_leg() {
     build/consumer/pkgconfig build/consumer/wrap | sed 's/^/test cases: /')"
 }
 
+# The fuzz leg: scripts/fuzz.sh builds the libFuzzer targets with clang and
+# runs each for CANAL_FUZZ_SECONDS (15 s); each target counts as one test.
+run_fuzz_leg() {
+  echo
+  echo "=== canal test leg: fuzz ==="
+  local t0=$SECONDS
+  if CANAL_JOBS="$JOBS" bash scripts/fuzz.sh; then
+    RESULT[fuzz]="ok"
+  else
+    RESULT[fuzz]="FAILED"
+    failed=1
+  fi
+  RESULT[fuzz]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py build/fuzz/results)"
+}
+
 for leg in $LEGS; do
   case "$leg" in
     consumer) run_consumer_leg ;;
+    fuzz) run_fuzz_leg ;;
     native) run_leg native build/native -Dwerror=true ;;
     asan)   run_leg asan build/asan -Dwerror=true -Db_sanitize=address,undefined \
                     -Db_lundef=false -Dbuildtype=debug ;;
@@ -84,6 +100,7 @@ echo "=== canal test summary ==="
 for leg in $LEGS; do echo "$leg: ${RESULT[$leg]}"; done
 python3 scripts/summarize.py --total $(for leg in $LEGS; do
   case "$leg" in native) echo build/native;; asan) echo build/asan;; wine) echo build/wine;;
-    consumer) echo build/consumer/pkgconfig build/consumer/wrap;; esac
+    consumer) echo build/consumer/pkgconfig build/consumer/wrap;;
+    fuzz) echo build/fuzz/results;; esac
 done)
 exit $failed

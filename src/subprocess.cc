@@ -34,6 +34,14 @@ absl::Status CheckArguments(const std::vector<std::string>& argv,
                                  argv[0], "an argument contains a NUL byte");
     }
   }
+  for (StdioMode m : {options.stdin_mode, options.stdout_mode,
+                      options.stderr_mode}) {
+    if (m != StdioMode::kInherit && m != StdioMode::kPipe &&
+        m != StdioMode::kNull && m != StdioMode::kStdout) {
+      return internal::MakeError(absl::StatusCode::kInvalidArgument, "Start",
+                                 argv[0], "unknown StdioMode");
+    }
+  }
   if (options.stdin_mode == StdioMode::kStdout ||
       options.stdout_mode == StdioMode::kStdout) {
     return internal::MakeError(

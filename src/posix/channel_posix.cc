@@ -283,7 +283,8 @@ absl::Status PosixChannel::TimedOut(absl::string_view op,
 absl::Status PosixChannel::WaitFor(absl::string_view op, int fd, short events,
                                    const Deadline& deadline,
                                    absl::string_view waiting) {
-  if (deadline.expired()) return TimedOut(op, waiting);
+  // No early return on an expired deadline: a zero (or spent) timeout still
+  // polls once, so data or room that is already there is used.
   pollfd pfd{fd, events, 0};
   int rc = PollUntil(&pfd, 1, deadline);
   if (closed()) return Cancelled(op);

@@ -117,6 +117,8 @@ absl::StatusOr<Channel> Fifo::OpenWrite(absl::string_view path,
     if (fd == -2) return NotAFifo("Fifo::OpenWrite", path);
     const int err = errno;
     if (err == EINTR) continue;
+    // A directory cannot be opened for writing (EISDIR): not a FIFO.
+    if (err == EISDIR) return NotAFifo("Fifo::OpenWrite", path);
     if (err != ENXIO) {
       return internal::ErrnoError("Fifo::OpenWrite", path, "open failed", err);
     }
