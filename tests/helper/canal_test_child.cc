@@ -16,6 +16,11 @@
 //   cwd                  print the working directory
 //   both                 print "out" to stdout, then "err" to stderr
 //   hang                 sleep until killed
+//   msg-write NAME N     connect to the message-mode listener NAME, print
+//                        "writing", then send one N-byte message
+//                        (tests/reliability/faults/: killed mid-write)
+//   listen NAME          create a message-mode listener on NAME, print
+//                        "ready" (or the error), then sleep until killed
 // Exit code 100 for a usage error, 101 for an I/O error.
 
 #include <cstdint>
@@ -28,6 +33,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "canal/canal.h"
 #include "canal/pipe.h"
 
 #ifdef _WIN32
@@ -264,6 +270,30 @@ int main(int argc, char** argv) {
   }
   if (mode == "both") {
     return WriteAll(1, "out\n") && WriteAll(2, "err\n") ? 0 : 101;
+  }
+  if (mode == "msg-write" && args.size() == 4) {
+    size_t n = 0;
+    if (!absl::SimpleAtoi(args[3], &n)) return Usage();
+    absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(args[2]);
+    if (!ch.ok()) {
+      WriteAll(1, "error " + ch.status().ToString() + "\n");
+      return 101;
+    }
+    const std::string message = StreamPattern(n, 1);
+    if (!WriteAll(1, "writing\n")) return 101;
+    return ch->WriteMessage(message).ok() ? 0 : 101;
+  }
+  if (mode == "listen" && args.size() == 3) {
+    canal::ListenerOptions options;
+    options.mode = canal::PipeMode::kMessage;
+    absl::StatusOr<canal::Listener> listener =
+        canal::Listener::Create(args[2], options);
+    if (!listener.ok()) {
+      WriteAll(1, "error " + listener.status().ToString() + "\n");
+      return 101;
+    }
+    if (!WriteAll(1, "ready\n")) return 101;
+    while (true) absl::SleepFor(absl::Seconds(1));
   }
   if (mode == "hang") {
     while (true) absl::SleepFor(absl::Seconds(1));
