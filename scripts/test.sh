@@ -43,7 +43,8 @@ run_leg() {
   echo "=== canal test leg: $leg ==="
   local t0=$SECONDS
   if configure "$dir" "$@" && ninja -C "$dir" -j "$JOBS" &&
-     meson test -C "$dir" --print-errorlogs --num-processes "$JOBS"; then
+     { meson test -C "$dir" --print-errorlogs --num-processes "$JOBS" ||
+       { [[ "$leg" == wine ]] && python3 scripts/rerun_exit_hangs.py "$dir"; }; }; then
     RESULT[$leg]="ok"
   else
     RESULT[$leg]="FAILED"
