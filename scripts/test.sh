@@ -5,7 +5,7 @@
 # first (scripts/setup.sh). Safe to run twice. Exits non-zero if any leg fails.
 #
 #   scripts/test.sh            # all legs
-#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan wine consumer fuzz
+#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan tsan wine consumer fuzz
 #
 # The consumer leg (native) installs canal into a temporary prefix and builds
 # the projects in tests/consumer/ against it: one through canal.pc, one with
@@ -16,13 +16,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh || { echo "test: set-up failed"; exit 1; }
 
-LEGS="${CANAL_LEGS:-native asan wine consumer fuzz}"
+LEGS="${CANAL_LEGS:-native asan tsan wine consumer fuzz}"
 JOBS="${CANAL_JOBS:-$(nproc)}"
 export WINEDEBUG="${WINEDEBUG:--all}"
 # A Wine prefix of our own: its wineserver serves only this run, so Wine
 # processes of other programs on the machine cannot slow or stall ours.
 export WINEPREFIX="${WINEPREFIX:-$ROOT/build/wineprefix}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+# Zero ThreadSanitizer reports allowed; the only suppressions are inside
+# Abseil (tests/sanitizers/tsan.supp says why).
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/sanitizers/tsan.supp}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 # configure DIR ARGS...: set up a build dir once, reconfigure it afterwards.
@@ -90,6 +93,9 @@ for leg in $LEGS; do
     native) run_leg native build/native -Dwerror=true ;;
     asan)   run_leg asan build/asan -Dwerror=true -Db_sanitize=address,undefined \
                     -Db_lundef=false -Dbuildtype=debug ;;
+    tsan)   run_leg tsan build/tsan -Dwerror=true -Db_sanitize=thread \
+                    -Db_lundef=false -Dbuildtype=debug -Dabsl_from_source=true \
+                    -Dbenchmarks=disabled ;;
     wine)   [[ -d "$WINEPREFIX/drive_c" ]] || wineboot -i >/dev/null 2>&1 || true
             run_leg wine build/wine -Dwerror=true --cross-file cross/mingw-w64.ini ;;
     *) echo "test: unknown leg '$leg'"; exit 2 ;;
@@ -100,7 +106,8 @@ echo
 echo "=== canal test summary ==="
 for leg in $LEGS; do echo "$leg: ${RESULT[$leg]}"; done
 python3 scripts/summarize.py --total $(for leg in $LEGS; do
-  case "$leg" in native) echo build/native;; asan) echo build/asan;; wine) echo build/wine;;
+  case "$leg" in native) echo build/native;; asan) echo build/asan;; tsan) echo build/tsan;;
+    wine) echo build/wine;;
     consumer) echo build/consumer/pkgconfig build/consumer/wrap;;
     fuzz) echo build/fuzz/results;; esac
 done)
