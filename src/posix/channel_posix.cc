@@ -253,6 +253,17 @@ void PosixChannel::Close() {
   // `slot` closes here, which releases the instance for the next client.
 }
 
+absl::Status PosixChannel::SendFailure(absl::string_view op, int err) {
+  if (closed()) return Cancelled(op);
+  if (err == EPIPE || err == ECONNRESET) {
+    ReleaseSlot();
+    return ErrnoError(absl::StatusCode::kUnavailable, op, name_,
+                      "the peer closed the pipe", err);
+  }
+  if (!IsWouldBlock(err)) return ErrnoError(op, name_, "send failed", err);
+  return absl::OkStatus();
+}
+
 NativeHandle PosixChannel::native_handle() const {
   // An operation of its own, so the descriptor cannot be closed meanwhile.
   OpGuard guard(const_cast<PosixChannel*>(this), "native_handle");
@@ -646,13 +657,8 @@ absl::Status PosixChannel::SendBytes(absl::string_view op, int fd,
     }
     const int err = errno;
     if (err == EINTR) continue;
-    if (closed()) return Cancelled(op);
-    if (err == EPIPE || err == ECONNRESET) {
-      ReleaseSlot();
-      return ErrnoError(absl::StatusCode::kUnavailable, op, name_,
-                        "the peer closed the pipe", err);
-    }
-    if (!IsWouldBlock(err)) return ErrnoError(op, name_, "send failed", err);
+    absl::Status failed = SendFailure(op, err);
+    if (!failed.ok()) return failed;
     poll_first = true;
   }
   return absl::OkStatus();
@@ -736,13 +742,8 @@ absl::Status PosixChannel::SendFrame(absl::string_view op, int fd,
     }
     const int err = errno;
     if (err == EINTR) continue;
-    if (closed()) return Cancelled(op);
-    if (err == EPIPE || err == ECONNRESET) {
-      ReleaseSlot();
-      return ErrnoError(absl::StatusCode::kUnavailable, op, name_,
-                        "the peer closed the pipe", err);
-    }
-    if (!IsWouldBlock(err)) return ErrnoError(op, name_, "send failed", err);
+    absl::Status failed = SendFailure(op, err);
+    if (!failed.ok()) return failed;
     poll_first = true;
   }
   return absl::OkStatus();

@@ -158,6 +158,10 @@ class PosixChannel final : public ChannelImpl {
   // The peer finished: release the instance slot early (the connection can
   // never carry data again, so the instance is as good as free).
   void ReleaseSlot();
+  // Classifies a send() that failed with `err` (not EINTR): Cancelled after
+  // Close(), Unavailable once the peer is gone (releasing the instance
+  // slot), another error status, or OK for "would block" (wait, retry).
+  absl::Status SendFailure(absl::string_view op, int err);
   void EndOp(int roles);
 
   // Waits for `events` on `fd`; OK when ready, DeadlineExceeded/Cancelled/
