@@ -74,7 +74,7 @@ absl::StatusOr<Channel> Channel::Connect(absl::string_view name,
                                          const ConnectOptions& options) {
   CANAL_RETURN_IF_ERROR(ValidateName("Connect", name));
   CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> impl,
-                         internal::BackendConnect(name, options));
+                         internal::BackendConnect("Connect", name, options));
   return Channel(std::move(impl));
 }
 
@@ -136,7 +136,7 @@ absl::StatusOr<std::string> Channel::Transact(absl::string_view request,
     return NeedDirection("Transact", impl_->name(), "both read and write");
   }
   CANAL_RETURN_IF_ERROR(CheckSize("Transact", *impl_, request.size()));
-  return impl_->Transact(request, timeout);
+  return impl_->Transact("Transact", request, timeout);
 }
 
 absl::StatusOr<PeekResult> Channel::Peek(absl::Span<char> buffer) const {
@@ -173,20 +173,31 @@ NativeHandle Channel::native_handle() const {
 absl::StatusOr<std::string> Call(absl::string_view name,
                                  absl::string_view request,
                                  absl::Duration timeout) {
-  CANAL_RETURN_IF_ERROR(ValidateName("Call", name));
-  return internal::BackendCall(name, request, timeout);
+  return Call(name, request, timeout, ConnectOptions());
 }
 
 absl::StatusOr<std::string> Call(absl::string_view name,
                                  absl::string_view request,
                                  absl::Duration timeout,
                                  const ConnectOptions& options) {
-  CANAL_RETURN_IF_ERROR(ValidateName("Call", name));
-  internal::Deadline deadline(timeout);
+  // CallNamedPipe: connect, one transaction, close, all within `timeout`,
+  // with every error labelled "Call" and checked exactly as Transact checks.
+  constexpr absl::string_view kOp = "Call";
+  CANAL_RETURN_IF_ERROR(ValidateName(kOp, name));
+  const internal::Deadline deadline(timeout);
   ConnectOptions connect_options = options;
   connect_options.timeout = deadline.remaining();
-  CANAL_ASSIGN_OR_RETURN(Channel channel, Channel::Connect(name, connect_options));
-  return channel.Transact(request, deadline.remaining());
+  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> impl,
+                         internal::BackendConnect(kOp, name, connect_options));
+  if (impl->mode() != PipeMode::kMessage) return NeedMessageMode(kOp, name);
+  if (!impl->can_read() || !impl->can_write()) {
+    return NeedDirection(kOp, name, "both read and write");
+  }
+  CANAL_RETURN_IF_ERROR(CheckSize(kOp, *impl, request.size()));
+  absl::StatusOr<std::string> reply =
+      impl->Transact(kOp, request, deadline.remaining());
+  impl->Close();
+  return reply;
 }
 
 absl::Status WaitForListener(absl::string_view name, absl::Duration timeout) {

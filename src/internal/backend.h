@@ -44,7 +44,9 @@ class ChannelImpl {
                                           absl::Duration timeout) = 0;
   virtual absl::Status Write(absl::string_view data, absl::Duration timeout) = 0;
   virtual absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) = 0;
-  virtual absl::StatusOr<std::string> Transact(absl::string_view request,
+  // `op` names the public call in error messages ("Transact" or "Call").
+  virtual absl::StatusOr<std::string> Transact(absl::string_view op,
+                                               absl::string_view request,
                                                absl::Duration timeout) = 0;
   virtual absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) = 0;
   virtual absl::StatusOr<PeerInfo> Peer() = 0;
@@ -71,16 +73,15 @@ class ListenerImpl {
 
 // Backend entry points. `name` has been validated (portable or native for
 // this platform); `options` too.
+// `op` names the public call in error messages ("Connect" or "Call");
+// `options.timeout` bounds the whole connect.
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
-    absl::string_view name, const ConnectOptions& options);
+    absl::string_view op, absl::string_view name,
+    const ConnectOptions& options);
 absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     absl::string_view name, const ListenerOptions& options);
 absl::Status BackendWaitForListener(absl::string_view name,
                                     absl::Duration timeout);
-// Connect + Transact + close within one `timeout`.
-absl::StatusOr<std::string> BackendCall(absl::string_view name,
-                                        absl::string_view request,
-                                        absl::Duration timeout);
 
 // Whether this build's native names are POSIX paths (true) or `\\.\pipe\`.
 bool BackendUsesPosixNames();

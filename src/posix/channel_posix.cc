@@ -751,9 +751,10 @@ absl::Status PosixChannel::SendFrame(absl::string_view op, int fd,
 
 // --- Transact, Peek, Peer --------------------------------------------------
 
-absl::StatusOr<std::string> PosixChannel::Transact(absl::string_view request,
+absl::StatusOr<std::string> PosixChannel::Transact(absl::string_view op,
+                                                   absl::string_view request,
                                                    absl::Duration timeout) {
-  return TransactWithin("Transact", request, Deadline(timeout));
+  return TransactWithin(op, request, Deadline(timeout));
 }
 
 absl::StatusOr<std::string> PosixChannel::TransactWithin(

@@ -124,17 +124,13 @@ class PosixChannel final : public ChannelImpl {
                                   absl::Duration timeout) override;
   absl::Status Write(absl::string_view data, absl::Duration timeout) override;
   absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override;
-  absl::StatusOr<std::string> Transact(absl::string_view request,
+  absl::StatusOr<std::string> Transact(absl::string_view op,
+                                       absl::string_view request,
                                        absl::Duration timeout) override;
   absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) override;
   absl::StatusOr<PeerInfo> Peer() override;
   void Close() override;
   NativeHandle native_handle() const override;
-
-  // Transact within an existing deadline, with errors labelled `op` (Call).
-  absl::StatusOr<std::string> TransactWithin(absl::string_view op,
-                                             absl::string_view request,
-                                             const Deadline& deadline);
 
  private:
   class OpGuard;
@@ -177,6 +173,9 @@ class PosixChannel final : public ChannelImpl {
                                              const Deadline& deadline);
   absl::StatusOr<std::string> ReadWholeMessage(absl::string_view op, int fd,
                                                const Deadline& deadline);
+  absl::StatusOr<std::string> TransactWithin(absl::string_view op,
+                                             absl::string_view request,
+                                             const Deadline& deadline);
   absl::Status SendBytes(absl::string_view op, int fd, absl::string_view data,
                          const Deadline& deadline);
   // Callers hold the writer role.

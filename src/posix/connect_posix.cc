@@ -1,4 +1,5 @@
-// Client side of the POSIX backend: Connect, WaitForListener and Call.
+// Client side of the POSIX backend: Connect (also for Call) and
+// WaitForListener.
 //
 // There is no handshake: the client learns the listener's mode, direction
 // and limits from the metadata file beside the socket (src/posix/meta.h),
@@ -307,9 +308,10 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
 bool BackendUsesPosixNames() { return true; }
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
-    absl::string_view name, const ConnectOptions& options) {
+    absl::string_view op, absl::string_view name,
+    const ConnectOptions& options) {
   absl::StatusOr<std::unique_ptr<PosixChannel>> ch =
-      ConnectWithin("Connect", name, options, Deadline(options.timeout));
+      ConnectWithin(op, name, options, Deadline(options.timeout));
   if (!ch.ok()) return ch.status();
   return std::unique_ptr<ChannelImpl>(*std::move(ch));
 }
@@ -342,36 +344,6 @@ absl::Status BackendWaitForListener(absl::string_view name,
     SleepWithin(backoff, deadline);
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
-}
-
-absl::StatusOr<std::string> BackendCall(absl::string_view name,
-                                        absl::string_view request,
-                                        absl::Duration timeout) {
-  constexpr absl::string_view kOp = "Call";
-  const Deadline deadline(timeout);
-  absl::StatusOr<std::unique_ptr<PosixChannel>> ch_or =
-      ConnectWithin(kOp, name, ConnectOptions(), deadline);
-  if (!ch_or.ok()) return ch_or.status();
-  std::unique_ptr<PosixChannel> ch = *std::move(ch_or);
-  // The checks the front end makes for Transact (same wording).
-  if (ch->mode() != PipeMode::kMessage) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, kOp, name,
-                     "needs a message-mode channel; this one is in byte mode");
-  }
-  if (!ch->can_read() || !ch->can_write()) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, kOp, name,
-                     "this end of the pipe cannot both read and write "
-                     "(one-way pipe)");
-  }
-  if (request.size() > ch->max_message_size()) {
-    return MakeError(absl::StatusCode::kInvalidArgument, kOp, name,
-                     absl::StrCat("message of ", request.size(),
-                                  " bytes exceeds the limit of ",
-                                  ch->max_message_size(), " bytes"));
-  }
-  absl::StatusOr<std::string> reply = ch->TransactWithin(kOp, request, deadline);
-  ch->Close();
-  return reply;
 }
 
 }  // namespace internal

@@ -309,6 +309,7 @@ absl::StatusOr<std::string> FdPipeChannel::ReadMessage(absl::Duration) {
 }
 
 absl::StatusOr<std::string> FdPipeChannel::Transact(absl::string_view,
+                                                    absl::string_view,
                                                     absl::Duration) {
   return MakeError(absl::StatusCode::kFailedPrecondition, "Transact", name_,
                    "pipes are one-way and byte mode");

@@ -1,5 +1,5 @@
 // The Win32 backend's entry points (src/internal/backend.h): Connect,
-// Listen, WaitForListener and Call over real named pipes.
+// Listen and WaitForListener over real named pipes.
 
 #include <windows.h>
 
@@ -225,8 +225,9 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
-    absl::string_view name, const ConnectOptions& options) {
-  return Connect("Connect", name, Deadline(options.timeout), options);
+    absl::string_view op, absl::string_view name,
+    const ConnectOptions& options) {
+  return Connect(op, name, Deadline(options.timeout), options);
 }
 
 absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
@@ -270,36 +271,6 @@ absl::Status BackendWaitForListener(absl::string_view name,
     }
     return Win32Status(error, ErrorContext::kConnect, "WaitForListener", name);
   }
-}
-
-absl::StatusOr<std::string> BackendCall(absl::string_view name,
-                                        absl::string_view request,
-                                        absl::Duration timeout) {
-  // Like CallNamedPipeW (CreateFile, message read mode, TransactNamedPipe,
-  // CloseHandle), with the timeout covering the whole call and canal's
-  // error mapping.
-  const Deadline deadline(timeout);
-  absl::StatusOr<std::unique_ptr<ChannelImpl>> channel =
-      Connect("Call", name, deadline, ConnectOptions());
-  if (!channel.ok()) return channel.status();
-  ChannelImpl& ch = **channel;
-  if (ch.mode() != PipeMode::kMessage) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, "Call", name,
-                     "needs a message-mode listener; this one is in byte mode");
-  }
-  if (!ch.can_read() || !ch.can_write()) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, "Call", name,
-                     "needs a duplex listener; this one is one-way");
-  }
-  absl::StatusOr<std::string> reply =
-      ch.Transact(request, deadline.remaining());
-  ch.Close();
-  if (!reply.ok()) {
-    // Report the failing step as Call.
-    return absl::Status(reply.status().code(),
-                        absl::StrCat(reply.status().message(), " [in Call]"));
-  }
-  return reply;
 }
 
 bool BackendUsesPosixNames() { return false; }

@@ -314,7 +314,8 @@ absl::Status PipeChannel::Write(absl::string_view data,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view request,
+absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view op,
+                                                  absl::string_view request,
                                                   absl::Duration timeout) {
   absl::MutexLock write_lock(&write_mu_);
   absl::MutexLock read_lock(&read_mu_);
@@ -322,12 +323,12 @@ absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view request,
   {
     absl::MutexLock lock(&stash_mu_);
     if (!stash_.empty()) {
-      return MakeError(absl::StatusCode::kFailedPrecondition, "Transact", name_,
+      return MakeError(absl::StatusCode::kFailedPrecondition, op, name_,
                        "part of a message is still unread");
     }
   }
-  InFlight op(this);
-  if (!op.ok()) return ClosedError("Transact");
+  InFlight io(this);
+  if (!io.ok()) return ClosedError(op);
   std::string reply(kFirstChunk, '\0');
   OVERLAPPED ov;
   std::memset(&ov, 0, sizeof(ov));
@@ -335,29 +336,29 @@ absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view request,
   ResetEvent(ov.hEvent);
   // TransactNamedPipe takes a non-const input buffer but only reads it.
   const BOOL started = TransactNamedPipe(
-      op.handle(), const_cast<char*>(request.data()),
+      io.handle(), const_cast<char*>(request.data()),
       static_cast<DWORD>(request.size()), &reply[0],
       static_cast<DWORD>(reply.size()), nullptr, &ov);
   const DWORD start_error = started ? ERROR_SUCCESS : GetLastError();
-  const IoResult result = FinishIo(op.handle(), &ov, started, start_error,
+  const IoResult result = FinishIo(io.handle(), &ov, started, start_error,
                                    close_event_.get(), deadline);
   if (!result.completed()) {
     if (result.error == ERROR_BAD_PIPE) {
       // Wine reports a transaction on a pipe whose peer has gone as
       // ERROR_BAD_PIPE; report what PeekNamedPipe says about the pipe.
       DWORD total = 0;
-      if (!PeekNamedPipe(op.handle(), nullptr, 0, nullptr, &total, nullptr)) {
+      if (!PeekNamedPipe(io.handle(), nullptr, 0, nullptr, &total, nullptr)) {
         IoResult broken = result;
         broken.error = GetLastError();
-        return IoError(broken, ErrorContext::kWrite, "Transact");
+        return IoError(broken, ErrorContext::kWrite, op);
       }
     }
-    return IoError(result, ErrorContext::kTransact, "Transact");
+    return IoError(result, ErrorContext::kTransact, op);
   }
   reply.resize(result.bytes);
   if (result.error == ERROR_MORE_DATA) {
     absl::Status status =
-        ReadRestOfMessage(op.handle(), &reply, deadline, "Transact");
+        ReadRestOfMessage(io.handle(), &reply, deadline, op);
     if (!status.ok()) return status;
   }
   return reply;

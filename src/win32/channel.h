@@ -66,7 +66,8 @@ class PipeChannel final : public ChannelImpl {
                                   absl::Duration timeout) override;
   absl::Status Write(absl::string_view data, absl::Duration timeout) override;
   absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override;
-  absl::StatusOr<std::string> Transact(absl::string_view request,
+  absl::StatusOr<std::string> Transact(absl::string_view op,
+                                       absl::string_view request,
                                        absl::Duration timeout) override;
   absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) override;
   absl::StatusOr<PeerInfo> Peer() override;
