@@ -88,9 +88,13 @@ struct ListenerOptions {
   // At most this many channels connected at once, 1..kMaxInstanceLimit, or
   // kUnlimitedInstances. Further clients wait in `Channel::Connect`.
   int max_instances = kUnlimitedInstances;
-  // In/out buffer size hint per instance (SO_SNDBUF/SO_RCVBUF on POSIX,
-  // nInBufferSize/nOutBufferSize on Windows). 0 keeps the system default.
-  size_t buffer_size = 64 * 1024;
+  // In/out buffer size hint per instance, at most 1 GiB: SO_SNDBUF/SO_RCVBUF
+  // on POSIX (the kernel rounds and clamps it; Linux doubles it),
+  // nInBufferSize/nOutBufferSize on Windows. 0, the default, means the
+  // system's choice: the kernel's socket buffer sizes on POSIX (about 208 KiB
+  // on Linux), and 64 KiB on Windows, where a zero quota would make every
+  // write wait for the reader.
+  size_t buffer_size = 0;
   // The largest message either side may send on a message-mode channel.
   // Must be at least 1.
   size_t max_message_size = 64 * 1024 * 1024;

@@ -30,6 +30,8 @@ constexpr size_t kPendingTarget = 4;
 constexpr size_t kMaxBacklog = 250;
 // nDefaultTimeOut: what WaitNamedPipe(NMPWAIT_USE_DEFAULT_WAIT) waits.
 constexpr DWORD kDefaultWaitMs = 50;
+// The buffer quota of each instance for ListenerOptions::buffer_size = 0.
+constexpr DWORD kDefaultBufferSize = 64 * 1024;
 // How soon the listener thread retries a failed CreateNamedPipeW.
 constexpr DWORD kRetryMs = 10;
 
@@ -161,7 +163,11 @@ HANDLE ListenerState::CreateInstance(bool first) {
       options_.max_instances == kUnlimitedInstances
           ? PIPE_UNLIMITED_INSTANCES
           : static_cast<DWORD>(options_.max_instances);
-  const DWORD buffer_size = static_cast<DWORD>(options_.buffer_size);
+  // A zero quota makes every WriteFile wait until the reader has taken the
+  // data; "system default" means a buffer, as CreatePipe's default does.
+  const DWORD buffer_size = options_.buffer_size == 0
+                                ? kDefaultBufferSize
+                                : static_cast<DWORD>(options_.buffer_size);
   return CreateNamedPipeW(path_.c_str(), open_mode, pipe_mode, max_instances,
                           buffer_size, buffer_size, kDefaultWaitMs,
                           security_attributes());
