@@ -31,5 +31,6 @@
 #include "canal/server.h"
 #include "canal/subprocess.h"
 #include "canal/types.h"
+#include "canal/version.h"
 
 #endif  // CANAL_CANAL_H_
