@@ -57,6 +57,9 @@ class Listener {
 
   // Stops listening and releases the name. Idempotent; blocked `Accept` calls
   // return Cancelled. Channels already accepted stay open.
+  // Windows: clients get NotFound from now on, but the pipe (and so the
+  // name) lives until those channels, and their clients' ends, are closed:
+  // until then `Create` on the same name returns AlreadyExists.
   void Close();
 
   // The name given to `Create`.

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/backend.h"
@@ -31,23 +32,44 @@ using win32::PipeChannel;
 using win32::ScopedHandle;
 using win32::Win32Status;
 
-// WaitNamedPipeW is not cancellable; wait in slices so an infinite wait
-// still notices the listener going away.
-constexpr DWORD kWaitSliceMs = 1000;
-// The system does not know the name: either no listener has it, or a
-// canal listener is between two instances (its only instance, a channel
-// at max_instances = 1, just closed and the replacement is being created).
-// The listener's published section (src/win32/meta.h) tells them apart.
-// Wine ends a WaitNamedPipe whose pipe lost its last instance with
-// STATUS_HANDLES_CLOSED; not every winerror.h defines it.
-constexpr DWORD kErrorHandlesClosed = 676;  // ERROR_HANDLES_CLOSED
+// WaitNamedPipeW is not cancellable and is not woken when a listener is
+// closed: wait in slices, re-reading the listener's section between them,
+// so that a wait notices the listener going away.
+constexpr DWORD kWaitSliceMs = 250;
 
 bool Vanished(DWORD error) {
-  return error == ERROR_FILE_NOT_FOUND || error == kErrorHandlesClosed;
+  return error == ERROR_FILE_NOT_FOUND || error == win32::kErrorHandlesClosed;
 }
 
-bool ListenerGone(const std::wstring& path) {
-  return !win32::ListenerMetaExists(path);
+// What the listener's section (src/win32/meta.h) says, read only when the
+// pipe itself cannot tell: the name is unknown (no listener, or a listener
+// between two instances) or every instance is busy (a busy listener, or a
+// closed one whose accepted channels still hold the pipe). Only a section
+// of a user the client trusts counts; the owners are looked up once.
+class LivenessProbe {
+ public:
+  LivenessProbe(const std::wstring& path, const ExpectedServer& expected)
+      : path_(path), expected_(expected) {}
+
+  win32::Liveness Check() {
+    if (!looked_up_) {
+      owners_ = win32::TrustedListenerOwners(expected_);
+      looked_up_ = true;
+    }
+    return win32::ListenerLiveness(path_, owners_);
+  }
+
+ private:
+  const std::wstring& path_;
+  const ExpectedServer expected_;
+  bool looked_up_ = false;
+  std::vector<std::wstring> owners_;
+};
+
+absl::Status ListenerClosed(absl::string_view op, absl::string_view name) {
+  return Win32Status(ERROR_FILE_NOT_FOUND, ErrorContext::kConnect, op, name,
+                     "the listener of this name was closed (the channels it "
+                     "accepted still hold the pipe)");
 }
 
 // How a client may open the pipe. It cannot know the listener's direction:
@@ -133,6 +155,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
       FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT |
       (options.allow_impersonation ? SECURITY_IMPERSONATION
                                    : SECURITY_IDENTIFICATION);
+  LivenessProbe liveness(*path, options.expected_server);
   size_t first_try = 0;
   while (true) {
     ScopedHandle pipe;
@@ -151,6 +174,10 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
       absl::StatusOr<std::wstring> server_sid =
           win32::CheckServer(pipe.get(), options.expected_server, op, name);
       if (!server_sid.ok()) return server_sid.status();
+      // The server's own section, if it is a canal listener (src/win32/meta.h).
+      // A message is otherwise at most one DWORD-sized WriteFile.
+      const uint32_t max_message_size =
+          win32::ReadListenerMaxMessageSize(*path, *server_sid);
       ChannelSetup setup;
       ULONG server_pid = 0;
       if (GetNamedPipeServerProcessId(pipe.get(), &server_pid)) {
@@ -179,12 +206,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
       setup.pipe = std::move(pipe);
       setup.server = false;
       setup.name = std::string(name);
-      // Windows does not tell a client the listener's message limit: canal
-      // listeners publish it (src/win32/meta.h); otherwise a message is at
-      // most one DWORD-sized WriteFile.
-      setup.max_message_size = setup.mode == PipeMode::kMessage
-                                   ? win32::ReadListenerMaxMessageSize(*path)
-                                   : 0xffffffffu;
+      setup.max_message_size =
+          setup.mode == PipeMode::kMessage ? max_message_size : 0xffffffffu;
       absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
           PipeChannel::Create(std::move(setup));
       if (!channel.ok()) return channel.status();
@@ -196,18 +219,24 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
     // Remember the access that got past the access check.
     first_try = used < sizeof(kAccessTries) / sizeof(kAccessTries[0]) ? used : 0;
     if (error == ERROR_FILE_NOT_FOUND) {
-      if (ListenerGone(*path)) {
+      // Only a live listener of a trusted user is worth waiting for: it is
+      // creating its next instance.
+      if (liveness.Check() != win32::Liveness::kAlive) {
         return Win32Status(error, ErrorContext::kConnect, op, name);
       }
       if (deadline.expired()) return TimedOut(op, name);
-      Sleep(1);  // The listener is creating its next instance.
+      Sleep(1);
       continue;
     }
     if (error != ERROR_PIPE_BUSY) {
       return Win32Status(error, ErrorContext::kConnect, op, name);
     }
-    // Every instance is busy: wait for one, until the deadline.
+    // Every instance is busy: wait for one, until the deadline, unless the
+    // listener was closed and only its accepted channels hold the pipe.
     while (true) {
+      if (liveness.Check() == win32::Liveness::kClosed) {
+        return ListenerClosed(op, name);
+      }
       if (deadline.expired()) return TimedOut(op, name);
       if (WaitNamedPipeW(path->c_str(), WaitSlice(deadline))) break;
       const DWORD wait_error = GetLastError();
@@ -222,55 +251,74 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
   }
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
-    absl::string_view op, absl::string_view name,
-    const ConnectOptions& options) {
-  return Connect(op, name, Deadline(options.timeout), options);
-}
-
-absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
-    absl::string_view name, const ListenerOptions& options) {
-  absl::StatusOr<std::unique_ptr<win32::PipeListener>> listener =
-      win32::PipeListener::Create(name, options);
-  if (!listener.ok()) return listener.status();
-  return std::unique_ptr<ListenerImpl>(std::move(*listener));
-}
-
-absl::Status BackendWaitForListener(absl::string_view name,
-                                    absl::Duration timeout) {
-  const Deadline deadline(timeout);
-  absl::StatusOr<std::wstring> path = win32::PipePath("WaitForListener", name);
+absl::Status WaitForListener(absl::string_view name, const Deadline& deadline) {
+  constexpr absl::string_view kOp = "WaitForListener";
+  absl::StatusOr<std::wstring> path = win32::PipePath(kOp, name);
   if (!path.ok()) return path.status();
+  // WaitForListener names no server user: it believes sections of its own
+  // user and SYSTEM, as a default Connect does.
+  LivenessProbe liveness(*path, ExpectedServer());
+  // A free instance answers at once; a closed listener should too, so the
+  // first wait is short and the section is read before waiting longer.
+  DWORD slice = 1;
   while (true) {
-    if (WaitNamedPipeW(path->c_str(), WaitSlice(deadline))) {
-      return absl::OkStatus();
-    }
+    if (WaitNamedPipeW(path->c_str(), slice)) return absl::OkStatus();
     const DWORD error = GetLastError();
+    slice = WaitSlice(deadline);
     if (Vanished(error)) {
-      if (ListenerGone(*path)) {
-        return Win32Status(ERROR_FILE_NOT_FOUND, ErrorContext::kConnect,
-                           "WaitForListener", name);
+      if (liveness.Check() != win32::Liveness::kAlive) {
+        return Win32Status(ERROR_FILE_NOT_FOUND, ErrorContext::kConnect, kOp,
+                           name);
       }
       if (deadline.expired()) {
-        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect,
-                           "WaitForListener", name,
-                           "no instance became free before the timeout");
+        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect, kOp,
+                           name, "no instance became free before the timeout");
       }
       Sleep(1);  // The listener is creating its next instance.
       continue;
     }
     if (error == ERROR_SEM_TIMEOUT || error == ERROR_PIPE_BUSY) {
+      if (liveness.Check() == win32::Liveness::kClosed) {
+        return ListenerClosed(kOp, name);
+      }
       if (deadline.expired()) {
-        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect,
-                           "WaitForListener", name,
+        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect, kOp,
+                           name,
                            "every instance stayed busy until the timeout");
       }
       continue;
     }
-    return Win32Status(error, ErrorContext::kConnect, "WaitForListener", name);
+    return Win32Status(error, ErrorContext::kConnect, kOp, name);
   }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
+    absl::string_view op, absl::string_view name,
+    const ConnectOptions& options) {
+  const Deadline deadline(options.timeout);
+  return win32::NoThrow(op, name,
+                        [&] { return Connect(op, name, deadline, options); });
+}
+
+absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
+    absl::string_view name, const ListenerOptions& options) {
+  return win32::NoThrow(
+      "Listen", name,
+      [&]() -> absl::StatusOr<std::unique_ptr<ListenerImpl>> {
+        absl::StatusOr<std::unique_ptr<win32::PipeListener>> listener =
+            win32::PipeListener::Create(name, options);
+        if (!listener.ok()) return listener.status();
+        return std::unique_ptr<ListenerImpl>(std::move(*listener));
+      });
+}
+
+absl::Status BackendWaitForListener(absl::string_view name,
+                                    absl::Duration timeout) {
+  const Deadline deadline(timeout);
+  return win32::NoThrow("WaitForListener", name,
+                        [&] { return WaitForListener(name, deadline); });
 }
 
 bool BackendUsesPosixNames() { return false; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -46,6 +47,39 @@ PipeChannel::InFlight::~InFlight() {
   if (to_close != nullptr) channel_->ReleaseHandle(to_close);
 }
 
+// --- Turns ------------------------------------------------------------------
+
+PipeChannel::Turns::Turns(PipeChannel* channel, int turns,
+                          const Deadline& deadline, absl::string_view op)
+    : channel_(channel), turns_(0) {
+  absl::MutexLock lock(&channel_->mu_);
+  auto free_or_closed = [channel, turns]()
+                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(channel->mu_) {
+    return channel->closed_ || (channel->busy_turns_ & turns) == 0;
+  };
+  const bool free = channel_->mu_.AwaitWithDeadline(
+      absl::Condition(&free_or_closed), deadline.when());
+  if (channel_->closed_) {
+    status_ = channel_->ClosedError(op);
+    return;
+  }
+  if (!free) {
+    status_ = MakeError(absl::StatusCode::kDeadlineExceeded, op,
+                        channel_->name_,
+                        "timed out waiting for another thread's call on "
+                        "this channel to finish");
+    return;
+  }
+  channel_->busy_turns_ |= turns;
+  turns_ = turns;
+}
+
+PipeChannel::Turns::~Turns() {
+  if (turns_ == 0) return;
+  absl::MutexLock lock(&channel_->mu_);
+  channel_->busy_turns_ &= ~turns_;
+}
+
 // --- PipeChannel ------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<PipeChannel>> PipeChannel::Create(
@@ -62,9 +96,20 @@ absl::StatusOr<std::unique_ptr<PipeChannel>> PipeChannel::Create(
     if (server && owner != nullptr) owner->InstanceClosed();
     return Win32Status(error, ErrorContext::kGeneric, "CreateEvent", name);
   }
-  return std::unique_ptr<PipeChannel>(
-      new PipeChannel(std::move(setup), std::move(read_event),
-                      std::move(write_event), std::move(close_event)));
+  // On an allocation failure the instance must still be reported closed.
+  const bool server = setup.server;
+  std::shared_ptr<InstanceOwner> owner = setup.owner;
+  PipeChannel* channel = new (std::nothrow)
+      PipeChannel(std::move(setup), std::move(read_event),
+                  std::move(write_event), std::move(close_event));
+  if (channel == nullptr) {
+    // `setup` was not moved from: the constructor never ran.
+    setup.pipe.reset();
+    if (server && owner != nullptr) owner->InstanceClosed();
+    return OutOfResources(server ? "Accept" : "Connect", setup.name,
+                          "out of memory");
+  }
+  return std::unique_ptr<PipeChannel>(channel);
 }
 
 PipeChannel::PipeChannel(ChannelSetup setup, ScopedHandle read_event,
@@ -194,8 +239,14 @@ absl::StatusOr<ReadResult> PipeChannel::ReadChunk(HANDLE handle, char* data,
 
 absl::StatusOr<ReadResult> PipeChannel::Read(absl::Span<char> buffer,
                                              absl::Duration timeout) {
-  absl::MutexLock read_lock(&read_mu_);
+  return NoThrow("Read", name_, [&] { return DoRead(buffer, timeout); });
+}
+
+absl::StatusOr<ReadResult> PipeChannel::DoRead(absl::Span<char> buffer,
+                                               absl::Duration timeout) {
   const Deadline deadline(timeout);
+  Turns turns(this, kReadTurn, deadline, "Read");
+  if (!turns.status().ok()) return turns.status();
   {
     absl::MutexLock lock(&stash_mu_);
     if (!stash_.empty()) {
@@ -228,7 +279,15 @@ absl::Status PipeChannel::ReadRestOfMessage(HANDLE handle, std::string* message,
       if (old_size > 0) Stash(std::move(*message), true);
       return CheckMessageSize(old_size + left, op);
     }
-    message->resize(old_size + chunk);
+    try {
+      message->resize(old_size + chunk);
+    } catch (const std::bad_alloc&) {
+      // What was read stays readable; the rest is still in the pipe.
+      if (old_size > 0) Stash(std::move(*message), true);
+      return OutOfResources(op, name_,
+                            absl::StrCat("out of memory for a message of ",
+                                         old_size + chunk, " bytes or more"));
+    }
     absl::StatusOr<ReadResult> read =
         ReadChunk(handle, &(*message)[old_size], chunk, deadline, op);
     if (!read.ok()) {
@@ -248,8 +307,14 @@ absl::Status PipeChannel::ReadRestOfMessage(HANDLE handle, std::string* message,
 }
 
 absl::StatusOr<std::string> PipeChannel::ReadMessage(absl::Duration timeout) {
-  absl::MutexLock read_lock(&read_mu_);
+  return NoThrow("ReadMessage", name_, [&] { return DoReadMessage(timeout); });
+}
+
+absl::StatusOr<std::string> PipeChannel::DoReadMessage(
+    absl::Duration timeout) {
   const Deadline deadline(timeout);
+  Turns turns(this, kReadTurn, deadline, "ReadMessage");
+  if (!turns.status().ok()) return turns.status();
   std::string message;
   {
     absl::MutexLock lock(&stash_mu_);
@@ -271,9 +336,16 @@ absl::StatusOr<std::string> PipeChannel::ReadMessage(absl::Duration timeout) {
 
 absl::Status PipeChannel::Write(absl::string_view data,
                                 absl::Duration timeout) {
-  absl::MutexLock write_lock(&write_mu_);
+  return NoThrow(mode_ == PipeMode::kMessage ? "WriteMessage" : "Write", name_,
+                 [&] { return DoWrite(data, timeout); });
+}
+
+absl::Status PipeChannel::DoWrite(absl::string_view data,
+                                  absl::Duration timeout) {
   const Deadline deadline(timeout);
   const char* op_name = mode_ == PipeMode::kMessage ? "WriteMessage" : "Write";
+  Turns turns(this, kWriteTurn, deadline, op_name);
+  if (!turns.status().ok()) return turns.status();
   InFlight op(this);
   if (!op.ok()) return ClosedError(op_name);
   // A zero-length WriteFile on a byte pipe would wake the reader with an
@@ -317,9 +389,17 @@ absl::Status PipeChannel::Write(absl::string_view data,
 absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view op,
                                                   absl::string_view request,
                                                   absl::Duration timeout) {
-  absl::MutexLock write_lock(&write_mu_);
-  absl::MutexLock read_lock(&read_mu_);
+  return NoThrow(op, name_, [&] { return DoTransact(op, request, timeout); });
+}
+
+absl::StatusOr<std::string> PipeChannel::DoTransact(absl::string_view op,
+                                                    absl::string_view request,
+                                                    absl::Duration timeout) {
   const Deadline deadline(timeout);
+  // Both turns at once, so that a Transact never holds one while it waits
+  // for the other.
+  Turns turns(this, kReadTurn | kWriteTurn, deadline, op);
+  if (!turns.status().ok()) return turns.status();
   {
     absl::MutexLock lock(&stash_mu_);
     if (!stash_.empty()) {
@@ -365,6 +445,10 @@ absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view op,
 }
 
 absl::StatusOr<PeekResult> PipeChannel::Peek(absl::Span<char> buffer) {
+  return NoThrow("Peek", name_, [&] { return DoPeek(buffer); });
+}
+
+absl::StatusOr<PeekResult> PipeChannel::DoPeek(absl::Span<char> buffer) {
   InFlight op(this);
   if (!op.ok()) return ClosedError("Peek");
   absl::MutexLock lock(&stash_mu_);
@@ -404,6 +488,10 @@ absl::StatusOr<PeekResult> PipeChannel::Peek(absl::Span<char> buffer) {
 }
 
 absl::StatusOr<PeerInfo> PipeChannel::Peer() {
+  return NoThrow("Peer", name_, [&] { return DoPeer(); });
+}
+
+absl::StatusOr<PeerInfo> PipeChannel::DoPeer() {
   InFlight op(this);
   if (!op.ok()) return ClosedError("Peer");
   if (has_peer_) return peer_;

@@ -95,6 +95,40 @@ class PipeChannel final : public ChannelImpl {
   PipeChannel(ChannelSetup setup, ScopedHandle read_event,
               ScopedHandle write_event, ScopedHandle close_event);
 
+  // The two turns a call may need: one reader and one writer at a time
+  // (Transact needs both).
+  static constexpr int kReadTurn = 1;
+  static constexpr int kWriteTurn = 2;
+
+  // Holds turns for the duration of one call. The wait for them is bounded
+  // by the call's own deadline (a call queued behind another thread's gets
+  // DeadlineExceeded) and ends with Cancelled when the channel is closed.
+  class Turns {
+   public:
+    Turns(PipeChannel* channel, int turns, const Deadline& deadline,
+          absl::string_view op);
+    ~Turns();
+    Turns(const Turns&) = delete;
+    Turns& operator=(const Turns&) = delete;
+    // OK once the turns are held.
+    const absl::Status& status() const { return status_; }
+
+   private:
+    PipeChannel* channel_;
+    int turns_;
+    absl::Status status_;
+  };
+
+  absl::StatusOr<ReadResult> DoRead(absl::Span<char> buffer,
+                                    absl::Duration timeout);
+  absl::Status DoWrite(absl::string_view data, absl::Duration timeout);
+  absl::StatusOr<std::string> DoReadMessage(absl::Duration timeout);
+  absl::StatusOr<std::string> DoTransact(absl::string_view op,
+                                         absl::string_view request,
+                                         absl::Duration timeout);
+  absl::StatusOr<PeekResult> DoPeek(absl::Span<char> buffer);
+  absl::StatusOr<PeerInfo> DoPeer();
+
   void ReleaseHandle(HANDLE handle);
   absl::Status ClosedError(absl::string_view op) const;
   absl::Status IoError(const IoResult& result, ErrorContext context,
@@ -102,17 +136,17 @@ class PipeChannel final : public ChannelImpl {
 
   // One overlapped ReadFile into `data` (message mode: `more` set for
   // ERROR_MORE_DATA). Byte mode retries zero-byte completions, which are a
-  // peer's empty WriteFile and not the end of the stream.
+  // peer's empty WriteFile and not the end of the stream. The caller holds
+  // the read turn.
   absl::StatusOr<ReadResult> ReadChunk(HANDLE handle, char* data, size_t size,
                                        const Deadline& deadline,
-                                       absl::string_view op)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+                                       absl::string_view op);
   // Reads the rest of the message begun in `*message` (message mode). On
-  // failure with bytes consumed, keeps them in the stash.
+  // failure with bytes consumed (an allocation failure included), keeps
+  // them in the stash. The caller holds the read turn.
   absl::Status ReadRestOfMessage(HANDLE handle, std::string* message,
                                  const Deadline& deadline,
-                                 absl::string_view op)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+                                 absl::string_view op);
   absl::Status CheckMessageSize(size_t size, absl::string_view op) const;
   void Stash(std::string data, bool more);
 
@@ -133,13 +167,11 @@ class PipeChannel final : public ChannelImpl {
   HANDLE handle_ ABSL_GUARDED_BY(mu_);  // nullptr once closed.
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-
-  absl::Mutex read_mu_ ABSL_ACQUIRED_AFTER(write_mu_);  // One reader.
-  absl::Mutex write_mu_;                                // One writer.
+  int busy_turns_ ABSL_GUARDED_BY(mu_) = 0;  // kReadTurn | kWriteTurn.
 
   // Bytes already taken from the pipe but not yet delivered (a read that
   // timed out or was refused half-way through a message), delivered first.
-  absl::Mutex stash_mu_ ABSL_ACQUIRED_AFTER(read_mu_);
+  absl::Mutex stash_mu_;
   std::string stash_ ABSL_GUARDED_BY(stash_mu_);
   bool stash_more_ ABSL_GUARDED_BY(stash_mu_) = false;  // Message continues
                                                         // in the pipe.

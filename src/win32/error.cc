@@ -52,6 +52,12 @@ constexpr ErrorName kErrorNames[] = {
     {ERROR_BAD_IMPERSONATION_LEVEL, "ERROR_BAD_IMPERSONATION_LEVEL"},
     {ERROR_NO_UNICODE_TRANSLATION, "ERROR_NO_UNICODE_TRANSLATION"},
     {ERROR_INVALID_FUNCTION, "ERROR_INVALID_FUNCTION"},
+    {ERROR_DIRECTORY, "ERROR_DIRECTORY"},
+    {ERROR_BAD_EXE_FORMAT, "ERROR_BAD_EXE_FORMAT"},
+    {ERROR_EXE_MACHINE_TYPE_MISMATCH, "ERROR_EXE_MACHINE_TYPE_MISMATCH"},
+    {ERROR_INVALID_OWNER, "ERROR_INVALID_OWNER"},
+    {ERROR_NO_TOKEN, "ERROR_NO_TOKEN"},
+    {kErrorHandlesClosed, "ERROR_HANDLES_CLOSED"},
     {WAIT_TIMEOUT, "WAIT_TIMEOUT"},
 };
 
@@ -65,12 +71,28 @@ const char* NameOf(DWORD error) {
 }  // namespace
 
 absl::StatusCode CodeForWin32Error(Win32Error error, ErrorContext context) {
+  if (context == ErrorContext::kStart) {
+    // CreateProcessW: the program or its working directory.
+    switch (error) {
+      case ERROR_FILE_NOT_FOUND:
+      case ERROR_PATH_NOT_FOUND:
+      case ERROR_DIRECTORY:
+      case ERROR_INVALID_NAME:
+        return absl::StatusCode::kNotFound;
+      case ERROR_BAD_EXE_FORMAT:
+      case ERROR_EXE_MACHINE_TYPE_MISMATCH:
+        return absl::StatusCode::kInvalidArgument;
+      default:
+        break;
+    }
+  }
   switch (error) {
     case ERROR_SUCCESS:
       return absl::StatusCode::kOk;
     case ERROR_FILE_NOT_FOUND:
     case ERROR_PATH_NOT_FOUND:
     case ERROR_BAD_NETPATH:
+    case kErrorHandlesClosed:
       return absl::StatusCode::kNotFound;
     case ERROR_PIPE_BUSY:
       // Busy while connecting means the wait is over. TransactNamedPipe
@@ -127,6 +149,22 @@ absl::StatusCode CodeForWin32Error(Win32Error error, ErrorContext context) {
 }
 
 absl::string_view ExplainWin32Error(Win32Error error, ErrorContext context) {
+  if (context == ErrorContext::kStart) {
+    switch (error) {
+      case ERROR_FILE_NOT_FOUND:
+      case ERROR_PATH_NOT_FOUND:
+      case ERROR_DIRECTORY:
+      case ERROR_INVALID_NAME:
+        return "the program or the working directory does not exist";
+      case ERROR_BAD_EXE_FORMAT:
+      case ERROR_EXE_MACHINE_TYPE_MISMATCH:
+        return "not a program Windows can run";
+      case ERROR_ACCESS_DENIED:
+        return "access denied";
+      default:
+        return "CreateProcessW failed";
+    }
+  }
   switch (error) {
     case ERROR_FILE_NOT_FOUND:
     case ERROR_PATH_NOT_FOUND:
@@ -193,6 +231,16 @@ std::string DescribeWin32Error(Win32Error error) {
   std::string result = absl::StrCat(NameOf(error), " (", error, ")");
   if (!text.empty()) absl::StrAppend(&result, ": ", text);
   return result;
+}
+
+absl::Status OutOfResources(absl::string_view op, absl::string_view name,
+                            absl::string_view what) noexcept {
+  try {
+    return MakeError(absl::StatusCode::kResourceExhausted, op, name, what);
+  } catch (...) {
+    // An empty message needs no allocation.
+    return absl::Status(absl::StatusCode::kResourceExhausted, "");
+  }
 }
 
 absl::Status Win32Status(Win32Error error, ErrorContext context,

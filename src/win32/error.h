@@ -6,7 +6,9 @@
 #ifndef CANAL_SRC_WIN32_ERROR_H_
 #define CANAL_SRC_WIN32_ERROR_H_
 
+#include <new>
 #include <string>
+#include <system_error>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -19,6 +21,11 @@ namespace win32 {
 // header does not need <windows.h>.
 using Win32Error = unsigned long;
 
+// ERROR_HANDLES_CLOSED, which not every winerror.h defines: Wine ends a
+// WaitNamedPipe whose pipe lost its last instance with it (Windows says
+// ERROR_FILE_NOT_FOUND).
+constexpr Win32Error kErrorHandlesClosed = 676;
+
 // What the failing call was doing. Some errors mean different things
 // depending on it (ERROR_BROKEN_PIPE is the end of the stream for a reader
 // but a broken connection for a writer).
@@ -30,6 +37,7 @@ enum class ErrorContext {
   kRead,      // ReadFile, PeekNamedPipe.
   kWrite,     // WriteFile.
   kTransact,  // TransactNamedPipe.
+  kStart,     // CreateProcessW (Subprocess::Start).
 };
 
 // The absl code for `error` in `context`.
@@ -52,6 +60,29 @@ absl::Status Win32Status(Win32Error error, ErrorContext context,
 absl::Status Win32Status(Win32Error error, ErrorContext context,
                          absl::string_view op, absl::string_view name,
                          absl::string_view what);
+
+// ResourceExhausted naming `op` and `name` for a failure to get memory or a
+// thread. Never throws: if even the message cannot be allocated, the status
+// has the code alone.
+absl::Status OutOfResources(absl::string_view op, absl::string_view name,
+                            absl::string_view what) noexcept;
+
+// Runs `fn` (returning absl::Status or absl::StatusOr) and turns an
+// allocation failure (std::bad_alloc) or a failure to start a thread
+// (std::system_error from std::thread) inside it into ResourceExhausted, so
+// that no exception leaves the backend. Exceptions of user callbacks called
+// by `fn` pass through.
+template <typename Fn>
+auto NoThrow(absl::string_view op, absl::string_view name, Fn&& fn)
+    -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return OutOfResources(op, name, "out of memory");
+  } catch (const std::system_error&) {
+    return OutOfResources(op, name, "cannot start a thread");
+  }
+}
 
 }  // namespace win32
 }  // namespace internal

@@ -45,6 +45,12 @@ class ScopedHandle {
   HANDLE handle_ = nullptr;
 };
 
+// The in and out quota of a pipe instance when the caller asks for the
+// default (ListenerOptions::buffer_size = 0, PipeOptions::buffer_size = 0).
+// A zero quota would make every WriteFile wait until the reader has taken
+// the data (Wine does exactly that); 64 KiB is what libuv uses.
+constexpr DWORD kDefaultPipeBufferSize = 64 * 1024;
+
 // A new unnamed, non-signalled event; nullptr on failure.
 HANDLE NewEvent(bool manual_reset);
 

@@ -4,6 +4,10 @@
 
 #include <cstring>
 #include <deque>
+#include <exception>
+#include <memory>
+#include <new>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -30,10 +34,11 @@ constexpr size_t kPendingTarget = 4;
 constexpr size_t kMaxBacklog = 250;
 // nDefaultTimeOut: what WaitNamedPipe(NMPWAIT_USE_DEFAULT_WAIT) waits.
 constexpr DWORD kDefaultWaitMs = 50;
-// The buffer quota of each instance for ListenerOptions::buffer_size = 0.
-constexpr DWORD kDefaultBufferSize = 64 * 1024;
-// How soon the listener thread retries a failed CreateNamedPipeW.
+// How soon the listener thread retries a failed CreateNamedPipeW (or an
+// allocation that failed).
 constexpr DWORD kRetryMs = 10;
+// The most handles one WaitForMultipleObjects takes.
+constexpr size_t kMaxWaitHandles = MAXIMUM_WAIT_OBJECTS;
 
 // Who is at the client end of the server end `pipe`. The user is read from
 // the client process's token; empty if that process cannot be opened.
@@ -72,6 +77,8 @@ class ListenerState final : public InstanceOwner,
         wake_event_(std::move(wake_event)) {}
 
   ~ListenerState() override { CloseInstances(); }
+  ListenerState(const ListenerState&) = delete;
+  ListenerState& operator=(const ListenerState&) = delete;
 
   const std::string& name() const { return name_; }
   const ListenerOptions& options() const { return options_; }
@@ -81,8 +88,12 @@ class ListenerState final : public InstanceOwner,
   // The listener thread: waits for connections and keeps the pool full.
   void Run();
   absl::StatusOr<std::unique_ptr<ChannelImpl>> Accept(absl::Duration timeout);
-  // Returns whether this call closed it.
+  // Returns whether this call closed it. Clients get NotFound from now on:
+  // the published section says "closed".
   bool Close();
+  // Blocks until no thread is inside Accept (after Close, they all leave
+  // with Cancelled, once an authorisation callback in progress returns).
+  void WaitForAcceptsToLeave();
   // Closes the instances not handed out (after the thread has stopped).
   void CloseInstances();
   bool closed() const {
@@ -94,6 +105,13 @@ class ListenerState final : public InstanceOwner,
     absl::MutexLock lock(&mu_);
     --live_;
     SetEvent(wake_event_.get());
+  }
+  // Drops an instance that was taken out of the pool and will not become
+  // a channel.
+  void DropTaken(std::unique_ptr<Instance> instance) {
+    absl::MutexLock lock(&mu_);
+    DropInstance(std::move(instance));
+    SetEvent(wake_event_.get());  // Room for another instance, maybe.
   }
 
   // The security attributes for every CreateNamedPipeW: the protected DACL
@@ -107,21 +125,35 @@ class ListenerState final : public InstanceOwner,
   // GetLastError() on failure.
   HANDLE CreateInstance(bool first);
   // Issues ConnectNamedPipe on a fresh instance and files it as pending or
-  // ready; closes it if that fails.
+  // ready; closes it if that fails (or if there is no memory to file it).
   void StartConnect(std::unique_ptr<Instance> instance)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Files `instance` in `list`; on an allocation failure cancels its
+  // ConnectNamedPipe (if `pending`) and drops it instead.
+  template <typename List>
+  void File(List* list, std::unique_ptr<Instance> instance, bool pending)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves completed connections to ready_.
   void Poll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Creates instances until kPendingTarget are pending, within the limits.
-  // Returns false if CreateNamedPipeW failed, so that the thread retries
-  // soon: Windows may count a closed channel's instance against
-  // nMaxInstances until its client has closed too, and nothing signals that.
+  // Returns false if CreateNamedPipeW failed (or memory ran out), so that
+  // the thread retries soon: Windows counts a closed channel's instance
+  // against nMaxInstances until its client has closed its end too (an
+  // instance goes with its last handle; Wine frees it with the server's),
+  // and nothing signals that.
   bool Replenish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropInstance(std::unique_ptr<Instance> instance)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A peer refused by the authorisation callback: disconnects it and
-  // listens again on the same instance, so that the name stays held.
+  // listens again on the same instance, so that the name stays held (or
+  // drops the instance if enough others are listening).
   void Refuse(std::unique_ptr<Instance> instance);
+  // One round of the listener thread: returns the WaitForMultipleObjects
+  // timeout for the next round.
+  DWORD RunOnce(std::vector<HANDLE>* handles, DWORD timeout);
+  // Turns the instance popped by Accept into a channel.
+  absl::StatusOr<std::unique_ptr<ChannelImpl>> MakeChannel(
+      std::unique_ptr<Instance> instance, PeerInfo peer);
   const std::string name_;
   const std::wstring path_;
   const ListenerOptions options_;
@@ -136,7 +168,12 @@ class ListenerState final : public InstanceOwner,
   // Pipe instances in existence: pending, ready, and accepted channels not
   // yet closed. Never more than max_instances.
   int live_ ABSL_GUARDED_BY(mu_) = 0;
-  ScopedHandle meta_ ABSL_GUARDED_BY(mu_);  // See src/win32/meta.h.
+  // Threads inside Accept.
+  int accepting_ ABSL_GUARDED_BY(mu_) = 0;
+  // See src/win32/meta.h. Kept until the state is gone, that is until the
+  // last accepted channel is, so that clients who find only those
+  // channels' instances learn that the listener is closed.
+  std::unique_ptr<PublishedMeta> meta_ ABSL_GUARDED_BY(mu_);
 };
 
 HANDLE ListenerState::CreateInstance(bool first) {
@@ -163,10 +200,10 @@ HANDLE ListenerState::CreateInstance(bool first) {
       options_.max_instances == kUnlimitedInstances
           ? PIPE_UNLIMITED_INSTANCES
           : static_cast<DWORD>(options_.max_instances);
-  // A zero quota makes every WriteFile wait until the reader has taken the
-  // data; "system default" means a buffer, as CreatePipe's default does.
+  // "System default" means a buffer, as CreatePipe's default does (see
+  // kDefaultPipeBufferSize).
   const DWORD buffer_size = options_.buffer_size == 0
-                                ? kDefaultBufferSize
+                                ? kDefaultPipeBufferSize
                                 : static_cast<DWORD>(options_.buffer_size);
   return CreateNamedPipeW(path_.c_str(), open_mode, pipe_mode, max_instances,
                           buffer_size, buffer_size, kDefaultWaitMs,
@@ -174,19 +211,33 @@ HANDLE ListenerState::CreateInstance(bool first) {
 }
 
 absl::Status ListenerState::Start() {
+  absl::StatusOr<std::wstring> own_sid = CurrentUserSid();
+  if (!own_sid.ok()) return own_sid.status();
   // FILE_FLAG_FIRST_PIPE_INSTANCE is what refuses a held name on Windows.
   // Wine does not enforce it, so look first: WaitNamedPipe neither connects
   // to nor disturbs the other listener, and says ERROR_FILE_NOT_FOUND at
   // once when no instance exists.
-  if (WaitNamedPipeW(path_.c_str(), 1)) {
+  const bool free_instance = WaitNamedPipeW(path_.c_str(), 1);
+  const DWORD wait_error = free_instance ? ERROR_SUCCESS : GetLastError();
+  if (free_instance || wait_error == ERROR_SEM_TIMEOUT ||
+      wait_error == ERROR_PIPE_BUSY) {
+    // Windows keeps a pipe, and so its name, while any of its instances is
+    // open: a closed listener's accepted channels (and, on Windows, their
+    // clients) still have theirs. Joining that pipe would give this
+    // listener the old one's mode, limit and DACL, so the name stays taken
+    // until they close.
+    if (!free_instance &&
+        ListenerLiveness(path_, {*own_sid}) == Liveness::kClosed) {
+      return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name_,
+                       "the pipe of an earlier listener of this name, now "
+                       "closed, is still open (channels it accepted, or "
+                       "their clients, still use it); close them first");
+    }
     return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name_,
-                     "a listener already holds this name");
-  }
-  const DWORD wait_error = GetLastError();
-  if (wait_error == ERROR_SEM_TIMEOUT || wait_error == ERROR_PIPE_BUSY) {
-    return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name_,
-                     "a listener already holds this name (all its instances "
-                     "are busy)");
+                     free_instance
+                         ? "a listener already holds this name"
+                         : "a listener already holds this name (all its "
+                           "instances are busy)");
   }
   ScopedHandle pipe(CreateInstance(true));
   if (!pipe.valid()) {
@@ -200,11 +251,12 @@ absl::Status ListenerState::Start() {
   }
   // Published once the name is ours, so that a refused second listener
   // cannot overwrite it; one made by someone else is not trusted.
-  absl::StatusOr<ScopedHandle> meta = PublishListenerMeta(
+  absl::StatusOr<std::unique_ptr<PublishedMeta>> meta = PublishedMeta::Publish(
       path_, name_, static_cast<uint32_t>(options_.max_message_size),
-      security_.meta->attributes());
+      security_.meta->attributes(), *own_sid);
   if (!meta.ok()) return meta.status();
   absl::MutexLock lock(&mu_);
+  pending_.reserve(2 * kPendingTarget);
   meta_ = *std::move(meta);
   ++live_;
   StartConnect(std::move(instance));
@@ -224,15 +276,33 @@ void ListenerState::StartConnect(std::unique_ptr<Instance> instance) {
     const DWORD error = ok ? ERROR_SUCCESS : GetLastError();
     if (ok || error == ERROR_PIPE_CONNECTED) {
       // Connected already (a client came before ConnectNamedPipe).
-      ready_.push_back(std::move(instance));
+      File(&ready_, std::move(instance), false);
       return;
     }
     if (error == ERROR_IO_PENDING) {
-      pending_.push_back(std::move(instance));
+      File(&pending_, std::move(instance), true);
       return;
     }
     if (error != ERROR_NO_DATA) break;
     DisconnectNamedPipe(instance->pipe.get());
+  }
+  DropInstance(std::move(instance));
+}
+
+template <typename List>
+void ListenerState::File(List* list, std::unique_ptr<Instance> instance,
+                         bool pending) {
+  try {
+    list->push_back(std::move(instance));
+    return;
+  } catch (const std::bad_alloc&) {
+    // push_back had no effect: `instance` is still ours.
+  }
+  if (pending) {
+    // The OVERLAPPED lives in the instance: finish the I/O before freeing.
+    CancelIoEx(instance->pipe.get(), &instance->ov);
+    DWORD bytes = 0;
+    GetOverlappedResult(instance->pipe.get(), &instance->ov, &bytes, TRUE);
   }
   DropInstance(std::move(instance));
 }
@@ -254,7 +324,7 @@ void ListenerState::Poll() {
     DWORD bytes = 0;
     if (GetOverlappedResult(done->pipe.get(), &done->ov, &bytes, FALSE) ||
         GetLastError() == ERROR_PIPE_CONNECTED) {
-      ready_.push_back(std::move(done));
+      File(&ready_, std::move(done), false);
     } else {
       // The client came and went (ERROR_NO_DATA / ERROR_BROKEN_PIPE):
       // listen again on the same instance.
@@ -271,15 +341,18 @@ bool ListenerState::Replenish() {
     if (closed_ || pending_.size() >= kPendingTarget) return true;
     if (limited && live_ >= options_.max_instances) return true;
     if (!limited && ready_.size() >= kMaxBacklog) return true;
-    auto instance = std::make_unique<Instance>();
+    std::unique_ptr<Instance> instance(new (std::nothrow) Instance());
+    if (instance == nullptr) return false;  // Out of memory: retry soon.
     // With no instance left (max_instances = 1 and its channel just
     // closed) the name may have been free for a moment: claim it as a
     // first instance again, so that a squatter who took it makes this fail
     // (and retry) instead of this listener joining the squatter's pipe.
     instance->pipe.reset(CreateInstance(live_ == 0));
     instance->event.reset(NewEvent(true));
-    // On failure (out of resources, or ERROR_PIPE_BUSY while a closed
-    // channel's instance is still going away) try again a little later.
+    // On failure (out of resources; ERROR_PIPE_BUSY while the client of a
+    // closed channel still holds its end, see Replenish's comment; or
+    // ERROR_ACCESS_DENIED for a first instance while that client keeps the
+    // old pipe alive) try again a little later.
     if (!instance->pipe.valid() || !instance->event.valid()) return false;
     ++live_;
     StartConnect(std::move(instance));
@@ -291,27 +364,60 @@ void ListenerState::Run() {
   std::vector<HANDLE> handles;
   DWORD timeout = INFINITE;
   while (true) {
-    handles.clear();
-    handles.push_back(wake_event_.get());
     {
       absl::MutexLock lock(&mu_);
       if (closed_) return;
-      for (const auto& instance : pending_) {
-        handles.push_back(instance->event.get());
-      }
     }
-    WaitForMultipleObjects(static_cast<DWORD>(handles.size()), handles.data(),
-                           FALSE, timeout);
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    Poll();
-    timeout = Replenish() ? INFINITE : kRetryMs;
+    try {
+      timeout = RunOnce(&handles, timeout);
+    } catch (const std::bad_alloc&) {
+      // Nothing was lost (every allocation below leaves the pool as it
+      // was when it fails); look again soon.
+      WaitForSingleObject(wake_event_.get(), kRetryMs);
+      timeout = kRetryMs;
+    }
   }
+}
+
+DWORD ListenerState::RunOnce(std::vector<HANDLE>* handles, DWORD timeout) {
+  if (handles->capacity() < kMaxWaitHandles) handles->reserve(kMaxWaitHandles);
+  handles->clear();
+  handles->push_back(wake_event_.get());
+  bool all = true;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return timeout;
+    for (const auto& instance : pending_) {
+      if (handles->size() == kMaxWaitHandles) {
+        all = false;  // The rest are polled, below, every kRetryMs.
+        break;
+      }
+      handles->push_back(instance->event.get());
+    }
+  }
+  WaitForMultipleObjects(static_cast<DWORD>(handles->size()), handles->data(),
+                         FALSE, all ? timeout : kRetryMs);
+  absl::MutexLock lock(&mu_);
+  if (closed_) return timeout;
+  Poll();
+  return Replenish() ? INFINITE : kRetryMs;
 }
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
     absl::Duration timeout) {
   const Deadline deadline(timeout);
+  {
+    absl::MutexLock lock(&mu_);
+    ++accepting_;
+  }
+  struct Leave {
+    ListenerState* state;
+    ~Leave() {
+      absl::MutexLock lock(&state->mu_);
+      --state->accepting_;
+    }
+  } leave{this};
+  bool refused_one = false;
   while (true) {
     std::unique_ptr<Instance> instance;
     {
@@ -319,12 +425,15 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
       auto ready_or_closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return closed_ || !ready_.empty();
       };
-      if (deadline.infinite()) {
-        mu_.Await(absl::Condition(&ready_or_closed));
-      } else {
-        mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed),
-                              deadline.when());
+      // A flood of refused peers must not hold Accept past its deadline:
+      // after a refusal the deadline is checked even if more are ready.
+      if (!closed_ && refused_one && deadline.expired()) {
+        return MakeError(absl::StatusCode::kDeadlineExceeded, "Accept", name_,
+                         "timed out (every peer that came was refused by "
+                         "the authorisation callback)");
       }
+      mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed),
+                            deadline.when());
       if (closed_) {
         return MakeError(absl::StatusCode::kCancelled, "Accept", name_,
                          "the listener was closed");
@@ -337,31 +446,68 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
       ready_.pop_front();
       SetEvent(wake_event_.get());  // Room for another instance, maybe.
     }
-    PeerInfo peer = ClientPeerInfo(instance->pipe.get());
-    if (options_.authorize) {
-      // Called without the lock: the callback may take its time.
-      const absl::Status allowed = options_.authorize(peer);
-      if (!allowed.ok()) {
-        Refuse(std::move(instance));
-        continue;
+    // From here the instance is this call's: it must become a channel or be
+    // dropped, whatever happens (an allocation failure, or an exception of
+    // the authorisation callback, which passes through).
+    PeerInfo peer;
+    try {
+      peer = ClientPeerInfo(instance->pipe.get());
+      if (options_.authorize) {
+        // Called without the lock: the callback may take its time.
+        const absl::Status allowed = options_.authorize(peer);
+        if (!allowed.ok()) {
+          Refuse(std::move(instance));
+          refused_one = true;
+          continue;
+        }
       }
+    } catch (...) {
+      if (instance != nullptr) DropTaken(std::move(instance));
+      throw;
     }
-    ChannelSetup setup;
-    setup.pipe = std::move(instance->pipe);
-    setup.mode = options_.mode;
-    setup.can_read = options_.access != PipeAccess::kOutbound;
-    setup.can_write = options_.access != PipeAccess::kInbound;
-    setup.server = true;
-    setup.name = name_;
-    setup.max_message_size = options_.max_message_size;
-    setup.owner = shared_from_this();
-    setup.peer = std::move(peer);
-    setup.has_peer = true;
-    absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
-        PipeChannel::Create(std::move(setup));
-    if (!channel.ok()) return channel.status();
-    return std::unique_ptr<ChannelImpl>(std::move(*channel));
+    if (this->closed()) {
+      // Closed while the callback ran: Accept calls return Cancelled.
+      DropTaken(std::move(instance));
+      return MakeError(absl::StatusCode::kCancelled, "Accept", name_,
+                       "the listener was closed");
+    }
+    return MakeChannel(std::move(instance), std::move(peer));
   }
+}
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::MakeChannel(
+    std::unique_ptr<Instance> instance, PeerInfo peer) {
+  ChannelSetup setup;
+  setup.pipe = std::move(instance->pipe);
+  instance.reset();
+  setup.mode = options_.mode;
+  setup.can_read = options_.access != PipeAccess::kOutbound;
+  setup.can_write = options_.access != PipeAccess::kInbound;
+  setup.server = true;
+  setup.max_message_size = options_.max_message_size;
+  // From here PipeChannel::Create reports the instance's end.
+  setup.owner = shared_from_this();
+  setup.peer = std::move(peer);
+  setup.has_peer = true;
+  try {
+    setup.name = name_;
+  } catch (const std::bad_alloc&) {
+    setup.pipe.reset();
+    InstanceClosed();
+    throw;
+  }
+  absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
+      PipeChannel::Create(std::move(setup));
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<ChannelImpl>(std::move(*channel));
+}
+
+void ListenerState::WaitForAcceptsToLeave() {
+  absl::MutexLock lock(&mu_);
+  auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return accepting_ == 0;
+  };
+  mu_.Await(absl::Condition(&none));
 }
 
 void ListenerState::Refuse(std::unique_ptr<Instance> instance) {
@@ -370,8 +516,11 @@ void ListenerState::Refuse(std::unique_ptr<Instance> instance) {
   // read.
   DisconnectNamedPipe(instance->pipe.get());
   absl::MutexLock lock(&mu_);
-  if (closed_) {
+  // Enough instances listen already (a flood of refused peers must not
+  // grow the pool past what one wait can watch).
+  if (closed_ || pending_.size() >= kPendingTarget) {
     DropInstance(std::move(instance));
+    SetEvent(wake_event_.get());
     return;
   }
   StartConnect(std::move(instance));
@@ -382,26 +531,25 @@ bool ListenerState::Close() {
   absl::MutexLock lock(&mu_);
   if (closed_) return false;
   closed_ = true;
+  if (meta_ != nullptr) meta_->MarkClosed();
   SetEvent(wake_event_.get());
   return true;
 }
 
 void ListenerState::CloseInstances() {
-  std::vector<std::unique_ptr<Instance>> pending;
-  std::deque<std::unique_ptr<Instance>> ready;
-  {
-    absl::MutexLock lock(&mu_);
-    pending.swap(pending_);
-    ready.swap(ready_);
-    meta_.reset();
-    live_ -= static_cast<int>(pending.size() + ready.size());
-  }
-  for (auto& instance : pending) {
+  // Runs from the destructor too, so it must not allocate (a new deque
+  // would): the instances are closed in place, under the lock. The
+  // listener thread has stopped, so nothing else waits for it.
+  absl::MutexLock lock(&mu_);
+  for (auto& instance : pending_) {
     CancelIoEx(instance->pipe.get(), &instance->ov);
     DWORD bytes = 0;
     GetOverlappedResult(instance->pipe.get(), &instance->ov, &bytes, TRUE);
   }
+  live_ -= static_cast<int>(pending_.size() + ready_.size());
+  pending_.clear();
   // Clients connected but never accepted see the pipe broken.
+  ready_.clear();
 }
 
 // --- PipeListener -----------------------------------------------------------
@@ -422,10 +570,20 @@ absl::StatusOr<std::unique_ptr<PipeListener>> PipeListener::Create(
       std::move(wake_event));
   absl::Status started = state->Start();
   if (!started.ok()) return started;
-  std::unique_ptr<PipeListener> listener(new PipeListener(state));
-  {
-    absl::MutexLock lock(&listener->thread_mu_);
+  std::unique_ptr<PipeListener> listener(new (std::nothrow)
+                                             PipeListener(state));
+  if (listener == nullptr) {
+    state->Close();
+    return OutOfResources("Listen", name, "out of memory");
+  }
+  absl::MutexLock lock(&listener->thread_mu_);
+  try {
     listener->thread_ = std::thread([state]() { state->Run(); });
+  } catch (const std::exception&) {
+    // std::system_error (no thread) or std::bad_alloc: no listener.
+    state->Close();
+    return OutOfResources("Listen", name,
+                          "cannot start the listener's thread");
   }
   return listener;
 }
@@ -433,7 +591,12 @@ absl::StatusOr<std::unique_ptr<PipeListener>> PipeListener::Create(
 PipeListener::PipeListener(std::shared_ptr<ListenerState> state)
     : state_(std::move(state)) {}
 
-PipeListener::~PipeListener() { Close(); }
+PipeListener::~PipeListener() {
+  Close();
+  // A thread blocked in Accept has been woken with Cancelled; nothing of
+  // this listener may go away before it has left.
+  state_->WaitForAcceptsToLeave();
+}
 
 bool PipeListener::is_open() const { return !state_->closed(); }
 
@@ -445,7 +608,12 @@ const ListenerOptions& PipeListener::options() const {
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> PipeListener::Accept(
     absl::Duration timeout) {
-  return state_->Accept(timeout);
+  // The call holds the state itself: a destructor running meanwhile waits
+  // for it to leave (WaitForAcceptsToLeave), then drops only its own
+  // reference.
+  std::shared_ptr<ListenerState> state = state_;
+  return NoThrow("Accept", state->name(),
+                 [&] { return state->Accept(timeout); });
 }
 
 void PipeListener::Close() {

@@ -15,6 +15,7 @@
 #include "src/internal/errors.h"
 #include "src/win32/channel.h"
 #include "src/win32/error.h"
+#include "src/win32/io.h"
 #include "src/win32/names.h"
 
 namespace canal {
@@ -35,9 +36,7 @@ absl::StatusOr<NamedPipePair> MakeNamedPipePair(bool server_reads,
                                                 bool client_overlapped,
                                                 DWORD buffer_size) {
   static std::atomic<uint32_t> counter{0};
-  // A zero-sized buffer would make every write wait for a reader (Wine
-  // does exactly that); 64 KiB as libuv.
-  if (buffer_size == 0) buffer_size = 64 * 1024;
+  if (buffer_size == 0) buffer_size = kDefaultPipeBufferSize;
   NamedPipePair pair;
   std::wstring wide;
   // A name collision (ERROR_ACCESS_DENIED / ERROR_PIPE_BUSY with

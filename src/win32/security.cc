@@ -126,24 +126,6 @@ bool CanonicalSid(const std::wstring& sid, std::wstring* canonical) {
   return !canonical->empty();
 }
 
-// The owner of the pipe behind `pipe` (who created its first instance),
-// read with READ_CONTROL; "" and *error on failure.
-std::wstring PipeOwnerSid(HANDLE pipe, DWORD* error) {
-  PSID owner = nullptr;
-  PSECURITY_DESCRIPTOR descriptor = nullptr;
-  const DWORD status =
-      GetSecurityInfo(pipe, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION,
-                      &owner, nullptr, nullptr, nullptr, &descriptor);
-  if (status != ERROR_SUCCESS) {
-    *error = status;
-    return std::wstring();
-  }
-  std::wstring result = owner != nullptr ? SidString(owner, error)
-                                         : std::wstring();
-  LocalFree(descriptor);
-  return result;
-}
-
 // Restores the thread token that was in force before an impersonation.
 class TokenRestorer {
  public:
@@ -182,6 +164,22 @@ SecurityDescriptor::SecurityDescriptor(PSECURITY_DESCRIPTOR descriptor)
 }
 
 SecurityDescriptor::~SecurityDescriptor() { LocalFree(descriptor_); }
+
+std::wstring KernelObjectOwnerSid(HANDLE object, DWORD* error) {
+  PSID owner = nullptr;
+  PSECURITY_DESCRIPTOR descriptor = nullptr;
+  const DWORD status =
+      GetSecurityInfo(object, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION,
+                      &owner, nullptr, nullptr, nullptr, &descriptor);
+  if (status != ERROR_SUCCESS) {
+    *error = status;
+    return std::wstring();
+  }
+  std::wstring result = owner != nullptr ? SidString(owner, error)
+                                         : std::wstring();
+  LocalFree(descriptor);
+  return result;
+}
 
 absl::StatusOr<std::wstring> CurrentUserSid() {
   HANDLE raw_token = nullptr;
@@ -269,6 +267,43 @@ absl::StatusOr<ListenerSecurity> BuildListenerSecurity(
   return security;
 }
 
+absl::StatusOr<std::wstring> ExpectedServerSid(const ExpectedServer& expected,
+                                               absl::string_view op,
+                                               absl::string_view name) {
+  switch (expected.kind) {
+    case ExpectedServer::Kind::kAnyone:
+      return std::wstring();
+    case ExpectedServer::Kind::kCurrentUserOrAdmin:
+      return CurrentUserSid();
+    case ExpectedServer::Kind::kUser: {
+      std::wstring given;
+      std::wstring wanted;
+      if (!Utf8ToWide(expected.windows_sid, &given) ||
+          !CanonicalSid(given, &wanted)) {
+        return MakeError(absl::StatusCode::kInvalidArgument, op, name,
+                         absl::StrCat("expected_server.windows_sid \"",
+                                      expected.windows_sid,
+                                      "\" is not a SID string"));
+      }
+      return wanted;
+    }
+  }
+  return MakeError(absl::StatusCode::kInvalidArgument, op, name,
+                   "unknown ExpectedServer::Kind");
+}
+
+std::vector<std::wstring> TrustedListenerOwners(
+    const ExpectedServer& expected) {
+  std::vector<std::wstring> owners;
+  absl::StatusOr<std::wstring> user =
+      expected.kind == ExpectedServer::Kind::kAnyone
+          ? CurrentUserSid()
+          : ExpectedServerSid(expected, "Connect", "");
+  if (user.ok() && !user->empty()) owners.push_back(*std::move(user));
+  owners.push_back(kSystemSid);
+  return owners;
+}
+
 absl::StatusOr<std::wstring> CheckServer(HANDLE pipe,
                                          const ExpectedServer& expected,
                                          absl::string_view op,
@@ -277,31 +312,8 @@ absl::StatusOr<std::wstring> CheckServer(HANDLE pipe,
     return MakeError(absl::StatusCode::kPermissionDenied, op, name, what);
   };
   // Whom to accept, besides SYSTEM.
-  std::wstring wanted;
-  switch (expected.kind) {
-    case ExpectedServer::Kind::kAnyone:
-      break;
-    case ExpectedServer::Kind::kCurrentUserOrAdmin: {
-      absl::StatusOr<std::wstring> user = CurrentUserSid();
-      if (!user.ok()) return user.status();
-      wanted = *std::move(user);
-      break;
-    }
-    case ExpectedServer::Kind::kUser: {
-      std::wstring given;
-      if (!Utf8ToWide(expected.windows_sid, &given) ||
-          !CanonicalSid(given, &wanted)) {
-        return MakeError(absl::StatusCode::kInvalidArgument, op, name,
-                         absl::StrCat("expected_server.windows_sid \"",
-                                      expected.windows_sid,
-                                      "\" is not a SID string"));
-      }
-      break;
-    }
-    default:
-      return MakeError(absl::StatusCode::kInvalidArgument, op, name,
-                       "unknown ExpectedServer::Kind");
-  }
+  absl::StatusOr<std::wstring> wanted = ExpectedServerSid(expected, op, name);
+  if (!wanted.ok()) return wanted.status();
   const bool check = expected.kind != ExpectedServer::Kind::kAnyone;
   ULONG pid = 0;
   if (!GetNamedPipeServerProcessId(pipe, &pid)) {
@@ -319,7 +331,7 @@ absl::StatusOr<std::wstring> CheckServer(HANDLE pipe,
     // back to the owner of the pipe, which only its creator (or a holder of
     // SeRestorePrivilege) can have set to its own user.
     DWORD owner_error = ERROR_SUCCESS;
-    std::wstring owner = PipeOwnerSid(pipe, &owner_error);
+    std::wstring owner = KernelObjectOwnerSid(pipe, &owner_error);
     if (owner.empty()) {
       if (!check) return std::wstring();
       return MakeError(
@@ -332,10 +344,10 @@ absl::StatusOr<std::wstring> CheckServer(HANDLE pipe,
     }
     server = std::move(owner);
   }
-  if (!check || *server == wanted || *server == kSystemSid) return server;
+  if (!check || *server == *wanted || *server == kSystemSid) return server;
   return refuse(absl::StrCat(
       "the server (process ", pid, ") runs as ", SidToUtf8(*server),
-      ", not as the expected ", SidToUtf8(wanted),
+      ", not as the expected ", SidToUtf8(*wanted),
       " or SYSTEM (S-1-5-18); refusing it before sending anything "
       "(see ConnectOptions::expected_server)"));
 }

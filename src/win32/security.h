@@ -24,6 +24,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -81,6 +82,23 @@ absl::StatusOr<std::wstring> CurrentUserSid();
 // PROCESS_QUERY_LIMITED_INFORMATION, OpenProcessToken with TOKEN_QUERY.
 // Returns the Win32 error of the step that failed.
 absl::StatusOr<std::wstring> ProcessUserSid(DWORD pid, DWORD* error);
+
+// The owner of the kernel object `object` (a pipe, a section), read with
+// READ_CONTROL: its creator, since nobody can set another user as owner
+// without SeRestorePrivilege. "" and *error on failure.
+std::wstring KernelObjectOwnerSid(HANDLE object, DWORD* error);
+
+// The user SID `expected` names: this process's user for
+// kCurrentUserOrAdmin, the given SID in canonical form for kUser, "" for
+// kAnyone. InvalidArgument for a malformed SID.
+absl::StatusOr<std::wstring> ExpectedServerSid(const ExpectedServer& expected,
+                                               absl::string_view op,
+                                               absl::string_view name);
+
+// The owners whose listener metadata section (src/win32/meta.h) a client
+// with `expected` believes before it has reached the server: the expected
+// user (this process's own for kAnyone, which names nobody) and SYSTEM.
+std::vector<std::wstring> TrustedListenerOwners(const ExpectedServer& expected);
 
 // Client side, right after CreateFileW and before any byte is sent: checks
 // who runs the server at the other end of `pipe` against `expected`.

@@ -114,31 +114,6 @@ absl::Status BadUtf8(absl::string_view program, absl::string_view what) {
                    absl::StrCat(what, " is not valid UTF-8"));
 }
 
-absl::Status CreateProcessError(DWORD error, absl::string_view program) {
-  absl::StatusCode code = CodeForWin32Error(error, ErrorContext::kGeneric);
-  absl::string_view what = "CreateProcessW failed";
-  switch (error) {
-    case ERROR_FILE_NOT_FOUND:
-    case ERROR_PATH_NOT_FOUND:
-    case ERROR_DIRECTORY:
-    case ERROR_INVALID_NAME:
-      code = absl::StatusCode::kNotFound;
-      what = "the program or the working directory does not exist";
-      break;
-    case ERROR_ACCESS_DENIED:
-      code = absl::StatusCode::kPermissionDenied;
-      break;
-    case ERROR_BAD_EXE_FORMAT:
-    case ERROR_EXE_MACHINE_TYPE_MISMATCH:
-      code = absl::StatusCode::kInvalidArgument;
-      what = "not a program Windows can run";
-      break;
-    default:
-      break;
-  }
-  return MakeError(code, "Start", program, what, DescribeWin32Error(error));
-}
-
 // An inheritable duplicate of `handle`, or an invalid one on failure.
 ScopedHandle InheritableCopy(HANDLE handle) {
   HANDLE copy = nullptr;
@@ -349,7 +324,8 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
       inherit.empty() ? FALSE : TRUE, flags, &env_block[0],
       working_dir.empty() ? nullptr : working_dir.c_str(), &si.StartupInfo,
       &pi);
-  if (!ok) return win32::CreateProcessError(GetLastError(), program);
+  if (!ok) return win32::Win32Status(GetLastError(), win32::ErrorContext::kStart,
+                                     "Start", program);
   CloseHandle(pi.hThread);
   // The inheritable copies and the child's pipe ends close when this
   // returns, so the parent's channels see the child's end of stream.

@@ -31,6 +31,7 @@ namespace {
 
 using canal_test::Background;
 using canal_win32_test::Handle;
+using canal_win32_test::MetaSectionName;
 using canal_win32_test::OpenRawClient;
 using canal_win32_test::PipePath;
 using canal_win32_test::RunningUnderWine;
@@ -256,22 +257,6 @@ TEST(PipeDaclTest, CustomIsWhatTheSddlSays) {
 
 // The section's name, as documented in src/win32/meta.h: FNV-1a (64 bits)
 // of the upper-cased UTF-16 pipe path.
-std::wstring MetaSectionName(const std::string& name) {
-  std::wstring upper = PipePath(name);
-  CharUpperBuffW(&upper[0], static_cast<DWORD>(upper.size()));
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (wchar_t c : upper) {
-    hash ^= static_cast<uint16_t>(c);
-    hash *= 0x100000001b3ull;
-  }
-  static const wchar_t kHex[] = L"0123456789abcdef";
-  std::wstring section = L"Local\\canal-pipe-meta-";
-  for (int shift = 60; shift >= 0; shift -= 4) {
-    section.push_back(kHex[(hash >> shift) & 0xf]);
-  }
-  return section;
-}
-
 TEST(MetaSectionTest, HasTheRestrictiveDacl) {
   const std::string user = CurrentUserSid();
   for (bool all_users : {false, true}) {
@@ -294,22 +279,6 @@ TEST(MetaSectionTest, HasTheRestrictiveDacl) {
                all_users ? "kAllLocalUsers" : "kCurrentUser");
     EXPECT_EQ(dacl.owner, user);
   }
-}
-
-TEST(MetaSectionTest, APreCreatedSectionIsNotTrusted) {
-  const std::string name = UniqueName("premeta");
-  // Someone else got there first (here: this process, with the default DACL).
-  Handle squatter(CreateFileMappingW(INVALID_HANDLE_VALUE, nullptr,
-                                     PAGE_READWRITE, 0, 12,
-                                     MetaSectionName(name).c_str()));
-  ASSERT_TRUE(squatter.valid()) << GetLastError();
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
-  CANAL_EXPECT_CODE(listener, kAlreadyExists);
-  EXPECT_TRUE(absl::StrContains(listener.status().message(), "metadata"))
-      << listener.status();
-  // The refused listener left nothing behind: the name is free.
-  squatter.reset();
-  CANAL_EXPECT_OK(canal::Listener::Create(name));
 }
 
 // --- Custom SDDL validation ----------------------------------------------------

@@ -1,7 +1,10 @@
 #include "win32/win32_test_util.h"
 
+#include <sddl.h>
+
 #include <atomic>
 #include <random>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -43,6 +46,70 @@ Handle OpenRawClient(absl::string_view name, DWORD access,
     }
   }
   return h;
+}
+
+std::string CurrentUserSid() {
+  HANDLE token = nullptr;
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) return "";
+  Handle owned(token);
+  DWORD size = 0;
+  GetTokenInformation(token, TokenUser, nullptr, 0, &size);
+  std::vector<unsigned char> buffer(size);
+  if (size == 0 ||
+      !GetTokenInformation(token, TokenUser, buffer.data(), size, &size)) {
+    return "";
+  }
+  wchar_t* text = nullptr;
+  if (!ConvertSidToStringSidW(
+          reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid, &text)) {
+    return "";
+  }
+  std::string sid;
+  for (const wchar_t* c = text; *c != 0; ++c) {
+    sid.push_back(static_cast<char>(*c));
+  }
+  LocalFree(text);
+  return sid;
+}
+
+uint64_t ProcessCreationTime(HANDLE process) {
+  FILETIME created, exited, kernel, user;
+  if (!GetProcessTimes(process, &created, &exited, &kernel, &user)) return 0;
+  return (static_cast<uint64_t>(created.dwHighDateTime) << 32) |
+         created.dwLowDateTime;
+}
+
+std::wstring MetaSectionName(absl::string_view name) {
+  std::wstring upper = PipePath(name);
+  CharUpperBuffW(&upper[0], static_cast<DWORD>(upper.size()));
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (wchar_t c : upper) {
+    hash ^= static_cast<uint16_t>(c);
+    hash *= 0x100000001b3ull;
+  }
+  static const wchar_t kHex[] = L"0123456789abcdef";
+  std::wstring section = L"Local\\canal-pipe-meta-";
+  for (int shift = 60; shift >= 0; shift -= 4) {
+    section.push_back(kHex[(hash >> shift) & 0xf]);
+  }
+  return section;
+}
+
+std::string MetaBytes(uint32_t max_message_size, MetaState state,
+                      uint32_t pid, uint64_t creation_time) {
+  std::string bytes(32, '\0');
+  auto put = [&bytes](size_t at, uint64_t value, int size) {
+    for (int i = 0; i < size; ++i) {
+      bytes[at + i] = static_cast<char>((value >> (8 * i)) & 0xff);
+    }
+  };
+  bytes.replace(0, 4, "CNLM");
+  put(4, 2, 4);
+  put(8, max_message_size, 4);
+  put(12, static_cast<uint32_t>(state), 4);
+  put(16, pid, 4);
+  put(24, creation_time, 8);
+  return bytes;
 }
 
 }  // namespace canal_win32_test

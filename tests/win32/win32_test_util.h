@@ -6,6 +6,7 @@
 
 #include <windows.h>
 
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -52,6 +53,23 @@ class Handle {
 // message read mode if `message_read_mode`. Sets *error on failure.
 Handle OpenRawClient(absl::string_view name, DWORD access,
                      bool message_read_mode, DWORD* error);
+
+// The user SID of this process ("S-1-5-21-..."); "" if it cannot be read.
+std::string CurrentUserSid();
+
+// When `process` was created (a FILETIME as 64 bits); 0 on failure.
+uint64_t ProcessCreationTime(HANDLE process);
+
+// The name of the section in which a canal listener of `name` publishes its
+// limits and liveness: `Local\canal-pipe-meta-<FNV-1a 64 of the
+// upper-cased \\.\pipe\ path>`. Written out here, not taken from the
+// library, so that a change to this cross-process format fails a test.
+std::wstring MetaSectionName(absl::string_view name);
+
+// What a listener writes into that section (version 2, 32 bytes).
+enum class MetaState : uint32_t { kWriting = 0, kOpen = 1, kClosed = 2 };
+std::string MetaBytes(uint32_t max_message_size, MetaState state,
+                      uint32_t pid, uint64_t creation_time);
 
 }  // namespace canal_win32_test
 
