@@ -4,10 +4,12 @@
 // A portable name maps to `<runtime dir>/<name>`. The runtime dir is
 // `$CANAL_RUNTIME_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/canal` if
 // XDG_RUNTIME_DIR is set and non-empty, else `/tmp/canal-<euid>`. A listener
-// creates its last component (mode 0700) when missing; listener and client
-// both insist that it is a real directory (not a symbolic link), owned by the
-// effective uid, with no group/other permission bits, because anyone who can
-// write there could plant a socket that impersonates a server.
+// creates its last component (mode 0700, set through a descriptor of the new
+// directory, never by a second walk of its path) when missing; listener and
+// client both insist that it is a real directory (not a symbolic link),
+// owned by the effective uid, with no group/other permission bits, because
+// anyone who can write there could plant a socket that impersonates a
+// server.
 // A native name (an absolute path) is used unchanged and its directory is
 // not checked: the caller chose it.
 
