@@ -59,7 +59,8 @@ class Listener {
   // return Cancelled. Channels already accepted stay open.
   void Close();
 
-  // The name given to `Create`.
+  // The name given to `Create`, as given (portable names are
+  // case-insensitive: "Svc" and "svc" are one listener).
   absl::string_view name() const;
 
   // The options in force.

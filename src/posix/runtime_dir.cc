@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -184,8 +185,11 @@ absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
                                   "ConnectOptions::allow_abstract_namespace"));
   }
   const bool portable = IsPortableName(name);
-  std::string path = portable ? absl::StrCat(RuntimeDirPath(), "/", name)
-                              : std::string(name);
+  // Windows pipe names are case-insensitive, so a portable name is too: the
+  // socket file is named in lower case ("Svc" and "svc" are one listener).
+  std::string path =
+      portable ? absl::StrCat(RuntimeDirPath(), "/", absl::AsciiStrToLower(name))
+               : std::string(name);
   // Checked before touching the file system, so the answer does not depend
   // on the directory's state. The kernel would silently truncate (or refuse)
   // a longer path; a truncated path would name some other socket.

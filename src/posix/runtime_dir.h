@@ -1,7 +1,8 @@
 // Where POSIX canal sockets live: the mapping of a pipe name to a socket path
 // and the checks on the runtime directory. Exposed for the POSIX-only tests.
 //
-// A portable name maps to `<runtime dir>/<name>`. The runtime dir is
+// A portable name maps to `<runtime dir>/<name in lower case>` (portable
+// names are case-insensitive, as Windows pipe names are). The runtime dir is
 // `$CANAL_RUNTIME_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/canal` if
 // XDG_RUNTIME_DIR is set and non-empty, else `/tmp/canal-<euid>`. A listener
 // creates its last component (mode 0700, set through a descriptor of the new
