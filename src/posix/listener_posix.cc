@@ -14,7 +14,7 @@
 //  - Accept checks every peer's credentials against the policy (some
 //    systems ignore socket file modes, and abstract sockets have none),
 //    then runs the authorize callback; a refused peer is closed and Accept
-//    waits for the next one.
+//    waits for the next one, within the same deadline.
 //  - Linux abstract names ("@name") only with allow_abstract_namespace; they
 //    have no files, so they carry byte-mode, duplex, unlimited listeners
 //    only (a client has nowhere to learn anything else from, and byte mode
@@ -109,6 +109,10 @@ class PosixListener final : public ListenerImpl {
     return MakeError(absl::StatusCode::kCancelled, kAccept, name_,
                      "the listener was closed");
   }
+  absl::Status TimedOut() const {
+    return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
+                     "timed out waiting for a client");
+  }
   void CloseFdsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (int* fd : {&listen_fd_, &wake_read_, &wake_write_}) {
       if (*fd >= 0) CloseFd(*fd);
@@ -173,8 +177,10 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
       std::string why;
       if (!Admit(fd, &cred, &why)) {
         // Refused: disconnect this peer silently (it sees end of stream) and
-        // wait for the next one within the same deadline.
+        // wait for the next one within the same deadline, which a stream of
+        // refused peers must not extend.
         CloseFd(fd);
+        if (deadline.expired()) return TimedOut();
         continue;
       }
       SetNoSigPipe(fd);
@@ -191,14 +197,14 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
     }
     const int err = errno;
     // A client that gave up between connect and accept is not our error.
-    if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO) {
+      if (deadline.expired()) return TimedOut();
+      continue;
+    }
     if (err != EAGAIN && err != EWOULDBLOCK) {
       return ErrnoError(kAccept, name_, "accept failed", err);
     }
-    if (deadline.expired()) {
-      return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
-                       "timed out waiting for a client");
-    }
+    if (deadline.expired()) return TimedOut();
     pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int rc = PollUntil(fds, 2, deadline);
     if (rc < 0) {
@@ -206,10 +212,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
       return ErrnoError(kAccept, name_, "poll failed", poll_err);
     }
     if (fds[1].revents != 0) return Cancelled();
-    if (rc == 0) {
-      return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
-                       "timed out waiting for a client");
-    }
+    if (rc == 0) return TimedOut();
   }
 }
 
