@@ -41,6 +41,11 @@ class Listener {
 
   // An invalid listener: `Accept` fails with FailedPrecondition.
   Listener();
+  // Closes the listener (see `Close`). Safe while other threads are blocked
+  // in `Accept`: they return Cancelled, and the destructor waits until each
+  // has left `Accept` before it frees anything. A thread must not start a
+  // call on a listener that is already being destroyed (as with any
+  // object).
   ~Listener();
   Listener(Listener&& other) noexcept;
   Listener& operator=(Listener&& other) noexcept;
@@ -50,8 +55,10 @@ class Listener {
   // Whether the listener is listening.
   bool is_open() const;
 
-  // Returns the next connected client. DeadlineExceeded after `timeout`,
-  // Cancelled if the listener is closed meanwhile.
+  // Returns the next connected client. DeadlineExceeded after `timeout`
+  // (peers refused by the access policy or by `authorize` are disconnected
+  // and do not extend it), Cancelled if the listener is closed or destroyed
+  // meanwhile.
   absl::StatusOr<Channel> Accept(
       absl::Duration timeout = absl::InfiniteDuration());
 

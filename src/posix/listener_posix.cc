@@ -85,11 +85,14 @@ class PosixListener final : public ListenerImpl {
         wake_write_(wake_write.Release()),
         meta_fd_(std::move(meta_fd)) {}
 
+  // Safe while other threads are inside Accept: Close wakes them (they
+  // return Cancelled), and nothing is freed before the last one has left.
+  // (A thread that only enters Accept once the destructor runs uses a
+  // destroyed object: that is the caller's bug, as with any object.)
   ~PosixListener() override {
     Close();
-    // An Accept still running here would be a use-after-free by the caller;
-    // close whatever is left regardless.
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &PosixListener::NoAcceptRunning));
     CloseFdsLocked();
   }
 
@@ -118,6 +121,10 @@ class PosixListener final : public ListenerImpl {
       if (*fd >= 0) CloseFd(*fd);
       *fd = -1;
     }
+  }
+
+  bool NoAcceptRunning() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return in_flight_ == 0;
   }
 
   // Whether the peer on the accepted socket `fd` may be served: the policy
