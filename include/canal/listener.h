@@ -34,8 +34,10 @@ class ListenerImpl;
 class Listener {
  public:
   // Starts listening on `name`. Fails with AlreadyExists if a live listener
-  // holds the name, InvalidArgument for a malformed name or options,
-  // PermissionDenied if the system refuses.
+  // holds the name (or something that is not a socket is at its path),
+  // InvalidArgument for a malformed name or options, PermissionDenied if
+  // the system refuses or, on POSIX, if another user's file or a link is
+  // where canal keeps the name's lock file (see docs/security.md).
   static absl::StatusOr<Listener> Create(absl::string_view name,
                                          const ListenerOptions& options = {});
 
