@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstring>
 #include <functional>
@@ -40,8 +41,10 @@ namespace canal_test {
 namespace {
 
 // The armed swap: which call, on which path, and what the attacker does.
+// Only the test's thread arms and fires swaps, but any thread of the
+// process may pass through the wrappers, hence the atomic.
 enum class Call { kNone, kMkfifo, kMkdir, kBind, kOpen };
-Call armed_call = Call::kNone;
+std::atomic<Call> armed_call{Call::kNone};
 std::string armed_path;
 std::function<void()> armed_swap;
 
@@ -59,7 +62,9 @@ void Disarm() {
 }
 
 void AfterCall(Call call, const char* path) {
-  if (armed_call != call || path == nullptr || armed_path != path) return;
+  if (armed_call.load() != call || path == nullptr || armed_path != path) {
+    return;
+  }
   std::function<void()> swap = std::move(armed_swap);
   Disarm();  // Before the swap: it may make the same calls itself.
   swap();
@@ -133,7 +138,7 @@ class PathSwap : public ::testing::Test {
     victim_before_ = Snap(victim_);
   }
   void TearDown() override {
-    EXPECT_EQ(armed_call, Call::kNone) << "an armed swap never ran";
+    EXPECT_TRUE(armed_call.load() == Call::kNone) << "an armed swap never ran";
     Disarm();
     if (!victim_.empty()) {
       EXPECT_EQ(Snap(victim_), victim_before_) << "the victim's file changed";
