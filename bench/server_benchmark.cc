@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -130,7 +129,7 @@ class UvEchoServer {
   UvEchoServer(std::string path, bool message_mode)
       : path_(std::move(path)), message_mode_(message_mode) {}
 
-  std::string LockPath() const { return path_ + ".canal~lock"; }
+  std::string LockPath() const { return path_ + ".canal~meta"; }
 
   // Closes `h`; connection handles (data = their Conn) are freed.
   static void CloseHandle(uv_handle_t* h) {
@@ -144,10 +143,18 @@ class UvEchoServer {
 
   absl::Status Init() {
     if (message_mode_) {
-      // canal's listener metadata (src/posix/meta.h), held under flock.
+      // canal's listener metadata (src/posix/meta.h), with the write lock
+      // that tells clients the listener is alive.
       lock_fd_ = ::open(LockPath().c_str(),
                         O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-      if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      bool locked = lock_fd_ >= 0;
+#if defined(F_OFD_SETLK)
+      struct flock alive = {};
+      alive.l_type = F_WRLCK;
+      alive.l_whence = SEEK_SET;
+      locked = locked && ::fcntl(lock_fd_, F_OFD_SETLK, &alive) == 0;
+#endif
+      if (!locked) {
         return absl::InternalError("cannot create the metadata lock file");
       }
       const std::string line = absl::StrCat(

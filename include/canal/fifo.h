@@ -17,6 +17,7 @@
 //   512 guaranteed by POSIX) is atomic, so whole lines from several writers
 //   never mix; longer writes may be split and interleaved.
 // - The reader sees end of stream (OutOfRange) once every writer has closed.
+// - No identity: canal cannot tell who made a FIFO or who has it open.
 //
 // Windows has no FIFOs: every function returns Unimplemented there (use
 // `CreatePipe` for related processes, or a `Listener` for a named endpoint).
@@ -39,10 +40,13 @@ class Fifo {
   Fifo() = delete;
 
   // Creates a FIFO at `path` with exactly the permission bits `mode` (a
-  // subset of 0777; the process umask is not applied). Returns
-  // AlreadyExists if anything exists at `path`, NotFound if the directory is
-  // missing, PermissionDenied, InvalidArgument for an empty path or a mode
-  // outside 0777; Unimplemented on Windows.
+  // subset of 0777; the process umask is not applied). The mode is set
+  // through a descriptor of the new FIFO, never by walking `path` again, so
+  // in a directory others can write nothing but that FIFO is ever changed.
+  // Returns AlreadyExists if anything exists at `path`, NotFound if the
+  // directory is missing, PermissionDenied (also if the FIFO was replaced
+  // at `path` right after it was made), InvalidArgument for an empty path
+  // or a mode outside 0777; Unimplemented on Windows.
   static absl::Status Create(absl::string_view path, uint32_t mode = 0600);
 
   // Opens the read end. Never blocks (the FIFO is opened non-blocking): the
@@ -50,17 +54,20 @@ class Fifo {
   // waits for a writer instead of reporting end of stream (canal holds a
   // private write end until then); after that, OutOfRange once every writer
   // has closed. Consequently a writer that opens and closes without writing
-  // anything is not noticed. Returns NotFound if nothing is at `path`,
-  // InvalidArgument if it is not a FIFO, PermissionDenied; Unimplemented on
+  // anything is not noticed. The private write end is opened through the
+  // read end's descriptor, so it is on the same FIFO. Returns NotFound if
+  // nothing is at `path`, InvalidArgument if it is not a FIFO (a symbolic
+  // link at `path` is not followed), PermissionDenied; Unimplemented on
   // Windows.
   static absl::StatusOr<Channel> OpenRead(absl::string_view path);
 
   // Opens the write end, waiting up to `timeout` for a reader to open the
   // FIFO (open(O_WRONLY | O_NONBLOCK) fails with ENXIO until then; canal
   // retries with a short backoff, 1 to 20 ms). Returns DeadlineExceeded if no
-  // reader came, NotFound, InvalidArgument if `path` is not a FIFO,
-  // PermissionDenied; Unimplemented on Windows. Writes to the channel get
-  // Unavailable once every reader has closed (no SIGPIPE).
+  // reader came, NotFound, InvalidArgument if `path` is not a FIFO (a
+  // symbolic link at `path` is not followed), PermissionDenied;
+  // Unimplemented on Windows. Writes to the channel get Unavailable once
+  // every reader has closed (no SIGPIPE).
   static absl::StatusOr<Channel> OpenWrite(
       absl::string_view path, absl::Duration timeout = absl::Seconds(5));
 

@@ -34,13 +34,20 @@ class ListenerImpl;
 class Listener {
  public:
   // Starts listening on `name`. Fails with AlreadyExists if a live listener
-  // holds the name, InvalidArgument for a malformed name or options,
-  // PermissionDenied if the system refuses.
+  // holds the name (or something that is not a socket is at its path),
+  // InvalidArgument for a malformed name or options, PermissionDenied if
+  // the system refuses or, on POSIX, if another user's file or a link is
+  // where canal keeps the name's lock file (see docs/security.md).
   static absl::StatusOr<Listener> Create(absl::string_view name,
                                          const ListenerOptions& options = {});
 
   // An invalid listener: `Accept` fails with FailedPrecondition.
   Listener();
+  // Closes the listener (see `Close`). Safe while other threads are blocked
+  // in `Accept`: they return Cancelled, and the destructor waits until each
+  // has left `Accept` before it frees anything. A thread must not start a
+  // call on a listener that is already being destroyed (as with any
+  // object).
   ~Listener();
   Listener(Listener&& other) noexcept;
   Listener& operator=(Listener&& other) noexcept;
@@ -50,8 +57,10 @@ class Listener {
   // Whether the listener is listening.
   bool is_open() const;
 
-  // Returns the next connected client. DeadlineExceeded after `timeout`,
-  // Cancelled if the listener is closed meanwhile.
+  // Returns the next connected client. DeadlineExceeded after `timeout`
+  // (peers refused by the access policy or by `authorize` are disconnected
+  // and do not extend it), Cancelled if the listener is closed or destroyed
+  // meanwhile.
   absl::StatusOr<Channel> Accept(
       absl::Duration timeout = absl::InfiniteDuration());
 
@@ -62,7 +71,8 @@ class Listener {
   // until then `Create` on the same name returns AlreadyExists.
   void Close();
 
-  // The name given to `Create`.
+  // The name given to `Create`, as given (portable names are
+  // case-insensitive: "Svc" and "svc" are one listener).
   absl::string_view name() const;
 
   // The options in force.

@@ -5,7 +5,10 @@
 // and limits from the metadata file beside the socket (src/posix/meta.h),
 // and takes an instance slot there before connecting. A socket without
 // metadata is a program that is not canal; it is treated as an unlimited
-// duplex byte-mode listener.
+// duplex byte-mode listener. Metadata and slot files are only trusted when
+// they are regular files of a server user the client accepts (the same
+// check as the one on the server's credentials below), so another user who
+// planted or replaced them cannot change what the client does.
 //
 // Server authentication (issue 4): right after connect(2) succeeds, before
 // any byte is sent and before the channel is returned, the client reads the
@@ -42,6 +45,12 @@ namespace canal {
 namespace internal {
 namespace {
 
+#if defined(__linux__)
+constexpr bool kRefusedMeansGone = true;
+#else
+constexpr bool kRefusedMeansGone = false;
+#endif
+
 // Busy retries start fast (an instance is often freed within a millisecond)
 // and back off to a rate that costs nothing measurable.
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(1);
@@ -68,17 +77,19 @@ struct Target {
   bool ready = false;   // Connectable now (as far as the files tell).
   bool canal = false;   // A canal listener (with metadata), not a foreign one.
   ListenerMeta meta;    // For a foreign server: byte mode, duplex, unlimited.
+  uid_t owner = 0;      // Owner of a canal listener's metadata and slots.
   std::string busy;     // Why not ready, for the DeadlineExceeded message.
 };
 
 // Looks at the files of `socket_path`. NotFound if nobody listens there.
 absl::StatusOr<Target> Probe(absl::string_view op, absl::string_view name,
-                             const std::string& socket_path) {
+                             const std::string& socket_path,
+                             const ExpectedServer& expected) {
   Target target;
-  absl::StatusOr<ListenerState> state =
-      ProbeListener(op, name, socket_path, &target.meta);
-  if (!state.ok()) return state.status();
-  switch (*state) {
+  absl::StatusOr<ProbeResult> probe =
+      ProbeListener(op, name, socket_path, expected);
+  if (!probe.ok()) return probe.status();
+  switch (probe->state) {
     case ListenerState::kAbsent: {
       int err = 0;
       if (!PathExists(socket_path, &err)) {
@@ -86,6 +97,13 @@ absl::StatusOr<Target> Probe(absl::string_view op, absl::string_view name,
         return ErrnoError(op, name,
                           absl::StrCat("cannot inspect \"", socket_path, "\""),
                           err);
+      }
+      // (A link to a socket is fine: connect(2) follows it.)
+      struct stat st;
+      if (::stat(socket_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        return NoListener(op, name,
+                          absl::StrCat(" (\"", socket_path,
+                                       "\" is not a socket)"));
       }
       // A socket with no canal metadata: some other program's server.
       target.meta = ListenerMeta();
@@ -102,6 +120,8 @@ absl::StatusOr<Target> Probe(absl::string_view op, absl::string_view name,
     case ListenerState::kLive:
       target.canal = true;
       target.ready = true;
+      target.meta = probe->meta;
+      target.owner = probe->owner;
       return target;
   }
   return target;
@@ -146,13 +166,21 @@ Attempt TryConnect(absl::string_view op, absl::string_view name,
     return Attempt::kConnected;
   }
   if (err == ENOENT || err == ECONNREFUSED) {
-    if (canal) {
-      // The lock says a listener is alive: it is between writing its
-      // metadata and binding, or closing; the next probe will tell.
+    // A canal listener publishes its metadata only once it accepts, so its
+    // socket is missing only when it is closing (or someone removed it),
+    // and on Linux a refusal means nobody accepts on it any more (a full
+    // backlog is EAGAIN there). Elsewhere a full backlog is ECONNREFUSED
+    // too: retry.
+    if (canal && !kRefusedMeansGone && err == ECONNREFUSED) {
       *busy = "the listener is not accepting connections";
       return Attempt::kRetry;
     }
-    *error = NoListener(op, name, "", err);
+    *error = NoListener(
+        op, name,
+        canal ? " (the listener's socket does not accept connections: it "
+                "has closed or exited)"
+              : "",
+        err);
     return Attempt::kFailed;
   }
   if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -250,7 +278,8 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
 
   absl::Duration backoff = kFirstBackoff;
   while (true) {
-    absl::StatusOr<Target> target_or = Probe(op, name, socket_path);
+    absl::StatusOr<Target> target_or =
+        Probe(op, name, socket_path, options.expected_server);
     if (!target_or.ok()) return target_or.status();
     const Target& target = *target_or;
     std::string busy = target.busy;
@@ -262,7 +291,8 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
       bool have_slot = true;
       if (target.canal && target.meta.max_instances > 0) {
         absl::StatusOr<UniqueFd> slot_or =
-            TryAcquireSlot(op, name, socket_path, target.meta.max_instances);
+            TryAcquireSlot(op, name, socket_path, target.meta.max_instances,
+                           target.owner);
         if (!slot_or.ok()) return slot_or.status();
         slot = *std::move(slot_or);
         have_slot = slot.valid();
@@ -326,16 +356,34 @@ absl::Status BackendWaitForListener(absl::string_view name,
 
   absl::Duration backoff = kFirstBackoff;
   while (true) {
-    absl::StatusOr<Target> target_or = Probe(kOp, name, socket_path);
+    // Like WaitNamedPipe this does not authenticate the server (Connect
+    // does), but it only believes metadata written by the user who owns the
+    // socket (ourselves by default) or by root, never a file someone else
+    // put beside it.
+    ExpectedServer expected;
+    struct stat st;
+    if (::lstat(socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_uid != ::geteuid()) {
+      expected.kind = ExpectedServer::Kind::kUser;
+      expected.posix_uid = static_cast<int64_t>(st.st_uid);
+    }
+    absl::StatusOr<Target> target_or = Probe(kOp, name, socket_path, expected);
     if (!target_or.ok()) return target_or.status();
     std::string busy = target_or->busy;
     if (target_or->ready) {
       const int instances = target_or->meta.max_instances;
+      if (target_or->canal) {
+        int err = 0;
+        // Closing: it removes its socket first.
+        if (!PathExists(socket_path, &err)) {
+          return NoListener(kOp, name, " (the listener is closing)", err);
+        }
+      }
       if (!target_or->canal || instances == 0) return absl::OkStatus();
       // Free if a slot can be locked; the lock is dropped at once, so (as
       // with WaitNamedPipe) another client may still win the race.
       absl::StatusOr<UniqueFd> slot =
-          TryAcquireSlot(kOp, name, socket_path, instances);
+          TryAcquireSlot(kOp, name, socket_path, instances, target_or->owner);
       if (!slot.ok()) return slot.status();
       if (slot->valid()) return absl::OkStatus();
       busy = AllBusy(instances);

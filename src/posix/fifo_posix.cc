@@ -1,5 +1,12 @@
 // canal::Fifo for POSIX: mkfifo, and non-blocking opens so that no call
 // hangs in open(2) without a peer.
+//
+// The path may be in a directory that others can write, so after mkfifo
+// nothing is done through the path again but opening it once without
+// following a link: the mode is set through that descriptor, and only if it
+// is the FIFO we just made (ours, a FIFO, one link). OpenRead's private
+// write end is opened through the read end's descriptor, so it is the same
+// FIFO even if the path is swapped in between.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -30,11 +37,26 @@ absl::Status CheckPath(absl::string_view op, absl::string_view path) {
 }
 
 // Opens `path` with `flags` (plus non-blocking, close-on-exec, no
-// controlling tty) and checks that it is a FIFO. Returns -1 with errno set
-// on an open failure; -2 if it is not a FIFO.
+// controlling tty, no following a link at the path) and checks that it is a
+// FIFO. Returns -1 with errno set on an open failure; -2 if it is not a
+// FIFO (a socket, which open(2) refuses with ENXIO, included).
 int OpenFifo(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return -1;
+  int fd;
+  do {
+    fd = ::open(path.c_str(),
+                flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    const int err = errno;
+    struct stat st;
+    // ENXIO is also "a FIFO without a reader" for a writer: tell them apart.
+    if (err == ENXIO && ::lstat(path.c_str(), &st) == 0 &&
+        !S_ISFIFO(st.st_mode)) {
+      return -2;
+    }
+    errno = err;
+    return -1;
+  }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
     internal::CloseFd(fd);
@@ -46,6 +68,116 @@ int OpenFifo(const std::string& path, int flags) {
 absl::Status NotAFifo(absl::string_view op, absl::string_view path) {
   return internal::MakeError(absl::StatusCode::kInvalidArgument, op, path,
                              "not a FIFO");
+}
+
+// The error of a failed OpenFifo (-1, errno `err`).
+absl::Status OpenError(absl::string_view op, absl::string_view path,
+                       absl::string_view what, int err) {
+  if (err == ELOOP) {
+    return internal::ErrnoError(absl::StatusCode::kInvalidArgument, op, path,
+                                "the path is a symbolic link, which canal "
+                                "does not follow (open the FIFO it names)",
+                                err);
+  }
+  return internal::ErrnoError(op, path, what, err);
+}
+
+// Gives the FIFO that mkfifo just made at `path` exactly `mode`, through a
+// descriptor, and only if the path still names it.
+absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
+  constexpr absl::string_view kOp = "Fifo::Create";
+  bool path_only = false;
+  int fd = -1;
+#if defined(O_PATH)
+  // O_PATH opens no end of the FIFO (a read end, even for a moment, would
+  // let a writer waiting for a reader in).
+  fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  path_only = fd >= 0;
+#endif
+  if (fd < 0) {
+    fd = ::open(path.c_str(),
+                O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  }
+  if (fd < 0) {
+    const int err = errno;
+    return internal::ErrnoError(absl::StatusCode::kPermissionDenied, kOp, path,
+                                "the FIFO was replaced right after mkfifo "
+                                "(can others write its directory?)",
+                                err);
+  }
+  internal::UniqueFd owned(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) ||
+      st.st_uid != ::geteuid() || st.st_nlink != 1) {
+    return internal::MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
+                               "the FIFO was replaced right after mkfifo "
+                               "(can others write its directory?); nothing "
+                               "at the path was changed");
+  }
+  if ((st.st_mode & 07777) == mode) return absl::OkStatus();
+  int rc = -1;
+  if (path_only) {
+    // fchmod does not take an O_PATH descriptor; its /proc link does, and
+    // names the very file the descriptor holds, not the path.
+    rc = ::chmod(absl::StrCat("/proc/self/fd/", fd).c_str(), mode);
+    if (rc != 0 && errno == ENOENT) {
+      // No /proc: open the FIFO itself, and make sure it is the same one.
+      internal::UniqueFd opened(::open(
+          path.c_str(),
+          O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+      struct stat again;
+      if (opened.valid() && ::fstat(opened.get(), &again) == 0 &&
+          again.st_dev == st.st_dev && again.st_ino == st.st_ino) {
+        rc = ::fchmod(opened.get(), mode);
+      } else {
+        errno = EPERM;
+      }
+    }
+  } else {
+    rc = ::fchmod(fd, mode);
+  }
+  if (rc != 0) {
+    const int err = errno;
+    // Remove our FIFO, not whatever the path names by now.
+    if (internal::SameFile(internal::FileIdOfFd(fd),
+                           internal::FileIdOfPath(path))) {
+      ::unlink(path.c_str());
+    }
+    return internal::ErrnoError(kOp, path, "chmod failed", err);
+  }
+  return absl::OkStatus();
+}
+
+// Opens a write end of the FIFO that `read_fd` is a read end of: through
+// /proc/self/fd where there is one (the descriptor names the file, whatever
+// the path names by now), else through the path, checked to be the same
+// FIFO.
+absl::StatusOr<internal::UniqueFd> OpenOwnWriteEnd(int read_fd,
+                                                   absl::string_view path) {
+  constexpr absl::string_view kOp = "Fifo::OpenRead";
+  // The /proc entry is a link by nature: followed on purpose.
+  const std::string self = absl::StrCat("/proc/self/fd/", read_fd);
+  int fd;
+  do {
+    fd = ::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0 && errno == ENOENT) fd = OpenFifo(std::string(path), O_WRONLY);
+  if (fd == -2) {
+    return internal::MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
+                               "the FIFO was replaced while it was opened "
+                               "(can others write its directory?)");
+  }
+  if (fd < 0) {
+    return OpenError(kOp, path, "cannot open the FIFO's write side", errno);
+  }
+  internal::UniqueFd write_fd(fd);
+  if (!internal::SameFile(internal::FileIdOfFd(fd),
+                          internal::FileIdOfFd(read_fd))) {
+    return internal::MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
+                               "the FIFO was replaced while it was opened "
+                               "(can others write its directory?)");
+  }
+  return write_fd;
 }
 
 }  // namespace
@@ -67,14 +199,8 @@ absl::Status Fifo::Create(absl::string_view path, uint32_t mode) {
     }
     return internal::ErrnoError("Fifo::Create", path, "mkfifo failed", err);
   }
-  // mkfifo applies the umask; the caller asked for exactly `mode`. (Only
-  // the owner can chmod, and it is ours.)
-  if (::chmod(p.c_str(), static_cast<mode_t>(mode)) != 0) {
-    const int err = errno;
-    ::unlink(p.c_str());
-    return internal::ErrnoError("Fifo::Create", path, "chmod failed", err);
-  }
-  return absl::OkStatus();
+  // mkfifo applies the umask; the caller asked for exactly `mode`.
+  return SetNewFifoMode(p, static_cast<mode_t>(mode));
 }
 
 absl::StatusOr<Channel> Fifo::OpenRead(absl::string_view path) {
@@ -82,20 +208,15 @@ absl::StatusOr<Channel> Fifo::OpenRead(absl::string_view path) {
   const std::string p(path);
   const int fd = OpenFifo(p, O_RDONLY);
   if (fd == -2) return NotAFifo("Fifo::OpenRead", path);
-  if (fd < 0) {
-    return internal::ErrnoError("Fifo::OpenRead", path, "open failed", errno);
-  }
+  if (fd < 0) return OpenError("Fifo::OpenRead", path, "open failed", errno);
   internal::UniqueFd read_fd(fd);
   // A private write end, held until the first byte arrives: without it a
   // read before any writer opened the FIFO would return 0 (end of stream).
   // Opening the write end cannot fail with ENXIO: we are a reader.
-  const int keep = OpenFifo(p, O_WRONLY);
-  if (keep < 0) {
-    return internal::ErrnoError("Fifo::OpenRead", path,
-                                "cannot open the FIFO's write side", errno);
-  }
+  absl::StatusOr<internal::UniqueFd> keep = OpenOwnWriteEnd(fd, path);
+  if (!keep.ok()) return keep.status();
   auto impl = internal::FdPipeChannel::Create(
-      std::move(read_fd), true, p, internal::UniqueFd(keep));
+      std::move(read_fd), true, p, *std::move(keep));
   if (!impl.ok()) return impl.status();
   return Channel(*std::move(impl));
 }
@@ -116,12 +237,9 @@ absl::StatusOr<Channel> Fifo::OpenWrite(absl::string_view path,
     }
     if (fd == -2) return NotAFifo("Fifo::OpenWrite", path);
     const int err = errno;
-    if (err == EINTR) continue;
     // A directory cannot be opened for writing (EISDIR): not a FIFO.
     if (err == EISDIR) return NotAFifo("Fifo::OpenWrite", path);
-    if (err != ENXIO) {
-      return internal::ErrnoError("Fifo::OpenWrite", path, "open failed", err);
-    }
+    if (err != ENXIO) return OpenError("Fifo::OpenWrite", path, "open failed", err);
     // ENXIO: no reader has the FIFO open yet.
     if (deadline.expired()) {
       return internal::ErrnoError(absl::StatusCode::kDeadlineExceeded,

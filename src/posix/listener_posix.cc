@@ -10,11 +10,12 @@
 //    given the policy's group. Until listen() every connect() is refused,
 //    so no client ever reaches the socket under a wider mode.
 //  - The metadata and slot files are readable by the classes the socket
-//    mode admits (clients open them read-only).
+//    mode admits (clients open them read-only); the lock file never is
+//    (see meta.h).
 //  - Accept checks every peer's credentials against the policy (some
 //    systems ignore socket file modes, and abstract sockets have none),
 //    then runs the authorize callback; a refused peer is closed and Accept
-//    waits for the next one.
+//    waits for the next one, within the same deadline.
 //  - Linux abstract names ("@name") only with allow_abstract_namespace; they
 //    have no files, so they carry byte-mode, duplex, unlimited listeners
 //    only (a client has nowhere to learn anything else from, and byte mode
@@ -67,29 +68,37 @@ int AcceptNonblocking(int listen_fd) {
 
 class PosixListener final : public ListenerImpl {
  public:
-  // `socket_path` is empty for an abstract name (no files, no meta_fd).
+  // `socket_path` is empty for an abstract name (no files, no lock_fd or
+  // meta_fd).
   PosixListener(std::string name, const ListenerOptions& options,
-                std::string socket_path, UniqueFd listen_fd, UniqueFd meta_fd,
-                UniqueFd wake_read, UniqueFd wake_write)
+                std::string socket_path, UniqueFd listen_fd, UniqueFd lock_fd,
+                UniqueFd meta_fd, UniqueFd wake_read, UniqueFd wake_write)
       : name_(std::move(name)),
         options_(options),
         owner_uid_(::geteuid()),
         socket_path_(std::move(socket_path)),
+        lock_path_(socket_path_.empty() ? std::string()
+                                        : LockPathFor(socket_path_)),
         meta_path_(socket_path_.empty() ? std::string()
                                         : MetaPathFor(socket_path_)),
         socket_id_(socket_path_.empty() ? FileId()
                                         : FileIdOfPath(socket_path_)),
+        lock_id_(FileIdOfFd(lock_fd.get())),
         meta_id_(FileIdOfFd(meta_fd.get())),
         listen_fd_(listen_fd.Release()),
         wake_read_(wake_read.Release()),
         wake_write_(wake_write.Release()),
+        lock_fd_(std::move(lock_fd)),
         meta_fd_(std::move(meta_fd)) {}
 
+  // Safe while other threads are inside Accept: Close wakes them (they
+  // return Cancelled), and nothing is freed before the last one has left.
+  // (A thread that only enters Accept once the destructor runs uses a
+  // destroyed object: that is the caller's bug, as with any object.)
   ~PosixListener() override {
     Close();
-    // An Accept still running here would be a use-after-free by the caller;
-    // close whatever is left regardless.
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &PosixListener::NoAcceptRunning));
     CloseFdsLocked();
   }
 
@@ -109,11 +118,19 @@ class PosixListener final : public ListenerImpl {
     return MakeError(absl::StatusCode::kCancelled, kAccept, name_,
                      "the listener was closed");
   }
+  absl::Status TimedOut() const {
+    return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
+                     "timed out waiting for a client");
+  }
   void CloseFdsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (int* fd : {&listen_fd_, &wake_read_, &wake_write_}) {
       if (*fd >= 0) CloseFd(*fd);
       *fd = -1;
     }
+  }
+
+  bool NoAcceptRunning() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return in_flight_ == 0;
   }
 
   // Whether the peer on the accepted socket `fd` may be served: the policy
@@ -124,10 +141,12 @@ class PosixListener final : public ListenerImpl {
   const ListenerOptions options_;
   const uid_t owner_uid_;  // Who the policy's "current user" is.
   const std::string socket_path_;
+  const std::string lock_path_;
   const std::string meta_path_;
   // What we created, so Close removes only files that are still ours (a
   // later listener, or someone else, may have replaced them).
   const FileId socket_id_;
+  const FileId lock_id_;
   const FileId meta_id_;
 
   mutable absl::Mutex mu_;
@@ -137,7 +156,9 @@ class PosixListener final : public ListenerImpl {
   // Self-pipe: Close writes a byte so that Accepts blocked in poll() wake.
   int wake_read_ ABSL_GUARDED_BY(mu_);
   int wake_write_ ABSL_GUARDED_BY(mu_);
-  // Holds the exclusive flock that says "a live listener has this name".
+  // Holds the exclusive flock that says "a listener owns this name".
+  UniqueFd lock_fd_ ABSL_GUARDED_BY(mu_);
+  // Holds the write lock that tells clients the listener is alive.
   UniqueFd meta_fd_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -173,8 +194,10 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
       std::string why;
       if (!Admit(fd, &cred, &why)) {
         // Refused: disconnect this peer silently (it sees end of stream) and
-        // wait for the next one within the same deadline.
+        // wait for the next one within the same deadline, which a stream of
+        // refused peers must not extend.
         CloseFd(fd);
+        if (deadline.expired()) return TimedOut();
         continue;
       }
       SetNoSigPipe(fd);
@@ -191,14 +214,14 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
     }
     const int err = errno;
     // A client that gave up between connect and accept is not our error.
-    if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO) {
+      if (deadline.expired()) return TimedOut();
+      continue;
+    }
     if (err != EAGAIN && err != EWOULDBLOCK) {
       return ErrnoError(kAccept, name_, "accept failed", err);
     }
-    if (deadline.expired()) {
-      return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
-                       "timed out waiting for a client");
-    }
+    if (deadline.expired()) return TimedOut();
     pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int rc = PollUntil(fds, 2, deadline);
     if (rc < 0) {
@@ -206,10 +229,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
       return ErrnoError(kAccept, name_, "poll failed", poll_err);
     }
     if (fds[1].revents != 0) return Cancelled();
-    if (rc == 0) {
-      return MakeError(absl::StatusCode::kDeadlineExceeded, kAccept, name_,
-                       "timed out waiting for a client");
-    }
+    if (rc == 0) return TimedOut();
   }
 }
 
@@ -247,8 +267,8 @@ void PosixListener::Close() {
     (void)ignored;
   }
   // Release the name in this order: socket first (new clients get ENOENT
-  // while the lock still says "live", and retry), then the slots and the
-  // lock file, and only then the lock itself.
+  // and NotFound), then the slots and the metadata file (its liveness lock
+  // goes with it), and only then the lock file and the name lock itself.
   if (!socket_path_.empty()) {
     if (SameFile(socket_id_, FileIdOfPath(socket_path_))) {
       ::unlink(socket_path_.c_str());
@@ -257,19 +277,52 @@ void PosixListener::Close() {
     if (SameFile(meta_id_, FileIdOfPath(meta_path_))) {
       ::unlink(meta_path_.c_str());
     }
+    meta_fd_.Reset();
+    if (SameFile(lock_id_, FileIdOfPath(lock_path_))) {
+      ::unlink(lock_path_.c_str());
+    }
   }
-  meta_fd_.Reset();
+  lock_fd_.Reset();
   if (in_flight_ == 0) CloseFdsLocked();
 }
 
-// Removes the files a failed Create made, while the lock is still held (so
-// they are certainly ours).
-void UndoCreate(const std::string& socket_path, const std::string& meta_path,
-                int slots, bool bound) {
-  if (bound) ::unlink(socket_path.c_str());
-  RemoveSlots(socket_path, slots);
-  ::unlink(meta_path.c_str());
-}
+// Undoes a Create that fails after taking the name lock (destroy it before
+// the lock is released). Everything at canal's paths is then the lock
+// holder's, except the socket path, where someone may have put something
+// else after bind(): only a socket of ours is removed there.
+class CreateUndo {
+ public:
+  CreateUndo(const std::string& socket_path, int lock_fd)
+      : socket_path_(socket_path),
+        lock_path_(LockPathFor(socket_path)),
+        lock_id_(FileIdOfFd(lock_fd)) {}
+  ~CreateUndo() {
+    if (dismissed_) return;
+    struct stat st;
+    if (bound_ && ::lstat(socket_path_.c_str(), &st) == 0 &&
+        S_ISSOCK(st.st_mode) && st.st_uid == ::geteuid()) {
+      ::unlink(socket_path_.c_str());
+    }
+    RemoveSlots(socket_path_, slots_);
+    if (SameFile(lock_id_, FileIdOfPath(lock_path_))) {
+      ::unlink(lock_path_.c_str());
+    }
+  }
+  CreateUndo(const CreateUndo&) = delete;
+  CreateUndo& operator=(const CreateUndo&) = delete;
+
+  void SlotsMade(int count) { slots_ = count; }
+  void Bound() { bound_ = true; }
+  void Dismiss() { dismissed_ = true; }
+
+ private:
+  const std::string socket_path_;
+  const std::string lock_path_;
+  const FileId lock_id_;
+  int slots_ = 0;
+  bool bound_ = false;
+  bool dismissed_ = false;
+};
 
 // Makes a listening socket at the abstract name `name` ("@name").
 absl::StatusOr<std::unique_ptr<ListenerImpl>> ListenAbstract(
@@ -315,7 +368,7 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> ListenAbstract(
   }
   return std::unique_ptr<ListenerImpl>(new PosixListener(
       std::string(name), options, std::string(), std::move(listen_fd),
-      UniqueFd(), UniqueFd(wake[0]), UniqueFd(wake[1])));
+      UniqueFd(), UniqueFd(), UniqueFd(wake[0]), UniqueFd(wake[1])));
 }
 
 // Gives the freshly bound (not yet listening) socket file at `path` exactly
@@ -379,31 +432,28 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
   absl::StatusOr<std::string> path_or = SocketPathFor(kListen, name, true);
   if (!path_or.ok()) return path_or.status();
   const std::string socket_path = *std::move(path_or);
-  const std::string meta_path = MetaPathFor(socket_path);
 
-  std::string old_meta_text;
-  absl::StatusOr<UniqueFd> meta_or =
-      LockMeta(kListen, name, meta_path, &old_meta_text);
-  if (!meta_or.ok()) return meta_or.status();
-  UniqueFd meta_fd = *std::move(meta_or);
-  // A dead listener's file keeps its mode; this listener's policy decides.
-  absl::Status meta_access =
-      SetFileAccess(kListen, name, meta_fd.get(), meta_path, file_mode, group);
-  if (!meta_access.ok()) {
-    UndoCreate(socket_path, meta_path, 0, false);
-    return meta_access;
+  int wake[2];
+  if (!MakePipe(wake)) {
+    const int err = errno;
+    return ErrnoError(kListen, name, "cannot create the wake-up pipe", err);
   }
+  UniqueFd wake_read(wake[0]);
+  UniqueFd wake_write(wake[1]);
 
-  // We hold the lock, so any earlier canal listener of this name is dead:
-  // clear what it left behind.
-  ListenerMeta old_meta;
-  if (ParseMeta(old_meta_text, &old_meta)) {
-    RemoveSlots(socket_path, old_meta.max_instances);
-  }
+  absl::StatusOr<UniqueFd> lock_or =
+      AcquireNameLock(kListen, name, LockPathFor(socket_path));
+  if (!lock_or.ok()) return lock_or.status();
+  UniqueFd lock_fd = *std::move(lock_or);
+  CreateUndo undo(socket_path, lock_fd.get());
+
+  // We hold the name: any earlier canal listener of this name is dead, and
+  // the metadata and slot paths are ours to clear.
+  absl::Status cleared = RemoveLeftovers(kListen, name, socket_path);
+  if (!cleared.ok()) return cleared;
   struct stat st;
   if (::lstat(socket_path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      UndoCreate(socket_path, meta_path, 0, false);
       return MakeError(absl::StatusCode::kAlreadyExists, kListen, name,
                        absl::StrCat("\"", socket_path,
                                     "\" exists and is not a socket"));
@@ -413,7 +463,6 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     UniqueFd probe(MakeStreamSocket());
     if (!probe.valid()) {
       const int err = errno;
-      UndoCreate(socket_path, meta_path, 0, false);
       return ErrnoError(kListen, name, "cannot create a socket", err);
     }
     sockaddr_un addr;
@@ -424,14 +473,12 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     } while (rc != 0 && errno == EINTR);
     const int err = rc == 0 ? 0 : errno;
     if (rc == 0 || err == EINPROGRESS || err == EAGAIN) {
-      UndoCreate(socket_path, meta_path, 0, false);
       return MakeError(absl::StatusCode::kAlreadyExists, kListen, name,
                        absl::StrCat("a program that is not a canal listener "
                                     "is serving \"",
                                     socket_path, "\""));
     }
     if (err != ECONNREFUSED && err != ENOENT) {
-      UndoCreate(socket_path, meta_path, 0, false);
       return ErrnoError(kListen, name,
                         absl::StrCat("cannot probe the existing socket \"",
                                      socket_path, "\""),
@@ -440,7 +487,6 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     // Stale: reclaim it.
     if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
       const int unlink_err = errno;
-      UndoCreate(socket_path, meta_path, 0, false);
       return ErrnoError(kListen, name,
                         absl::StrCat("cannot remove the stale socket \"",
                                      socket_path, "\""),
@@ -448,38 +494,20 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     }
   } else if (errno != ENOENT) {
     const int err = errno;
-    UndoCreate(socket_path, meta_path, 0, false);
     return ErrnoError(kListen, name,
                       absl::StrCat("cannot inspect \"", socket_path, "\""),
                       err);
   }
 
+  undo.SlotsMade(options.max_instances);
   absl::Status slots =
       CreateSlots(kListen, name, socket_path, options.max_instances, file_mode,
                   group);
-  if (!slots.ok()) {
-    UndoCreate(socket_path, meta_path, 0, false);
-    return slots;
-  }
-  ListenerMeta meta;
-  meta.mode = options.mode;
-  meta.access = options.access;
-  meta.max_instances = options.max_instances;
-  meta.max_message_size = options.max_message_size;
-  meta.buffer_size = options.buffer_size;
-  meta.pid = static_cast<int64_t>(::getpid());
-  // Written before the socket exists, so a client that finds the socket
-  // always finds the metadata too.
-  absl::Status written = WriteMeta(kListen, name, meta_fd.get(), meta);
-  if (!written.ok()) {
-    UndoCreate(socket_path, meta_path, options.max_instances, false);
-    return written;
-  }
+  if (!slots.ok()) return slots;
 
   UniqueFd listen_fd(MakeStreamSocket());
   if (!listen_fd.valid()) {
     const int err = errno;
-    UndoCreate(socket_path, meta_path, options.max_instances, false);
     return ErrnoError(kListen, name, "cannot create a socket", err);
   }
 #if defined(__linux__)
@@ -494,33 +522,37 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
   if (::bind(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), addr_len) !=
       0) {
     const int err = errno;
-    UndoCreate(socket_path, meta_path, options.max_instances, false);
     // EADDRINUSE: something appeared at the path since we looked.
     return ErrnoError(kListen, name,
                       absl::StrCat("cannot bind \"", socket_path, "\""), err);
   }
+  undo.Bound();
   absl::Status socket_access =
       SetSocketAccess(name, socket_path, socket_mode, group);
-  if (!socket_access.ok()) {
-    UndoCreate(socket_path, meta_path, options.max_instances, true);
-    return socket_access;
-  }
+  if (!socket_access.ok()) return socket_access;
   // A full backlog makes clients retry; SOMAXCONN lets a burst of clients
   // connect with nobody in Accept, as Windows' queued instances do.
   if (::listen(listen_fd.get(), SOMAXCONN) != 0) {
     const int err = errno;
-    UndoCreate(socket_path, meta_path, options.max_instances, true);
     return ErrnoError(kListen, name, "listen failed", err);
   }
-  int wake[2];
-  if (!MakePipe(wake)) {
-    const int err = errno;
-    UndoCreate(socket_path, meta_path, options.max_instances, true);
-    return ErrnoError(kListen, name, "cannot create the wake-up pipe", err);
-  }
+  ListenerMeta meta;
+  meta.mode = options.mode;
+  meta.access = options.access;
+  meta.max_instances = options.max_instances;
+  meta.max_message_size = options.max_message_size;
+  meta.buffer_size = options.buffer_size;
+  meta.pid = static_cast<int64_t>(::getpid());
+  // Published once the socket accepts, so a client that finds the metadata
+  // can connect; until then canal clients see a held lock and wait.
+  absl::StatusOr<UniqueFd> meta_fd =
+      PublishMeta(kListen, name, socket_path, meta, file_mode, group);
+  if (!meta_fd.ok()) return meta_fd.status();
+  undo.Dismiss();
   return std::unique_ptr<ListenerImpl>(new PosixListener(
       std::string(name), options, socket_path, std::move(listen_fd),
-      std::move(meta_fd), UniqueFd(wake[0]), UniqueFd(wake[1])));
+      std::move(lock_fd), *std::move(meta_fd), std::move(wake_read),
+      std::move(wake_write)));
 }
 
 }  // namespace internal

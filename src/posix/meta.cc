@@ -13,12 +13,16 @@
 #include "absl/strings/str_split.h"
 #include "src/internal/errors.h"
 #include "src/posix/error.h"
+#include "src/posix/peer_cred.h"
 
 namespace canal {
 namespace internal {
 namespace {
 
-constexpr absl::string_view kMetaSuffix = ".canal~lock";
+constexpr absl::string_view kLockSuffix = ".canal~lock";
+constexpr absl::string_view kMetaSuffix = ".canal~meta";
+// Where the metadata line is written before it is renamed into place.
+constexpr absl::string_view kNewSuffix = ".new";
 constexpr absl::string_view kSlotSuffix = ".canal~slot";
 // Far more than a version-1 line needs; bounds what a client reads.
 constexpr size_t kMaxMetaSize = 4096;
@@ -67,7 +71,111 @@ bool ReadSmallFile(int fd, std::string* out) {
   return true;
 }
 
+// Opens an existing file at a path someone else may control: never
+// following a link there, never waiting for a FIFO's other end, never
+// acquiring a controlling terminal. -1 with errno set on failure.
+int OpenUntrusted(const std::string& path, int flags) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(),
+                flags | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+// What kind of file `st` describes, for messages.
+const char* KindOf(const struct stat& st) {
+  if (S_ISREG(st.st_mode)) return "a regular file";
+  if (S_ISLNK(st.st_mode)) return "a symbolic link";
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISFIFO(st.st_mode)) return "a FIFO";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  return "a device";
+}
+
+// The open() errors that mean "something that is not a regular file is at
+// the path" (O_NOFOLLOW on a link, a socket), as a kind for messages.
+const char* KindOfOpenError(int err) {
+  if (err == ELOOP) return "a symbolic link";
+  if (err == ENXIO) return "a socket";
+  return nullptr;
+}
+
+bool SameAsStat(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// Removes whatever non-directory is at `path` (a directory entry only:
+// nothing a link points to is touched). Missing is fine.
+absl::Status RemoveEntry(absl::string_view op, absl::string_view name,
+                         const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return absl::OkStatus();
+    return ErrnoError(op, name, absl::StrCat("cannot inspect \"", path, "\""),
+                      err);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return MakeError(absl::StatusCode::kAlreadyExists, op, name,
+                     absl::StrCat("\"", path,
+                                  "\" is a directory, where canal keeps a "
+                                  "file of this listener; remove it"));
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    const int err = errno;
+    return ErrnoError(op, name,
+                      absl::StrCat("cannot remove ", KindOf(st), " \"", path,
+                                   "\" owned by uid ",
+                                   static_cast<int64_t>(st.st_uid),
+                                   " from where canal keeps a file of this "
+                                   "listener"),
+                      err);
+  }
+  return absl::OkStatus();
+}
+
+enum class LockState { kHeld, kFree, kUnknown };
+
+// Whether some open file description holds a write lock on `fd`'s file
+// (kUnknown where the system has no open file description locks).
+LockState TestWriteLock(int fd) {
+#if defined(F_OFD_GETLK)
+  struct flock probe = {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = 0;
+  probe.l_len = 0;
+  if (::fcntl(fd, F_OFD_GETLK, &probe) != 0) return LockState::kUnknown;
+  // A read lock can be taken through a read-only descriptor by anyone who
+  // may read the file; it never means a listener.
+  return probe.l_type == F_WRLCK ? LockState::kHeld : LockState::kFree;
+#else
+  (void)fd;
+  return LockState::kUnknown;
+#endif
+}
+
+// Whether the lock file of `socket_path` is held, if this process can tell:
+// it must be a regular file of `owner` that we may open.
+LockState TestNameLock(absl::string_view socket_path, uid_t owner) {
+  const std::string lock_path = LockPathFor(socket_path);
+  UniqueFd fd(OpenUntrusted(lock_path, O_RDONLY));
+  if (!fd.valid()) return LockState::kUnknown;
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_uid != owner) {
+    return LockState::kUnknown;
+  }
+  if (Flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return LockState::kFree;
+  return IsWouldBlock(errno) ? LockState::kHeld : LockState::kUnknown;
+}
+
 }  // namespace
+
+std::string LockPathFor(absl::string_view socket_path) {
+  return absl::StrCat(socket_path, kLockSuffix);
+}
 
 std::string MetaPathFor(absl::string_view socket_path) {
   return absl::StrCat(socket_path, kMetaSuffix);
@@ -145,23 +253,73 @@ bool ParseMeta(absl::string_view text, ListenerMeta* meta) {
   return true;
 }
 
-absl::StatusOr<UniqueFd> LockMeta(absl::string_view op, absl::string_view name,
-                                  const std::string& meta_path,
-                                  std::string* old_contents) {
-  // A listener that is closing unlinks the file while still holding the lock.
-  // If we opened the old file just before that, our lock would be on an
-  // unlinked inode that the next listener never sees; so after locking,
-  // check that the path still names what we locked, and start over if not.
+
+absl::StatusOr<UniqueFd> AcquireNameLock(absl::string_view op,
+                                         absl::string_view name,
+                                         const std::string& lock_path) {
+  const uid_t me = ::geteuid();
+  // Each pass either takes the lock or finds the path changed under it
+  // (another listener closing, or replacing a stale file) and looks again.
   for (int attempt = 0; attempt < 100; ++attempt) {
-    UniqueFd fd(::open(meta_path.c_str(),
-                       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    struct stat st;
+    if (::lstat(lock_path.c_str(), &st) != 0) {
+      const int err = errno;
+      if (err != ENOENT) {
+        return ErrnoError(op, name,
+                          absl::StrCat("cannot inspect the lock file \"",
+                                       lock_path, "\""),
+                          err);
+      }
+      // Read-only is enough for flock. Nobody else can open the new file
+      // before we lock it except our own user and root (mode 0600).
+      UniqueFd fd(::open(lock_path.c_str(),
+                         O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                         0600));
+      if (!fd.valid()) {
+        const int open_err = errno;
+        if (open_err == EEXIST) continue;
+        return ErrnoError(op, name,
+                          absl::StrCat("cannot create the lock file \"",
+                                       lock_path, "\""),
+                          open_err);
+      }
+      if (Flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        const int lock_err = errno;
+        if (IsWouldBlock(lock_err)) {
+          // Another Create of ours found the new file first and serves.
+          return ErrnoError(absl::StatusCode::kAlreadyExists, op, name,
+                            "another listener is taking this name", lock_err);
+        }
+        return ErrnoError(op, name,
+                          absl::StrCat("cannot lock \"", lock_path, "\""),
+                          lock_err);
+      }
+      if (!SameFile(FileIdOfFd(fd.get()), FileIdOfPath(lock_path))) continue;
+      return fd;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != me) {
+      // Not canal's: whoever made it may hold a lock on it or change it at
+      // will, and removing it could race another listener taking the name.
+      return MakeError(
+          absl::StatusCode::kPermissionDenied, op, name,
+          absl::StrCat("\"", lock_path, "\" is ", KindOf(st), " owned by uid ",
+                       static_cast<int64_t>(st.st_uid),
+                       ", not a lock file of uid ", static_cast<int64_t>(me),
+                       "; canal leaves it alone (remove it, or use a "
+                       "directory that others cannot write)"));
+    }
+    UniqueFd fd(OpenUntrusted(lock_path, O_RDONLY));
     if (!fd.valid()) {
       const int err = errno;
+      // Replaced between lstat and open: look again.
+      if (err == ENOENT || KindOfOpenError(err) != nullptr) continue;
       return ErrnoError(op, name,
-                        absl::StrCat("cannot open the lock file \"", meta_path,
+                        absl::StrCat("cannot open the lock file \"", lock_path,
                                      "\""),
                         err);
     }
+    struct stat opened;
+    if (::fstat(fd.get(), &opened) != 0 || !SameAsStat(st, opened)) continue;
     if (Flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;
       if (IsWouldBlock(err)) {
@@ -169,15 +327,52 @@ absl::StatusOr<UniqueFd> LockMeta(absl::string_view op, absl::string_view name,
                           "a live listener already has this name", err);
       }
       return ErrnoError(op, name,
-                        absl::StrCat("cannot lock \"", meta_path, "\""), err);
+                        absl::StrCat("cannot lock \"", lock_path, "\""), err);
     }
-    if (!SameFile(FileIdOfFd(fd.get()), FileIdOfPath(meta_path))) continue;
-    if (!ReadSmallFile(fd.get(), old_contents)) old_contents->clear();
-    return fd;
+    // A listener that is closing unlinks the file while still holding the
+    // lock; a lock on an unlinked inode would not keep the next listener
+    // out.
+    if (!SameFile(FileIdOfFd(fd.get()), FileIdOfPath(lock_path))) continue;
+    if (::fstat(fd.get(), &opened) != 0) continue;
+    if (opened.st_nlink != 1 || (opened.st_mode & 077) != 0) {
+      // A dead listener's file, but reachable under another name or by
+      // other users, who may still hold it open and wait for its lock.
+      // Holding the lock, we may remove it; the next pass makes a new one.
+      ::unlink(lock_path.c_str());
+      continue;
+    }
+    return fd;  // A dead listener's lock file: ours again.
   }
   return MakeError(absl::StatusCode::kUnavailable, op, name,
-                   absl::StrCat("the lock file \"", meta_path,
+                   absl::StrCat("the lock file \"", lock_path,
                                 "\" keeps being replaced"));
+}
+
+absl::Status RemoveLeftovers(absl::string_view op, absl::string_view name,
+                             absl::string_view socket_path) {
+  const std::string meta_path = MetaPathFor(socket_path);
+  // The slot count of the previous listener, if its metadata is ours.
+  int old_slots = 0;
+  struct stat st;
+  if (::lstat(meta_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      st.st_uid == ::geteuid()) {
+    UniqueFd fd(OpenUntrusted(meta_path, O_RDONLY));
+    struct stat opened;
+    std::string text;
+    ListenerMeta old;
+    if (fd.valid() && ::fstat(fd.get(), &opened) == 0 &&
+        SameAsStat(st, opened) && ReadSmallFile(fd.get(), &text) &&
+        ParseMeta(text, &old)) {
+      old_slots = old.max_instances;
+    }
+  }
+  for (const std::string& path :
+       {meta_path, absl::StrCat(meta_path, kNewSuffix)}) {
+    absl::Status removed = RemoveEntry(op, name, path);
+    if (!removed.ok()) return removed;
+  }
+  RemoveSlots(socket_path, old_slots);
+  return absl::OkStatus();
 }
 
 absl::Status SetFileAccess(absl::string_view op, absl::string_view name,
@@ -200,27 +395,76 @@ absl::Status SetFileAccess(absl::string_view op, absl::string_view name,
   return absl::OkStatus();
 }
 
-absl::Status WriteMeta(absl::string_view op, absl::string_view name, int fd,
-                       const ListenerMeta& meta) {
-  const std::string line = FormatMeta(meta);
-  if (::ftruncate(fd, 0) != 0) {
+absl::StatusOr<UniqueFd> PublishMeta(absl::string_view op,
+                                     absl::string_view name,
+                                     absl::string_view socket_path,
+                                     const ListenerMeta& meta, mode_t mode,
+                                     int64_t group) {
+  const std::string meta_path = MetaPathFor(socket_path);
+  const std::string new_path = absl::StrCat(meta_path, kNewSuffix);
+  absl::Status removed = RemoveEntry(op, name, new_path);
+  if (!removed.ok()) return removed;
+  UniqueFd fd(::open(new_path.c_str(),
+                     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
     const int err = errno;
-    return ErrnoError(op, name, "cannot truncate the lock file", err);
+    return ErrnoError(op, name,
+                      absl::StrCat("cannot create \"", new_path, "\""), err);
   }
-  // One pwrite: a reader sees either a prefix (no newline yet: "starting")
-  // or the whole line.
+  auto fail = [&](absl::Status status) {
+    if (SameFile(FileIdOfFd(fd.get()), FileIdOfPath(new_path))) {
+      ::unlink(new_path.c_str());
+    }
+    return status;
+  };
+#if defined(F_OFD_SETLK)
+  struct flock lock = {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 0;
+  lock.l_len = 0;
+  if (::fcntl(fd.get(), F_OFD_SETLK, &lock) != 0) {
+    const int err = errno;
+    // EINVAL: a kernel without open file description locks (before 3.15);
+    // clients then fall back to the name lock.
+    if (err != EINVAL) {
+      return fail(ErrnoError(op, name,
+                             absl::StrCat("cannot lock \"", new_path, "\""),
+                             err));
+    }
+  }
+#endif
+  const std::string line = FormatMeta(meta);
   size_t done = 0;
   while (done < line.size()) {
-    ssize_t n = ::pwrite(fd, line.data() + done, line.size() - done,
+    ssize_t n = ::pwrite(fd.get(), line.data() + done, line.size() - done,
                          static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int err = errno;
-      return ErrnoError(op, name, "cannot write the lock file", err);
+      return fail(ErrnoError(op, name,
+                             absl::StrCat("cannot write \"", new_path, "\""),
+                             err));
     }
     done += static_cast<size_t>(n);
   }
-  return absl::OkStatus();
+  absl::Status access = SetFileAccess(op, name, fd.get(), new_path, mode, group);
+  if (!access.ok()) return fail(access);
+  if (::rename(new_path.c_str(), meta_path.c_str()) != 0) {
+    const int err = errno;
+    return fail(ErrnoError(op, name,
+                           absl::StrCat("cannot rename \"", new_path,
+                                        "\" to \"", meta_path, "\""),
+                           err));
+  }
+  if (!SameFile(FileIdOfFd(fd.get()), FileIdOfPath(meta_path))) {
+    return MakeError(absl::StatusCode::kPermissionDenied, op, name,
+                     absl::StrCat("\"", meta_path,
+                                  "\" was replaced right after it was "
+                                  "written (is its directory writable by "
+                                  "others?)"));
+  }
+  return fd;
 }
 
 absl::Status CreateSlots(absl::string_view op, absl::string_view name,
@@ -230,7 +474,11 @@ absl::Status CreateSlots(absl::string_view op, absl::string_view name,
     const std::string path = SlotPathFor(socket_path, k);
     // A client of a dead listener may still hold a lock on an old slot file;
     // a fresh file makes this listener's instances start out free.
-    ::unlink(path.c_str());
+    absl::Status removed = RemoveEntry(op, name, path);
+    if (!removed.ok()) {
+      RemoveSlots(socket_path, k);
+      return removed;
+    }
     int fd = ::open(path.c_str(),
                     O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -257,59 +505,136 @@ void RemoveSlots(absl::string_view socket_path, int count) {
   }
 }
 
-absl::StatusOr<ListenerState> ProbeListener(absl::string_view op,
-                                            absl::string_view name,
-                                            absl::string_view socket_path,
-                                            ListenerMeta* meta) {
+namespace {
+
+// Whether the name lock says a listener that has not published its
+// metadata yet holds the name.
+ListenerState ProbeStartup(absl::string_view socket_path,
+                           const ExpectedServer& expected) {
+  struct stat st;
+  if (::lstat(LockPathFor(socket_path).c_str(), &st) != 0) {
+    return ListenerState::kAbsent;
+  }
+  // canal makes nothing else there: not a listener's.
+  if (!S_ISREG(st.st_mode) ||
+      !ExpectedServerAllows(expected, static_cast<int64_t>(st.st_uid))) {
+    return ListenerState::kAbsent;
+  }
+  switch (TestNameLock(socket_path, st.st_uid)) {
+    case LockState::kFree:
+      return ListenerState::kStale;
+    case LockState::kHeld:
+    case LockState::kUnknown:  // Another user's lock (mode 0600).
+      break;
+  }
+  return ListenerState::kStarting;
+}
+
+}  // namespace
+
+absl::StatusOr<ProbeResult> ProbeListener(absl::string_view op,
+                                          absl::string_view name,
+                                          absl::string_view socket_path,
+                                          const ExpectedServer& expected) {
   const std::string meta_path = MetaPathFor(socket_path);
-  UniqueFd fd(::open(meta_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  ProbeResult result;
+  UniqueFd fd(OpenUntrusted(meta_path, O_RDONLY));
   if (!fd.valid()) {
     const int err = errno;
-    if (err == ENOENT) return ListenerState::kAbsent;
+    if (err == ENOENT) {
+      result.state = ProbeStartup(socket_path, expected);
+      return result;
+    }
+    if (const char* kind = KindOfOpenError(err)) {
+      return ErrnoError(absl::StatusCode::kPermissionDenied, op, name,
+                        absl::StrCat("the listener's metadata file \"",
+                                     meta_path, "\" is ", kind,
+                                     "; canal does not use it"),
+                        err);
+    }
     return ErrnoError(op, name,
-                      absl::StrCat("cannot open the lock file \"", meta_path,
-                                   "\""),
+                      absl::StrCat("cannot open the listener's metadata "
+                                   "file \"",
+                                   meta_path, "\""),
                       err);
   }
-  // A shared lock succeeds only if no listener holds its exclusive one. It
-  // is released again at once (closing the descriptor drops it anyway).
-  if (Flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
-    Flock(fd.get(), LOCK_UN);
-    return ListenerState::kStale;
-  }
-  const int err = errno;
-  if (!IsWouldBlock(err)) {
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    const int err = errno;
     return ErrnoError(op, name,
-                      absl::StrCat("cannot test the lock on \"", meta_path,
-                                   "\""),
-                      err);
+                      absl::StrCat("cannot inspect \"", meta_path, "\""), err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return MakeError(absl::StatusCode::kPermissionDenied, op, name,
+                     absl::StrCat("the listener's metadata file \"", meta_path,
+                                  "\" is ", KindOf(st),
+                                  "; canal does not use it"));
+  }
+  // Whoever wrote the file decides the mode and limits the client uses: it
+  // must be the server the client is willing to talk to.
+  if (!ExpectedServerAllows(expected, static_cast<int64_t>(st.st_uid))) {
+    return MakeError(
+        absl::StatusCode::kPermissionDenied, op, name,
+        absl::StrCat("the listener's metadata file \"", meta_path,
+                     "\" is owned by uid ", static_cast<int64_t>(st.st_uid),
+                     ", expected ", DescribeExpectedServer(expected),
+                     " (set ConnectOptions::expected_server to accept "
+                     "another server user)"));
   }
   std::string text;
-  if (!ReadSmallFile(fd.get(), &text) || !ParseMeta(text, meta)) {
-    return ListenerState::kStarting;
+  if (!ReadSmallFile(fd.get(), &text) || !ParseMeta(text, &result.meta)) {
+    result.state = ListenerState::kStarting;
+    return result;
   }
-  return ListenerState::kLive;
+  result.owner = st.st_uid;
+  LockState alive = TestWriteLock(fd.get());
+  if (alive == LockState::kUnknown) alive = TestNameLock(socket_path, st.st_uid);
+  // Unknown (another user's lock file, on a system without open file
+  // description locks): assume alive; connect(2) tells.
+  result.state = alive == LockState::kFree ? ListenerState::kStale
+                                           : ListenerState::kLive;
+  return result;
 }
 
 absl::StatusOr<UniqueFd> TryAcquireSlot(absl::string_view op,
                                         absl::string_view name,
                                         absl::string_view socket_path,
-                                        int count) {
+                                        int count, uid_t owner) {
   // Start at a pid-dependent slot so that many clients do not all fight
   // over slot 0 first.
   const int start = static_cast<int>(::getpid() % count);
   for (int i = 0; i < count; ++i) {
     const std::string path = SlotPathFor(socket_path, (start + i) % count);
-    // Read-only is enough for flock, and keeps working when later versions
-    // let other users connect.
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    // Read-only is enough for flock, and works for clients of other users.
+    UniqueFd fd(OpenUntrusted(path, O_RDONLY));
     if (!fd.valid()) {
       const int err = errno;
       if (err == ENOENT) continue;  // Listener starting or stopping.
+      if (const char* kind = KindOfOpenError(err)) {
+        return ErrnoError(absl::StatusCode::kPermissionDenied, op, name,
+                          absl::StrCat("the slot file \"", path, "\" is ",
+                                       kind, "; canal does not use it"),
+                          err);
+      }
       return ErrnoError(op, name,
                         absl::StrCat("cannot open the slot file \"", path,
                                      "\""),
                         err);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) {
+      const int err = errno;
+      return ErrnoError(op, name,
+                        absl::StrCat("cannot inspect \"", path, "\""), err);
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != owner) {
+      return MakeError(
+          absl::StatusCode::kPermissionDenied, op, name,
+          absl::StrCat("the slot file \"", path, "\" is ", KindOf(st),
+                       " owned by uid ", static_cast<int64_t>(st.st_uid),
+                       ", not one of the listener's (uid ",
+                       static_cast<int64_t>(owner),
+                       "); canal does not use it"));
     }
     if (Flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;

@@ -158,31 +158,45 @@ absl::Status ValidateExpectedServer(absl::string_view op,
                    "unknown ExpectedServer::Kind");
 }
 
+namespace {
+
+// The uid `expected` names (the client's euid by default); -1 for kAnyone.
+int64_t ExpectedUid(const ExpectedServer& expected) {
+  switch (expected.kind) {
+    case ExpectedServer::Kind::kAnyone:
+      return -1;
+    case ExpectedServer::Kind::kUser:
+      return expected.posix_uid;
+    case ExpectedServer::Kind::kCurrentUserOrAdmin:
+      break;
+  }
+  return static_cast<int64_t>(::geteuid());
+}
+
+}  // namespace
+
+bool ExpectedServerAllows(const ExpectedServer& expected, int64_t uid) {
+  if (expected.kind == ExpectedServer::Kind::kAnyone) return true;
+  return uid >= 0 && (uid == ExpectedUid(expected) || uid == 0);
+}
+
+std::string DescribeExpectedServer(const ExpectedServer& expected) {
+  if (expected.kind == ExpectedServer::Kind::kAnyone) return "anyone";
+  return absl::StrCat("uid ", ExpectedUid(expected), " or root");
+}
+
 absl::Status CheckExpectedServer(absl::string_view op, absl::string_view name,
                                  const ExpectedServer& expected,
                                  const PeerCred& server) {
-  int64_t want;
-  switch (expected.kind) {
-    case ExpectedServer::Kind::kAnyone:
-      return absl::OkStatus();
-    case ExpectedServer::Kind::kUser:
-      want = expected.posix_uid;
-      break;
-    case ExpectedServer::Kind::kCurrentUserOrAdmin:
-    default:
-      want = static_cast<int64_t>(::geteuid());
-      break;
-  }
-  if (server.uid >= 0 && (server.uid == want || server.uid == 0)) {
-    return absl::OkStatus();
-  }
+  if (ExpectedServerAllows(expected, server.uid)) return absl::OkStatus();
   const std::string found = server.uid >= 0
                                 ? absl::StrCat("uid ", server.uid)
                                 : std::string("an unknown user");
   return MakeError(
       absl::StatusCode::kPermissionDenied, op, name,
-      absl::StrCat("the server is run by ", found, ", expected uid ", want,
-                   " or root (set ConnectOptions::expected_server to accept "
+      absl::StrCat("the server is run by ", found, ", expected ",
+                   DescribeExpectedServer(expected),
+                   " (set ConnectOptions::expected_server to accept "
                    "another server user)"));
 }
 

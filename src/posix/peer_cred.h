@@ -62,6 +62,14 @@ int64_t GroupFor(const AccessPolicy& policy);
 bool PolicyAdmits(const AccessPolicy& policy, uid_t owner_uid,
                   const PeerCred& cred, std::string* why);
 
+// Whether `expected` accepts a server (or a file it wrote) owned by `uid`:
+// the expected uid (the client's euid by default) or root; any uid for
+// kAnyone.
+bool ExpectedServerAllows(const ExpectedServer& expected, int64_t uid);
+
+// What `expected` accepts, for messages: "uid 1000 or root", "anyone".
+std::string DescribeExpectedServer(const ExpectedServer& expected);
+
 // The client's check of the server (ConnectOptions::expected_server).
 // PermissionDenied naming both uids if `server` is not acceptable.
 absl::Status CheckExpectedServer(absl::string_view op, absl::string_view name,

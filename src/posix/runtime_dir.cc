@@ -1,5 +1,6 @@
 #include "src/posix/runtime_dir.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -22,6 +24,47 @@ namespace {
 const char* NonEmptyEnv(const char* var) {
   const char* value = std::getenv(var);
   return (value != nullptr && value[0] != '\0') ? value : nullptr;
+}
+
+// The umask may have taken bits of 0700 from the directory mkdir just made;
+// it can never have added any. Sets exactly 0700 through a descriptor of
+// the directory itself: in a parent others can write, the path may already
+// name something else (a link to some other file, say), and nothing but the
+// directory we made may be changed.
+absl::Status FixNewDirMode(absl::string_view op, absl::string_view name,
+                           const std::string& dir) {
+  int fd;
+  do {
+    fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    const int err = errno;
+    return ErrnoError(absl::StatusCode::kPermissionDenied, op, name,
+                      absl::StrCat("runtime directory \"", dir,
+                                   "\" was replaced right after it was "
+                                   "created (can others write its parent?)"),
+                      err);
+  }
+  struct stat st;
+  absl::Status result;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    result = ErrnoError(op, name,
+                        absl::StrCat("cannot inspect runtime directory \"",
+                                     dir, "\""),
+                        err);
+  } else if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
+    // Someone else's directory in its place; CheckRuntimeDir says whose.
+  } else if ((st.st_mode & 07777) != 0700 && ::fchmod(fd, 0700) != 0) {
+    const int err = errno;
+    result = ErrnoError(op, name,
+                        absl::StrCat("cannot set the mode of runtime "
+                                     "directory \"",
+                                     dir, "\""),
+                        err);
+  }
+  ::close(fd);
+  return result;
 }
 
 }  // namespace
@@ -70,9 +113,8 @@ absl::StatusOr<std::string> RuntimeDir(absl::string_view op,
   std::string dir = RuntimeDirPath();
   if (create) {
     if (::mkdir(dir.c_str(), 0700) == 0) {
-      // The umask may have removed bits we need ourselves; it can never have
-      // added any, so this only ever narrows to exactly 0700.
-      ::chmod(dir.c_str(), 0700);
+      absl::Status fixed = FixNewDirMode(op, name, dir);
+      if (!fixed.ok()) return fixed;
     } else if (errno != EEXIST) {
       const int err = errno;
       return ErrnoError(op, name,
@@ -143,8 +185,11 @@ absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
                                   "ConnectOptions::allow_abstract_namespace"));
   }
   const bool portable = IsPortableName(name);
-  std::string path = portable ? absl::StrCat(RuntimeDirPath(), "/", name)
-                              : std::string(name);
+  // Windows pipe names are case-insensitive, so a portable name is too: the
+  // socket file is named in lower case ("Svc" and "svc" are one listener).
+  std::string path =
+      portable ? absl::StrCat(RuntimeDirPath(), "/", absl::AsciiStrToLower(name))
+               : std::string(name);
   // Checked before touching the file system, so the answer does not depend
   // on the directory's state. The kernel would silently truncate (or refuse)
   // a longer path; a truncated path would name some other socket.

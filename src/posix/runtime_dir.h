@@ -1,13 +1,16 @@
 // Where POSIX canal sockets live: the mapping of a pipe name to a socket path
 // and the checks on the runtime directory. Exposed for the POSIX-only tests.
 //
-// A portable name maps to `<runtime dir>/<name>`. The runtime dir is
+// A portable name maps to `<runtime dir>/<name in lower case>` (portable
+// names are case-insensitive, as Windows pipe names are). The runtime dir is
 // `$CANAL_RUNTIME_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/canal` if
 // XDG_RUNTIME_DIR is set and non-empty, else `/tmp/canal-<euid>`. A listener
-// creates its last component (mode 0700) when missing; listener and client
-// both insist that it is a real directory (not a symbolic link), owned by the
-// effective uid, with no group/other permission bits, because anyone who can
-// write there could plant a socket that impersonates a server.
+// creates its last component (mode 0700, set through a descriptor of the new
+// directory, never by a second walk of its path) when missing; listener and
+// client both insist that it is a real directory (not a symbolic link),
+// owned by the effective uid, with no group/other permission bits, because
+// anyone who can write there could plant a socket that impersonates a
+// server.
 // A native name (an absolute path) is used unchanged and its directory is
 // not checked: the caller chose it.
 

@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -67,6 +70,32 @@ TEST_F(FifoTest, CreateTwiceIsAlreadyExists) {
   CANAL_EXPECT_CODE(canal::Fifo::Create(path_, 01777), kInvalidArgument);
   CANAL_EXPECT_CODE(canal::Fifo::Create(dir_ + "/no/such/dir", 0600),
                     kNotFound);
+}
+
+TEST_F(FifoTest, ALinkOrASocketAtThePathIsNotAFifo) {
+  // A link to a real FIFO is not followed: whoever may write the directory
+  // could point it anywhere.
+  const std::string real = dir_ + "/real";
+  CANAL_ASSERT_OK(canal::Fifo::Create(real, 0600));
+  ASSERT_EQ(::symlink(real.c_str(), path_.c_str()), 0);
+  CANAL_EXPECT_CODE(canal::Fifo::OpenRead(path_), kInvalidArgument);
+  CANAL_EXPECT_CODE(canal::Fifo::OpenWrite(path_, absl::Milliseconds(100)),
+                    kInvalidArgument);
+  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  ASSERT_EQ(::unlink(real.c_str()), 0);
+  // A socket fails open(2) with ENXIO, which for a FIFO would mean "no
+  // reader yet": still InvalidArgument at once, not a wait.
+  const int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(path_.size(), sizeof(addr.sun_path));
+  memcpy(addr.sun_path, path_.data(), path_.size());
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ::close(sock);
+  CANAL_EXPECT_CODE(canal::Fifo::OpenRead(path_), kInvalidArgument);
+  CANAL_EXPECT_CODE(canal::Fifo::OpenWrite(path_, absl::Seconds(30)),
+                    kInvalidArgument);
 }
 
 TEST_F(FifoTest, RemoveOnlyRemovesFifos) {

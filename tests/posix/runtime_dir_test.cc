@@ -33,6 +33,19 @@ TEST_F(RuntimeDir, ListenerCreatesMissingDirWithMode0700) {
   EXPECT_EQ(st.st_uid, geteuid());
 }
 
+TEST_F(RuntimeDir, ARestrictiveUmaskStillGivesExactly0700) {
+  // mkdir(0700) under umask 0277 makes a 0500 directory; canal fixes the
+  // mode through a descriptor of the directory it made.
+  const mode_t old = umask(0277);
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(UniqueName("rt-umask"));
+  umask(old);
+  CANAL_ASSERT_OK(listener);
+  struct stat st;
+  ASSERT_EQ(lstat(runtime_dir().c_str(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
 TEST_F(RuntimeDir, SocketLivesAtRuntimeDirSlashName) {
   const std::string name = UniqueName("rt-path");
   absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);

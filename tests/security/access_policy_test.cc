@@ -1,8 +1,9 @@
-// Access policies on POSIX: the modes of the socket, its metadata and slot
-// files and the runtime dir for each policy (whatever the umask), invalid
-// policies, and the runtime-dir refusals not already covered by
+// Access policies on POSIX: the modes of the socket, its lock, metadata and
+// slot files and the runtime dir for each policy (whatever the umask),
+// invalid policies, and the runtime-dir refusals not already covered by
 // tests/posix/runtime_dir_test.cc.
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,8 +23,11 @@ namespace {
 
 using AccessPolicyTest = RuntimeDirTest;
 
-std::string MetaOf(const std::string& socket) {
+std::string LockOf(const std::string& socket) {
   return socket + ".canal~lock";
+}
+std::string MetaOf(const std::string& socket) {
+  return socket + ".canal~meta";
 }
 std::string SlotOf(const std::string& socket, int k) {
   return absl::StrCat(socket, ".canal~slot", k);
@@ -49,6 +53,7 @@ TEST_F(AccessPolicyTest, DefaultIsOwnerOnlyEverywhere) {
   CANAL_ASSERT_OK(listener);
   EXPECT_EQ(ModeOf(runtime_dir()), 0700);
   EXPECT_EQ(ModeOf(PathOf(name)), 0600);
+  EXPECT_EQ(ModeOf(LockOf(PathOf(name))), 0600);
   EXPECT_EQ(ModeOf(MetaOf(PathOf(name))), 0600);
   EXPECT_EQ(ModeOf(SlotOf(PathOf(name), 0)), 0600);
   EXPECT_EQ(ModeOf(SlotOf(PathOf(name), 1)), 0600);
@@ -62,6 +67,7 @@ TEST_F(AccessPolicyTest, DefaultModeDoesNotDependOnTheUmask) {
     absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
     CANAL_ASSERT_OK(listener);
     EXPECT_EQ(ModeOf(PathOf(name)), 0600) << "umask " << mask;
+    EXPECT_EQ(ModeOf(LockOf(PathOf(name))), 0600) << "umask " << mask;
     EXPECT_EQ(ModeOf(MetaOf(PathOf(name))), 0600) << "umask " << mask;
   }
 }
@@ -80,6 +86,9 @@ TEST_F(AccessPolicyTest, AllLocalUsersOpensSocketAndFilesToEveryone) {
   EXPECT_EQ(ModeOf(path), 0666);
   EXPECT_EQ(ModeOf(MetaOf(path)), 0644);
   EXPECT_EQ(ModeOf(SlotOf(path, 0)), 0644);
+  // Whoever can open the lock file can hold its lock after the listener
+  // dies: it stays the owner's alone.
+  EXPECT_EQ(ModeOf(LockOf(path)), 0600);
   CANAL_EXPECT_OK(canal::Channel::Connect(path));
 }
 
@@ -125,6 +134,7 @@ TEST_F(AccessPolicyTest, CustomModeAndGroup) {
     EXPECT_EQ(GroupOf(MetaOf(path)), static_cast<long>(group)) << path;
     EXPECT_EQ(ModeOf(SlotOf(path, 0)), c.file_mode) << path;
     EXPECT_EQ(GroupOf(SlotOf(path, 0)), static_cast<long>(group)) << path;
+    EXPECT_EQ(ModeOf(LockOf(path)), 0600) << path;
   }
 }
 
@@ -142,11 +152,12 @@ TEST_F(AccessPolicyTest, CustomGroupMinusOneMeansTheListenersGroup) {
   EXPECT_EQ(GroupOf(path), static_cast<long>(getegid()));
 }
 
-TEST_F(AccessPolicyTest, ALeftoverWideLockFileIsNarrowed) {
+TEST_F(AccessPolicyTest, LeftoverWideFilesAreReplacedByPrivateOnes) {
   SharedDir dir(0755);
   ASSERT_TRUE(dir.ok());
   const std::string path = dir.PathOf("svc");
-  // What a dead kAllLocalUsers listener leaves behind.
+  // What a dead kAllLocalUsers listener leaves behind, with its lock file
+  // widened too (as an owner might, or an older canal did).
   {
     canal::ListenerOptions wide;
     wide.access_policy.scope = canal::AccessPolicy::Scope::kAllLocalUsers;
@@ -154,16 +165,31 @@ TEST_F(AccessPolicyTest, ALeftoverWideLockFileIsNarrowed) {
         canal::Listener::Create(path, wide);
     CANAL_ASSERT_OK(listener);
     ASSERT_EQ(ModeOf(MetaOf(path)), 0644);
-    // Simulate a crash: keep the files, drop the lock.
-    const std::string kept = dir.PathOf("kept");
-    ASSERT_EQ(link(MetaOf(path).c_str(), kept.c_str()), 0) << strerror(errno);
+    ASSERT_EQ(chmod(LockOf(path).c_str(), 0644), 0);
+    // Simulate a crash: keep the files, drop the locks.
+    for (const std::string& file : {MetaOf(path), LockOf(path)}) {
+      ASSERT_EQ(link(file.c_str(), (file + ".kept").c_str()), 0)
+          << strerror(errno);
+    }
     listener->Close();
-    ASSERT_EQ(rename(kept.c_str(), MetaOf(path).c_str()), 0);
+    for (const std::string& file : {MetaOf(path), LockOf(path)}) {
+      ASSERT_EQ(rename((file + ".kept").c_str(), file.c_str()), 0);
+    }
   }
+  // Someone opened the wide lock file meanwhile (and could take its lock
+  // whenever it is free).
+  Fd held(open(LockOf(path).c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(held.valid()) << strerror(errno);
   absl::StatusOr<canal::Listener> listener = canal::Listener::Create(path);
   CANAL_ASSERT_OK(listener);
   EXPECT_EQ(ModeOf(MetaOf(path)), 0600);
+  EXPECT_EQ(ModeOf(LockOf(path)), 0600);
   EXPECT_EQ(ModeOf(path), 0600);
+  // A fresh lock file: the descriptor held open reaches only the old one.
+  struct stat old_lock, new_lock;
+  ASSERT_EQ(fstat(held.get(), &old_lock), 0);
+  ASSERT_EQ(lstat(LockOf(path).c_str(), &new_lock), 0);
+  EXPECT_NE(new_lock.st_ino, old_lock.st_ino);
 }
 
 TEST_F(AccessPolicyTest, InvalidPosixModesAreInvalidArgument) {

@@ -55,7 +55,7 @@ TEST(CrossUser, DefaultListenerChecksThePeerUidEvenIfFileModesAllowIt) {
   CANAL_ASSERT_OK(listener);
   // As on a system that ignores socket file modes.
   ASSERT_EQ(chmod(path.c_str(), 0666), 0);
-  ASSERT_EQ(chmod((path + ".canal~lock").c_str(), 0644), 0);
+  ASSERT_EQ(chmod((path + ".canal~meta").c_str(), 0644), 0);
 
   SyncPipe connected;
   ASSERT_TRUE(connected.ok());
