@@ -1,16 +1,18 @@
 // `--dump text|hex`: the traffic of `serve` and `connect` on stderr, like
 // socat -v / -x. Each chunk read from or written to the pipe is one record:
+// a header line, then the bytes. For instance, `connect --dump text`
+// sending "hi\n" and serve receiving it as message 1 of client 2:
 //
-//   > 6 bytes                    ">" the tool sent it into the pipe,
-//   hello\n                      "<" the tool received it from the pipe
-//   < client 2: message, 3 bytes (serve names the client, counting from 1;
-//   abc                          "message" in message mode)
+//   > 3 bytes                      (connect: ">" sent into the pipe)
+//   hi
+//   < client 2: message, 3 bytes   (serve: "<" received from the pipe)
+//   hi
 //
 // text: the bytes as they are for printable ASCII, tab and newline, "\\"
-// for a backslash, "\r" for a carriage return, "\xNN" for every other byte;
-// a newline follows unless the data ended with one.
-// hex: lines of 16 bytes: a 4-digit hex offset (more digits past 64 KiB),
-// the bytes in hex, and the bytes as ASCII with "." for the unprintable.
+// for a backslash, "\r" for a carriage return, "\xNN" for every other
+// byte; a newline follows unless the data ended with one.
+// hex: lines of 16 bytes: a 4-digit hex offset (8 digits past 64 KiB), the
+// bytes in hex, and the bytes as ASCII with "." for the unprintable.
 
 #ifndef CANAL_TOOLS_CANAL_DUMP_H_
 #define CANAL_TOOLS_CANAL_DUMP_H_

@@ -67,10 +67,11 @@ const std::vector<CommandText>& Texts() {
        "  (default)  a two-way relay between the client and this program's\n"
        "             standard input and output, one client at a time\n"
        "             (further clients wait to be accepted). A client is\n"
-       "             served until it finishes sending. The end of standard\n"
-       "             input half-closes the channel on POSIX (the client\n"
-       "             reads the end of the stream); later clients get no\n"
-       "             input.\n"
+       "             served until it finishes sending; what standard input\n"
+       "             has delivered by then still goes to it. The end of\n"
+       "             standard input half-closes the channel on POSIX (the\n"
+       "             client reads the end of the stream); later clients get\n"
+       "             no input.\n"
        "  --echo     sends every chunk or message back, to many clients at\n"
        "             once.\n"
        "  --exec CMD runs CMD for each client with the connection as its\n"
@@ -86,9 +87,10 @@ const std::vector<CommandText>& Texts() {
        "             CMD is split into words at spaces; '...' and \"...\"\n"
        "             quote (in \"...\", \\\" and \\\\ stand for \" and \\); a\n"
        "             backslash elsewhere is an ordinary character.\n"
-       "Stops on Ctrl-C (SIGINT, SIGTERM, SIGHUP on POSIX), after --count\n"
-       "clients have finished, and with --echo or --exec at the end of\n"
-       "standard input when it is a terminal.\n",
+       "Stops on Ctrl-C (SIGINT, SIGTERM, SIGHUP on POSIX; Ctrl-Break and\n"
+       "closing the console on Windows), after --count clients have\n"
+       "finished, and with --echo or --exec at the end of standard input\n"
+       "when it is a terminal.\n",
        true, false},
       {"connect", "canal connect NAME [OPTIONS]",
        "copy stdin to the pipe and the pipe to stdout",
