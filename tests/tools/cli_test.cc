@@ -738,7 +738,7 @@ TEST(CliTest, ServeAccessFlagsSetThePolicy) {
   };
   const std::vector<Case> cases = {
 #ifdef _WIN32
-      {{}, "(A;;FA;;;"},  // only SYSTEM and this user
+      {{}, ";;;SY)"},  // only SYSTEM and this user
       {{"--allow-local-users"}, ";;;AU)"},
       {{"--allow-group", group}, ";;;BU)"},
       {{"--allow-group", "Users"}, ";;;BU)"},
