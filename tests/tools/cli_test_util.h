@@ -62,31 +62,38 @@ class SyncBuf : public std::streambuf {
 };
 
 // Standard input that a test feeds while the command runs: Push() adds
-// bytes, End() ends the input. Reads block in between, like a pipe.
+// bytes, End() ends the input. Reads block in between, like a pipe. Copies
+// share one input, and a command's reader holds a copy: a thread that the
+// command leaves blocked in a read (see canal_cli::Io) may outlive the test's
+// object.
 class ScriptedInput {
  public:
   void Push(absl::string_view data) {
-    absl::MutexLock lock(&mu_);
-    data_.append(data.data(), data.size());
+    absl::MutexLock lock(&s_->mu);
+    s_->data.append(data.data(), data.size());
   }
   void End() {
-    absl::MutexLock lock(&mu_);
-    ended_ = true;
+    absl::MutexLock lock(&s_->mu);
+    s_->ended = true;
   }
-  absl::StatusOr<size_t> Read(absl::Span<char> buffer) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](ScriptedInput* s) { return !s->data_.empty() || s->ended_; }, this));
-    const size_t n = std::min(buffer.size(), data_.size());
-    std::copy_n(data_.data(), n, buffer.data());
-    data_.erase(0, n);
+  absl::StatusOr<size_t> Read(absl::Span<char> buffer) const {
+    State* s = s_.get();
+    absl::MutexLock lock(&s->mu);
+    s->mu.Await(absl::Condition(
+        +[](State* st) { return !st->data.empty() || st->ended; }, s));
+    const size_t n = std::min(buffer.size(), s->data.size());
+    std::copy_n(s->data.data(), n, buffer.data());
+    s->data.erase(0, n);
     return n;
   }
 
  private:
-  absl::Mutex mu_;
-  std::string data_;
-  bool ended_ = false;
+  struct State {
+    absl::Mutex mu;
+    std::string data;
+    bool ended = false;
+  };
+  std::shared_ptr<State> s_ = std::make_shared<State>();
 };
 
 // One command's streams.
@@ -113,10 +120,10 @@ struct Capture {
       return n;
     };
   }
-  // Input fed by `input` (which must outlive every read).
+  // Input fed by `input` (shared, see ScriptedInput).
   void SetInput(ScriptedInput* input) {
-    io.read_input = [input](absl::Span<char> buffer) {
-      return input->Read(buffer);
+    io.read_input = [input = *input](absl::Span<char> buffer) {
+      return input.Read(buffer);
     };
   }
   std::string Out() const { return out_buf.Text(); }
