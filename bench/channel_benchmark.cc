@@ -8,7 +8,7 @@
 //   RoundTrip/{canal,raw}/64                 ping-pong latency
 //   Call/{canal,raw}/64                      connect + transact + close
 //
-// The raw primitive (tools/canal/raw.h) is a Unix stream socket pair on
+// The raw primitive (bench/raw/raw.h) is a Unix stream socket pair on
 // POSIX and a pair of overlapped named-pipe handles on Windows; for Call, a
 // raw Unix-socket connect+write+read+close or CallNamedPipe.
 
@@ -22,8 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "canal/canal.h"
-#include "tools/canal/bench.h"
-#include "tools/canal/raw.h"
+#include "bench/raw/canal_pairs.h"
+#include "bench/raw/raw.h"
 
 #ifndef _WIN32
 #include <signal.h>
@@ -31,16 +31,16 @@
 
 namespace {
 
-using canal_cli::StreamEnd;
-using canal_cli::StreamPair;
+using canal_raw::StreamEnd;
+using canal_raw::StreamPair;
 
 absl::StatusOr<StreamPair> MakePair(bool raw, bool message_mode, size_t size) {
-  canal_cli::BenchOptions options;
+  canal_raw::PairOptions options;
   options.message_mode = message_mode;
-  options.size = size;
-  if (raw) return canal_cli::MakeRawPair(message_mode, options.buffer_size);
+  options.max_message_size = size;
+  if (raw) return canal_raw::MakeRawPair(options);
   absl::StatusOr<std::vector<StreamPair>> pairs =
-      canal_cli::MakeCanalPairs(options, 1);
+      canal_raw::MakeCanalPairs(options, 1);
   if (!pairs.ok()) return pairs.status();
   return std::move(pairs->front());
 }
@@ -125,8 +125,8 @@ void Call(benchmark::State& state, bool raw) {
   const std::string request(size, 'r');
   std::string reply;
   if (raw) {
-    absl::StatusOr<std::unique_ptr<canal_cli::RawCallServer>> server =
-        canal_cli::RawCallServer::Start(size);
+    absl::StatusOr<std::unique_ptr<canal_raw::RawCallServer>> server =
+        canal_raw::RawCallServer::Start(size);
     if (!server.ok()) {
       state.SkipWithError(std::string(server.status().message()).c_str());
       return;

@@ -9,7 +9,11 @@ SUDO=""
 if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
 
 NATIVE_PKGS=(meson ninja-build pkg-config g++ cmake libabsl-dev libgtest-dev libgmock-dev
-             libbenchmark-dev libuv1-dev clang libclang-rt-14-dev python3 dpkg-dev)
+             libbenchmark-dev libuv1-dev clang libclang-rt-14-dev python3 dpkg-dev
+             libcli11-dev        # the canal tool: command line (header-only)
+             nlohmann-json3-dev  # the canal tool: JSON output (header-only)
+             nodejs              # tests/tools: Node.js net as a peer
+             socat)              # tests/tools: socat as a peer
 CROSS_PKGS=(mingw-w64 wine64 wine)
 
 want=()

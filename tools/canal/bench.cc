@@ -7,44 +7,27 @@
 #include <utility>
 #include <vector>
 
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "canal/canal.h"
-#include "tools/canal/raw.h"
+#include "bench/raw/canal_pairs.h"
+#include "bench/raw/raw.h"
+#include "nlohmann/json.hpp"
 
 namespace canal_cli {
 namespace {
 
-// canal::Channel as a StreamEnd.
-class ChannelEnd : public StreamEnd {
- public:
-  explicit ChannelEnd(canal::Channel channel) : channel_(std::move(channel)) {}
+using canal_raw::StreamEnd;
+using canal_raw::StreamPair;
 
-  absl::Status Send(absl::string_view data) override {
-    return channel_.Write(data);
-  }
-
-  absl::StatusOr<size_t> Receive(absl::Span<char> buffer) override {
-    absl::StatusOr<canal::ReadResult> r = channel_.Read(buffer);
-    if (!r.ok()) {
-      if (absl::IsOutOfRange(r.status())) return 0;
-      return r.status();
-    }
-    if (channel_.mode() == canal::PipeMode::kMessage &&
-        (r->more || r->size != buffer.size())) {
-      return absl::DataLossError("bench: unexpected message size");
-    }
-    return r->size;
-  }
-
-  void Close() override { channel_.Close(); }
-
- private:
-  canal::Channel channel_;
-};
+canal_raw::PairOptions PairOptionsFor(const BenchOptions& options) {
+  canal_raw::PairOptions pair;
+  pair.message_mode = options.message_mode;
+  pair.max_message_size = std::max<size_t>(options.size, 1);
+  pair.buffer_size = options.buffer_size;
+  return pair;
+}
 
 using PairFactory =
     std::function<absl::StatusOr<std::vector<StreamPair>>(int count)>;
@@ -54,7 +37,7 @@ absl::StatusOr<std::vector<StreamPair>> MakeRawPairs(
   std::vector<StreamPair> pairs;
   for (int i = 0; i < count; ++i) {
     absl::StatusOr<StreamPair> pair =
-        MakeRawPair(options.message_mode, options.buffer_size);
+        canal_raw::MakeRawPair(PairOptionsFor(options));
     if (!pair.ok()) return pair.status();
     pairs.push_back(std::move(*pair));
   }
@@ -229,45 +212,18 @@ absl::Status MeasureLatency(const PairFactory& factory,
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
-std::string FiguresJson(const BenchFigures& f) {
-  return absl::StrFormat(
-      "{\"bytes_per_second\": %.1f, \"messages_per_second\": %.1f, "
-      "\"round_trips_per_second\": %.1f, \"latency_median_us\": %.3f, "
-      "\"latency_p99_us\": %.3f, \"round_trips\": %d}",
-      f.bytes_per_second, f.messages_per_second, f.round_trips_per_second,
-      f.latency_median_us, f.latency_p99_us, f.round_trips);
+nlohmann::ordered_json FiguresJson(const BenchFigures& f) {
+  nlohmann::ordered_json o;
+  o["bytes_per_second"] = f.bytes_per_second;
+  o["messages_per_second"] = f.messages_per_second;
+  o["round_trips_per_second"] = f.round_trips_per_second;
+  o["latency_median_us"] = f.latency_median_us;
+  o["latency_p99_us"] = f.latency_p99_us;
+  o["round_trips"] = f.round_trips;
+  return o;
 }
 
 }  // namespace
-
-absl::StatusOr<std::vector<StreamPair>> MakeCanalPairs(
-    const BenchOptions& options, int count) {
-  static std::atomic<int> counter{0};
-  absl::BitGen gen;
-  const std::string name =
-      absl::StrCat("canal-bench-", counter.fetch_add(1), "-",
-                   absl::Hex(absl::Uniform<uint64_t>(gen)));
-  canal::ListenerOptions listener_options;
-  listener_options.mode =
-      options.message_mode ? canal::PipeMode::kMessage : canal::PipeMode::kByte;
-  listener_options.buffer_size = options.buffer_size;
-  listener_options.max_message_size = std::max<size_t>(options.size, 1);
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, listener_options);
-  if (!listener.ok()) return listener.status();
-  std::vector<StreamPair> pairs;
-  for (int i = 0; i < count; ++i) {
-    absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
-    if (!client.ok()) return client.status();
-    absl::StatusOr<canal::Channel> server = listener->Accept(absl::Seconds(10));
-    if (!server.ok()) return server.status();
-    StreamPair pair;
-    pair.server = std::make_unique<ChannelEnd>(std::move(*server));
-    pair.client = std::make_unique<ChannelEnd>(std::move(*client));
-    pairs.push_back(std::move(pair));
-  }
-  return pairs;  // Accepted channels outlive the listener.
-}
 
 absl::StatusOr<BenchReport> RunBench(
     const BenchOptions& options,
@@ -275,9 +231,9 @@ absl::StatusOr<BenchReport> RunBench(
     StopSource* stop) {
   BenchReport report;
   report.options = options;
-  report.primitive = RawPrimitiveName();
+  report.primitive = canal_raw::RawPrimitiveName();
   const PairFactory canal_pairs = [&options](int n) {
-    return MakeCanalPairs(options, n);
+    return canal_raw::MakeCanalPairs(PairOptionsFor(options), n);
   };
   const PairFactory raw_pairs = [&options](int n) {
     return MakeRawPairs(options, n);
@@ -302,18 +258,22 @@ absl::StatusOr<BenchReport> RunBench(
 }
 
 std::string ReportJson(const BenchReport& r) {
-  return absl::StrFormat(
-      "{\"mode\": \"%s\", \"size\": %d, \"clients\": %d, \"duration_ms\": %d, "
-      "\"primitive\": \"%s\", \"canal\": %s, \"raw\": %s, \"ratio\": "
-      "{\"throughput\": %.4f, \"messages_per_second\": %.4f, "
-      "\"latency_median\": %.4f, \"latency_p99\": %.4f}}",
-      r.options.message_mode ? "message" : "byte", r.options.size,
-      r.options.clients, absl::ToInt64Milliseconds(r.options.duration),
-      r.primitive, FiguresJson(r.canal), FiguresJson(r.raw),
-      Ratio(r.canal.bytes_per_second, r.raw.bytes_per_second),
-      Ratio(r.canal.messages_per_second, r.raw.messages_per_second),
-      Ratio(r.canal.latency_median_us, r.raw.latency_median_us),
-      Ratio(r.canal.latency_p99_us, r.raw.latency_p99_us));
+  nlohmann::ordered_json o;
+  o["mode"] = r.options.message_mode ? "message" : "byte";
+  o["size"] = r.options.size;
+  o["clients"] = r.options.clients;
+  o["duration_ms"] = absl::ToInt64Milliseconds(r.options.duration);
+  o["primitive"] = r.primitive;
+  o["canal"] = FiguresJson(r.canal);
+  o["raw"] = FiguresJson(r.raw);
+  nlohmann::ordered_json& ratio = o["ratio"];
+  ratio["throughput"] = Ratio(r.canal.bytes_per_second, r.raw.bytes_per_second);
+  ratio["messages_per_second"] =
+      Ratio(r.canal.messages_per_second, r.raw.messages_per_second);
+  ratio["latency_median"] =
+      Ratio(r.canal.latency_median_us, r.raw.latency_median_us);
+  ratio["latency_p99"] = Ratio(r.canal.latency_p99_us, r.raw.latency_p99_us);
+  return o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string ReportText(const BenchReport& r) {

@@ -1,6 +1,7 @@
 // `canal bench`: measures canal against the raw system primitive (see
-// raw.h) in the same run, the same way: throughput with clients streaming
-// writes of one size, and round-trip latency with clients doing ping-pong.
+// bench/raw/raw.h) in the same run, the same way: throughput with clients
+// streaming writes of one size, and round-trip latency with clients doing
+// ping-pong. bench_command.cc turns the command line into BenchOptions.
 
 #ifndef CANAL_TOOLS_CANAL_BENCH_H_
 #define CANAL_TOOLS_CANAL_BENCH_H_
@@ -14,8 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "tools/canal/cli.h"
-#include "tools/canal/raw.h"
+#include "tools/canal/stop_source.h"
 
 namespace canal_cli {
 
@@ -47,12 +47,6 @@ struct BenchReport {
   BenchFigures raw;
 };
 
-// Creates `count` connected canal channel pairs on a fresh listener with a
-// unique name, mode and buffer size from `options` (clients connected,
-// servers accepted; the listener is closed again).
-absl::StatusOr<std::vector<StreamPair>> MakeCanalPairs(
-    const BenchOptions& options, int count);
-
 // Runs the four measurements (canal and raw, throughput and latency), each
 // for `options.duration`. `progress`, if set, gets a one-line status about
 // ten times a second. Returns Cancelled if `stop` is stopped meanwhile.
@@ -61,10 +55,10 @@ absl::StatusOr<BenchReport> RunBench(
     const std::function<void(absl::string_view)>& progress,
     StopSource* stop);
 
-// The report as one JSON object: "mode", "size", "clients", "duration_ms",
-// "primitive", "canal" and "raw" (each with the BenchFigures fields), and
-// "ratio" (canal / raw for "throughput", "messages_per_second",
-// "latency_median" and "latency_p99").
+// The report as one JSON object on one line: "mode", "size", "clients",
+// "duration_ms", "primitive", "canal" and "raw" (each with the BenchFigures
+// fields), and "ratio" (canal / raw for "throughput",
+// "messages_per_second", "latency_median" and "latency_p99").
 std::string ReportJson(const BenchReport& report);
 
 // The report as a small table for people.

@@ -6,11 +6,18 @@
 //   canal_cli::StopSource stop;       // Ctrl-C handlers call stop.Stop()
 //   int code = canal_cli::Run({"call", "echo", "hello"}, io, &stop);
 //
+// One file per job: flags.cc parses the command line (CLI11), one file per
+// command (serve.cc, connect.cc, call.cc, wait.cc, list.cc, bench_command.cc)
+// runs it, relay.cc and exec.cc move data between a channel and a local
+// stream or child, message_format.cc and dump.cc turn messages and traffic
+// into text, stop_source.cc and signals_*.cc stop a running command.
+//
 // Exit codes are listed in `ExitCode` and printed by `canal --help`.
 
 #ifndef CANAL_TOOLS_CANAL_CLI_H_
 #define CANAL_TOOLS_CANAL_CLI_H_
 
+#include <cstddef>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -18,8 +25,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "tools/canal/stop_source.h"
 
 namespace canal_cli {
 
@@ -35,61 +42,42 @@ enum ExitCode : int {
 
 // The exit code for a failed canal operation: kExitNotFound for NotFound,
 // kExitTimeout for DeadlineExceeded, kExitPermissionDenied for
-// PermissionDenied, kExitError otherwise (kExitOk for OK).
+// PermissionDenied, kExitError otherwise (kExitOk for OK). Command-line
+// errors are kExitUsage, decided by the parser, not by this.
 int ExitCodeFor(const absl::Status& status);
+
+// How a progress line may be drawn on standard output.
+enum class ProgressStyle {
+  kNone,   // Not a terminal: no progress line.
+  kAnsi,   // A terminal that understands "\r\033[K" (erase the line).
+  kPlain,  // A terminal without escape sequences: "\r" and spaces.
+};
 
 // Where a command reads its input and writes its output.
 struct Io {
   // Reads some bytes of standard input into the buffer, blocking until at
   // least one is there; returns 0 at end of input. May be empty: no input.
+  // A command may leave a thread blocked in it after `Run` returns (a
+  // terminal that never ends), so it must stay callable for as long as it
+  // can block.
   std::function<absl::StatusOr<size_t>(absl::Span<char>)> read_input;
   // Standard output and standard error. Both must be set.
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
-  // Whether standard output is a terminal (enables bench's progress line).
-  bool out_is_terminal = false;
-};
-
-// Asks a running command (`serve`, `connect`, `bench`) to stop, from any
-// thread (a signal watcher, a console control handler or a test). Commands
-// register what to close while they run; `Stop` closes it and every later
-// registration is closed at once.
-class StopSource {
- public:
-  StopSource() = default;
-  StopSource(const StopSource&) = delete;
-  StopSource& operator=(const StopSource&) = delete;
-
-  // Requests the stop: runs every registered callback once. Idempotent.
-  void Stop();
-
-  // Whether `Stop` has been called.
-  bool stopped() const;
-
-  // Registers `on_stop` to run when `Stop` is called (at once if it already
-  // was). Returns an id for `Unregister`.
-  int Register(std::function<void()> on_stop);
-
-  // Forgets a callback registered by `Register`; after it returns the
-  // callback is not running and will not run.
-  void Unregister(int id);
-
- private:
-  mutable absl::Mutex mu_;
-  bool stopped_ = false;
-  int next_id_ = 0;
-  std::vector<std::pair<int, std::function<void()>>> callbacks_;
+  // What standard output can display (bench's progress line).
+  ProgressStyle progress = ProgressStyle::kNone;
+  // Whether standard input is a terminal: `serve --echo` and `serve --exec`,
+  // which do not read it, then stop at its end (Ctrl-D; Ctrl-Z Enter on
+  // Windows), reading it on a thread that outlives `Run`.
+  bool input_is_terminal = false;
 };
 
 // Runs one `canal` command line (without the program name, e.g. {"call",
 // "echo", "hi"}) and returns its exit code. Errors are printed as one line
 // on `io.err`. `stop` may be null: the command then runs until it ends by
-// itself.
+// itself. Never throws.
 int Run(const std::vector<std::string>& args, const Io& io,
         StopSource* stop = nullptr);
-
-// The text of `canal --help`.
-std::string MainHelp();
 
 }  // namespace canal_cli
 

@@ -14,10 +14,18 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "tools/canal/raw.h"
+#include "bench/raw/raw.h"
 
-namespace canal_cli {
+namespace canal_raw {
 namespace {
+
+// Descriptors are close-on-exec from birth where the system can (a child
+// started meanwhile by another thread must not inherit them).
+#ifdef SOCK_CLOEXEC
+constexpr int kSocketType = SOCK_STREAM | SOCK_CLOEXEC;
+#else
+constexpr int kSocketType = SOCK_STREAM;
+#endif
 
 #ifdef MSG_NOSIGNAL
 constexpr int kSendFlags = MSG_NOSIGNAL;
@@ -114,7 +122,7 @@ class PosixCallServer : public RawCallServer {
   }
 
   absl::Status Call(absl::string_view request, std::string* reply) override {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    const int fd = ::socket(AF_UNIX, kSocketType, 0);
     if (fd < 0) return Errno("socket");
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -140,7 +148,11 @@ class PosixCallServer : public RawCallServer {
   void Serve() {
     std::string buffer(request_size_, '\0');
     while (true) {
+#ifdef __linux__
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+#else
       const int fd = ::accept(listen_fd_, nullptr, nullptr);
+#endif
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         return;  // shut down
@@ -163,9 +175,11 @@ class PosixCallServer : public RawCallServer {
 
 const char* RawPrimitiveName() { return "unix socketpair"; }
 
-absl::StatusOr<StreamPair> MakeRawPair(bool message_mode, size_t buffer_size) {
+absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options) {
+  const bool message_mode = options.message_mode;
+  const size_t buffer_size = options.buffer_size;
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
+  if (::socketpair(AF_UNIX, kSocketType, 0, fds) != 0) {
     return Errno("socketpair");
   }
   SetBuffers(fds[0], buffer_size);
@@ -183,7 +197,7 @@ absl::StatusOr<std::unique_ptr<RawCallServer>> RawCallServer::Start(
                                  "/canal-raw-XXXXXX");
   if (::mkdtemp(&dir[0]) == nullptr) return Errno("mkdtemp");
   std::string path = dir + "/s";
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  const int fd = ::socket(AF_UNIX, kSocketType, 0);
   if (fd < 0) return Errno("socket");
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -203,4 +217,4 @@ absl::StatusOr<std::unique_ptr<RawCallServer>> RawCallServer::Start(
       new PosixCallServer(std::move(dir), std::move(path), fd, request_size));
 }
 
-}  // namespace canal_cli
+}  // namespace canal_raw

@@ -1,10 +1,19 @@
-// The raw system primitives that `canal bench` and the Google Benchmark
-// suite (bench/) measure canal against: a connected Unix stream socket pair
-// on POSIX, a pair of raw overlapped named-pipe handles on Windows, and a raw
-// connect + write + read + close server and client on each.
+// The raw system primitives that `canal bench` (tools/canal/) and the Google
+// Benchmark suite (bench/) measure canal against: a connected Unix stream
+// socket pair on POSIX, a pair of raw overlapped named-pipe handles on
+// Windows, and a raw connect + write + read + close server and client on
+// each. canal's own side of the comparison is in canal_pairs.h. This kit is
+// a library of its own (canal_raw) so that neither user depends on the
+// other.
+//
+//   canal_raw::PairOptions options;
+//   options.message_mode = true;
+//   absl::StatusOr<canal_raw::StreamPair> pair =
+//       canal_raw::MakeRawPair(options);
+//   pair->client->Send("ping");
 
-#ifndef CANAL_TOOLS_CANAL_RAW_H_
-#define CANAL_TOOLS_CANAL_RAW_H_
+#ifndef CANAL_BENCH_RAW_RAW_H_
+#define CANAL_BENCH_RAW_RAW_H_
 
 #include <cstddef>
 #include <memory>
@@ -16,10 +25,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
-namespace canal_cli {
+namespace canal_raw {
 
 // One end of a connected stream, as the benchmarks drive it. Implemented
-// over canal::Channel (see bench.h) and over the raw primitives here.
+// over canal::Channel (canal_pairs.h) and over the raw primitives here.
 class StreamEnd {
  public:
   virtual ~StreamEnd() = default;
@@ -43,13 +52,28 @@ struct StreamPair {
   std::unique_ptr<StreamEnd> client;
 };
 
+// How to make a pair, raw or canal.
+struct PairOptions {
+  // Message mode instead of byte mode.
+  bool message_mode = false;
+  // The largest message the pair must carry (canal's
+  // ListenerOptions::max_message_size; at least 1). The raw pairs need no
+  // limit.
+  size_t max_message_size = 64 * 1024;
+  // ListenerOptions::buffer_size for canal, and the same for the raw
+  // primitive; 0 keeps the system's default.
+  size_t buffer_size = 64 * 1024;
+};
+
 // A raw connected pair. POSIX: socketpair(AF_UNIX, SOCK_STREAM); message
 // mode sends the bytes unframed and receives exactly the known size.
 // Windows: CreateNamedPipe (PIPE_TYPE_BYTE or PIPE_TYPE_MESSAGE, overlapped)
 // and CreateFile on a unique name, with I/O through OVERLAPPED + an event.
-// `buffer_size` is applied as canal applies ListenerOptions::buffer_size
-// (SO_SNDBUF/SO_RCVBUF, or the pipe's buffer sizes); 0 keeps the default.
-absl::StatusOr<StreamPair> MakeRawPair(bool message_mode, size_t buffer_size);
+// `options.buffer_size` is applied as canal applies
+// ListenerOptions::buffer_size (SO_SNDBUF/SO_RCVBUF, or the pipe's buffer
+// sizes). Returns the system's error (errno or Windows error code in the
+// message) if the pair cannot be made.
+absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options);
 
 // What the raw primitive is called, for reports: "unix socketpair" or
 // "named pipe".
@@ -71,6 +95,6 @@ class RawCallServer {
   virtual absl::Status Call(absl::string_view request, std::string* reply) = 0;
 };
 
-}  // namespace canal_cli
+}  // namespace canal_raw
 
-#endif  // CANAL_TOOLS_CANAL_RAW_H_
+#endif  // CANAL_BENCH_RAW_RAW_H_

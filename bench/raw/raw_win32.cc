@@ -9,9 +9,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "tools/canal/raw.h"
+#include "bench/raw/raw.h"
 
-namespace canal_cli {
+namespace canal_raw {
 namespace {
 
 absl::Status Win32Error(absl::string_view what, DWORD error) {
@@ -197,7 +197,9 @@ class Win32CallServer : public RawCallServer {
 
 const char* RawPrimitiveName() { return "named pipe"; }
 
-absl::StatusOr<StreamPair> MakeRawPair(bool message_mode, size_t buffer_size) {
+absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options) {
+  const bool message_mode = options.message_mode;
+  const size_t buffer_size = options.buffer_size;
   const std::wstring name = UniquePipeName();
   const DWORD buffers = static_cast<DWORD>(buffer_size);
   HANDLE server = CreateNamedPipeW(
@@ -254,4 +256,4 @@ absl::StatusOr<std::unique_ptr<RawCallServer>> RawCallServer::Start(
       new Win32CallServer(std::move(name), first, request_size));
 }
 
-}  // namespace canal_cli
+}  // namespace canal_raw
