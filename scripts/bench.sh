@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh >/dev/null
 DIR=build/release
-OPTS=(-Dbuildtype=release -Dwerror=true -Dtests=disabled -Ddemo=disabled
+OPTS=(-Dbuildtype=release -Dwerror=true -Dtests=disabled -Dexamples=disabled
       -Dtools=enabled -Dbenchmarks=enabled)
 if [[ -f "$DIR/build.ninja" ]]; then
   meson setup --reconfigure "$DIR" "${OPTS[@]}" >/dev/null

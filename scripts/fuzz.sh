@@ -27,7 +27,7 @@ if [[ -z "$CXX_FUZZ" ]]; then
   echo "fuzz: clang++ not found"; exit 1
 fi
 opts=(-Dfuzzing=enabled -Dtests=disabled -Dtools=disabled -Dbenchmarks=disabled
-      -Ddemo=disabled -Db_sanitize=address,undefined -Db_lundef=false
+      -Dexamples=disabled -Db_sanitize=address,undefined -Db_lundef=false
       -Dbuildtype=debugoptimized -Dcpp_args=-fsanitize=fuzzer-no-link)
 if [[ -f "$BUILD/build.ninja" ]]; then
   meson setup --reconfigure "$BUILD" "${opts[@]}" >/dev/null || exit 1
