@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -122,7 +123,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (listener.ok() && portable) {
       struct stat st;
-      if (lstat(absl::StrCat(dir, "/", name).c_str(), &st) != 0 ||
+      // Portable names are case-insensitive: the socket is named in lower
+      // case.
+      if (lstat(absl::StrCat(dir, "/", absl::AsciiStrToLower(name)).c_str(),
+                &st) != 0 ||
           !S_ISSOCK(st.st_mode)) {
         canal_fuzz::Fail("portable listener socket is not <dir>/<name>");
       }

@@ -165,7 +165,7 @@ TEST(SplitCommandTest, QuotesAndBackslashes) {
 
 TEST(LockLineTest, ParsesTheDocumentedLine) {
   canal_cli::ListedPipe p;
-  ASSERT_TRUE(canal_cli::ParseLockLine(
+  ASSERT_TRUE(canal_cli::ParseMetaLine(
       "canal 1 mode=message access=inbound max_instances=4 "
       "max_message_size=67108864 buffer_size=65536 pid=1234 future=x\n",
       &p));
@@ -185,7 +185,7 @@ TEST(LockLineTest, RefusesWhatIsNotACompleteVersion1Line) {
         "canal 1 mode=byte access=duplex pid=-4\n"}) {
     canal_cli::ListedPipe p;
     p.name = "unchanged";
-    EXPECT_FALSE(canal_cli::ParseLockLine(line, &p)) << line;
+    EXPECT_FALSE(canal_cli::ParseMetaLine(line, &p)) << line;
     EXPECT_FALSE(p.mode.has_value()) << line;
     EXPECT_EQ(p.name, "unchanged");
   }

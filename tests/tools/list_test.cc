@@ -96,14 +96,38 @@ class ListDirTest : public ::testing::Test {
     (void)!std::system(("rm -rf '" + dir_ + "'").c_str());
   }
   std::string Path(const std::string& file) const { return dir_ + "/" + file; }
-  // Writes a lock file with `line`; returns its descriptor (open).
-  int Plant(const std::string& socket, const std::string& line) {
-    const std::string path = Path(socket + ".canal~lock");
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    EXPECT_GE(fd, 0) << path;
-    EXPECT_EQ(::write(fd, line.data(), line.size()),
+  // Plants what a listener of `socket` keeps beside its socket: an empty
+  // lock file and a metadata file holding `line`. Returns the descriptor of
+  // the lock file (open, not locked); the metadata file's is in `*meta_fd`
+  // if asked for, else closed.
+  int Plant(const std::string& socket, const std::string& line,
+            int* meta_fd = nullptr) {
+    const std::string lock = Path(socket + ".canal~lock");
+    const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    EXPECT_GE(fd, 0) << lock;
+    const std::string meta = Path(socket + ".canal~meta");
+    const int mfd = ::open(meta.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    EXPECT_GE(mfd, 0) << meta;
+    EXPECT_EQ(::write(mfd, line.data(), line.size()),
               static_cast<ssize_t>(line.size()));
+    if (meta_fd != nullptr) {
+      *meta_fd = mfd;
+    } else {
+      ::close(mfd);
+    }
     return fd;
+  }
+  // Holds the locks a live listener holds on the files Plant made.
+  static void HoldAsListener(int lock_fd, int meta_fd) {
+    ASSERT_EQ(::flock(lock_fd, LOCK_EX | LOCK_NB), 0);
+#if defined(F_OFD_SETLK)
+    struct flock wr = {};
+    wr.l_type = F_WRLCK;
+    wr.l_whence = SEEK_SET;
+    ASSERT_EQ(::fcntl(meta_fd, F_OFD_SETLK, &wr), 0);
+#else
+    (void)meta_fd;
+#endif
   }
   std::string dir_;
 };
@@ -152,28 +176,50 @@ TEST_F(ListDirTest, LeavesOutWhatNoLiveListenerHolds) {
   ASSERT_EQ(::mkfifo(Path("fifo.canal~lock").c_str(), 0600), 0);
   ASSERT_EQ(::mkdir(Path("dir.canal~lock").c_str(), 0700), 0);
   ::close(Plant("", line));  // no name at all
-  // A symlink to a locked file elsewhere is still not followed.
-  const int held = Plant("real", line);
-  ASSERT_EQ(::flock(held, LOCK_EX | LOCK_NB), 0);
-  ASSERT_EQ(::rename(Path("real.canal~lock").c_str(),
-                     (dir_ + "-outside.canal~lock").c_str()),
-            0);
-  ASSERT_EQ(::symlink((dir_ + "-outside.canal~lock").c_str(),
-                      Path("evil.canal~lock").c_str()),
-            0);
-  EXPECT_EQ(ListJson({dir_}).size(), 0u);
+  // Symlinks to held files elsewhere are still not followed.
+  int held_meta = -1;
+  const int held = Plant("real", line, &held_meta);
+  HoldAsListener(held, held_meta);
+  for (const char* suffix : {".canal~lock", ".canal~meta"}) {
+    ASSERT_EQ(::rename(Path(std::string("real") + suffix).c_str(),
+                       (dir_ + "-outside" + suffix).c_str()),
+              0);
+    ASSERT_EQ(::symlink((dir_ + "-outside" + suffix).c_str(),
+                        Path(std::string("evil") + suffix).c_str()),
+              0);
+  }
+#if defined(F_OFD_SETLK)
+  // Where the listener's liveness is its write lock on the metadata: a
+  // stale metadata file beside a lock file someone else holds is no
+  // listener.
+  int stale_meta = -1;
+  const int squatter = Plant("squat", line, &stale_meta);
+  ASSERT_EQ(::flock(squatter, LOCK_EX | LOCK_NB), 0);
+#endif
+  EXPECT_EQ(ListJson({dir_}).size(), 0u) << ListJson({dir_}).dump();
   ::close(held);
+  ::close(held_meta);
+#if defined(F_OFD_SETLK)
+  ::close(squatter);
+  ::close(stale_meta);
+#endif
   ::unlink((dir_ + "-outside.canal~lock").c_str());
+  ::unlink((dir_ + "-outside.canal~meta").c_str());
 }
 
 TEST_F(ListDirTest, HostileNamesAndStartingListeners) {
   // Held locks that a test plants: one with a name full of JSON and
   // terminal specials, one whose line is not complete yet (starting).
   const std::string weird = "we\"ird\\name\x1b[31m\t";
-  const int a =
-      Plant(weird, "canal 1 mode=byte access=outbound max_instances=2 pid=77\n");
-  const int b = Plant("starting", "canal 1 mode=mess");
-  ASSERT_EQ(::flock(a, LOCK_EX | LOCK_NB), 0);
+  int a_meta = -1;
+  const int a = Plant(
+      weird, "canal 1 mode=byte access=outbound max_instances=2 pid=77\n",
+      &a_meta);
+  HoldAsListener(a, a_meta);
+  // Starting: the name lock is held, the metadata is not published yet.
+  const int b = ::open(Path("starting.canal~lock").c_str(),
+                       O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(b, 0);
   ASSERT_EQ(::flock(b, LOCK_EX | LOCK_NB), 0);
   nlohmann::json list = ListJson({dir_});
   ASSERT_EQ(list.size(), 2u) << list.dump();
@@ -188,6 +234,7 @@ TEST_F(ListDirTest, HostileNamesAndStartingListeners) {
   EXPECT_TRUE((*s)["pid"].is_null());
   EXPECT_EQ((*s)["uid"], static_cast<int64_t>(::geteuid()));
   ::close(a);
+  ::close(a_meta);
   ::close(b);
 }
 

@@ -40,7 +40,7 @@ nlohmann::ordered_json JsonOf(const std::optional<T>& value) {
 
 }  // namespace
 
-bool ParseLockLine(absl::string_view line, ListedPipe* pipe) {
+bool ParseMetaLine(absl::string_view line, ListedPipe* pipe) {
   // A line without its newline is still being written.
   if (line.empty() || line.back() != '\n') return false;
   line.remove_suffix(1);

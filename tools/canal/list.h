@@ -43,11 +43,11 @@ struct ListResult {
 // enumerate pipes (Wine).
 absl::StatusOr<ListResult> FindListeners(const std::string& dir);
 
-// Reads the fields of a "<socket>.canal~lock" line (src/posix/meta.h: "canal
+// Reads the fields of a "<socket>.canal~meta" line (src/posix/meta.h: "canal
 // 1 mode=... access=... max_instances=N ... pid=P\n", unknown keys ignored)
 // into `pipe`. False, leaving `pipe` unchanged, unless it is a complete
 // version-1 line with a valid mode and access.
-bool ParseLockLine(absl::string_view line, ListedPipe* pipe);
+bool ParseMetaLine(absl::string_view line, ListedPipe* pipe);
 
 // The listeners as a table for people ("-" for what is unknown).
 std::string FormatTable(const std::vector<ListedPipe>& pipes);
