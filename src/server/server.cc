@@ -60,9 +60,9 @@ absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
 
 }  // namespace
 
-absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
+absl::Status ConnError(absl::StatusCode code, absl::string_view name,
                        uint64_t id, absl::string_view what) {
-  return MakeError(code, "Server", config.name,
+  return MakeError(code, "Server", name,
                    absl::StrCat("connection ", id, ": ", what));
 }
 
@@ -72,6 +72,7 @@ ServerConn::ServerConn(uint64_t id_in, Channel channel_in, PeerInfo peer_in,
                        const ServerConfig* config_in, ServerLoop* loop_in)
     : id(id_in),
       peer(std::move(peer_in)),
+      params(config_in->conn_params),
       config(config_in),
       loop(loop_in),
       channel(std::move(channel_in)) {}
@@ -79,29 +80,29 @@ ServerConn::ServerConn(uint64_t id_in, Channel channel_in, PeerInfo peer_in,
 ServerConn::~ServerConn() = default;
 
 absl::Status ServerConn::Send(absl::string_view data, bool force) {
-  if (!config->can_write) {
-    return ConnError(absl::StatusCode::kFailedPrecondition, *config, id,
+  if (!params->can_write) {
+    return ConnError(absl::StatusCode::kFailedPrecondition, params->name, id,
                      "Send on an inbound listener (clients only write)");
   }
-  const bool message = config->mode == PipeMode::kMessage;
-  if (message && data.size() > config->max_message_size) {
-    return ConnError(absl::StatusCode::kInvalidArgument, *config, id,
+  const bool message = params->mode == PipeMode::kMessage;
+  if (message && data.size() > params->max_message_size) {
+    return ConnError(absl::StatusCode::kInvalidArgument, params->name, id,
                      absl::StrCat("message of ", data.size(),
                                   " bytes exceeds the limit of ",
-                                  config->max_message_size, " bytes"));
+                                  params->max_message_size, " bytes"));
   }
   const size_t wire =
       data.size() + (message && kFramesMessages ? kFrameHeaderSize : 0);
   std::lock_guard<std::mutex> lock(mu);
   if (finished || close_requested) {
-    return ConnError(absl::StatusCode::kFailedPrecondition, *config, id,
+    return ConnError(absl::StatusCode::kFailedPrecondition, params->name, id,
                      "the connection is closed");
   }
-  if (!force && queued >= config->max_queued_bytes) {
+  if (!force && queued >= params->max_queued_bytes) {
     return ConnError(
-        absl::StatusCode::kResourceExhausted, *config, id,
+        absl::StatusCode::kResourceExhausted, params->name, id,
         absl::StrCat("the outbound queue is full: it holds ", queued,
-                     " bytes, max_queued_bytes is ", config->max_queued_bytes,
+                     " bytes, max_queued_bytes is ", params->max_queued_bytes,
                      " (the client is not reading fast enough)"));
   }
   if (!message) {
@@ -192,11 +193,11 @@ void ServerLoop::Finish(ServerConn* conn, absl::Status status) {
 }
 
 bool ServerLoop::QueueFullLocked(const ServerConn* conn) {
-  return conn->queued >= conn->config->max_queued_bytes;
+  return conn->queued >= conn->params->max_queued_bytes;
 }
 
 bool ServerLoop::QueueDrainedLocked(const ServerConn* conn) {
-  return conn->queued < (conn->config->max_queued_bytes + 1) / 2;
+  return conn->queued < (conn->params->max_queued_bytes + 1) / 2;
 }
 
 // --- ServerCore ---------------------------------------------------------------
@@ -310,7 +311,7 @@ const PeerInfo& Connection::Peer() const {
 }
 
 PipeMode Connection::mode() const {
-  return conn_ ? conn_->config->mode : PipeMode::kByte;
+  return conn_ ? conn_->params->mode : PipeMode::kByte;
 }
 
 absl::Status Connection::Send(absl::string_view data) {
@@ -324,7 +325,7 @@ absl::Status Connection::Send(absl::string_view data) {
 void Connection::Close() {
   if (!conn_) return;
   conn_->RequestClose(internal::ConnError(absl::StatusCode::kCancelled,
-                                          *conn_->config, conn_->id,
+                                          conn_->params->name, conn_->id,
                                           "closed by Connection::Close"));
 }
 
@@ -369,6 +370,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   config.max_queued_bytes = options.max_queued_bytes;
   config.read_chunk_size = options.read_chunk_size;
   config.handlers = std::move(handlers);
+  auto params = std::make_shared<internal::ConnParams>();
+  params->name = config.name;
+  params->mode = config.mode;
+  params->can_write = config.can_write;
+  params->max_message_size = config.max_message_size;
+  params->max_queued_bytes = config.max_queued_bytes;
+  config.conn_params = std::move(params);
 
   auto core = std::make_unique<internal::ServerCore>(std::move(config),
                                                      *std::move(listener));

@@ -36,6 +36,18 @@
 namespace canal {
 namespace internal {
 
+// What a connection needs to answer its own methods. Shared by the server
+// and every ServerConn, so that a Connection handle kept after its Server is
+// destroyed still answers (mode(), Send's error) without touching the
+// server's memory.
+struct ConnParams {
+  std::string name;
+  PipeMode mode = PipeMode::kByte;
+  bool can_write = true;
+  size_t max_message_size = 0;
+  size_t max_queued_bytes = 0;
+};
+
 // Everything a loop needs to know about the server, fixed at Start.
 struct ServerConfig {
   std::string name;
@@ -46,6 +58,8 @@ struct ServerConfig {
   size_t max_queued_bytes = 0;
   size_t read_chunk_size = 0;
   ServerHandlers handlers;
+  // The fields above that connections need, for them to share.
+  std::shared_ptr<const ConnParams> conn_params;
 };
 
 class ServerLoop;
@@ -66,8 +80,13 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
 
   const uint64_t id;
   const PeerInfo peer;
+  // Outlives the server (see ConnParams).
+  const std::shared_ptr<const ConnParams> params;
+  // Both valid only while the connection is not finished: the loop finishes
+  // every connection before the server frees them, and every use of them
+  // from outside the loop thread checks `finished` under `mu` first.
   const ServerConfig* const config;
-  ServerLoop* const loop;  // Valid while the connection is not finished.
+  ServerLoop* const loop;
 
   // Owned by the loop thread.
   Channel channel;
@@ -135,9 +154,14 @@ std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
                                          bool use_epoll);
 std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config);
 
-// The status for an error on connection `conn`.
-absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
+// The status for an error on connection `id` of the server `name`.
+absl::Status ConnError(absl::StatusCode code, absl::string_view name,
                        uint64_t id, absl::string_view what);
+inline absl::Status ConnError(absl::StatusCode code,
+                              const ServerConfig& config, uint64_t id,
+                              absl::string_view what) {
+  return ConnError(code, config.name, id, what);
+}
 
 }  // namespace internal
 }  // namespace canal
