@@ -33,6 +33,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/framing.h"
+#include "src/posix/error.h"
+#include "src/posix/fd_util.h"
 #include "src/server/poller.h"
 #include "src/server/server_internal.h"
 
@@ -40,11 +42,9 @@ namespace canal {
 namespace internal {
 namespace {
 
-#ifdef MSG_NOSIGNAL
-constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
-#else
-constexpr int kSendFlags = MSG_DONTWAIT;  // SO_NOSIGPIPE is set by canal.
-#endif
+// No SIGPIPE (MSG_NOSIGNAL, or SO_NOSIGPIPE set by canal where that flag
+// is missing), and never block.
+constexpr int kLoopSendFlags = kSendFlags | MSG_DONTWAIT;
 
 constexpr int kMaxIov = 64;
 // A message buffer larger than this is freed after use.
@@ -85,19 +85,16 @@ class PosixLoop final : public ServerLoop {
 #endif
     absl::Status init = poller_->Init();
     if (!init.ok()) return init;
+    // Non-blocking and close-on-exec from birth (pipe2 where the system has
+    // it): a child that another thread forks must not inherit it.
     int fds[2];
-    if (::pipe(fds) != 0) {
-      const int err = errno;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "canal: Server \"", config_->name, "\": pipe failed (",
-          strerror(err), ")"));
+    if (!MakePipe(fds)) {
+      return ErrnoError(absl::StatusCode::kResourceExhausted, "Server::Start",
+                        config_->name, "cannot create the loop's wake-up pipe",
+                        errno);
     }
     wake_read_ = fds[0];
     wake_write_ = fds[1];
-    for (int fd : fds) {
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
     return poller_->Add(wake_read_, &wake_tag_, true, false);
   }
 
@@ -455,7 +452,7 @@ class PosixLoop final : public ServerLoop {
       msghdr mh{};
       mh.msg_iov = iov;
       mh.msg_iovlen = count;
-      ssize_t n = ::sendmsg(conn->fd, &mh, kSendFlags);
+      ssize_t n = ::sendmsg(conn->fd, &mh, kLoopSendFlags);
       if (n < 0) {
         const int err = errno;
         if (err == EINTR) continue;
