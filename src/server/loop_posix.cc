@@ -13,7 +13,16 @@
 // only while the queue is not empty.
 //
 // Other threads reach the loop through an inbox (new connections, "look at
-// this connection", shutdown) and a self-pipe that wakes it.
+// this connection", shutdown) and a self-pipe that wakes it. Connections
+// waiting for the loop's attention are kept in intrusive lists, so that
+// asking for it never allocates (Send and Close must not fail once the
+// data is queued); a connection closed during an event batch is kept alive
+// the same way until the batch is over.
+//
+// Memory: a message's buffer grows with the bytes that arrive, never with
+// the size its header announces, so a client pays for what it sends. An
+// allocation that fails closes only the connection it was for, with
+// ResourceExhausted.
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -23,7 +32,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -55,7 +63,13 @@ class PosixConn final : public ServerConn {
   using ServerConn::ServerConn;
 
   int fd = -1;
+  // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
+  bool in_inbox = false;
+  std::shared_ptr<PosixConn> next_inbox;
   // Loop thread only.
+  bool in_pending = false;  // In the loop's own list of the same.
+  std::shared_ptr<PosixConn> next_pending;
+  std::shared_ptr<PosixConn> next_dead;  // Closed during the current batch.
   bool done = false;
   bool reg_read = false;
   bool reg_write = false;
@@ -75,6 +89,17 @@ class PosixLoop final : public ServerLoop {
   ~PosixLoop() override {
     if (wake_read_ >= 0) ::close(wake_read_);
     if (wake_write_ >= 0) ::close(wake_write_);
+    // Unlink what the lists still hold, so that a Connection handle kept by
+    // the user does not keep other connections alive through them.
+    while (inbox_attention_ != nullptr) {
+      std::shared_ptr<PosixConn> conn = std::move(inbox_attention_);
+      inbox_attention_ = std::move(conn->next_inbox);
+    }
+    while (pending_ != nullptr) {
+      std::shared_ptr<PosixConn> conn = std::move(pending_);
+      pending_ = std::move(conn->next_pending);
+    }
+    ClearGraveyard();
   }
 
   absl::Status Init() override {
@@ -83,7 +108,7 @@ class PosixLoop final : public ServerLoop {
 #else
     poller_ = NewPollPoller();
 #endif
-    absl::Status init = poller_->Init();
+    absl::Status init = poller_->Init(config_->name);
     if (!init.ok()) return init;
     // Non-blocking and close-on-exec from birth (pipe2 where the system has
     // it): a child that another thread forks must not inherit it.
@@ -159,16 +184,17 @@ class PosixLoop final : public ServerLoop {
         }
         PosixConn* conn = static_cast<PosixConn*>(ev.tag);
         if (conn->done) continue;
-        HandleEvent(conn, ev);
+        HandleEventGuarded(conn, ev);
       }
       // Connections touched from handlers on this thread.
-      while (!pending_.empty()) {
-        std::vector<std::shared_ptr<PosixConn>> pending;
-        pending.swap(pending_);
-        for (auto& conn : pending) Update(conn.get());
+      while (pending_ != nullptr) {
+        std::shared_ptr<PosixConn> conn = std::move(pending_);
+        pending_ = std::move(conn->next_pending);
+        conn->in_pending = false;
+        UpdateGuarded(conn.get());
       }
       if (shutting_down_) ShutdownStep();
-      graveyard_.clear();
+      ClearGraveyard();
     }
     loop_thread_.store(std::thread::id());
   }
@@ -183,35 +209,60 @@ class PosixLoop final : public ServerLoop {
   }
 
   // Asks the loop to re-examine `conn` (interest, close request, resume).
+  // Never allocates.
   void Attention(PosixConn* conn) {
     if (OnLoopThread()) {
-      pending_.push_back(std::static_pointer_cast<PosixConn>(
-          conn->shared_from_this()));
+      if (conn->in_pending) return;
+      conn->in_pending = true;
+      conn->next_pending = std::move(pending_);
+      pending_ =
+          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
       return;
     }
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_attention_.push_back(
-        std::static_pointer_cast<PosixConn>(conn->shared_from_this()));
+    if (!conn->in_inbox) {
+      conn->in_inbox = true;
+      conn->next_inbox = std::move(inbox_attention_);
+      inbox_attention_ =
+          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
+    }
     WakeLocked();
+  }
+
+  void ClearGraveyard() {
+    // One at a time: a long chain must not recurse in the destructors.
+    while (graveyard_ != nullptr) {
+      std::shared_ptr<PosixConn> next = std::move(graveyard_->next_dead);
+      graveyard_ = std::move(next);
+    }
   }
 
   void DrainInbox() {
     char buf[64];
     while (::read(wake_read_, buf, sizeof(buf)) > 0) {
     }
-    std::vector<std::shared_ptr<PosixConn>> fresh, attention;
+    std::vector<std::shared_ptr<PosixConn>> fresh;
+    std::shared_ptr<PosixConn> attention;
     bool shutdown = false;
     absl::Time deadline;
     {
       std::lock_guard<std::mutex> lock(inbox_mu_);
       wake_pending_ = false;
       fresh.swap(inbox_new_);
-      attention.swap(inbox_attention_);
+      attention = std::move(inbox_attention_);
       shutdown = inbox_shutdown_;
       deadline = inbox_deadline_;
     }
     for (auto& conn : fresh) AddConn(std::move(conn));
-    for (auto& conn : attention) Update(conn.get());
+    while (attention != nullptr) {
+      std::shared_ptr<PosixConn> conn = std::move(attention);
+      {
+        std::lock_guard<std::mutex> lock(inbox_mu_);
+        attention = std::move(conn->next_inbox);
+        conn->in_inbox = false;
+      }
+      UpdateGuarded(conn.get());
+    }
     if (shutdown && !shutting_down_) {
       shutting_down_ = true;
       deadline_ = deadline;
@@ -221,18 +272,45 @@ class PosixLoop final : public ServerLoop {
   void AddConn(std::shared_ptr<PosixConn> conn) {
     conn->fd = conn->channel.native_handle();
     PosixConn* raw = conn.get();
-    conns_.emplace(raw->id, conn);
-    NotifyOpen(raw);
-    absl::Status added =
-        raw->fd < 0 ? ConnError(absl::StatusCode::kUnavailable, *config_,
-                                raw->id, "the channel was already closed")
-                    : poller_->Add(raw->fd, raw, false, false);
+    try {
+      conns_.emplace(raw->id, conn);
+    } catch (...) {
+      // Not served at all: no on_open, so no on_close either.
+      Finish(raw, CaughtError(raw, "accepting the connection"),
+             /*notify=*/false);
+      return;
+    }
+    absl::Status added = NotifyOpen(raw);
+    if (added.ok()) {
+      added = raw->fd < 0
+                  ? ConnError(absl::StatusCode::kUnavailable, *config_,
+                              raw->id, "the channel was already closed")
+                  : poller_->Add(raw->fd, raw, false, false);
+      if (!added.ok()) raw->fd = -1;
+    }
     if (!added.ok()) {
-      raw->fd = -1;
       CloseConn(raw, added);
       return;
     }
-    Update(raw);
+    UpdateGuarded(raw);
+  }
+
+  // HandleEvent and Update with every exception (allocation failures while
+  // reading or parsing) turned into the end of that connection.
+  void HandleEventGuarded(PosixConn* conn, const PollEvent& ev) {
+    try {
+      HandleEvent(conn, ev);
+    } catch (...) {
+      CloseConn(conn, CaughtError(conn, "reading from the client"));
+    }
+  }
+
+  void UpdateGuarded(PosixConn* conn) {
+    try {
+      Update(conn);
+    } catch (...) {
+      CloseConn(conn, CaughtError(conn, "reading from the client"));
+    }
   }
 
   void HandleEvent(PosixConn* conn, const PollEvent& ev) {
@@ -282,8 +360,8 @@ class PosixLoop final : public ServerLoop {
       if (err != ECONNRESET) {
         CloseConn(conn, ConnError(absl::StatusCode::kUnavailable, *config_,
                                   conn->id,
-                                  absl::StrCat("recv failed (", strerror(err),
-                                               ")")));
+                                  absl::StrCat("recv failed (",
+                                               DescribeErrno(err), ")")));
         return;
       }
       n = 0;  // A reset after the peer's last data is its end of stream.
@@ -368,7 +446,9 @@ class PosixLoop final : public ServerLoop {
         buf.remove_prefix(conn->need);
       } else {
         if (buf.empty()) break;
-        if (conn->msg.empty()) conn->msg.reserve(conn->need);
+        // Grows with what arrived (the string's own doubling), never to
+        // the announced size: an announcement costs nothing until the
+        // bytes come.
         const size_t take = std::min(conn->need - conn->msg.size(), buf.size());
         conn->msg.append(buf.data(), take);
         buf.remove_prefix(take);
@@ -458,7 +538,7 @@ class PosixLoop final : public ServerLoop {
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) return absl::OkStatus();
         return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                         absl::StrCat("send failed (", strerror(err), ")"));
+                         absl::StrCat("send failed (", DescribeErrno(err), ")"));
       }
       size_t sent = static_cast<size_t>(n);
       conn->queued -= sent;
@@ -483,7 +563,9 @@ class PosixLoop final : public ServerLoop {
     if (conn->fd >= 0) poller_->Remove(conn->fd);
     auto it = conns_.find(conn->id);
     if (it != conns_.end()) {
-      graveyard_.push_back(std::move(it->second));  // Freed after the batch.
+      // Freed after the batch: events of this batch may still name it.
+      it->second->next_dead = std::move(graveyard_);
+      graveyard_ = std::move(it->second);
       conns_.erase(it);
     }
     Finish(conn, std::move(status));
@@ -493,17 +575,19 @@ class PosixLoop final : public ServerLoop {
   // the grace period is over.
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
-    std::vector<PosixConn*> to_close;
-    for (auto& entry : conns_) {
-      PosixConn* conn = entry.second.get();
-      std::lock_guard<std::mutex> lock(conn->mu);
-      if (expired || conn->queued == 0) to_close.push_back(conn);
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      bool close;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        close = expired || conn->queued == 0;
+      }
+      if (close) {
+        CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
+                                  conn->id, "the server shut down"));
+      }
     }
-    for (PosixConn* conn : to_close) {
-      CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
-                                conn->id, "the server shut down"));
-    }
-    for (auto& entry : conns_) Update(entry.second.get());  // Stop reading.
+    for (auto& entry : conns_) UpdateGuarded(entry.second.get());
   }
 
   const bool use_epoll_;
@@ -516,15 +600,15 @@ class PosixLoop final : public ServerLoop {
 
   // Loop thread only.
   std::unordered_map<uint64_t, std::shared_ptr<PosixConn>> conns_;
-  std::vector<std::shared_ptr<PosixConn>> pending_;
-  std::vector<std::shared_ptr<PosixConn>> graveyard_;
+  std::shared_ptr<PosixConn> pending_;    // Linked through next_pending.
+  std::shared_ptr<PosixConn> graveyard_;  // Linked through next_dead.
   bool shutting_down_ = false;
   absl::Time deadline_;
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;
   std::vector<std::shared_ptr<PosixConn>> inbox_new_;
-  std::vector<std::shared_ptr<PosixConn>> inbox_attention_;
+  std::shared_ptr<PosixConn> inbox_attention_;  // Linked through next_inbox.
   bool inbox_shutdown_ = false;
   absl::Time inbox_deadline_;
 };

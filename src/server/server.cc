@@ -6,7 +6,10 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
+#include <new>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -53,6 +56,16 @@ constexpr bool kFramesMessages = true;
 // front one, which a write may be using) up to this size.
 constexpr size_t kCoalesceLimit = 64 * 1024;
 
+// A Server::Start error. Never throws: out of memory, the bare code.
+absl::Status StartError(absl::StatusCode code, absl::string_view name,
+                        absl::string_view what) noexcept {
+  try {
+    return MakeError(code, "Server::Start", name, what);
+  } catch (...) {
+    return absl::Status(code, "");
+  }
+}
+
 absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
   return MakeError(absl::StatusCode::kInvalidArgument, "Server::Start", name,
                    what);
@@ -61,9 +74,13 @@ absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
 }  // namespace
 
 absl::Status ConnError(absl::StatusCode code, absl::string_view name,
-                       uint64_t id, absl::string_view what) {
-  return MakeError(code, "Server", name,
-                   absl::StrCat("connection ", id, ": ", what));
+                       uint64_t id, absl::string_view what) noexcept {
+  try {
+    return MakeError(code, "Server", name,
+                     absl::StrCat("connection ", id, ": ", what));
+  } catch (...) {
+    return absl::Status(code, "");  // No message: nothing to allocate.
+  }
 }
 
 // --- ServerConn -------------------------------------------------------------
@@ -105,23 +122,32 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
                      " bytes, max_queued_bytes is ", params->max_queued_bytes,
                      " (the client is not reading fast enough)"));
   }
-  if (!message) {
-    if (data.empty()) return absl::OkStatus();
-    if (out.size() >= 2 && out.back().size() + data.size() <= kCoalesceLimit) {
-      out.back().append(data.data(), data.size());
+  // Copying the data is the only allocation; the queue is left as it was
+  // if it fails (string and deque insertions are all-or-nothing).
+  try {
+    if (!message) {
+      if (data.empty()) return absl::OkStatus();
+      if (out.size() >= 2 &&
+          out.back().size() + data.size() <= kCoalesceLimit) {
+        out.back().append(data.data(), data.size());
+      } else {
+        out.emplace_back(data);
+      }
+    } else if (kFramesMessages) {
+      std::string frame;
+      frame.reserve(wire);
+      unsigned char header[kFrameHeaderSize];
+      EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
+      frame.append(reinterpret_cast<const char*>(header), kFrameHeaderSize);
+      frame.append(data.data(), data.size());
+      out.push_back(std::move(frame));
     } else {
       out.emplace_back(data);
     }
-  } else if (kFramesMessages) {
-    std::string frame;
-    frame.reserve(wire);
-    unsigned char header[kFrameHeaderSize];
-    EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
-    frame.append(reinterpret_cast<const char*>(header), kFrameHeaderSize);
-    frame.append(data.data(), data.size());
-    out.push_back(std::move(frame));
-  } else {
-    out.emplace_back(data);
+  } catch (const std::bad_alloc&) {
+    return ConnError(absl::StatusCode::kResourceExhausted, params->name, id,
+                     absl::StrCat("out of memory queueing ", data.size(),
+                                  " bytes"));
   }
   queued += wire;
   loop->OnQueuedLocked(this);
@@ -148,19 +174,44 @@ size_t ServerConn::queued_bytes() const {
 
 // --- ServerLoop (shared parts) -----------------------------------------------
 
-void ServerLoop::NotifyOpen(ServerConn* conn) {
+absl::Status ServerLoop::CaughtError(const ServerConn* conn,
+                                     absl::string_view what) {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
+                     absl::StrCat("out of memory in ", what));
+  } catch (const std::exception& e) {
+    return ConnError(absl::StatusCode::kInternal, *config_, conn->id,
+                     absl::StrCat(what, " threw: ", e.what()));
+  } catch (...) {
+    return ConnError(absl::StatusCode::kInternal, *config_, conn->id,
+                     absl::StrCat(what, " threw an exception"));
+  }
+}
+
+absl::Status ServerLoop::NotifyOpen(ServerConn* conn) {
   ++open_;
-  if (config_->handlers.on_open) {
+  if (!config_->handlers.on_open) return absl::OkStatus();
+  try {
     Connection handle(conn->shared_from_this());
     config_->handlers.on_open(handle);
+  } catch (...) {
+    return CaughtError(conn, "on_open");
   }
+  return absl::OkStatus();
 }
 
 absl::Status ServerLoop::Dispatch(ServerConn* conn, absl::string_view data) {
   const ServerHandlers& h = config_->handlers;
   if (h.on_request) {
-    Connection handle(conn->shared_from_this());
-    absl::StatusOr<std::string> reply = h.on_request(handle, data);
+    absl::StatusOr<std::string> reply;
+    try {
+      Connection handle(conn->shared_from_this());
+      reply = h.on_request(handle, data);
+    } catch (...) {
+      return CaughtError(conn, "on_request");
+    }
     if (!reply.ok()) return reply.status();
     absl::Status sent = conn->Send(*reply, /*force=*/true);
     // A reply to a connection closed meanwhile is simply dropped.
@@ -168,13 +219,17 @@ absl::Status ServerLoop::Dispatch(ServerConn* conn, absl::string_view data) {
       return sent;
     }
   } else if (h.on_data) {
-    Connection handle(conn->shared_from_this());
-    h.on_data(handle, data);
+    try {
+      Connection handle(conn->shared_from_this());
+      h.on_data(handle, data);
+    } catch (...) {
+      return CaughtError(conn, "on_data");
+    }
   }
   return absl::OkStatus();
 }
 
-void ServerLoop::Finish(ServerConn* conn, absl::Status status) {
+void ServerLoop::Finish(ServerConn* conn, absl::Status status, bool notify) {
   {
     std::lock_guard<std::mutex> lock(conn->mu);
     if (conn->finished) return;
@@ -185,10 +240,15 @@ void ServerLoop::Finish(ServerConn* conn, absl::Status status) {
     conn->queued = 0;
   }
   conn->channel.Close();
+  if (!notify) return;
   --open_;
   if (config_->handlers.on_close) {
-    Connection handle(conn->shared_from_this());
-    config_->handlers.on_close(handle, status);
+    // Nothing to report an exception to: the connection is gone already.
+    try {
+      Connection handle(conn->shared_from_this());
+      config_->handlers.on_close(handle, status);
+    } catch (...) {
+    }
   }
 }
 
@@ -209,18 +269,29 @@ class ServerCore {
 
   ~ServerCore() { Shutdown(absl::ZeroDuration()); }
 
+  // Creates the loops and starts every thread. On failure the threads
+  // already started are stopped by the destructor.
   absl::Status Start(int threads) {
-    for (int i = 0; i < threads; ++i) {
-      std::unique_ptr<ServerLoop> loop = NewLoop(&config_);
-      absl::Status init = loop->Init();
-      if (!init.ok()) return init;
-      loops_.push_back(std::move(loop));
+    try {
+      for (int i = 0; i < threads; ++i) {
+        std::unique_ptr<ServerLoop> loop = NewLoop(&config_);
+        absl::Status init = loop->Init();
+        if (!init.ok()) return init;
+        loops_.push_back(std::move(loop));
+      }
+      loop_threads_.reserve(loops_.size());
+      for (auto& loop : loops_) {
+        ServerLoop* raw = loop.get();
+        loop_threads_.emplace_back([raw] { raw->Run(); });
+      }
+      accept_thread_ = std::thread([this] { AcceptLoop(); });
+    } catch (const std::system_error& e) {
+      return StartError(absl::StatusCode::kResourceExhausted, config_.name,
+                        absl::StrCat("cannot start a thread (", e.what(), ")"));
+    } catch (const std::bad_alloc&) {
+      return StartError(absl::StatusCode::kResourceExhausted, config_.name,
+                        "out of memory");
     }
-    for (auto& loop : loops_) {
-      ServerLoop* raw = loop.get();
-      loop_threads_.emplace_back([raw] { raw->Run(); });
-    }
-    accept_thread_ = std::thread([this] { AcceptLoop(); });
     return absl::OkStatus();
   }
 
@@ -260,24 +331,37 @@ class ServerCore {
     size_t next_loop = 0;
     uint64_t next_id = 1;
     while (true) {
-      absl::StatusOr<Channel> channel = listener_.Accept();
-      if (!channel.ok()) {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (stopping_ ||
-            channel.status().code() == absl::StatusCode::kCancelled) {
-          return;
+      bool failed = false;
+      // Nothing may leave this thread: an exception (from the listener's
+      // authorize callback, or out of memory) counts as a failed accept.
+      try {
+        absl::StatusOr<Channel> channel = listener_.Accept();
+        if (!channel.ok()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (stopping_ ||
+              channel.status().code() == absl::StatusCode::kCancelled) {
+            return;
+          }
+          failed = true;
+        } else {
+          absl::StatusOr<PeerInfo> peer = channel->Peer();
+          // If this throws, the channel is closed and the client sees the
+          // end of the stream.
+          loops_[next_loop]->Adopt(next_id++, *std::move(channel),
+                                   peer.ok() ? *std::move(peer) : PeerInfo());
+          next_loop = (next_loop + 1) % loops_.size();
         }
-        // A transient failure (out of descriptors, a peer that left while
-        // being checked): back off briefly instead of spinning.
+      } catch (...) {
+        failed = true;
+      }
+      if (failed) {
+        // A transient failure (out of descriptors or memory, a peer that
+        // left while being checked): back off briefly instead of spinning.
+        std::unique_lock<std::mutex> lock(mu_);
         stop_cv_.wait_for(lock, std::chrono::milliseconds(10),
                           [this] { return stopping_; });
         if (stopping_) return;
-        continue;
       }
-      absl::StatusOr<PeerInfo> peer = channel->Peer();
-      loops_[next_loop]->Adopt(next_id++, *std::move(channel),
-                               peer.ok() ? *std::move(peer) : PeerInfo());
-      next_loop = (next_loop + 1) % loops_.size();
     }
   }
 
@@ -343,46 +427,59 @@ Server::~Server() = default;  // ~ServerCore shuts down with no grace.
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     absl::string_view name, const ServerOptions& options,
     ServerHandlers handlers) {
-  if (options.threads < 1) {
-    return internal::InvalidOption(name, "threads must be at least 1");
-  }
-  if (options.max_queued_bytes == 0 || options.read_chunk_size == 0) {
-    return internal::InvalidOption(
-        name, "max_queued_bytes and read_chunk_size must be at least 1");
-  }
-  if (handlers.on_request && handlers.on_data) {
-    return internal::InvalidOption(
-        name, "set on_data or on_request, not both");
-  }
-  if (handlers.on_request && options.listener.mode != PipeMode::kMessage) {
-    return internal::InvalidOption(
-        name, "on_request needs a message-mode listener");
-  }
-  absl::StatusOr<Listener> listener = Listener::Create(name, options.listener);
-  if (!listener.ok()) return listener.status();
+  // Threads are created (and can fail) inside ServerCore::Start, which
+  // turns that into a status; this is for allocations anywhere else.
+  auto start = [&]() -> absl::StatusOr<std::unique_ptr<Server>> {
+    if (options.threads < 1) {
+      return internal::InvalidOption(name, "threads must be at least 1");
+    }
+    if (options.max_queued_bytes == 0 || options.read_chunk_size == 0) {
+      return internal::InvalidOption(
+          name, "max_queued_bytes and read_chunk_size must be at least 1");
+    }
+    if (handlers.on_request && handlers.on_data) {
+      return internal::InvalidOption(
+          name, "set on_data or on_request, not both");
+    }
+    if (handlers.on_request && options.listener.mode != PipeMode::kMessage) {
+      return internal::InvalidOption(
+          name, "on_request needs a message-mode listener");
+    }
+    absl::StatusOr<Listener> listener =
+        Listener::Create(name, options.listener);
+    if (!listener.ok()) return listener.status();
 
-  internal::ServerConfig config;
-  config.name = std::string(name);
-  config.mode = options.listener.mode;
-  config.can_read = options.listener.access != PipeAccess::kOutbound;
-  config.can_write = options.listener.access != PipeAccess::kInbound;
-  config.max_message_size = options.listener.max_message_size;
-  config.max_queued_bytes = options.max_queued_bytes;
-  config.read_chunk_size = options.read_chunk_size;
-  config.handlers = std::move(handlers);
-  auto params = std::make_shared<internal::ConnParams>();
-  params->name = config.name;
-  params->mode = config.mode;
-  params->can_write = config.can_write;
-  params->max_message_size = config.max_message_size;
-  params->max_queued_bytes = config.max_queued_bytes;
-  config.conn_params = std::move(params);
+    internal::ServerConfig config;
+    config.name = std::string(name);
+    config.mode = options.listener.mode;
+    config.can_read = options.listener.access != PipeAccess::kOutbound;
+    config.can_write = options.listener.access != PipeAccess::kInbound;
+    config.max_message_size = options.listener.max_message_size;
+    config.max_queued_bytes = options.max_queued_bytes;
+    config.read_chunk_size = options.read_chunk_size;
+    config.handlers = std::move(handlers);
+    auto params = std::make_shared<internal::ConnParams>();
+    params->name = config.name;
+    params->mode = config.mode;
+    params->can_write = config.can_write;
+    params->max_message_size = config.max_message_size;
+    params->max_queued_bytes = config.max_queued_bytes;
+    config.conn_params = std::move(params);
 
-  auto core = std::make_unique<internal::ServerCore>(std::move(config),
-                                                     *std::move(listener));
-  absl::Status started = core->Start(options.threads);
-  if (!started.ok()) return started;
-  return std::unique_ptr<Server>(new Server(std::move(core)));
+    auto core = std::make_unique<internal::ServerCore>(std::move(config),
+                                                       *std::move(listener));
+    absl::Status started = core->Start(options.threads);
+    if (!started.ok()) return started;
+    return std::unique_ptr<Server>(new Server(std::move(core)));
+  };
+  try {
+    return start();
+  } catch (const std::bad_alloc&) {
+    return internal::StartError(absl::StatusCode::kResourceExhausted, name,
+                                "out of memory");
+  } catch (const std::exception& e) {
+    return internal::StartError(absl::StatusCode::kInternal, name, e.what());
+  }
 }
 
 void Server::Shutdown(absl::Duration grace) { core_->Shutdown(grace); }

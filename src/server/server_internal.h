@@ -9,6 +9,14 @@
 //    see poller.h) and loop_iocp.cc (completions) implement it; NewLoop in
 //    server.cc picks one at compile time.
 //
+// Exceptions. None may leave a server thread or a public call: allocation
+// failures (std::bad_alloc) become ResourceExhausted (a failed Send returns
+// it, a loop closes the connection it was working for with it), exceptions
+// thrown by handlers close their connection with Internal, and thread
+// creation failures make Start return ResourceExhausted. Paths that must
+// not fail at all once data is queued (waking the loop for a connection)
+// use intrusive lists instead of allocating.
+//
 // The loop never calls the Channel's blocking Read/Write: it does its own
 // non-blocking I/O on `channel.native_handle()` and keeps the Channel only
 // as the owner of the descriptor/HANDLE, closing it with Channel::Close().
@@ -130,16 +138,21 @@ class ServerLoop {
   size_t open_count() const { return open_.load(); }
 
  protected:
-  // Runs on_open. Call once the connection is registered.
-  void NotifyOpen(ServerConn* conn);
+  // Runs on_open. Call once the connection is registered. Returns a non-OK
+  // status if the handler threw (the caller then closes the connection).
+  absl::Status NotifyOpen(ServerConn* conn);
   // Hands one whole message (message mode) or chunk (byte mode) to the
-  // handlers. Returns a non-OK status if on_request failed (the caller then
-  // closes the connection with it).
+  // handlers. Returns a non-OK status if on_request failed, its reply could
+  // not be queued, or a handler threw (the caller then closes the connection
+  // with it).
   absl::Status Dispatch(ServerConn* conn, absl::string_view data);
   // Marks the connection finished (no more Sends), closes its Channel and
   // runs on_close with the close request's status if one was made, else
-  // `status`.
-  void Finish(ServerConn* conn, absl::Status status);
+  // `status`. `notify`: whether on_open ran (else on_close does not).
+  void Finish(ServerConn* conn, absl::Status status, bool notify = true);
+  // The status for an exception caught while serving `conn`: `what` says
+  // what was running. Call only from a catch block.
+  absl::Status CaughtError(const ServerConn* conn, absl::string_view what);
   // Whether the connection's queue is at or over the bound (pause reading)
   // and whether it has drained below half of it (resume).
   static bool QueueFullLocked(const ServerConn* conn);
@@ -154,12 +167,13 @@ std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
                                          bool use_epoll);
 std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config);
 
-// The status for an error on connection `id` of the server `name`.
+// The status for an error on connection `id` of the server `name`. Never
+// throws: out of memory, it returns the bare code.
 absl::Status ConnError(absl::StatusCode code, absl::string_view name,
-                       uint64_t id, absl::string_view what);
+                       uint64_t id, absl::string_view what) noexcept;
 inline absl::Status ConnError(absl::StatusCode code,
                               const ServerConfig& config, uint64_t id,
-                              absl::string_view what) {
+                              absl::string_view what) noexcept {
   return ConnError(code, config.name, id, what);
 }
 
