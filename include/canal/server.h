@@ -31,6 +31,24 @@
 // queue has drained below half. A client that stops reading therefore costs
 // at most `max_queued_bytes` plus one Send (and one read chunk) of memory,
 // and never slows down the other clients.
+//
+// End of stream. A client's end of stream ends its requests, not the
+// replies: on POSIX a client may shut down only its sending side and keep
+// reading (shutdown(SHUT_WR), as socat, `nc -N` and many scripts do after
+// their request). The server then stops reading from it, still answers
+// every request it had received, flushes everything `Send` accepted, and
+// closes the connection (`on_close`: OutOfRange, or DataLoss if the stream
+// ended inside a message) once all of it is handed to the system, as
+// `Shutdown` drains. `Send` keeps working until then and fails with
+// FailedPrecondition afterwards, so a reply a handler sends later from
+// another thread may find the connection closed. The flush ends early when
+// the client's reading side goes too (it closes, or the send fails): the
+// status then says how many queued bytes were not delivered. A client that
+// half-closes and never reads makes no progress and is closed after
+// `ServerOptions::idle_timeout`. Windows pipes have no half-close: a client
+// that closes its end can read nothing more, so the connection ends at once
+// (OutOfRange, or Unavailable if a write hit the closed pipe first) and
+// what is queued for it is dropped.
 
 #ifndef CANAL_SERVER_H_
 #define CANAL_SERVER_H_
@@ -139,11 +157,14 @@ struct ServerHandlers {
   std::function<absl::StatusOr<std::string>(Connection&, absl::string_view)>
       on_request;
   // The connection ended; `status` says why: OutOfRange when the client
-  // closed cleanly, Unavailable when the connection broke, DataLoss for
-  // malformed framing or a stream that ended inside a message (POSIX),
-  // ResourceExhausted for a message over `max_message_size`, Cancelled after
-  // `Connection::Close` or `Server::Shutdown`, or the error returned by
-  // `on_request`. Runs exactly once per connection that got `on_open`.
+  // closed cleanly (after the replies were flushed, see "End of stream"),
+  // Unavailable when the connection broke, DataLoss for malformed framing or
+  // a stream that ended inside a message (POSIX), ResourceExhausted for a
+  // message over `max_message_size` or when memory ran out while serving
+  // it, Cancelled after `Connection::Close` or `Server::Shutdown`, the error
+  // returned by `on_request`, or Internal when a handler threw (the
+  // exception goes no further; one thrown by `on_close` is ignored). Runs
+  // exactly once per connection that got `on_open`.
   std::function<void(Connection&, const absl::Status&)> on_close;
 };
 

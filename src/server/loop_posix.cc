@@ -12,6 +12,16 @@
 // socket does not take waits for EPOLLOUT/POLLOUT, which the loop asks for
 // only while the queue is not empty.
 //
+// End of stream: a client may shut down only its sending side and keep
+// reading (shutdown(SHUT_WR): socat, `nc -N`, scripts). So the client's end
+// of stream stops the reading, not the connection: the requests already
+// received are still answered and everything Send accepted is still
+// flushed, and the connection closes (OutOfRange, or DataLoss if the stream
+// ended inside a message) once the queue is empty. The flush ends early if
+// the client's reading side goes too (a hang-up, or a send failing with
+// EPIPE): the status then says how many bytes were not delivered. A client
+// that half-closes and never reads is closed by the idle timeout.
+//
 // Other threads reach the loop through an inbox (new connections, "look at
 // this connection", shutdown) and a self-pipe that wakes it. Connections
 // waiting for the loop's attention are kept in intrusive lists, so that
@@ -63,6 +73,8 @@ class PosixConn final : public ServerConn {
   using ServerConn::ServerConn;
 
   int fd = -1;
+  // Guarded by mu: the client's end of stream was read (see the top).
+  bool input_closed = false;
   // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
   bool in_inbox = false;
   std::shared_ptr<PosixConn> next_inbox;
@@ -144,11 +156,17 @@ class PosixLoop final : public ServerLoop {
 
   void OnQueuedLocked(ServerConn* base) override {
     PosixConn* conn = static_cast<PosixConn*>(base);
-    // Try to hand the data to the socket right away (non-blocking).
+    if (conn->input_closed) {
+      // Draining after the client's end of stream: the loop flushes and
+      // decides when it is over.
+      Attention(conn);
+      return;
+    }
+    // Try to hand the data to the socket right away (non-blocking). If the
+    // client is gone, the loop's next flush fails the same way and decides
+    // how the connection ended (HandleEvent).
     absl::Status flushed = FlushLocked(conn);
     if (!flushed.ok()) {
-      conn->close_requested = true;
-      conn->close_status = flushed;
       Attention(conn);
       return;
     }
@@ -322,17 +340,31 @@ class PosixLoop final : public ServerLoop {
       absl::Status flushed;
       bool resume = false;
       bool empty = false;
+      bool input_closed = false;
+      size_t left = 0;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
         flushed = FlushLocked(conn);
         empty = conn->queued == 0;
+        left = conn->queued;
+        input_closed = conn->input_closed;
         if (flushed.ok() && conn->paused && QueueDrainedLocked(conn)) {
           conn->paused = false;
           resume = true;
         }
       }
+      if (input_closed && (!flushed.ok() || ev.error)) {
+        // The client's reading side is gone too, after its end of stream:
+        // what is still queued can no longer reach it.
+        CloseConn(conn, EndOfInputStatus(conn, left));
+        return;
+      }
       if (!flushed.ok()) {
-        CloseConn(conn, flushed);
+        // The client is gone. If its stream had ended (we had not read that
+        // far: the queue was full), it finished and left; otherwise the
+        // connection broke.
+        CloseConn(conn, StreamEnded(conn) ? EndOfInputStatus(conn, left)
+                                          : flushed);
         return;
       }
       if (ev.error && !ev.readable && (empty || !conn->reg_read)) {
@@ -346,6 +378,46 @@ class PosixLoop final : public ServerLoop {
       if (conn->done) return;
     }
     Update(conn);
+  }
+
+  // Whether all that is left to read from the client is its end of stream
+  // (or the reset that stands for it).
+  bool StreamEnded(PosixConn* conn) {
+    char byte;
+    ssize_t n;
+    do {
+      n = ::recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+  // How a connection ends after the client's end of stream: OutOfRange, or
+  // DataLoss if the stream ended inside a message; `undelivered` queued
+  // bytes could not be sent.
+  absl::Status EndOfInputStatus(const PosixConn* conn, size_t undelivered) {
+    // Once the end of stream has been read, `in` holds at most an
+    // incomplete frame (reading happens only while not paused, and then
+    // every complete frame has been dispatched).
+    bool input_closed;
+    {
+      std::lock_guard<std::mutex> lock(conn->mu);
+      input_closed = conn->input_closed;
+    }
+    const bool inside = input_closed && config_->mode == PipeMode::kMessage &&
+                        (conn->have_header || !conn->in.empty());
+    absl::string_view what = inside ? "stream ended inside a message"
+                                    : "the client closed the pipe";
+    if (undelivered == 0) {
+      return ConnError(inside ? absl::StatusCode::kDataLoss
+                              : absl::StatusCode::kOutOfRange,
+                       *config_, conn->id, what);
+    }
+    return ConnError(
+        inside ? absl::StatusCode::kDataLoss : absl::StatusCode::kOutOfRange,
+        *config_, conn->id,
+        absl::StrCat(what, "; ", undelivered,
+                     " queued bytes were not delivered (the client stopped "
+                     "reading)"));
   }
 
   void HandleReadable(PosixConn* conn) {
@@ -367,14 +439,11 @@ class PosixLoop final : public ServerLoop {
       n = 0;  // A reset after the peer's last data is its end of stream.
     }
     if (n == 0) {
-      if (config_->mode == PipeMode::kMessage &&
-          (conn->have_header || !conn->in.empty())) {
-        CloseConn(conn, ConnError(absl::StatusCode::kDataLoss, *config_,
-                                  conn->id, "stream ended inside a message"));
-      } else {
-        CloseConn(conn, ConnError(absl::StatusCode::kOutOfRange, *config_,
-                                  conn->id, "the client closed the pipe"));
-      }
+      // Stop reading; Update (at the end of HandleEvent) closes the
+      // connection once what was received is answered and the queue is
+      // flushed (see the top of the file).
+      std::lock_guard<std::mutex> lock(conn->mu);
+      conn->input_closed = true;
       return;
     }
     const absl::string_view data(scratch_.get(), static_cast<size_t>(n));
@@ -477,11 +546,11 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  // Re-examines `conn`: a close request, and what to wait for.
+  // Re-examines `conn`: a close request, a queue drained enough to resume,
+  // the end of a drain after the client's end of stream, and what to wait
+  // for.
   void Update(PosixConn* conn) {
     if (conn->done) return;
-    bool want_write;
-    bool want_read;
     bool close = false;
     bool resume = false;
     absl::Status status;
@@ -490,13 +559,10 @@ class PosixLoop final : public ServerLoop {
       if (conn->close_requested) {
         close = true;
         status = conn->close_status;
-      }
-      if (conn->paused && QueueDrainedLocked(conn)) {
+      } else if (conn->paused && QueueDrainedLocked(conn)) {
         conn->paused = false;
         resume = true;
       }
-      want_write = conn->queued > 0;
-      want_read = !conn->paused && !shutting_down_;
     }
     if (close) {
       CloseConn(conn, status);
@@ -505,9 +571,22 @@ class PosixLoop final : public ServerLoop {
     if (resume) {
       ProcessInput(conn, absl::string_view());
       if (conn->done) return;
+    }
+    bool want_read;
+    bool want_write;
+    bool drained;
+    {
       std::lock_guard<std::mutex> lock(conn->mu);
-      want_read = !conn->paused && !shutting_down_;
       want_write = conn->queued > 0;
+      want_read = !conn->paused && !shutting_down_ && !conn->input_closed;
+      // Every request received was dispatched (not paused) and every reply
+      // handed to the system.
+      drained = conn->input_closed && !conn->paused && conn->queued == 0 &&
+                !conn->close_requested;
+    }
+    if (drained && !shutting_down_) {
+      CloseConn(conn, EndOfInputStatus(conn, 0));
+      return;
     }
     if (want_read != conn->reg_read || want_write != conn->reg_write) {
       conn->reg_read = want_read;
