@@ -138,6 +138,32 @@ struct ServerOptions {
   // How much one read asks the system for (at least 1). In byte mode it is
   // also the largest chunk handed to `on_data`.
   size_t read_chunk_size = 64 * 1024;
+  // At most this many clients are served at once (at least 1); 0, the
+  // default, picks half of the process's descriptor limit on POSIX (the
+  // soft RLIMIT_NOFILE when `Start` runs: 512 of the common 1024), since
+  // each connection costs the server a descriptor and the rest of the
+  // process needs some too, and 4096 on Windows. At the cap the server stops
+  // accepting until a connection ends: further clients wait as for busy
+  // instances, in the order they came (Windows: `Connect` waits for a free
+  // instance, up to its timeout, once the listener's few pending instances
+  // are taken; POSIX: the connection waits in the kernel's backlog, its
+  // request is answered once it is accepted, and `Connect` waits while the
+  // backlog is full). No connection is closed to make room, so a flood of
+  // new clients cannot push out established ones; clients that only hold a
+  // connection are closed by `idle_timeout`. If descriptors run out below
+  // the cap (the rest of the process uses them, or the cap was set above
+  // the limit), the server neither fails nor spins: it waits until one of
+  // its connections ends, retrying at least every half second.
+  int max_connections = 0;
+  // A connection on which no byte moved in either direction for this long
+  // is closed (a little later: within an eighth of the time, at most a
+  // second), with DeadlineExceeded in `on_close`. This frees the slots of
+  // clients that connect and do nothing, that stop reading while replies
+  // are queued, or that half-close and never read. It also ends a
+  // connection whose reply a handler owes for longer than this (slow work
+  // on another thread): raise it for such servers. Positive;
+  // absl::InfiniteDuration() disables it.
+  absl::Duration idle_timeout = absl::Minutes(1);
 };
 
 // What the server calls. Every handler is optional and runs on a loop
@@ -174,10 +200,12 @@ class Server {
  public:
   // Creates the listener on `name` (a portable or native name, see
   // canal/canal.h) and starts the threads. Fails with InvalidArgument for
-  // bad options (threads < 1, a zero bound or chunk size, `on_request` on a
-  // byte-mode listener, both `on_data` and `on_request`), or with the
+  // bad options (threads < 1, a zero bound or chunk size, a negative
+  // `max_connections`, an `idle_timeout` that is not positive, `on_request`
+  // on a byte-mode listener, both `on_data` and `on_request`), or with the
   // errors of `Listener::Create` (AlreadyExists, PermissionDenied, ...), or
-  // Internal/ResourceExhausted if the system refuses an event queue.
+  // ResourceExhausted if the system refuses an event queue or a thread, or
+  // memory runs out.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       absl::string_view name, const ServerOptions& options,
       ServerHandlers handlers);

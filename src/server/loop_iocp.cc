@@ -7,7 +7,11 @@
 // a thread is tied to it on older Windows). A message-mode read that ends
 // with ERROR_MORE_DATA is continued until the message is whole, so
 // on_data/on_request see whole messages. Writes send one queued buffer each
-// (one message in message mode). Other threads reach the loop with
+// (one message in message mode), in byte mode at most 64 KiB at a time.
+//
+// Idle timeout: progress is seen through completions, so a message being
+// written counts once the client has taken all of it. Other threads reach
+// the loop with
 // PostQueuedCompletionStatus (new connections, "look at this connection",
 // shutdown).
 //
@@ -25,6 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -43,6 +48,7 @@ namespace {
 constexpr ULONG_PTR kIoKey = 1;
 constexpr ULONG_PTR kWakeKey = 2;
 constexpr ULONG kMaxEntries = 128;
+constexpr size_t kMaxByteWrite = 64 * 1024;
 
 class IocpConn;
 
@@ -68,6 +74,7 @@ class IocpConn final : public ServerConn {
   std::shared_ptr<IocpConn> next_pending;
   bool done = false;
   bool read_pending = false;
+  IdleClock::time_point last_read;  // When bytes (or the end) last came.
   std::string msg;  // Message mode: the parts of a message read so far.
   // Guarded by mu (read by Send's caller to decide whether to post).
   bool write_pending = false;
@@ -152,6 +159,17 @@ class IocpLoop final : public ServerLoop {
                               1000 * 1000));
         }
       }
+      if (next_sweep_ != IdleClock::time_point::max()) {
+        const IdleClock::duration left = next_sweep_ - IdleClock::now();
+        const DWORD sweep_ms =
+            left <= IdleClock::duration::zero()
+                ? 0
+                : static_cast<DWORD>(std::min<int64_t>(
+                      std::chrono::ceil<std::chrono::milliseconds>(left)
+                          .count(),
+                      1000 * 1000));
+        timeout = timeout == INFINITE ? sweep_ms : std::min(timeout, sweep_ms);
+      }
       ULONG count = 0;
       if (!GetQueuedCompletionStatusEx(port_, entries, kMaxEntries, &count,
                                        timeout, FALSE)) {
@@ -188,6 +206,7 @@ class IocpLoop final : public ServerLoop {
         UpdateGuarded(conn.get());
       }
       if (shutting_down_) ShutdownStep();
+      if (IdleClock::now() >= next_sweep_) SweepIdle();
     }
     loop_thread_.store(std::thread::id());
   }
@@ -265,6 +284,10 @@ class IocpLoop final : public ServerLoop {
     raw->handle = static_cast<HANDLE>(raw->channel.native_handle());
     raw->read_op.is_read = true;
     raw->write_op.is_read = false;
+    raw->last_read = IdleClock::now();
+    if (has_idle_timeout() && next_sweep_ == IdleClock::time_point::max()) {
+      next_sweep_ = raw->last_read + IdleTimeout();
+    }
     try {
       raw->read_buf.resize(config_->read_chunk_size);
       conns_.emplace(raw->id, conn);
@@ -326,9 +349,13 @@ class IocpLoop final : public ServerLoop {
     ZeroMemory(&conn->write_op.ov, sizeof(OVERLAPPED));
     conn->write_op.self =
         std::static_pointer_cast<IocpConn>(conn->shared_from_this());
-    const DWORD size = static_cast<DWORD>(front.size() - conn->out_offset);
-    if (!WriteFile(conn->handle, front.data() + conn->out_offset, size,
-                   nullptr, &conn->write_op.ov) &&
+    // Byte mode writes at most kMaxByteWrite at a time, so that a client
+    // reading a large Send slowly shows progress (the idle timeout sees
+    // completions only). A message is one write: its boundary must stay.
+    size_t size = front.size() - conn->out_offset;
+    if (config_->mode == PipeMode::kByte) size = std::min(size, kMaxByteWrite);
+    if (!WriteFile(conn->handle, front.data() + conn->out_offset,
+                   static_cast<DWORD>(size), nullptr, &conn->write_op.ov) &&
         GetLastError() != ERROR_IO_PENDING) {
       const DWORD error = GetLastError();
       conn->write_op.self.reset();
@@ -389,6 +416,9 @@ class IocpLoop final : public ServerLoop {
   void OnReadDone(IocpConn* conn, DWORD error, DWORD bytes) {
     conn->read_pending = false;
     if (conn->done) return;
+    if (error == ERROR_SUCCESS || error == ERROR_MORE_DATA) {
+      conn->last_read = IdleClock::now();
+    }
     if (error != ERROR_SUCCESS && error != ERROR_MORE_DATA) {
       if (error == ERROR_OPERATION_ABORTED && shutting_down_) {
         Update(conn);  // Cancelled by the shutdown: keep draining writes.
@@ -449,6 +479,7 @@ class IocpLoop final : public ServerLoop {
         failed = true;
       } else {
         size_t sent = bytes;
+        if (sent > 0) conn->last_write = IdleClock::now();
         conn->queued -= std::min(sent, conn->queued);
         const size_t left = conn->out.front().size() - conn->out_offset;
         if (sent >= left) {
@@ -480,6 +511,30 @@ class IocpLoop final : public ServerLoop {
     Finish(conn, std::move(status));
   }
 
+  // Closes every connection on which nothing moved for idle_timeout, and
+  // plans the next sweep (see loop_posix.cc).
+  void SweepIdle() {
+    const IdleClock::time_point now = IdleClock::now();
+    const IdleClock::duration timeout = IdleTimeout();
+    IdleClock::time_point earliest = IdleClock::time_point::max();
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      std::shared_ptr<IocpConn> conn = (it++)->second;  // CloseConn erases it.
+      IdleClock::time_point last;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        last = std::max(conn->last_read, conn->last_write);
+      }
+      if (now - last >= timeout) {
+        CloseConn(conn.get(), IdleError(conn.get()));
+      } else {
+        earliest = std::min(earliest, last + timeout);
+      }
+    }
+    next_sweep_ = earliest == IdleClock::time_point::max()
+                      ? earliest
+                      : std::max(earliest, now + IdleSlack());
+  }
+
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
     for (auto it = conns_.begin(); it != conns_.end();) {
@@ -506,6 +561,8 @@ class IocpLoop final : public ServerLoop {
   size_t outstanding_ = 0;
   bool shutting_down_ = false;
   absl::Time deadline_;
+  // The next idle sweep; max(): none due (no timeout, or no connections).
+  IdleClock::time_point next_sweep_ = IdleClock::time_point::max();
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;

@@ -85,6 +85,7 @@ class PosixConn final : public ServerConn {
   bool done = false;
   bool reg_read = false;
   bool reg_write = false;
+  IdleClock::time_point last_read;  // When bytes (or the end) last came.
   std::string in;             // Bytes read but not yet parsed (message mode).
   bool have_header = false;   // Message mode: a frame's payload is due.
   size_t need = 0;            // Its size.
@@ -194,6 +195,17 @@ class PosixLoop final : public ServerLoop {
                                    left + absl::Microseconds(999)),
                                1000 * 1000));
       }
+      if (next_sweep_ != IdleClock::time_point::max()) {
+        const IdleClock::duration left = next_sweep_ - IdleClock::now();
+        const int sweep_ms =
+            left <= IdleClock::duration::zero()
+                ? 0
+                : static_cast<int>(std::min<int64_t>(
+                      std::chrono::ceil<std::chrono::milliseconds>(left)
+                          .count(),
+                      1000 * 1000));
+        timeout_ms = timeout_ms < 0 ? sweep_ms : std::min(timeout_ms, sweep_ms);
+      }
       poller_->Wait(timeout_ms, &events);
       for (const PollEvent& ev : events) {
         if (ev.tag == &wake_tag_) {
@@ -212,6 +224,7 @@ class PosixLoop final : public ServerLoop {
         UpdateGuarded(conn.get());
       }
       if (shutting_down_) ShutdownStep();
+      if (IdleClock::now() >= next_sweep_) SweepIdle();
       ClearGraveyard();
     }
     loop_thread_.store(std::thread::id());
@@ -289,6 +302,10 @@ class PosixLoop final : public ServerLoop {
 
   void AddConn(std::shared_ptr<PosixConn> conn) {
     conn->fd = conn->channel.native_handle();
+    conn->last_read = IdleClock::now();
+    if (has_idle_timeout() && next_sweep_ == IdleClock::time_point::max()) {
+      next_sweep_ = conn->last_read + IdleTimeout();
+    }
     PosixConn* raw = conn.get();
     try {
       conns_.emplace(raw->id, conn);
@@ -438,6 +455,7 @@ class PosixLoop final : public ServerLoop {
       }
       n = 0;  // A reset after the peer's last data is its end of stream.
     }
+    conn->last_read = IdleClock::now();
     if (n == 0) {
       // Stop reading; Update (at the end of HandleEvent) closes the
       // connection once what was received is answered and the queue is
@@ -620,6 +638,7 @@ class PosixLoop final : public ServerLoop {
                          absl::StrCat("send failed (", DescribeErrno(err), ")"));
       }
       size_t sent = static_cast<size_t>(n);
+      if (sent > 0) conn->last_write = IdleClock::now();
       conn->queued -= sent;
       while (sent > 0) {
         const size_t left = conn->out.front().size() - conn->out_offset;
@@ -648,6 +667,32 @@ class PosixLoop final : public ServerLoop {
       conns_.erase(it);
     }
     Finish(conn, std::move(status));
+  }
+
+  // Closes every connection on which nothing moved for idle_timeout, and
+  // plans the next sweep for when the next one could be due (but not
+  // sooner than IdleSlack from now, so that a busy loop with many
+  // connections does not sweep them all over and over).
+  void SweepIdle() {
+    const IdleClock::time_point now = IdleClock::now();
+    const IdleClock::duration timeout = IdleTimeout();
+    IdleClock::time_point earliest = IdleClock::time_point::max();
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      IdleClock::time_point last;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        last = std::max(conn->last_read, conn->last_write);
+      }
+      if (now - last >= timeout) {
+        CloseConn(conn, IdleError(conn));
+      } else {
+        earliest = std::min(earliest, last + timeout);
+      }
+    }
+    next_sweep_ = earliest == IdleClock::time_point::max()
+                      ? earliest
+                      : std::max(earliest, now + IdleSlack());
   }
 
   // During shutdown: close every drained connection, and all of them once
@@ -683,6 +728,8 @@ class PosixLoop final : public ServerLoop {
   std::shared_ptr<PosixConn> graveyard_;  // Linked through next_dead.
   bool shutting_down_ = false;
   absl::Time deadline_;
+  // The next idle sweep; max(): none due (no timeout, or no connections).
+  IdleClock::time_point next_sweep_ = IdleClock::time_point::max();
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;

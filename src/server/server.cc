@@ -4,6 +4,11 @@
 
 #include "canal/server.h"
 
+#if !defined(_WIN32)
+#include <sys/resource.h>
+#endif
+
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -51,6 +56,30 @@ constexpr bool kFramesMessages = false;
 #else
 constexpr bool kFramesMessages = true;
 #endif
+
+// How long the accept thread waits after a failed Accept (unless one of the
+// server's connections ends first), doubling up to the maximum while the
+// failures last.
+constexpr absl::Duration kFirstAcceptBackoff = absl::Milliseconds(10);
+constexpr absl::Duration kMaxAcceptBackoff = absl::Milliseconds(500);
+
+// ServerOptions::max_connections = 0: POSIX: half of the soft descriptor
+// limit (each connection costs the server one descriptor, and the rest of
+// the process needs some too); Windows, which has no such limit: a fixed
+// number.
+constexpr size_t kWindowsAutomaticMaxConnections = 4096;
+
+size_t AutomaticMaxConnections() {
+#if defined(_WIN32)
+  return kWindowsAutomaticMaxConnections;
+#else
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+    return size_t{1} << 20;
+  }
+  return std::max<size_t>(1, static_cast<size_t>(lim.rlim_cur) / 2);
+#endif
+}
 
 // Byte mode: small Sends are appended to the last queued buffer (never the
 // front one, which a write may be using) up to this size.
@@ -240,6 +269,7 @@ void ServerLoop::Finish(ServerConn* conn, absl::Status status, bool notify) {
     conn->queued = 0;
   }
   conn->channel.Close();
+  config_->slots->Release();
   if (!notify) return;
   --open_;
   if (config_->handlers.on_close) {
@@ -250,6 +280,57 @@ void ServerLoop::Finish(ServerConn* conn, absl::Status status, bool notify) {
     } catch (...) {
     }
   }
+}
+
+absl::Status ServerLoop::IdleError(const ServerConn* conn) const {
+  return ConnError(
+      absl::StatusCode::kDeadlineExceeded, *config_, conn->id,
+      absl::StrCat("closed after ", absl::FormatDuration(config_->idle_timeout),
+                   " without a byte moving either way (idle_timeout)"));
+}
+
+IdleClock::duration ServerLoop::IdleTimeout() const {
+  // At most a century, so that adding it to a time point cannot overflow.
+  return std::chrono::duration_cast<IdleClock::duration>(
+      absl::ToChronoNanoseconds(std::min(config_->idle_timeout,
+                                         absl::Hours(24 * 365 * 100))));
+}
+
+IdleClock::duration ServerLoop::IdleSlack() const {
+  return std::max<IdleClock::duration>(
+      std::chrono::milliseconds(1),
+      std::min<IdleClock::duration>(IdleTimeout() / 8, std::chrono::seconds(1)));
+}
+
+// --- ConnectionSlots ----------------------------------------------------------
+
+bool ConnectionSlots::Acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return stopped_ || used_ < limit_; });
+  if (stopped_) return false;
+  ++used_;
+  return true;
+}
+
+void ConnectionSlots::Release() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (used_ > 0) --used_;
+  ++released_;
+  cv_.notify_all();
+}
+
+bool ConnectionSlots::WaitForRelease(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t seen = released_;
+  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+               [&] { return stopped_ || released_ != seen; });
+  return !stopped_;
+}
+
+void ConnectionSlots::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  cv_.notify_all();
 }
 
 bool ServerLoop::QueueFullLocked(const ServerConn* conn) {
@@ -264,8 +345,12 @@ bool ServerLoop::QueueDrainedLocked(const ServerConn* conn) {
 
 class ServerCore {
  public:
-  ServerCore(ServerConfig config, Listener listener)
-      : config_(std::move(config)), listener_(std::move(listener)) {}
+  ServerCore(ServerConfig config, Listener listener, size_t max_connections)
+      : config_(std::move(config)),
+        listener_(std::move(listener)),
+        slots_(max_connections) {
+    config_.slots = &slots_;
+  }
 
   ~ServerCore() { Shutdown(absl::ZeroDuration()); }
 
@@ -303,8 +388,8 @@ class ServerCore {
       stopping_ = true;
     }
     if (first) {
-      stop_cv_.notify_all();
       listener_.Close();  // Wakes Accept with Cancelled.
+      slots_.Stop();      // Wakes a wait for a free slot or a back-off.
       if (accept_thread_.joinable()) accept_thread_.join();
       const absl::Time deadline = absl::Now() + grace;
       for (auto& loop : loops_) loop->BeginShutdown(deadline);
@@ -327,22 +412,23 @@ class ServerCore {
   const std::string& name() const { return config_.name; }
 
  private:
+  // Accepts while a connection slot is free. At the cap it waits for a
+  // connection to end, leaving new clients waiting as for busy instances.
   void AcceptLoop() {
     size_t next_loop = 0;
     uint64_t next_id = 1;
-    while (true) {
-      bool failed = false;
+    absl::Duration backoff = kFirstAcceptBackoff;
+    while (slots_.Acquire()) {
+      bool adopted = false;
+      bool stop = false;
       // Nothing may leave this thread: an exception (from the listener's
       // authorize callback, or out of memory) counts as a failed accept.
       try {
         absl::StatusOr<Channel> channel = listener_.Accept();
         if (!channel.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
-          if (stopping_ ||
-              channel.status().code() == absl::StatusCode::kCancelled) {
-            return;
-          }
-          failed = true;
+          stop = stopping_ ||
+                 channel.status().code() == absl::StatusCode::kCancelled;
         } else {
           absl::StatusOr<PeerInfo> peer = channel->Peer();
           // If this throws, the channel is closed and the client sees the
@@ -350,29 +436,34 @@ class ServerCore {
           loops_[next_loop]->Adopt(next_id++, *std::move(channel),
                                    peer.ok() ? *std::move(peer) : PeerInfo());
           next_loop = (next_loop + 1) % loops_.size();
+          adopted = true;
         }
       } catch (...) {
-        failed = true;
       }
-      if (failed) {
-        // A transient failure (out of descriptors or memory, a peer that
-        // left while being checked): back off briefly instead of spinning.
-        std::unique_lock<std::mutex> lock(mu_);
-        stop_cv_.wait_for(lock, std::chrono::milliseconds(10),
-                          [this] { return stopping_; });
-        if (stopping_) return;
+      if (adopted) {
+        backoff = kFirstAcceptBackoff;
+        continue;
       }
+      slots_.Release();
+      if (stop) return;
+      // A failure: out of descriptors (other parts of the process use
+      // them, or the cap is above what the limit allows), out of memory, a
+      // peer that left while being checked. Never spin: wait until one of
+      // our connections ends (which frees a descriptor) or the back-off
+      // passes, doubling it while the failures last.
+      if (!slots_.WaitForRelease(backoff)) return;
+      backoff = std::min(backoff * 2, kMaxAcceptBackoff);
     }
   }
 
   ServerConfig config_;
   Listener listener_;
+  ConnectionSlots slots_;
   std::vector<std::unique_ptr<ServerLoop>> loops_;
   std::vector<std::thread> loop_threads_;
   std::thread accept_thread_;
 
   std::mutex mu_;
-  std::condition_variable stop_cv_;
   bool stopping_ = false;  // Guarded by mu_.
   std::mutex join_mu_;
 };
@@ -437,6 +528,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       return internal::InvalidOption(
           name, "max_queued_bytes and read_chunk_size must be at least 1");
     }
+    if (options.max_connections < 0) {
+      return internal::InvalidOption(
+          name, "max_connections must be at least 1, or 0 for the default");
+    }
+    if (options.idle_timeout <= absl::ZeroDuration()) {
+      return internal::InvalidOption(
+          name,
+          "idle_timeout must be positive (absl::InfiniteDuration() for none)");
+    }
     if (handlers.on_request && handlers.on_data) {
       return internal::InvalidOption(
           name, "set on_data or on_request, not both");
@@ -457,6 +557,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     config.max_message_size = options.listener.max_message_size;
     config.max_queued_bytes = options.max_queued_bytes;
     config.read_chunk_size = options.read_chunk_size;
+    config.idle_timeout = options.idle_timeout;
     config.handlers = std::move(handlers);
     auto params = std::make_shared<internal::ConnParams>();
     params->name = config.name;
@@ -466,8 +567,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     params->max_queued_bytes = config.max_queued_bytes;
     config.conn_params = std::move(params);
 
-    auto core = std::make_unique<internal::ServerCore>(std::move(config),
-                                                       *std::move(listener));
+    const size_t max_connections =
+        options.max_connections > 0
+            ? static_cast<size_t>(options.max_connections)
+            : internal::AutomaticMaxConnections();
+    auto core = std::make_unique<internal::ServerCore>(
+        std::move(config), *std::move(listener), max_connections);
     absl::Status started = core->Start(options.threads);
     if (!started.ok()) return started;
     return std::unique_ptr<Server>(new Server(std::move(core)));

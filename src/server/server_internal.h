@@ -27,6 +27,8 @@
 #define CANAL_SRC_SERVER_SERVER_INTERNAL_H_
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -43,6 +45,34 @@
 
 namespace canal {
 namespace internal {
+
+// The clock of idle timeouts (monotonic, unlike absl::Now).
+using IdleClock = std::chrono::steady_clock;
+
+// The connection cap (ServerOptions::max_connections). The accept thread
+// takes a slot before each Accept, waiting while none is free; the loop
+// that serves a connection gives its slot back when the connection ends.
+class ConnectionSlots {
+ public:
+  explicit ConnectionSlots(size_t limit) : limit_(limit) {}
+
+  // Waits for a free slot and takes it. False (nothing taken) once Stop
+  // was called.
+  bool Acquire();
+  void Release();
+  // Waits until a slot is released, `timeout` passes or Stop is called.
+  // False once Stop was called.
+  bool WaitForRelease(absl::Duration timeout);
+  void Stop();
+
+ private:
+  const size_t limit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t used_ = 0;         // Guarded by mu_.
+  uint64_t released_ = 0;   // Guarded by mu_: releases so far.
+  bool stopped_ = false;    // Guarded by mu_.
+};
 
 // What a connection needs to answer its own methods. Shared by the server
 // and every ServerConn, so that a Connection handle kept after its Server is
@@ -65,7 +95,11 @@ struct ServerConfig {
   size_t max_message_size = 0;
   size_t max_queued_bytes = 0;
   size_t read_chunk_size = 0;
+  // InfiniteDuration(): none.
+  absl::Duration idle_timeout = absl::InfiniteDuration();
   ServerHandlers handlers;
+  // Owned by the server; every connection holds one slot until it ends.
+  ConnectionSlots* slots = nullptr;
   // The fields above that connections need, for them to share.
   std::shared_ptr<const ConnParams> conn_params;
 };
@@ -111,6 +145,8 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
   size_t queued = 0;  // Unsent bytes, all buffers.
   // Set while the loop has stopped reading because of a full queue.
   bool paused = false;
+  // When bytes last left the queue for the system (idle timeout).
+  IdleClock::time_point last_write = IdleClock::now();
 };
 
 // One loop thread and the connections it owns.
@@ -157,6 +193,16 @@ class ServerLoop {
   // and whether it has drained below half of it (resume).
   static bool QueueFullLocked(const ServerConn* conn);
   static bool QueueDrainedLocked(const ServerConn* conn);
+  // Idle timeout. Whether there is one, the status a connection idle since
+  // `last_activity` is closed with, and how late a check may come: an
+  // eighth of the timeout, at most a second (so that a loop with many
+  // connections checks them all at most that often).
+  bool has_idle_timeout() const {
+    return config_->idle_timeout != absl::InfiniteDuration();
+  }
+  absl::Status IdleError(const ServerConn* conn) const;
+  IdleClock::duration IdleSlack() const;
+  IdleClock::duration IdleTimeout() const;
 
   const ServerConfig* const config_;
   std::atomic<size_t> open_{0};

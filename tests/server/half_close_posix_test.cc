@@ -212,5 +212,24 @@ TEST_F(ServerHalfCloseTest, ClientThatLeavesWithoutReadingEndsTheFlush) {
   EXPECT_EQ(server_->connection_count(), 0u);
 }
 
+TEST_F(ServerHalfCloseTest, ClientThatHalfClosesAndNeverReadsIsClosedWhenIdle) {
+  canal::ServerHandlers handlers;
+  handlers.on_data = [&](canal::Connection& c, absl::string_view) {
+    EXPECT_TRUE(c.Send(std::string(8 << 20, 'r')).ok());
+  };
+  canal::ServerOptions options = MessageServerOptions();
+  options.idle_timeout = absl::Milliseconds(300);
+  Start(options, std::move(handlers));
+  int fd = Connect();
+  ASSERT_GE(fd, 0);
+  WriteAll(fd, Frame("give me lots"));
+  ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+  // Never reads: the flush stalls, and the idle timeout ends it.
+  absl::Status s = WaitForClose();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_EQ(server_->connection_count(), 0u);
+  close(fd);
+}
+
 }  // namespace
 }  // namespace canal_test
