@@ -161,7 +161,9 @@ struct ServerOptions {
   // clients that connect and do nothing, that stop reading while replies
   // are queued, or that half-close and never read. It also ends a
   // connection whose reply a handler owes for longer than this (slow work
-  // on another thread): raise it for such servers. Positive;
+  // on another thread): raise it for such servers. On Windows progress is
+  // seen per completed write, and a message is one write: a client that
+  // needs longer than this to read one large message is closed too. Positive;
   // absl::InfiniteDuration() disables it.
   absl::Duration idle_timeout = absl::Minutes(1);
 };
