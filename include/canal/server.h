@@ -212,7 +212,9 @@ class Server {
       absl::string_view name, const ServerOptions& options,
       ServerHandlers handlers);
 
-  // Shuts down with no grace period (see `Shutdown`).
+  // Shuts down with no grace period (see `Shutdown`) and waits for the
+  // server's threads, so it must not run on one of them (in a handler or
+  // the listener's `authorize` callback): call `Shutdown` there instead.
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -222,7 +224,8 @@ class Server {
   // connection; each ends with Cancelled (`on_close` runs for each). A
   // connection whose queue is empty is closed at once. From any thread,
   // idempotent; returns once every connection is closed, except when called
-  // from a handler, where it only starts the shutdown.
+  // from a handler or the listener's `authorize` callback, where it only
+  // starts the shutdown.
   void Shutdown(absl::Duration grace = absl::ZeroDuration());
 
   // The name given to `Start`.

@@ -9,6 +9,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -387,16 +388,23 @@ class ServerCore {
       first = !stopping_;
       stopping_ = true;
     }
+    // From the listener's authorize callback, which runs on the accept
+    // thread: that thread cannot be waited for; it drops whatever it
+    // accepts from now on and ends by itself.
+    const bool on_accept_thread =
+        accept_thread_id_.load() == std::this_thread::get_id();
     if (first) {
       listener_.Close();  // Wakes Accept with Cancelled.
       slots_.Stop();      // Wakes a wait for a free slot or a back-off.
-      if (accept_thread_.joinable()) accept_thread_.join();
+      if (!on_accept_thread) JoinAcceptThread();
       const absl::Time deadline = absl::Now() + grace;
       for (auto& loop : loops_) loop->BeginShutdown(deadline);
     }
+    if (on_accept_thread) return;  // Only start.
     for (auto& loop : loops_) {
       if (loop->OnLoopThread()) return;  // From a handler: only start.
     }
+    JoinAcceptThread();  // If the first call came from the accept thread.
     std::lock_guard<std::mutex> join_lock(join_mu_);
     for (std::thread& t : loop_threads_) {
       if (t.joinable()) t.join();
@@ -412,9 +420,15 @@ class ServerCore {
   const std::string& name() const { return config_.name; }
 
  private:
+  void JoinAcceptThread() {
+    std::lock_guard<std::mutex> join_lock(join_mu_);
+    if (accept_thread_.joinable()) accept_thread_.join();
+  }
+
   // Accepts while a connection slot is free. At the cap it waits for a
   // connection to end, leaving new clients waiting as for busy instances.
   void AcceptLoop() {
+    accept_thread_id_.store(std::this_thread::get_id());
     size_t next_loop = 0;
     uint64_t next_id = 1;
     absl::Duration backoff = kFirstAcceptBackoff;
@@ -429,6 +443,8 @@ class ServerCore {
           std::lock_guard<std::mutex> lock(mu_);
           stop = stopping_ ||
                  channel.status().code() == absl::StatusCode::kCancelled;
+        } else if (Stopping()) {
+          stop = true;  // The loops may be gone; the client sees the end.
         } else {
           absl::StatusOr<PeerInfo> peer = channel->Peer();
           // If this throws, the channel is closed and the client sees the
@@ -462,6 +478,12 @@ class ServerCore {
   std::vector<std::unique_ptr<ServerLoop>> loops_;
   std::vector<std::thread> loop_threads_;
   std::thread accept_thread_;
+  std::atomic<std::thread::id> accept_thread_id_{};
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopping_;
+  }
 
   std::mutex mu_;
   bool stopping_ = false;  // Guarded by mu_.
