@@ -635,7 +635,8 @@ class PosixLoop final : public ServerLoop {
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) return absl::OkStatus();
         return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                         absl::StrCat("send failed (", DescribeErrno(err), ")"));
+                         absl::StrCat("send failed (", DescribeErrno(err),
+                                      ")"));
       }
       size_t sent = static_cast<size_t>(n);
       if (sent > 0) conn->last_write = IdleClock::now();

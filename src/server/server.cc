@@ -300,10 +300,11 @@ IdleClock::duration ServerLoop::IdleTimeout() const {
 IdleClock::duration ServerLoop::IdleSlack() const {
   return std::max<IdleClock::duration>(
       std::chrono::milliseconds(1),
-      std::min<IdleClock::duration>(IdleTimeout() / 8, std::chrono::seconds(1)));
+      std::min<IdleClock::duration>(IdleTimeout() / 8,
+                                    std::chrono::seconds(1)));
 }
 
-// --- ConnectionSlots ----------------------------------------------------------
+// --- ConnectionSlots ------------------------------------------------------
 
 bool ConnectionSlots::Acquire() {
   std::unique_lock<std::mutex> lock(mu_);

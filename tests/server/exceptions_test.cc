@@ -42,8 +42,8 @@ TEST(ServerExceptionsTest, ThrowingRequestHandlerClosesOnlyItsConnection) {
   const std::string name = UniqueName("srv-throw-req");
   Closes closes;
   canal::ServerHandlers handlers;
-  handlers.on_request = [](canal::Connection&, absl::string_view r)
-      -> absl::StatusOr<std::string> {
+  handlers.on_request = [](canal::Connection&,
+                           absl::string_view r) -> absl::StatusOr<std::string> {
     if (r == "throw") throw std::runtime_error("boom");
     if (r == "no memory") throw std::bad_alloc();
     return std::string(r);
@@ -54,8 +54,8 @@ TEST(ServerExceptionsTest, ThrowingRequestHandlerClosesOnlyItsConnection) {
       throw std::logic_error("thrown from on_close");
     }
   };
-  auto server = canal::Server::Start(name, MessageServerOptions(),
-                                     std::move(handlers));
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
 
   absl::StatusOr<canal::Channel> thrower = canal::Channel::Connect(name);
@@ -99,8 +99,8 @@ TEST(ServerExceptionsTest, ThrowingOpenAndDataHandlers) {
   handlers.on_close = [&](canal::Connection&, const absl::Status& s) {
     closes.Add(s);
   };
-  auto server = canal::Server::Start(name, MessageServerOptions(),
-                                     std::move(handlers));
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
 
   absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);

@@ -42,7 +42,8 @@ void WriteLine(int fd, const std::string& line) {
   (void)!write(fd, data.data(), data.size());
 }
 
-TEST(ServerFdLimitTest, IdleClientsBeyondTheDescriptorLimitDoNotLockOutANewOne) {
+TEST(ServerFdLimitTest,
+     IdleClientsBeyondTheDescriptorLimitDoNotLockOutANewOne) {
   char tmpl[] = "/tmp/canal-srvfd-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
@@ -88,8 +89,8 @@ TEST(ServerFdLimitTest, IdleClientsBeyondTheDescriptorLimitDoNotLockOutANewOne) 
     ReadLine(down[0]);  // "report"
     {
       std::lock_guard<std::mutex> lock(mu);
-      WriteLine(up[1], absl::StrCat(max_open, " ", idle_closed, " ",
-                                    other_closed));
+      WriteLine(up[1],
+                absl::StrCat(max_open, " ", idle_closed, " ", other_closed));
     }
     server->reset();
     _exit(0);

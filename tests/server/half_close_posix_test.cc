@@ -146,8 +146,8 @@ TEST_F(ServerHalfCloseTest, PipelinedRequestsAreAllAnsweredThroughAFullQueue) {
   constexpr int kRequests = 32;
   constexpr size_t kPad = 64 * 1024;
   canal::ServerHandlers handlers;
-  handlers.on_request = [](canal::Connection&, absl::string_view r)
-      -> absl::StatusOr<std::string> {
+  handlers.on_request = [](canal::Connection&,
+                           absl::string_view r) -> absl::StatusOr<std::string> {
     return absl::StrCat(r, std::string(kPad, '.'));
   };
   canal::ServerOptions options = MessageServerOptions();
@@ -178,8 +178,10 @@ TEST_F(ServerHalfCloseTest, PipelinedRequestsAreAllAnsweredThroughAFullQueue) {
 
 TEST_F(ServerHalfCloseTest, PartialFrameAtTheEndIsDataLossAfterTheReplies) {
   canal::ServerHandlers handlers;
-  handlers.on_request = [](canal::Connection&, absl::string_view r)
-      -> absl::StatusOr<std::string> { return std::string(r); };
+  handlers.on_request = [](canal::Connection&,
+                           absl::string_view r) -> absl::StatusOr<std::string> {
+    return std::string(r);
+  };
   Start(MessageServerOptions(), std::move(handlers));
   int fd = Connect();
   ASSERT_GE(fd, 0);

@@ -53,9 +53,9 @@ struct Tracker {
 
   int CountCloses(absl::StatusCode code) {
     std::lock_guard<std::mutex> lock(mu);
-    return static_cast<int>(
-        std::count_if(closes.begin(), closes.end(),
-                      [code](const absl::Status& s) { return s.code() == code; }));
+    return static_cast<int>(std::count_if(
+        closes.begin(), closes.end(),
+        [code](const absl::Status& s) { return s.code() == code; }));
   }
 };
 
@@ -103,8 +103,8 @@ TEST(ServerLimitsTest, AtTheCapNewClientsWaitUntilAConnectionEnds) {
   for (int i = 0; i < kCap; ++i) {
     absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
     CANAL_ASSERT_OK(ch);
-    absl::StatusOr<std::string> r = ch->Transact(absl::StrCat("held ", i),
-                                                 kHangGuard);
+    absl::StatusOr<std::string> r =
+        ch->Transact(absl::StrCat("held ", i), kHangGuard);
     CANAL_ASSERT_OK(r);
     held.push_back(*std::move(ch));
   }
@@ -176,9 +176,8 @@ TEST(ServerLimitsTest, ManyIdleClientsDoNotKeepANewOneOut) {
       canal::Call(name, "let me in", absl::Seconds(60));
   CANAL_ASSERT_OK(reply);
   EXPECT_EQ(*reply, "let me in");
-  ASSERT_TRUE(tracker.WaitUntil([&] {
-    return static_cast<int>(tracker.closes.size()) == kIdle + 1;
-  }));
+  ASSERT_TRUE(tracker.WaitUntil(
+      [&] { return static_cast<int>(tracker.closes.size()) == kIdle + 1; }));
   EXPECT_EQ(tracker.CountCloses(absl::StatusCode::kDeadlineExceeded), kIdle);
   EXPECT_EQ(tracker.CountCloses(absl::StatusCode::kOutOfRange), 1);
   {

@@ -24,8 +24,7 @@ int main(int argc, char** argv) {
     if (fstat(fd, &st) == 0 &&
         static_cast<unsigned long long>(st.st_dev) == dev &&
         static_cast<unsigned long long>(st.st_ino) == ino) {
-      std::fprintf(stderr, "inherit_report: descriptor %d was inherited\n",
-                   fd);
+      std::fprintf(stderr, "inherit_report: descriptor %d was inherited\n", fd);
       ++inherited;
     }
   }

@@ -34,6 +34,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -54,8 +55,8 @@ std::atomic<bool> g_armed{false};
 
 struct Findings {
   std::mutex mu;
-  std::vector<std::string> inherited;     // What leaked, and from which call.
-  std::map<std::string, int> checked;     // Call -> descriptors checked.
+  std::vector<std::string> inherited;  // What leaked, and from which call.
+  std::map<std::string, int> checked;  // Call -> descriptors checked.
 };
 
 Findings& GetFindings() {
@@ -80,15 +81,30 @@ Fn Real(std::atomic<void*>* slot, const char* name) {
   return reinterpret_cast<Fn>(sym);
 }
 
-#define CANAL_TEST_REAL(type, name)        \
+#define CANAL_TEST_REAL(type, name)       \
   static std::atomic<void*> real_slot_{}; \
   const auto real = Real<type>(&real_slot_, name)
 
+// Whether the code at `caller` belongs to canal: this executable (which
+// links canal's objects in a static build) or libcanal. Sanitizer runtimes,
+// for one, make pipes of their own.
+bool FromCanal(void* caller) {
+  Dl_info here{}, there{};
+  if (dladdr(reinterpret_cast<void*>(&FromCanal), &here) == 0 ||
+      dladdr(caller, &there) == 0) {
+    return true;  // Unknown: check it.
+  }
+  if (there.dli_fbase == here.dli_fbase) return true;
+  return there.dli_fname != nullptr &&
+         std::strstr(there.dli_fname, "libcanal") != nullptr;
+}
+
 // Forks and execs the reporter for the descriptors `fds` that `call` has
-// just created, while the calling thread is still inside canal, and records
-// what it says.
-void CheckNotInherited(const char* call, const int* fds, int count) {
-  if (!g_armed.load()) return;
+// just created for the code at `caller`, while the calling thread is still
+// inside canal, and records what it says.
+void CheckNotInherited(const char* call, void* caller, const int* fds,
+                       int count) {
+  if (!g_armed.load() || !FromCanal(caller)) return;
   const int saved_errno = errno;
   const char* reporter = std::getenv("CANAL_INHERIT_REPORTER");
   std::vector<std::string> args;
@@ -123,9 +139,8 @@ void CheckNotInherited(const char* call, const int* fds, int count) {
     std::vector<int> made(fds, fds + count);
     if (pid < 0 || waited != pid || !WIFEXITED(status) ||
         WEXITSTATUS(status) > 1) {
-      f.inherited.push_back(absl::StrCat(
-          call, ": could not run the reporter (", args[0], "), status ",
-          status));
+      f.inherited.push_back(absl::StrCat(call, ": could not run the reporter (",
+                                         args[0], "), status ", status));
     } else if (WEXITSTATUS(status) == 1) {
       f.inherited.push_back(absl::StrCat(
           call, " made descriptor(s) ", absl::StrJoin(made, ", "),
@@ -136,9 +151,11 @@ void CheckNotInherited(const char* call, const int* fds, int count) {
   errno = saved_errno;
 }
 
-void CheckOne(const char* call, int fd) {
-  if (fd >= 0) CheckNotInherited(call, &fd, 1);
+void CheckOne(const char* call, void* caller, int fd) {
+  if (fd >= 0) CheckNotInherited(call, caller, &fd, 1);
 }
+
+#define CANAL_TEST_CALLER __builtin_return_address(0)
 
 }  // namespace
 
@@ -154,63 +171,63 @@ extern "C" {
 int pipe(int fds[2]) {
   CANAL_TEST_REAL(int (*)(int*), "pipe");
   const int rc = real(fds);
-  if (rc == 0) CheckNotInherited("pipe", fds, 2);
+  if (rc == 0) CheckNotInherited("pipe", CANAL_TEST_CALLER, fds, 2);
   return rc;
 }
 
 int pipe2(int fds[2], int flags) {
   CANAL_TEST_REAL(int (*)(int*, int), "pipe2");
   const int rc = real(fds, flags);
-  if (rc == 0) CheckNotInherited("pipe2", fds, 2);
+  if (rc == 0) CheckNotInherited("pipe2", CANAL_TEST_CALLER, fds, 2);
   return rc;
 }
 
 int socket(int domain, int type, int protocol) {
   CANAL_TEST_REAL(int (*)(int, int, int), "socket");
   const int fd = real(domain, type, protocol);
-  CheckOne("socket", fd);
+  CheckOne("socket", CANAL_TEST_CALLER, fd);
   return fd;
 }
 
 int socketpair(int domain, int type, int protocol, int fds[2]) {
   CANAL_TEST_REAL(int (*)(int, int, int, int*), "socketpair");
   const int rc = real(domain, type, protocol, fds);
-  if (rc == 0) CheckNotInherited("socketpair", fds, 2);
+  if (rc == 0) CheckNotInherited("socketpair", CANAL_TEST_CALLER, fds, 2);
   return rc;
 }
 
 int accept(int fd, struct sockaddr* addr, socklen_t* len) {
   CANAL_TEST_REAL(int (*)(int, sockaddr*, socklen_t*), "accept");
   const int made = real(fd, addr, len);
-  CheckOne("accept", made);
+  CheckOne("accept", CANAL_TEST_CALLER, made);
   return made;
 }
 
 int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
   CANAL_TEST_REAL(int (*)(int, sockaddr*, socklen_t*, int), "accept4");
   const int made = real(fd, addr, len, flags);
-  CheckOne("accept4", made);
+  CheckOne("accept4", CANAL_TEST_CALLER, made);
   return made;
 }
 
 int eventfd(unsigned int initval, int flags) {
   CANAL_TEST_REAL(int (*)(unsigned int, int), "eventfd");
   const int fd = real(initval, flags);
-  CheckOne("eventfd", fd);
+  CheckOne("eventfd", CANAL_TEST_CALLER, fd);
   return fd;
 }
 
 int epoll_create(int size) {
   CANAL_TEST_REAL(int (*)(int), "epoll_create");
   const int fd = real(size);
-  CheckOne("epoll_create", fd);
+  CheckOne("epoll_create", CANAL_TEST_CALLER, fd);
   return fd;
 }
 
 int epoll_create1(int flags) {
   CANAL_TEST_REAL(int (*)(int), "epoll_create1");
   const int fd = real(flags);
-  CheckOne("epoll_create1", fd);
+  CheckOne("epoll_create1", CANAL_TEST_CALLER, fd);
   return fd;
 }
 
@@ -218,35 +235,35 @@ int epoll_create1(int flags) {
   int wrapper(const char* path, int flags, ...) __asm__(#fn);         \
   int wrapper(const char* path, int flags, ...) {                     \
     CANAL_TEST_REAL(int (*)(const char*, int, ...), #fn);             \
-    mode_t mode = 0;                                             \
+    mode_t mode = 0;                                                  \
     if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) { \
-      va_list ap;                                                \
-      va_start(ap, flags);                                       \
-      mode = static_cast<mode_t>(va_arg(ap, int));               \
-      va_end(ap);                                                \
-    }                                                            \
-    const int fd = real(path, flags, mode);                      \
-    CheckOne(#fn, fd);                                           \
-    return fd;                                                   \
+      va_list ap;                                                     \
+      va_start(ap, flags);                                            \
+      mode = static_cast<mode_t>(va_arg(ap, int));                    \
+      va_end(ap);                                                     \
+    }                                                                 \
+    const int fd = real(path, flags, mode);                           \
+    CheckOne(#fn, CANAL_TEST_CALLER, fd);                             \
+    return fd;                                                        \
   }
 CANAL_TEST_OPEN_WRAPPER(CanalTestOpen, open)
 CANAL_TEST_OPEN_WRAPPER(CanalTestOpen64, open64)
 #undef CANAL_TEST_OPEN_WRAPPER
 
-#define CANAL_TEST_OPENAT_WRAPPER(wrapper, fn)                          \
+#define CANAL_TEST_OPENAT_WRAPPER(wrapper, fn)                           \
   int wrapper(int dirfd, const char* path, int flags, ...) __asm__(#fn); \
-  int wrapper(int dirfd, const char* path, int flags, ...) {            \
-    CANAL_TEST_REAL(int (*)(int, const char*, int, ...), #fn);   \
-    mode_t mode = 0;                                                    \
-    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {   \
-      va_list ap;                                                       \
-      va_start(ap, flags);                                              \
-      mode = static_cast<mode_t>(va_arg(ap, int));                      \
-      va_end(ap);                                                       \
-    }                                                                   \
-    const int fd = real(dirfd, path, flags, mode);                      \
-    CheckOne(#fn, fd);                                                  \
-    return fd;                                                          \
+  int wrapper(int dirfd, const char* path, int flags, ...) {             \
+    CANAL_TEST_REAL(int (*)(int, const char*, int, ...), #fn);           \
+    mode_t mode = 0;                                                     \
+    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {    \
+      va_list ap;                                                        \
+      va_start(ap, flags);                                               \
+      mode = static_cast<mode_t>(va_arg(ap, int));                       \
+      va_end(ap);                                                        \
+    }                                                                    \
+    const int fd = real(dirfd, path, flags, mode);                       \
+    CheckOne(#fn, CANAL_TEST_CALLER, fd);                                \
+    return fd;                                                           \
   }
 CANAL_TEST_OPENAT_WRAPPER(CanalTestOpenat, openat)
 CANAL_TEST_OPENAT_WRAPPER(CanalTestOpenat64, openat64)
@@ -256,21 +273,21 @@ CANAL_TEST_OPENAT_WRAPPER(CanalTestOpenat64, openat64)
 int __open_2(const char* path, int flags) {
   CANAL_TEST_REAL(int (*)(const char*, int), "__open_2");
   const int fd = real(path, flags);
-  CheckOne("__open_2", fd);
+  CheckOne("__open_2", CANAL_TEST_CALLER, fd);
   return fd;
 }
 
 int __open64_2(const char* path, int flags) {
   CANAL_TEST_REAL(int (*)(const char*, int), "__open64_2");
   const int fd = real(path, flags);
-  CheckOne("__open64_2", fd);
+  CheckOne("__open64_2", CANAL_TEST_CALLER, fd);
   return fd;
 }
 
 int __openat_2(int dirfd, const char* path, int flags) {
   CANAL_TEST_REAL(int (*)(int, const char*, int), "__openat_2");
   const int fd = real(dirfd, path, flags);
-  CheckOne("__openat_2", fd);
+  CheckOne("__openat_2", CANAL_TEST_CALLER, fd);
   return fd;
 }
 
@@ -279,7 +296,7 @@ int __openat_2(int dirfd, const char* path, int flags) {
   int wrapper(const char* path, mode_t mode) {             \
     CANAL_TEST_REAL(int (*)(const char*, mode_t), #fn);    \
     const int fd = real(path, mode);                       \
-    CheckOne(#fn, fd);                                     \
+    CheckOne(#fn, CANAL_TEST_CALLER, fd);                  \
     return fd;                                             \
   }
 CANAL_TEST_CREAT_WRAPPER(CanalTestCreat, creat)
@@ -289,37 +306,38 @@ CANAL_TEST_CREAT_WRAPPER(CanalTestCreat64, creat64)
 int dup(int fd) {
   CANAL_TEST_REAL(int (*)(int), "dup");
   const int made = real(fd);
-  CheckOne("dup", made);
+  CheckOne("dup", CANAL_TEST_CALLER, made);
   return made;
 }
 
 int dup2(int fd, int target) {
   CANAL_TEST_REAL(int (*)(int, int), "dup2");
   const int made = real(fd, target);
-  CheckOne("dup2", made);
+  CheckOne("dup2", CANAL_TEST_CALLER, made);
   return made;
 }
 
 int dup3(int fd, int target, int flags) {
   CANAL_TEST_REAL(int (*)(int, int, int), "dup3");
   const int made = real(fd, target, flags);
-  CheckOne("dup3", made);
+  CheckOne("dup3", CANAL_TEST_CALLER, made);
   return made;
 }
 
 // fcntl's third argument is an int or a pointer; like the C library, pass
 // it on as a pointer-sized value.
-#define CANAL_TEST_FCNTL_WRAPPER(wrapper, fn)                 \
-  int wrapper(int fd, int cmd, ...) __asm__(#fn);             \
-  int wrapper(int fd, int cmd, ...) {                         \
-    CANAL_TEST_REAL(int (*)(int, int, ...), #fn);      \
-    va_list ap;                                               \
-    va_start(ap, cmd);                                        \
-    void* arg = va_arg(ap, void*);                            \
-    va_end(ap);                                               \
-    const int rc = real(fd, cmd, arg);                        \
-    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) CheckOne(#fn, rc); \
-    return rc;                                                \
+#define CANAL_TEST_FCNTL_WRAPPER(wrapper, fn)     \
+  int wrapper(int fd, int cmd, ...) __asm__(#fn); \
+  int wrapper(int fd, int cmd, ...) {             \
+    CANAL_TEST_REAL(int (*)(int, int, ...), #fn); \
+    va_list ap;                                   \
+    va_start(ap, cmd);                            \
+    void* arg = va_arg(ap, void*);                \
+    va_end(ap);                                   \
+    const int rc = real(fd, cmd, arg);            \
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) \
+      CheckOne(#fn, CANAL_TEST_CALLER, rc);       \
+    return rc;                                    \
   }
 CANAL_TEST_FCNTL_WRAPPER(CanalTestFcntl, fcntl)
 CANAL_TEST_FCNTL_WRAPPER(CanalTestFcntl64, fcntl64)
@@ -337,10 +355,12 @@ long syscall(long number, ...) {
   va_end(ap);
   const long rc = real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 #ifdef SYS_pidfd_open
-  if (number == SYS_pidfd_open) CheckOne("syscall(pidfd_open)", static_cast<int>(rc));
+  if (number == SYS_pidfd_open)
+    CheckOne("syscall(pidfd_open)", CANAL_TEST_CALLER, static_cast<int>(rc));
 #endif
 #ifdef SYS_memfd_create
-  if (number == SYS_memfd_create) CheckOne("syscall(memfd_create)", static_cast<int>(rc));
+  if (number == SYS_memfd_create)
+    CheckOne("syscall(memfd_create)", CANAL_TEST_CALLER, static_cast<int>(rc));
 #endif
   return rc;
 }
@@ -438,14 +458,15 @@ TEST_F(InheritTest, ServerNeverLeaks) {
   options.listener.mode = canal::PipeMode::kMessage;
   options.threads = 2;
   canal::ServerHandlers handlers;
-  handlers.on_request = [](canal::Connection&, absl::string_view r)
-      -> absl::StatusOr<std::string> { return std::string(r); };
+  handlers.on_request = [](canal::Connection&,
+                           absl::string_view r) -> absl::StatusOr<std::string> {
+    return std::string(r);
+  };
   g_armed.store(true);
   auto server = canal::Server::Start(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<std::string> reply =
-        canal::Call(name, "hello", kHangGuard);
+    absl::StatusOr<std::string> reply = canal::Call(name, "hello", kHangGuard);
     CANAL_ASSERT_OK(reply);
     EXPECT_EQ(*reply, "hello");
   }

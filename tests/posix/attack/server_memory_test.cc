@@ -20,6 +20,7 @@
 // bytes; the others need a failing allocation and are skipped.
 
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,7 +31,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <linux/sockios.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -123,7 +123,8 @@ std::string ReadLine(int fd, absl::Duration timeout) {
 // status ends the child (_exit: nothing of the parent's test runs there).
 class ServerChild {
  public:
-  explicit ServerChild(std::function<int(int to_parent, int from_parent)> body) {
+  explicit ServerChild(
+      std::function<int(int to_parent, int from_parent)> body) {
     int up[2], down[2];
     if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0) return;
     pid_ = fork();
@@ -148,7 +149,9 @@ class ServerChild {
   }
 
   bool started() const { return pid_ > 0; }
-  void Send(absl::string_view line) { WriteAll(to_child_, absl::StrCat(line, "\n")); }
+  void Send(absl::string_view line) {
+    WriteAll(to_child_, absl::StrCat(line, "\n"));
+  }
   std::string Receive() { return ReadLine(from_child_, absl::Seconds(60)); }
 
   // How the child ended, e.g. "exit 0" or "signal 6"; closes our end of the
@@ -190,7 +193,8 @@ struct CloseLog {
     }
     std::string out;
     for (absl::StatusCode c : codes) {
-      absl::StrAppend(&out, out.empty() ? "" : ",", absl::StatusCodeToString(c));
+      absl::StrAppend(&out, out.empty() ? "" : ",",
+                      absl::StatusCodeToString(c));
     }
     return out;
   }
@@ -238,8 +242,10 @@ absl::StatusOr<std::unique_ptr<canal::Server>> StartEcho(
   canal::ServerOptions options;
   options.listener.mode = canal::PipeMode::kMessage;
   canal::ServerHandlers handlers;
-  handlers.on_request = [](canal::Connection&, absl::string_view r)
-      -> absl::StatusOr<std::string> { return std::string(r); };
+  handlers.on_request = [](canal::Connection&,
+                           absl::string_view r) -> absl::StatusOr<std::string> {
+    return std::string(r);
+  };
   handlers.on_close = [log](canal::Connection&, const absl::Status& s) {
     log->Add(s);
   };
@@ -257,7 +263,8 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
     CloseLog log;
     auto server = StartEcho(path_, &log);
     if (!server.ok()) {
-      WriteAll(up, absl::StrCat("start failed: ", server.status().ToString(), "\n"));
+      WriteAll(
+          up, absl::StrCat("start failed: ", server.status().ToString(), "\n"));
       return 3;
     }
     // Room for five announced messages at most, fewer than are announced.
@@ -266,13 +273,12 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
     WriteAll(up, "ready\n");
     if (ReadLine(down, absl::Minutes(2)) != "measure") return 5;
     const MemoryUse after = ReadMemoryUse();
-    WriteAll(up, absl::StrCat(
-                     static_cast<int64_t>(after.virtual_bytes) -
-                         static_cast<int64_t>(before.virtual_bytes),
-                     " ",
-                     static_cast<int64_t>(after.resident_bytes) -
-                         static_cast<int64_t>(before.resident_bytes),
-                     "\n"));
+    WriteAll(up, absl::StrCat(static_cast<int64_t>(after.virtual_bytes) -
+                                  static_cast<int64_t>(before.virtual_bytes),
+                              " ",
+                              static_cast<int64_t>(after.resident_bytes) -
+                                  static_cast<int64_t>(before.resident_bytes),
+                              "\n"));
     ReadLine(down, absl::Minutes(2));  // Until the parent is done.
     server->reset();
     return 0;
@@ -284,7 +290,8 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
   for (int i = 0; i < kHostile; ++i) {
     int fd = RawConnect();
     ASSERT_GE(fd, 0) << strerror(errno);
-    WriteAll(fd, Header(static_cast<uint32_t>(kAnnounced)) + "just a few bytes");
+    WriteAll(fd,
+             Header(static_cast<uint32_t>(kAnnounced)) + "just a few bytes");
     hostile.push_back(fd);
   }
   // A good client is served meanwhile. Its round trips through the same
@@ -294,7 +301,8 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
   for (int round = 0; round < 1000 && !all_read; ++round) {
     absl::StatusOr<std::string> reply =
         canal::Call(path_, absl::StrCat("good ", round), absl::Seconds(30));
-    ASSERT_TRUE(reply.ok()) << reply.status() << "; the child: " << child.Wait();
+    ASSERT_TRUE(reply.ok())
+        << reply.status() << "; the child: " << child.Wait();
     EXPECT_EQ(*reply, absl::StrCat("good ", round));
     all_read = true;
     for (int fd : hostile) {
@@ -308,15 +316,15 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
   const std::string measured = child.Receive();
   std::vector<std::string> parts = absl::StrSplit(measured, ' ');
   int64_t vm_growth = 0, rss_growth = 0;
-  ASSERT_EQ(parts.size(), 2u) << "child said \"" << measured
-                              << "\"; the child: " << child.Wait();
+  ASSERT_EQ(parts.size(), 2u)
+      << "child said \"" << measured << "\"; the child: " << child.Wait();
   ASSERT_TRUE(absl::SimpleAtoi(parts[0], &vm_growth));
   ASSERT_TRUE(absl::SimpleAtoi(parts[1], &rss_growth));
-  std::printf("with %d clients announcing %zu MiB each: virtual size +%lld KiB, "
-              "resident +%lld KiB\n",
-              kHostile, kAnnounced / kMiB,
-              static_cast<long long>(vm_growth / 1024),
-              static_cast<long long>(rss_growth / 1024));
+  std::printf(
+      "with %d clients announcing %zu MiB each: virtual size +%lld KiB, "
+      "resident +%lld KiB\n",
+      kHostile, kAnnounced / kMiB, static_cast<long long>(vm_growth / 1024),
+      static_cast<long long>(rss_growth / 1024));
   // Less than one announced message, for all of them together.
   EXPECT_LT(vm_growth, static_cast<int64_t>(kAnnounced));
   EXPECT_LT(rss_growth, static_cast<int64_t>(16 * kMiB));
@@ -325,7 +333,8 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
 }
 
 TEST_F(ServerMemoryTest, MessageLargerThanTheMemoryLeftEndsOnlyItsConnection) {
-  if (kSanitized) GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
+  if (kSanitized)
+    GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
   ServerChild child([&](int up, int down) {
 #ifdef M_ARENA_MAX
     mallopt(M_ARENA_MAX, 1);
@@ -371,7 +380,8 @@ TEST_F(ServerMemoryTest, MessageLargerThanTheMemoryLeftEndsOnlyItsConnection) {
 }
 
 TEST_F(ServerMemoryTest, SendLargerThanTheMemoryLeftIsResourceExhausted) {
-  if (kSanitized) GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
+  if (kSanitized)
+    GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
   static constexpr size_t kHuge = 256 * kMiB;
   ServerChild child([&](int up, int down) {
 #ifdef M_ARENA_MAX
@@ -379,8 +389,8 @@ TEST_F(ServerMemoryTest, SendLargerThanTheMemoryLeftIsResourceExhausted) {
 #endif
     // The data to send exists already (untouched pages cost nothing); a
     // copy of it does not fit.
-    void* huge = mmap(nullptr, kHuge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    void* huge =
+        mmap(nullptr, kHuge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (huge == MAP_FAILED) return 3;
     canal::ServerOptions options;  // Byte mode: no message size limit.
     canal::ServerHandlers handlers;
@@ -419,7 +429,8 @@ TEST_F(ServerMemoryTest, SendLargerThanTheMemoryLeftIsResourceExhausted) {
 }
 
 TEST_F(ServerMemoryTest, StartWithoutRoomForItsThreadsIsResourceExhausted) {
-  if (kSanitized) GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
+  if (kSanitized)
+    GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
   ServerChild child([&](int up, int) {
     // Thread stacks (8 MiB each by default) do not fit 64 of them.
     if (!LimitAddressSpace(64 * kMiB)) return 3;
