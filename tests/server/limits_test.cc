@@ -51,6 +51,15 @@ struct Tracker {
     return cv.wait_for(lock, std::chrono::seconds(60), done);
   }
 
+  // For failure messages.
+  std::string Describe() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::string out = absl::StrCat("opened ", opened, ", open ", open,
+                                   ", max open ", max_open, ", closes:");
+    for (const absl::Status& s : closes) absl::StrAppend(&out, " [", s.ToString(), "]");
+    return out;
+  }
+
   int CountCloses(absl::StatusCode code) {
     std::lock_guard<std::mutex> lock(mu);
     return static_cast<int>(std::count_if(
@@ -140,7 +149,10 @@ TEST(ServerLimitsTest, AtTheCapNewClientsWaitUntilAConnectionEnds) {
   EXPECT_EQ((*server)->connection_count(), static_cast<size_t>(kCap));
   // Each connection that ends lets one waiting client in.
   held[0].Close();
-  ASSERT_TRUE(tracker.WaitUntil([&] { return tracker.opened == kCap + 1; }));
+  ASSERT_TRUE(tracker.WaitUntil([&] { return tracker.opened == kCap + 1; }))
+      << tracker.Describe() << "; connection_count "
+      << (*server)->connection_count() << "; "
+      << replies[0].status() << "; " << replies[1].status();
   held[1].Close();
   for (auto& w : waiters) EXPECT_TRUE(w->Finished(absl::Seconds(60)));
   waiters.clear();
