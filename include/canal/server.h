@@ -31,6 +31,24 @@
 // queue has drained below half. A client that stops reading therefore costs
 // at most `max_queued_bytes` plus one Send (and one read chunk) of memory,
 // and never slows down the other clients.
+//
+// End of stream. A client's end of stream ends its requests, not the
+// replies: on POSIX a client may shut down only its sending side and keep
+// reading (shutdown(SHUT_WR), as socat, `nc -N` and many scripts do after
+// their request). The server then stops reading from it, still answers
+// every request it had received, flushes everything `Send` accepted, and
+// closes the connection (`on_close`: OutOfRange, or DataLoss if the stream
+// ended inside a message) once all of it is handed to the system, as
+// `Shutdown` drains. `Send` keeps working until then and fails with
+// FailedPrecondition afterwards, so a reply a handler sends later from
+// another thread may find the connection closed. The flush ends early when
+// the client's reading side goes too (it closes, or the send fails): the
+// status then says how many queued bytes were not delivered. A client that
+// half-closes and never reads makes no progress and is closed after
+// `ServerOptions::idle_timeout`. Windows pipes have no half-close: a client
+// that closes its end can read nothing more, so the connection ends at once
+// (OutOfRange, or Unavailable if a write hit the closed pipe first) and
+// what is queued for it is dropped.
 
 #ifndef CANAL_SERVER_H_
 #define CANAL_SERVER_H_
@@ -120,6 +138,34 @@ struct ServerOptions {
   // How much one read asks the system for (at least 1). In byte mode it is
   // also the largest chunk handed to `on_data`.
   size_t read_chunk_size = 64 * 1024;
+  // At most this many clients are served at once (at least 1); 0, the
+  // default, picks half of the process's descriptor limit on POSIX (the
+  // soft RLIMIT_NOFILE when `Start` runs: 512 of the common 1024), since
+  // each connection costs the server a descriptor and the rest of the
+  // process needs some too, and 4096 on Windows. At the cap the server stops
+  // accepting until a connection ends: further clients wait as for busy
+  // instances, in the order they came (Windows: `Connect` waits for a free
+  // instance, up to its timeout, once the listener's few pending instances
+  // are taken; POSIX: the connection waits in the kernel's backlog, its
+  // request is answered once it is accepted, and `Connect` waits while the
+  // backlog is full). No connection is closed to make room, so a flood of
+  // new clients cannot push out established ones; clients that only hold a
+  // connection are closed by `idle_timeout`. If descriptors run out below
+  // the cap (the rest of the process uses them, or the cap was set above
+  // the limit), the server neither fails nor spins: it waits until one of
+  // its connections ends, retrying at least every half second.
+  int max_connections = 0;
+  // A connection on which no byte moved in either direction for this long
+  // is closed (a little later: within an eighth of the time, at most a
+  // second), with DeadlineExceeded in `on_close`. This frees the slots of
+  // clients that connect and do nothing, that stop reading while replies
+  // are queued, or that half-close and never read. It also ends a
+  // connection whose reply a handler owes for longer than this (slow work
+  // on another thread): raise it for such servers. On Windows progress is
+  // seen per completed write, and a message is one write: a client that
+  // needs longer than this to read one large message is closed too. Positive;
+  // absl::InfiniteDuration() disables it.
+  absl::Duration idle_timeout = absl::Minutes(1);
 };
 
 // What the server calls. Every handler is optional and runs on a loop
@@ -139,11 +185,14 @@ struct ServerHandlers {
   std::function<absl::StatusOr<std::string>(Connection&, absl::string_view)>
       on_request;
   // The connection ended; `status` says why: OutOfRange when the client
-  // closed cleanly, Unavailable when the connection broke, DataLoss for
-  // malformed framing or a stream that ended inside a message (POSIX),
-  // ResourceExhausted for a message over `max_message_size`, Cancelled after
-  // `Connection::Close` or `Server::Shutdown`, or the error returned by
-  // `on_request`. Runs exactly once per connection that got `on_open`.
+  // closed cleanly (after the replies were flushed, see "End of stream"),
+  // Unavailable when the connection broke, DataLoss for malformed framing or
+  // a stream that ended inside a message (POSIX), ResourceExhausted for a
+  // message over `max_message_size` or when memory ran out while serving
+  // it, Cancelled after `Connection::Close` or `Server::Shutdown`, the error
+  // returned by `on_request`, or Internal when a handler threw (the
+  // exception goes no further; one thrown by `on_close` is ignored). Runs
+  // exactly once per connection that got `on_open`.
   std::function<void(Connection&, const absl::Status&)> on_close;
 };
 
@@ -153,15 +202,19 @@ class Server {
  public:
   // Creates the listener on `name` (a portable or native name, see
   // canal/canal.h) and starts the threads. Fails with InvalidArgument for
-  // bad options (threads < 1, a zero bound or chunk size, `on_request` on a
-  // byte-mode listener, both `on_data` and `on_request`), or with the
+  // bad options (threads < 1, a zero bound or chunk size, a negative
+  // `max_connections`, an `idle_timeout` that is not positive, `on_request`
+  // on a byte-mode listener, both `on_data` and `on_request`), or with the
   // errors of `Listener::Create` (AlreadyExists, PermissionDenied, ...), or
-  // Internal/ResourceExhausted if the system refuses an event queue.
+  // ResourceExhausted if the system refuses an event queue or a thread, or
+  // memory runs out.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       absl::string_view name, const ServerOptions& options,
       ServerHandlers handlers);
 
-  // Shuts down with no grace period (see `Shutdown`).
+  // Shuts down with no grace period (see `Shutdown`) and waits for the
+  // server's threads, so it must not run on one of them (in a handler or
+  // the listener's `authorize` callback): call `Shutdown` there instead.
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -171,7 +224,8 @@ class Server {
   // connection; each ends with Cancelled (`on_close` runs for each). A
   // connection whose queue is empty is closed at once. From any thread,
   // idempotent; returns once every connection is closed, except when called
-  // from a handler, where it only starts the shutdown.
+  // from a handler or the listener's `authorize` callback, where it only
+  // starts the shutdown.
   void Shutdown(absl::Duration grace = absl::ZeroDuration());
 
   // The name given to `Start`.

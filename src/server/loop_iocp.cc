@@ -7,7 +7,11 @@
 // a thread is tied to it on older Windows). A message-mode read that ends
 // with ERROR_MORE_DATA is continued until the message is whole, so
 // on_data/on_request see whole messages. Writes send one queued buffer each
-// (one message in message mode). Other threads reach the loop with
+// (one message in message mode), in byte mode at most 64 KiB at a time.
+//
+// Idle timeout: progress is seen through completions, so a message being
+// written counts once the client has taken all of it. Other threads reach
+// the loop with
 // PostQueuedCompletionStatus (new connections, "look at this connection",
 // shutdown).
 //
@@ -15,11 +19,17 @@
 // outstanding operations still complete (aborted) through the port, and each
 // holds a reference to the connection until then, so the OVERLAPPED and
 // buffers stay valid. Run returns only when nothing is outstanding.
+//
+// Connections waiting for the loop's attention are kept in intrusive lists,
+// so that asking for it never allocates (Send and Close must not fail once
+// the data is queued). An allocation that fails while serving a connection
+// closes only that connection, with ResourceExhausted.
 
 #include <windows.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -29,6 +39,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/server/server_internal.h"
+#include "src/win32/error.h"
 
 namespace canal {
 namespace internal {
@@ -37,6 +48,7 @@ namespace {
 constexpr ULONG_PTR kIoKey = 1;
 constexpr ULONG_PTR kWakeKey = 2;
 constexpr ULONG kMaxEntries = 128;
+constexpr size_t kMaxByteWrite = 64 * 1024;
 
 class IocpConn;
 
@@ -54,9 +66,15 @@ class IocpConn final : public ServerConn {
   IoOp read_op;
   IoOp write_op;
   std::vector<char> read_buf;
+  // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
+  bool in_inbox = false;
+  std::shared_ptr<IocpConn> next_inbox;
   // Loop thread only.
+  bool in_pending = false;  // In the loop's own list of the same.
+  std::shared_ptr<IocpConn> next_pending;
   bool done = false;
   bool read_pending = false;
+  IdleClock::time_point last_read;  // When bytes (or the end) last came.
   std::string msg;  // Message mode: the parts of a message read so far.
   // Guarded by mu (read by Send's caller to decide whether to post).
   bool write_pending = false;
@@ -68,14 +86,24 @@ class IocpLoop final : public ServerLoop {
 
   ~IocpLoop() override {
     if (port_ != nullptr) CloseHandle(port_);
+    // Unlink what the lists still hold, so that a Connection handle kept by
+    // the user does not keep other connections alive through them.
+    while (inbox_attention_ != nullptr) {
+      std::shared_ptr<IocpConn> conn = std::move(inbox_attention_);
+      inbox_attention_ = std::move(conn->next_inbox);
+    }
+    while (pending_ != nullptr) {
+      std::shared_ptr<IocpConn> conn = std::move(pending_);
+      pending_ = std::move(conn->next_pending);
+    }
   }
 
   absl::Status Init() override {
     port_ = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
     if (port_ == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "canal: Server \"", config_->name,
-          "\": CreateIoCompletionPort failed (error ", GetLastError(), ")"));
+      return win32::Win32Status(GetLastError(), win32::ErrorContext::kGeneric,
+                                "Server::Start", config_->name,
+                                "CreateIoCompletionPort failed");
     }
     return absl::OkStatus();
   }
@@ -131,6 +159,17 @@ class IocpLoop final : public ServerLoop {
                               1000 * 1000));
         }
       }
+      if (next_sweep_ != IdleClock::time_point::max()) {
+        const IdleClock::duration left = next_sweep_ - IdleClock::now();
+        const DWORD sweep_ms =
+            left <= IdleClock::duration::zero()
+                ? 0
+                : static_cast<DWORD>(std::min<int64_t>(
+                      std::chrono::ceil<std::chrono::milliseconds>(left)
+                          .count(),
+                      1000 * 1000));
+        timeout = timeout == INFINITE ? sweep_ms : std::min(timeout, sweep_ms);
+      }
       ULONG count = 0;
       if (!GetQueuedCompletionStatusEx(port_, entries, kMaxEntries, &count,
                                        timeout, FALSE)) {
@@ -150,18 +189,24 @@ class IocpLoop final : public ServerLoop {
           error = GetLastError();
         }
         bytes = entries[i].dwNumberOfBytesTransferred;
-        if (op->is_read) {
-          OnReadDone(conn.get(), error, bytes);
-        } else {
-          OnWriteDone(conn.get(), error, bytes);
+        try {
+          if (op->is_read) {
+            OnReadDone(conn.get(), error, bytes);
+          } else {
+            OnWriteDone(conn.get(), error, bytes);
+          }
+        } catch (...) {
+          CloseConn(conn.get(), CaughtError(conn.get(), "serving the client"));
         }
       }
-      while (!pending_.empty()) {
-        std::vector<std::shared_ptr<IocpConn>> pending;
-        pending.swap(pending_);
-        for (auto& conn : pending) Update(conn.get());
+      while (pending_ != nullptr) {
+        std::shared_ptr<IocpConn> conn = std::move(pending_);
+        pending_ = std::move(conn->next_pending);
+        conn->in_pending = false;
+        UpdateGuarded(conn.get());
       }
       if (shutting_down_) ShutdownStep();
+      if (IdleClock::now() >= next_sweep_) SweepIdle();
     }
     loop_thread_.store(std::thread::id());
   }
@@ -173,31 +218,56 @@ class IocpLoop final : public ServerLoop {
     PostQueuedCompletionStatus(port_, 0, kWakeKey, nullptr);
   }
 
+  // Asks the loop to re-examine `conn`. Never allocates.
   void Attention(IocpConn* conn) {
-    auto self = std::static_pointer_cast<IocpConn>(conn->shared_from_this());
     if (OnLoopThread()) {
-      pending_.push_back(std::move(self));
+      if (conn->in_pending) return;
+      conn->in_pending = true;
+      conn->next_pending = std::move(pending_);
+      pending_ = std::static_pointer_cast<IocpConn>(conn->shared_from_this());
       return;
     }
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_attention_.push_back(std::move(self));
+    if (!conn->in_inbox) {
+      conn->in_inbox = true;
+      conn->next_inbox = std::move(inbox_attention_);
+      inbox_attention_ =
+          std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+    }
     WakeLocked();
   }
 
+  void UpdateGuarded(IocpConn* conn) {
+    try {
+      Update(conn);
+    } catch (...) {
+      CloseConn(conn, CaughtError(conn, "serving the client"));
+    }
+  }
+
   void DrainInbox() {
-    std::vector<std::shared_ptr<IocpConn>> fresh, attention;
+    std::vector<std::shared_ptr<IocpConn>> fresh;
+    std::shared_ptr<IocpConn> attention;
     bool shutdown = false;
     absl::Time deadline;
     {
       std::lock_guard<std::mutex> lock(inbox_mu_);
       wake_pending_ = false;
       fresh.swap(inbox_new_);
-      attention.swap(inbox_attention_);
+      attention = std::move(inbox_attention_);
       shutdown = inbox_shutdown_;
       deadline = inbox_deadline_;
     }
     for (auto& conn : fresh) AddConn(std::move(conn));
-    for (auto& conn : attention) Update(conn.get());
+    while (attention != nullptr) {
+      std::shared_ptr<IocpConn> conn = std::move(attention);
+      {
+        std::lock_guard<std::mutex> lock(inbox_mu_);
+        attention = std::move(conn->next_inbox);
+        conn->in_inbox = false;
+      }
+      UpdateGuarded(conn.get());
+    }
     if (shutdown && !shutting_down_) {
       shutting_down_ = true;
       deadline_ = deadline;
@@ -212,23 +282,39 @@ class IocpLoop final : public ServerLoop {
   void AddConn(std::shared_ptr<IocpConn> conn) {
     IocpConn* raw = conn.get();
     raw->handle = static_cast<HANDLE>(raw->channel.native_handle());
-    raw->read_buf.resize(config_->read_chunk_size);
     raw->read_op.is_read = true;
     raw->write_op.is_read = false;
-    conns_.emplace(raw->id, conn);
-    absl::Status added;
-    if (raw->handle == nullptr ||
-        CreateIoCompletionPort(raw->handle, port_, kIoKey, 0) == nullptr) {
-      added = ConnError(absl::StatusCode::kUnavailable, *config_, raw->id,
-                        absl::StrCat("CreateIoCompletionPort failed (error ",
-                                     GetLastError(), ")"));
+    raw->last_read = IdleClock::now();
+    if (has_idle_timeout() && next_sweep_ == IdleClock::time_point::max()) {
+      next_sweep_ = raw->last_read + IdleTimeout();
     }
-    NotifyOpen(raw);
+    try {
+      raw->read_buf.resize(config_->read_chunk_size);
+      conns_.emplace(raw->id, conn);
+    } catch (...) {
+      // Not served at all: no on_open, so no on_close either.
+      Finish(raw, CaughtError(raw, "accepting the connection"),
+             /*notify=*/false);
+      return;
+    }
+    absl::Status added;
+    if (raw->handle == nullptr) {
+      added = ConnError(absl::StatusCode::kUnavailable, *config_, raw->id,
+                        "the channel was already closed");
+    } else if (CreateIoCompletionPort(raw->handle, port_, kIoKey, 0) ==
+               nullptr) {
+      added = ConnError(
+          absl::StatusCode::kUnavailable, *config_, raw->id,
+          absl::StrCat("CreateIoCompletionPort failed (",
+                       win32::DescribeWin32Error(GetLastError()), ")"));
+    }
+    absl::Status opened = NotifyOpen(raw);
+    if (added.ok()) added = opened;
     if (!added.ok()) {
       CloseConn(raw, added);
       return;
     }
-    Update(raw);
+    UpdateGuarded(raw);
   }
 
   // Re-examines `conn`: a close request, writes to start, reads to post.
@@ -263,9 +349,13 @@ class IocpLoop final : public ServerLoop {
     ZeroMemory(&conn->write_op.ov, sizeof(OVERLAPPED));
     conn->write_op.self =
         std::static_pointer_cast<IocpConn>(conn->shared_from_this());
-    const DWORD size = static_cast<DWORD>(front.size() - conn->out_offset);
-    if (!WriteFile(conn->handle, front.data() + conn->out_offset, size,
-                   nullptr, &conn->write_op.ov) &&
+    // Byte mode writes at most kMaxByteWrite at a time, so that a client
+    // reading a large Send slowly shows progress (the idle timeout sees
+    // completions only). A message is one write: its boundary must stay.
+    size_t size = front.size() - conn->out_offset;
+    if (config_->mode == PipeMode::kByte) size = std::min(size, kMaxByteWrite);
+    if (!WriteFile(conn->handle, front.data() + conn->out_offset,
+                   static_cast<DWORD>(size), nullptr, &conn->write_op.ov) &&
         GetLastError() != ERROR_IO_PENDING) {
       const DWORD error = GetLastError();
       conn->write_op.self.reset();
@@ -313,17 +403,22 @@ class IocpLoop final : public ServerLoop {
                        "the read was cancelled");
     }
     return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                     absl::StrCat("ReadFile failed (error ", error, ")"));
+                     absl::StrCat("ReadFile failed (",
+                                  win32::DescribeWin32Error(error), ")"));
   }
 
   absl::Status WriteError(IocpConn* conn, DWORD error) {
     return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                     absl::StrCat("WriteFile failed (error ", error, ")"));
+                     absl::StrCat("WriteFile failed (",
+                                  win32::DescribeWin32Error(error), ")"));
   }
 
   void OnReadDone(IocpConn* conn, DWORD error, DWORD bytes) {
     conn->read_pending = false;
     if (conn->done) return;
+    if (error == ERROR_SUCCESS || error == ERROR_MORE_DATA) {
+      conn->last_read = IdleClock::now();
+    }
     if (error != ERROR_SUCCESS && error != ERROR_MORE_DATA) {
       if (error == ERROR_OPERATION_ABORTED && shutting_down_) {
         Update(conn);  // Cancelled by the shutdown: keep draining writes.
@@ -384,6 +479,7 @@ class IocpLoop final : public ServerLoop {
         failed = true;
       } else {
         size_t sent = bytes;
+        if (sent > 0) conn->last_write = IdleClock::now();
         conn->queued -= std::min(sent, conn->queued);
         const size_t left = conn->out.front().size() - conn->out_offset;
         if (sent >= left) {
@@ -415,18 +511,44 @@ class IocpLoop final : public ServerLoop {
     Finish(conn, std::move(status));
   }
 
+  // Closes every connection on which nothing moved for idle_timeout, and
+  // plans the next sweep (see loop_posix.cc).
+  void SweepIdle() {
+    const IdleClock::time_point now = IdleClock::now();
+    const IdleClock::duration timeout = IdleTimeout();
+    IdleClock::time_point earliest = IdleClock::time_point::max();
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      std::shared_ptr<IocpConn> conn = (it++)->second;  // CloseConn erases it.
+      IdleClock::time_point last;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        last = std::max(conn->last_read, conn->last_write);
+      }
+      if (now - last >= timeout) {
+        CloseConn(conn.get(), IdleError(conn.get()));
+      } else {
+        earliest = std::min(earliest, last + timeout);
+      }
+    }
+    next_sweep_ = earliest == IdleClock::time_point::max()
+                      ? earliest
+                      : std::max(earliest, now + IdleSlack());
+  }
+
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
-    std::vector<IocpConn*> to_close;
-    for (auto& entry : conns_) {
-      IocpConn* conn = entry.second.get();
-      std::lock_guard<std::mutex> lock(conn->mu);
-      if (expired || conn->queued == 0) to_close.push_back(conn);
-    }
-    for (IocpConn* conn : to_close) {
-      auto keep = conns_[conn->id];
-      CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
-                                conn->id, "the server shut down"));
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      std::shared_ptr<IocpConn> conn = (it++)->second;  // CloseConn erases it.
+      bool close;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        close = expired || conn->queued == 0;
+      }
+      if (close) {
+        CloseConn(conn.get(), ConnError(absl::StatusCode::kCancelled,
+                                        *config_, conn->id,
+                                        "the server shut down"));
+      }
     }
   }
 
@@ -435,15 +557,17 @@ class IocpLoop final : public ServerLoop {
 
   // Loop thread only.
   std::unordered_map<uint64_t, std::shared_ptr<IocpConn>> conns_;
-  std::vector<std::shared_ptr<IocpConn>> pending_;
+  std::shared_ptr<IocpConn> pending_;  // Linked through next_pending.
   size_t outstanding_ = 0;
   bool shutting_down_ = false;
   absl::Time deadline_;
+  // The next idle sweep; max(): none due (no timeout, or no connections).
+  IdleClock::time_point next_sweep_ = IdleClock::time_point::max();
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;
   std::vector<std::shared_ptr<IocpConn>> inbox_new_;
-  std::vector<std::shared_ptr<IocpConn>> inbox_attention_;
+  std::shared_ptr<IocpConn> inbox_attention_;  // Linked through next_inbox.
   bool inbox_shutdown_ = false;
   absl::Time inbox_deadline_;
 };

@@ -12,8 +12,27 @@
 // socket does not take waits for EPOLLOUT/POLLOUT, which the loop asks for
 // only while the queue is not empty.
 //
+// End of stream: a client may shut down only its sending side and keep
+// reading (shutdown(SHUT_WR): socat, `nc -N`, scripts). So the client's end
+// of stream stops the reading, not the connection: the requests already
+// received are still answered and everything Send accepted is still
+// flushed, and the connection closes (OutOfRange, or DataLoss if the stream
+// ended inside a message) once the queue is empty. The flush ends early if
+// the client's reading side goes too (a hang-up, or a send failing with
+// EPIPE): the status then says how many bytes were not delivered. A client
+// that half-closes and never reads is closed by the idle timeout.
+//
 // Other threads reach the loop through an inbox (new connections, "look at
-// this connection", shutdown) and a self-pipe that wakes it.
+// this connection", shutdown) and a self-pipe that wakes it. Connections
+// waiting for the loop's attention are kept in intrusive lists, so that
+// asking for it never allocates (Send and Close must not fail once the
+// data is queued); a connection closed during an event batch is kept alive
+// the same way until the batch is over.
+//
+// Memory: a message's buffer grows with the bytes that arrive, never with
+// the size its header announces, so a client pays for what it sends. An
+// allocation that fails closes only the connection it was for, with
+// ResourceExhausted.
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -23,7 +42,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -33,6 +51,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/framing.h"
+#include "src/posix/error.h"
+#include "src/posix/fd_util.h"
 #include "src/server/poller.h"
 #include "src/server/server_internal.h"
 
@@ -40,11 +60,9 @@ namespace canal {
 namespace internal {
 namespace {
 
-#ifdef MSG_NOSIGNAL
-constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
-#else
-constexpr int kSendFlags = MSG_DONTWAIT;  // SO_NOSIGPIPE is set by canal.
-#endif
+// No SIGPIPE (MSG_NOSIGNAL, or SO_NOSIGPIPE set by canal where that flag
+// is missing), and never block.
+constexpr int kLoopSendFlags = kSendFlags | MSG_DONTWAIT;
 
 constexpr int kMaxIov = 64;
 // A message buffer larger than this is freed after use.
@@ -55,10 +73,19 @@ class PosixConn final : public ServerConn {
   using ServerConn::ServerConn;
 
   int fd = -1;
+  // Guarded by mu: the client's end of stream was read (see the top).
+  bool input_closed = false;
+  // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
+  bool in_inbox = false;
+  std::shared_ptr<PosixConn> next_inbox;
   // Loop thread only.
+  bool in_pending = false;  // In the loop's own list of the same.
+  std::shared_ptr<PosixConn> next_pending;
+  std::shared_ptr<PosixConn> next_dead;  // Closed during the current batch.
   bool done = false;
   bool reg_read = false;
   bool reg_write = false;
+  IdleClock::time_point last_read;  // When bytes (or the end) last came.
   std::string in;             // Bytes read but not yet parsed (message mode).
   bool have_header = false;   // Message mode: a frame's payload is due.
   size_t need = 0;            // Its size.
@@ -75,6 +102,17 @@ class PosixLoop final : public ServerLoop {
   ~PosixLoop() override {
     if (wake_read_ >= 0) ::close(wake_read_);
     if (wake_write_ >= 0) ::close(wake_write_);
+    // Unlink what the lists still hold, so that a Connection handle kept by
+    // the user does not keep other connections alive through them.
+    while (inbox_attention_ != nullptr) {
+      std::shared_ptr<PosixConn> conn = std::move(inbox_attention_);
+      inbox_attention_ = std::move(conn->next_inbox);
+    }
+    while (pending_ != nullptr) {
+      std::shared_ptr<PosixConn> conn = std::move(pending_);
+      pending_ = std::move(conn->next_pending);
+    }
+    ClearGraveyard();
   }
 
   absl::Status Init() override {
@@ -83,21 +121,18 @@ class PosixLoop final : public ServerLoop {
 #else
     poller_ = NewPollPoller();
 #endif
-    absl::Status init = poller_->Init();
+    absl::Status init = poller_->Init(config_->name);
     if (!init.ok()) return init;
+    // Non-blocking and close-on-exec from birth (pipe2 where the system has
+    // it): a child that another thread forks must not inherit it.
     int fds[2];
-    if (::pipe(fds) != 0) {
-      const int err = errno;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "canal: Server \"", config_->name, "\": pipe failed (",
-          strerror(err), ")"));
+    if (!MakePipe(fds)) {
+      return ErrnoError(absl::StatusCode::kResourceExhausted, "Server::Start",
+                        config_->name, "cannot create the loop's wake-up pipe",
+                        errno);
     }
     wake_read_ = fds[0];
     wake_write_ = fds[1];
-    for (int fd : fds) {
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
     return poller_->Add(wake_read_, &wake_tag_, true, false);
   }
 
@@ -122,11 +157,17 @@ class PosixLoop final : public ServerLoop {
 
   void OnQueuedLocked(ServerConn* base) override {
     PosixConn* conn = static_cast<PosixConn*>(base);
-    // Try to hand the data to the socket right away (non-blocking).
+    if (conn->input_closed) {
+      // Draining after the client's end of stream: the loop flushes and
+      // decides when it is over.
+      Attention(conn);
+      return;
+    }
+    // Try to hand the data to the socket right away (non-blocking). If the
+    // client is gone, the loop's next flush fails the same way and decides
+    // how the connection ended (HandleEvent).
     absl::Status flushed = FlushLocked(conn);
     if (!flushed.ok()) {
-      conn->close_requested = true;
-      conn->close_status = flushed;
       Attention(conn);
       return;
     }
@@ -154,6 +195,17 @@ class PosixLoop final : public ServerLoop {
                                    left + absl::Microseconds(999)),
                                1000 * 1000));
       }
+      if (next_sweep_ != IdleClock::time_point::max()) {
+        const IdleClock::duration left = next_sweep_ - IdleClock::now();
+        const int sweep_ms =
+            left <= IdleClock::duration::zero()
+                ? 0
+                : static_cast<int>(std::min<int64_t>(
+                      std::chrono::ceil<std::chrono::milliseconds>(left)
+                          .count(),
+                      1000 * 1000));
+        timeout_ms = timeout_ms < 0 ? sweep_ms : std::min(timeout_ms, sweep_ms);
+      }
       poller_->Wait(timeout_ms, &events);
       for (const PollEvent& ev : events) {
         if (ev.tag == &wake_tag_) {
@@ -162,16 +214,18 @@ class PosixLoop final : public ServerLoop {
         }
         PosixConn* conn = static_cast<PosixConn*>(ev.tag);
         if (conn->done) continue;
-        HandleEvent(conn, ev);
+        HandleEventGuarded(conn, ev);
       }
       // Connections touched from handlers on this thread.
-      while (!pending_.empty()) {
-        std::vector<std::shared_ptr<PosixConn>> pending;
-        pending.swap(pending_);
-        for (auto& conn : pending) Update(conn.get());
+      while (pending_ != nullptr) {
+        std::shared_ptr<PosixConn> conn = std::move(pending_);
+        pending_ = std::move(conn->next_pending);
+        conn->in_pending = false;
+        UpdateGuarded(conn.get());
       }
       if (shutting_down_) ShutdownStep();
-      graveyard_.clear();
+      if (IdleClock::now() >= next_sweep_) SweepIdle();
+      ClearGraveyard();
     }
     loop_thread_.store(std::thread::id());
   }
@@ -186,35 +240,60 @@ class PosixLoop final : public ServerLoop {
   }
 
   // Asks the loop to re-examine `conn` (interest, close request, resume).
+  // Never allocates.
   void Attention(PosixConn* conn) {
     if (OnLoopThread()) {
-      pending_.push_back(std::static_pointer_cast<PosixConn>(
-          conn->shared_from_this()));
+      if (conn->in_pending) return;
+      conn->in_pending = true;
+      conn->next_pending = std::move(pending_);
+      pending_ =
+          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
       return;
     }
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_attention_.push_back(
-        std::static_pointer_cast<PosixConn>(conn->shared_from_this()));
+    if (!conn->in_inbox) {
+      conn->in_inbox = true;
+      conn->next_inbox = std::move(inbox_attention_);
+      inbox_attention_ =
+          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
+    }
     WakeLocked();
+  }
+
+  void ClearGraveyard() {
+    // One at a time: a long chain must not recurse in the destructors.
+    while (graveyard_ != nullptr) {
+      std::shared_ptr<PosixConn> next = std::move(graveyard_->next_dead);
+      graveyard_ = std::move(next);
+    }
   }
 
   void DrainInbox() {
     char buf[64];
     while (::read(wake_read_, buf, sizeof(buf)) > 0) {
     }
-    std::vector<std::shared_ptr<PosixConn>> fresh, attention;
+    std::vector<std::shared_ptr<PosixConn>> fresh;
+    std::shared_ptr<PosixConn> attention;
     bool shutdown = false;
     absl::Time deadline;
     {
       std::lock_guard<std::mutex> lock(inbox_mu_);
       wake_pending_ = false;
       fresh.swap(inbox_new_);
-      attention.swap(inbox_attention_);
+      attention = std::move(inbox_attention_);
       shutdown = inbox_shutdown_;
       deadline = inbox_deadline_;
     }
     for (auto& conn : fresh) AddConn(std::move(conn));
-    for (auto& conn : attention) Update(conn.get());
+    while (attention != nullptr) {
+      std::shared_ptr<PosixConn> conn = std::move(attention);
+      {
+        std::lock_guard<std::mutex> lock(inbox_mu_);
+        attention = std::move(conn->next_inbox);
+        conn->in_inbox = false;
+      }
+      UpdateGuarded(conn.get());
+    }
     if (shutdown && !shutting_down_) {
       shutting_down_ = true;
       deadline_ = deadline;
@@ -223,19 +302,50 @@ class PosixLoop final : public ServerLoop {
 
   void AddConn(std::shared_ptr<PosixConn> conn) {
     conn->fd = conn->channel.native_handle();
+    conn->last_read = IdleClock::now();
+    if (has_idle_timeout() && next_sweep_ == IdleClock::time_point::max()) {
+      next_sweep_ = conn->last_read + IdleTimeout();
+    }
     PosixConn* raw = conn.get();
-    conns_.emplace(raw->id, conn);
-    NotifyOpen(raw);
-    absl::Status added =
-        raw->fd < 0 ? ConnError(absl::StatusCode::kUnavailable, *config_,
-                                raw->id, "the channel was already closed")
-                    : poller_->Add(raw->fd, raw, false, false);
+    try {
+      conns_.emplace(raw->id, conn);
+    } catch (...) {
+      // Not served at all: no on_open, so no on_close either.
+      Finish(raw, CaughtError(raw, "accepting the connection"),
+             /*notify=*/false);
+      return;
+    }
+    absl::Status added = NotifyOpen(raw);
+    if (added.ok()) {
+      added = raw->fd < 0
+                  ? ConnError(absl::StatusCode::kUnavailable, *config_,
+                              raw->id, "the channel was already closed")
+                  : poller_->Add(raw->fd, raw, false, false);
+      if (!added.ok()) raw->fd = -1;
+    }
     if (!added.ok()) {
-      raw->fd = -1;
       CloseConn(raw, added);
       return;
     }
-    Update(raw);
+    UpdateGuarded(raw);
+  }
+
+  // HandleEvent and Update with every exception (allocation failures while
+  // reading or parsing) turned into the end of that connection.
+  void HandleEventGuarded(PosixConn* conn, const PollEvent& ev) {
+    try {
+      HandleEvent(conn, ev);
+    } catch (...) {
+      CloseConn(conn, CaughtError(conn, "reading from the client"));
+    }
+  }
+
+  void UpdateGuarded(PosixConn* conn) {
+    try {
+      Update(conn);
+    } catch (...) {
+      CloseConn(conn, CaughtError(conn, "reading from the client"));
+    }
   }
 
   void HandleEvent(PosixConn* conn, const PollEvent& ev) {
@@ -247,17 +357,31 @@ class PosixLoop final : public ServerLoop {
       absl::Status flushed;
       bool resume = false;
       bool empty = false;
+      bool input_closed = false;
+      size_t left = 0;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
         flushed = FlushLocked(conn);
         empty = conn->queued == 0;
+        left = conn->queued;
+        input_closed = conn->input_closed;
         if (flushed.ok() && conn->paused && QueueDrainedLocked(conn)) {
           conn->paused = false;
           resume = true;
         }
       }
+      if (input_closed && (!flushed.ok() || ev.error)) {
+        // The client's reading side is gone too, after its end of stream:
+        // what is still queued can no longer reach it.
+        CloseConn(conn, EndOfInputStatus(conn, left));
+        return;
+      }
       if (!flushed.ok()) {
-        CloseConn(conn, flushed);
+        // The client is gone. If its stream had ended (we had not read that
+        // far: the queue was full), it finished and left; otherwise the
+        // connection broke.
+        CloseConn(conn, StreamEnded(conn) ? EndOfInputStatus(conn, left)
+                                          : flushed);
         return;
       }
       if (ev.error && !ev.readable && (empty || !conn->reg_read)) {
@@ -273,6 +397,46 @@ class PosixLoop final : public ServerLoop {
     Update(conn);
   }
 
+  // Whether all that is left to read from the client is its end of stream
+  // (or the reset that stands for it).
+  bool StreamEnded(PosixConn* conn) {
+    char byte;
+    ssize_t n;
+    do {
+      n = ::recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+  // How a connection ends after the client's end of stream: OutOfRange, or
+  // DataLoss if the stream ended inside a message; `undelivered` queued
+  // bytes could not be sent.
+  absl::Status EndOfInputStatus(const PosixConn* conn, size_t undelivered) {
+    // Once the end of stream has been read, `in` holds at most an
+    // incomplete frame (reading happens only while not paused, and then
+    // every complete frame has been dispatched).
+    bool input_closed;
+    {
+      std::lock_guard<std::mutex> lock(conn->mu);
+      input_closed = conn->input_closed;
+    }
+    const bool inside = input_closed && config_->mode == PipeMode::kMessage &&
+                        (conn->have_header || !conn->in.empty());
+    absl::string_view what = inside ? "stream ended inside a message"
+                                    : "the client closed the pipe";
+    if (undelivered == 0) {
+      return ConnError(inside ? absl::StatusCode::kDataLoss
+                              : absl::StatusCode::kOutOfRange,
+                       *config_, conn->id, what);
+    }
+    return ConnError(
+        inside ? absl::StatusCode::kDataLoss : absl::StatusCode::kOutOfRange,
+        *config_, conn->id,
+        absl::StrCat(what, "; ", undelivered,
+                     " queued bytes were not delivered (the client stopped "
+                     "reading)"));
+  }
+
   void HandleReadable(PosixConn* conn) {
     ssize_t n;
     do {
@@ -285,21 +449,19 @@ class PosixLoop final : public ServerLoop {
       if (err != ECONNRESET) {
         CloseConn(conn, ConnError(absl::StatusCode::kUnavailable, *config_,
                                   conn->id,
-                                  absl::StrCat("recv failed (", strerror(err),
-                                               ")")));
+                                  absl::StrCat("recv failed (",
+                                               DescribeErrno(err), ")")));
         return;
       }
       n = 0;  // A reset after the peer's last data is its end of stream.
     }
+    conn->last_read = IdleClock::now();
     if (n == 0) {
-      if (config_->mode == PipeMode::kMessage &&
-          (conn->have_header || !conn->in.empty())) {
-        CloseConn(conn, ConnError(absl::StatusCode::kDataLoss, *config_,
-                                  conn->id, "stream ended inside a message"));
-      } else {
-        CloseConn(conn, ConnError(absl::StatusCode::kOutOfRange, *config_,
-                                  conn->id, "the client closed the pipe"));
-      }
+      // Stop reading; Update (at the end of HandleEvent) closes the
+      // connection once what was received is answered and the queue is
+      // flushed (see the top of the file).
+      std::lock_guard<std::mutex> lock(conn->mu);
+      conn->input_closed = true;
       return;
     }
     const absl::string_view data(scratch_.get(), static_cast<size_t>(n));
@@ -371,7 +533,9 @@ class PosixLoop final : public ServerLoop {
         buf.remove_prefix(conn->need);
       } else {
         if (buf.empty()) break;
-        if (conn->msg.empty()) conn->msg.reserve(conn->need);
+        // Grows with what arrived (the string's own doubling), never to
+        // the announced size: an announcement costs nothing until the
+        // bytes come.
         const size_t take = std::min(conn->need - conn->msg.size(), buf.size());
         conn->msg.append(buf.data(), take);
         buf.remove_prefix(take);
@@ -400,11 +564,11 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  // Re-examines `conn`: a close request, and what to wait for.
+  // Re-examines `conn`: a close request, a queue drained enough to resume,
+  // the end of a drain after the client's end of stream, and what to wait
+  // for.
   void Update(PosixConn* conn) {
     if (conn->done) return;
-    bool want_write;
-    bool want_read;
     bool close = false;
     bool resume = false;
     absl::Status status;
@@ -413,13 +577,10 @@ class PosixLoop final : public ServerLoop {
       if (conn->close_requested) {
         close = true;
         status = conn->close_status;
-      }
-      if (conn->paused && QueueDrainedLocked(conn)) {
+      } else if (conn->paused && QueueDrainedLocked(conn)) {
         conn->paused = false;
         resume = true;
       }
-      want_write = conn->queued > 0;
-      want_read = !conn->paused && !shutting_down_;
     }
     if (close) {
       CloseConn(conn, status);
@@ -428,9 +589,22 @@ class PosixLoop final : public ServerLoop {
     if (resume) {
       ProcessInput(conn, absl::string_view());
       if (conn->done) return;
+    }
+    bool want_read;
+    bool want_write;
+    bool drained;
+    {
       std::lock_guard<std::mutex> lock(conn->mu);
-      want_read = !conn->paused && !shutting_down_;
       want_write = conn->queued > 0;
+      want_read = !conn->paused && !shutting_down_ && !conn->input_closed;
+      // Every request received was dispatched (not paused) and every reply
+      // handed to the system.
+      drained = conn->input_closed && !conn->paused && conn->queued == 0 &&
+                !conn->close_requested;
+    }
+    if (drained && !shutting_down_) {
+      CloseConn(conn, EndOfInputStatus(conn, 0));
+      return;
     }
     if (want_read != conn->reg_read || want_write != conn->reg_write) {
       conn->reg_read = want_read;
@@ -455,15 +629,17 @@ class PosixLoop final : public ServerLoop {
       msghdr mh{};
       mh.msg_iov = iov;
       mh.msg_iovlen = count;
-      ssize_t n = ::sendmsg(conn->fd, &mh, kSendFlags);
+      ssize_t n = ::sendmsg(conn->fd, &mh, kLoopSendFlags);
       if (n < 0) {
         const int err = errno;
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) return absl::OkStatus();
         return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                         absl::StrCat("send failed (", strerror(err), ")"));
+                         absl::StrCat("send failed (", DescribeErrno(err),
+                                      ")"));
       }
       size_t sent = static_cast<size_t>(n);
+      if (sent > 0) conn->last_write = IdleClock::now();
       conn->queued -= sent;
       while (sent > 0) {
         const size_t left = conn->out.front().size() - conn->out_offset;
@@ -486,27 +662,57 @@ class PosixLoop final : public ServerLoop {
     if (conn->fd >= 0) poller_->Remove(conn->fd);
     auto it = conns_.find(conn->id);
     if (it != conns_.end()) {
-      graveyard_.push_back(std::move(it->second));  // Freed after the batch.
+      // Freed after the batch: events of this batch may still name it.
+      it->second->next_dead = std::move(graveyard_);
+      graveyard_ = std::move(it->second);
       conns_.erase(it);
     }
     Finish(conn, std::move(status));
+  }
+
+  // Closes every connection on which nothing moved for idle_timeout, and
+  // plans the next sweep for when the next one could be due (but not
+  // sooner than IdleSlack from now, so that a busy loop with many
+  // connections does not sweep them all over and over).
+  void SweepIdle() {
+    const IdleClock::time_point now = IdleClock::now();
+    const IdleClock::duration timeout = IdleTimeout();
+    IdleClock::time_point earliest = IdleClock::time_point::max();
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      IdleClock::time_point last;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        last = std::max(conn->last_read, conn->last_write);
+      }
+      if (now - last >= timeout) {
+        CloseConn(conn, IdleError(conn));
+      } else {
+        earliest = std::min(earliest, last + timeout);
+      }
+    }
+    next_sweep_ = earliest == IdleClock::time_point::max()
+                      ? earliest
+                      : std::max(earliest, now + IdleSlack());
   }
 
   // During shutdown: close every drained connection, and all of them once
   // the grace period is over.
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
-    std::vector<PosixConn*> to_close;
-    for (auto& entry : conns_) {
-      PosixConn* conn = entry.second.get();
-      std::lock_guard<std::mutex> lock(conn->mu);
-      if (expired || conn->queued == 0) to_close.push_back(conn);
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      bool close;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        close = expired || conn->queued == 0;
+      }
+      if (close) {
+        CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
+                                  conn->id, "the server shut down"));
+      }
     }
-    for (PosixConn* conn : to_close) {
-      CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
-                                conn->id, "the server shut down"));
-    }
-    for (auto& entry : conns_) Update(entry.second.get());  // Stop reading.
+    for (auto& entry : conns_) UpdateGuarded(entry.second.get());
   }
 
   const bool use_epoll_;
@@ -519,15 +725,17 @@ class PosixLoop final : public ServerLoop {
 
   // Loop thread only.
   std::unordered_map<uint64_t, std::shared_ptr<PosixConn>> conns_;
-  std::vector<std::shared_ptr<PosixConn>> pending_;
-  std::vector<std::shared_ptr<PosixConn>> graveyard_;
+  std::shared_ptr<PosixConn> pending_;    // Linked through next_pending.
+  std::shared_ptr<PosixConn> graveyard_;  // Linked through next_dead.
   bool shutting_down_ = false;
   absl::Time deadline_;
+  // The next idle sweep; max(): none due (no timeout, or no connections).
+  IdleClock::time_point next_sweep_ = IdleClock::time_point::max();
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;
   std::vector<std::shared_ptr<PosixConn>> inbox_new_;
-  std::vector<std::shared_ptr<PosixConn>> inbox_attention_;
+  std::shared_ptr<PosixConn> inbox_attention_;  // Linked through next_inbox.
   bool inbox_shutdown_ = false;
   absl::Time inbox_deadline_;
 };

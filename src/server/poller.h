@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace canal {
 namespace internal {
@@ -24,8 +25,9 @@ struct PollEvent {
 class Poller {
  public:
   virtual ~Poller() = default;
-  virtual absl::Status Init() = 0;
-  // Starts watching `fd`; errno-style failure as a status.
+  // `server_name` is for error messages.
+  virtual absl::Status Init(absl::string_view server_name) = 0;
+  // Starts watching `fd`; a failure (ResourceExhausted) as a status.
   virtual absl::Status Add(int fd, void* tag, bool read, bool write) = 0;
   virtual void Modify(int fd, void* tag, bool read, bool write) = 0;
   // Stops watching `fd` (before it is closed).

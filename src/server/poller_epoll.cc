@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "src/posix/error.h"
 #include "src/server/poller.h"
 
 namespace canal {
@@ -26,13 +28,18 @@ class EpollPoller final : public Poller {
     if (epfd_ >= 0) ::close(epfd_);
   }
 
-  absl::Status Init() override {
+  absl::Status Init(absl::string_view server_name) override {
+    name_ = std::string(server_name);
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) {
-      const int err = errno;
+      return ErrnoError(absl::StatusCode::kResourceExhausted, "Server::Start",
+                        name_, "epoll_create1 failed", errno);
+    }
+    try {
+      events_.reserve(kMaxEvents);
+    } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("canal: Server: epoll_create1 failed (", strerror(err),
-                       ")"));
+          "canal: Server::Start: out of memory");
     }
     return absl::OkStatus();
   }
@@ -42,9 +49,8 @@ class EpollPoller final : public Poller {
     ev.events = Events(read, write);
     ev.data.ptr = tag;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      const int err = errno;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "canal: Server: epoll_ctl(ADD) failed (", strerror(err), ")"));
+      return ErrnoError(absl::StatusCode::kResourceExhausted, "Server", name_,
+                        "epoll_ctl(EPOLL_CTL_ADD) failed", errno);
     }
     return absl::OkStatus();
   }
@@ -63,6 +69,11 @@ class EpollPoller final : public Poller {
 
   void Wait(int timeout_ms, std::vector<PollEvent>* events) override {
     events->clear();
+    // Never allocates: `events` has room for kMaxEvents (from Init, swapped
+    // in on the first call).
+    if (events->capacity() < static_cast<size_t>(kMaxEvents)) {
+      events->swap(events_);
+    }
     epoll_event evs[kMaxEvents];
     int n = ::epoll_wait(epfd_, evs, kMaxEvents, timeout_ms);
     for (int i = 0; i < n; ++i) {
@@ -76,7 +87,9 @@ class EpollPoller final : public Poller {
   }
 
  private:
+  std::string name_;
   int epfd_ = -1;
+  std::vector<PollEvent> events_;
 };
 
 }  // namespace

@@ -4,10 +4,9 @@
 #include <poll.h>
 
 #include <cerrno>
-#include <cstring>
+#include <new>
 #include <unordered_map>
 
-#include "absl/strings/str_cat.h"
 #include "src/server/poller.h"
 
 namespace canal {
@@ -20,10 +19,18 @@ short Events(bool read, bool write) {
 
 class PollPoller final : public Poller {
  public:
-  absl::Status Init() override { return absl::OkStatus(); }
+  absl::Status Init(absl::string_view) override { return absl::OkStatus(); }
 
   absl::Status Add(int fd, void* tag, bool read, bool write) override {
-    index_[fd] = fds_.size();
+    try {
+      // Room first, so that nothing below fails half-way.
+      fds_.reserve(fds_.size() + 1);
+      tags_.reserve(fds_.size() + 1);
+      index_[fd] = fds_.size();
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(
+          "canal: Server: out of memory watching a connection");
+    }
     fds_.push_back(pollfd{fd, Events(read, write), 0});
     tags_.push_back(tag);
     return absl::OkStatus();
@@ -64,7 +71,13 @@ class PollPoller final : public Poller {
       ev.readable = (re & POLLIN) != 0;
       ev.writable = (re & POLLOUT) != 0;
       ev.error = (re & (POLLERR | POLLHUP | POLLNVAL)) != 0;
-      events->push_back(ev);
+      // Out of memory: report what fits; level-triggered, the rest comes
+      // again next time.
+      try {
+        events->push_back(ev);
+      } catch (const std::bad_alloc&) {
+        return;
+      }
     }
   }
 

@@ -4,9 +4,18 @@
 
 #include "canal/server.h"
 
+#if !defined(_WIN32)
+#include <sys/resource.h>
+#endif
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
+#include <new>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -49,9 +58,43 @@ constexpr bool kFramesMessages = false;
 constexpr bool kFramesMessages = true;
 #endif
 
+// How long the accept thread waits after a failed Accept (unless one of the
+// server's connections ends first), doubling up to the maximum while the
+// failures last.
+constexpr absl::Duration kFirstAcceptBackoff = absl::Milliseconds(10);
+constexpr absl::Duration kMaxAcceptBackoff = absl::Milliseconds(500);
+
+// ServerOptions::max_connections = 0: POSIX: half of the soft descriptor
+// limit (each connection costs the server one descriptor, and the rest of
+// the process needs some too); Windows, which has no such limit: a fixed
+// number.
+constexpr size_t kWindowsAutomaticMaxConnections = 4096;
+
+size_t AutomaticMaxConnections() {
+#if defined(_WIN32)
+  return kWindowsAutomaticMaxConnections;
+#else
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+    return size_t{1} << 20;
+  }
+  return std::max<size_t>(1, static_cast<size_t>(lim.rlim_cur) / 2);
+#endif
+}
+
 // Byte mode: small Sends are appended to the last queued buffer (never the
 // front one, which a write may be using) up to this size.
 constexpr size_t kCoalesceLimit = 64 * 1024;
+
+// A Server::Start error. Never throws: out of memory, the bare code.
+absl::Status StartError(absl::StatusCode code, absl::string_view name,
+                        absl::string_view what) noexcept {
+  try {
+    return MakeError(code, "Server::Start", name, what);
+  } catch (...) {
+    return absl::Status(code, "");
+  }
+}
 
 absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
   return MakeError(absl::StatusCode::kInvalidArgument, "Server::Start", name,
@@ -60,10 +103,14 @@ absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
 
 }  // namespace
 
-absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
-                       uint64_t id, absl::string_view what) {
-  return MakeError(code, "Server", config.name,
-                   absl::StrCat("connection ", id, ": ", what));
+absl::Status ConnError(absl::StatusCode code, absl::string_view name,
+                       uint64_t id, absl::string_view what) noexcept {
+  try {
+    return MakeError(code, "Server", name,
+                     absl::StrCat("connection ", id, ": ", what));
+  } catch (...) {
+    return absl::Status(code, "");  // No message: nothing to allocate.
+  }
 }
 
 // --- ServerConn -------------------------------------------------------------
@@ -72,6 +119,7 @@ ServerConn::ServerConn(uint64_t id_in, Channel channel_in, PeerInfo peer_in,
                        const ServerConfig* config_in, ServerLoop* loop_in)
     : id(id_in),
       peer(std::move(peer_in)),
+      params(config_in->conn_params),
       config(config_in),
       loop(loop_in),
       channel(std::move(channel_in)) {}
@@ -79,48 +127,57 @@ ServerConn::ServerConn(uint64_t id_in, Channel channel_in, PeerInfo peer_in,
 ServerConn::~ServerConn() = default;
 
 absl::Status ServerConn::Send(absl::string_view data, bool force) {
-  if (!config->can_write) {
-    return ConnError(absl::StatusCode::kFailedPrecondition, *config, id,
+  if (!params->can_write) {
+    return ConnError(absl::StatusCode::kFailedPrecondition, params->name, id,
                      "Send on an inbound listener (clients only write)");
   }
-  const bool message = config->mode == PipeMode::kMessage;
-  if (message && data.size() > config->max_message_size) {
-    return ConnError(absl::StatusCode::kInvalidArgument, *config, id,
+  const bool message = params->mode == PipeMode::kMessage;
+  if (message && data.size() > params->max_message_size) {
+    return ConnError(absl::StatusCode::kInvalidArgument, params->name, id,
                      absl::StrCat("message of ", data.size(),
                                   " bytes exceeds the limit of ",
-                                  config->max_message_size, " bytes"));
+                                  params->max_message_size, " bytes"));
   }
   const size_t wire =
       data.size() + (message && kFramesMessages ? kFrameHeaderSize : 0);
   std::lock_guard<std::mutex> lock(mu);
   if (finished || close_requested) {
-    return ConnError(absl::StatusCode::kFailedPrecondition, *config, id,
+    return ConnError(absl::StatusCode::kFailedPrecondition, params->name, id,
                      "the connection is closed");
   }
-  if (!force && queued >= config->max_queued_bytes) {
+  if (!force && queued >= params->max_queued_bytes) {
     return ConnError(
-        absl::StatusCode::kResourceExhausted, *config, id,
+        absl::StatusCode::kResourceExhausted, params->name, id,
         absl::StrCat("the outbound queue is full: it holds ", queued,
-                     " bytes, max_queued_bytes is ", config->max_queued_bytes,
+                     " bytes, max_queued_bytes is ", params->max_queued_bytes,
                      " (the client is not reading fast enough)"));
   }
-  if (!message) {
-    if (data.empty()) return absl::OkStatus();
-    if (out.size() >= 2 && out.back().size() + data.size() <= kCoalesceLimit) {
-      out.back().append(data.data(), data.size());
+  // Copying the data is the only allocation; the queue is left as it was
+  // if it fails (string and deque insertions are all-or-nothing).
+  try {
+    if (!message) {
+      if (data.empty()) return absl::OkStatus();
+      if (out.size() >= 2 &&
+          out.back().size() + data.size() <= kCoalesceLimit) {
+        out.back().append(data.data(), data.size());
+      } else {
+        out.emplace_back(data);
+      }
+    } else if (kFramesMessages) {
+      std::string frame;
+      frame.reserve(wire);
+      unsigned char header[kFrameHeaderSize];
+      EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
+      frame.append(reinterpret_cast<const char*>(header), kFrameHeaderSize);
+      frame.append(data.data(), data.size());
+      out.push_back(std::move(frame));
     } else {
       out.emplace_back(data);
     }
-  } else if (kFramesMessages) {
-    std::string frame;
-    frame.reserve(wire);
-    unsigned char header[kFrameHeaderSize];
-    EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
-    frame.append(reinterpret_cast<const char*>(header), kFrameHeaderSize);
-    frame.append(data.data(), data.size());
-    out.push_back(std::move(frame));
-  } else {
-    out.emplace_back(data);
+  } catch (const std::bad_alloc&) {
+    return ConnError(absl::StatusCode::kResourceExhausted, params->name, id,
+                     absl::StrCat("out of memory queueing ", data.size(),
+                                  " bytes"));
   }
   queued += wire;
   loop->OnQueuedLocked(this);
@@ -147,19 +204,44 @@ size_t ServerConn::queued_bytes() const {
 
 // --- ServerLoop (shared parts) -----------------------------------------------
 
-void ServerLoop::NotifyOpen(ServerConn* conn) {
+absl::Status ServerLoop::CaughtError(const ServerConn* conn,
+                                     absl::string_view what) {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
+                     absl::StrCat("out of memory in ", what));
+  } catch (const std::exception& e) {
+    return ConnError(absl::StatusCode::kInternal, *config_, conn->id,
+                     absl::StrCat(what, " threw: ", e.what()));
+  } catch (...) {
+    return ConnError(absl::StatusCode::kInternal, *config_, conn->id,
+                     absl::StrCat(what, " threw an exception"));
+  }
+}
+
+absl::Status ServerLoop::NotifyOpen(ServerConn* conn) {
   ++open_;
-  if (config_->handlers.on_open) {
+  if (!config_->handlers.on_open) return absl::OkStatus();
+  try {
     Connection handle(conn->shared_from_this());
     config_->handlers.on_open(handle);
+  } catch (...) {
+    return CaughtError(conn, "on_open");
   }
+  return absl::OkStatus();
 }
 
 absl::Status ServerLoop::Dispatch(ServerConn* conn, absl::string_view data) {
   const ServerHandlers& h = config_->handlers;
   if (h.on_request) {
-    Connection handle(conn->shared_from_this());
-    absl::StatusOr<std::string> reply = h.on_request(handle, data);
+    absl::StatusOr<std::string> reply;
+    try {
+      Connection handle(conn->shared_from_this());
+      reply = h.on_request(handle, data);
+    } catch (...) {
+      return CaughtError(conn, "on_request");
+    }
     if (!reply.ok()) return reply.status();
     absl::Status sent = conn->Send(*reply, /*force=*/true);
     // A reply to a connection closed meanwhile is simply dropped.
@@ -167,13 +249,17 @@ absl::Status ServerLoop::Dispatch(ServerConn* conn, absl::string_view data) {
       return sent;
     }
   } else if (h.on_data) {
-    Connection handle(conn->shared_from_this());
-    h.on_data(handle, data);
+    try {
+      Connection handle(conn->shared_from_this());
+      h.on_data(handle, data);
+    } catch (...) {
+      return CaughtError(conn, "on_data");
+    }
   }
   return absl::OkStatus();
 }
 
-void ServerLoop::Finish(ServerConn* conn, absl::Status status) {
+void ServerLoop::Finish(ServerConn* conn, absl::Status status, bool notify) {
   {
     std::lock_guard<std::mutex> lock(conn->mu);
     if (conn->finished) return;
@@ -184,42 +270,115 @@ void ServerLoop::Finish(ServerConn* conn, absl::Status status) {
     conn->queued = 0;
   }
   conn->channel.Close();
+  config_->slots->Release();
+  if (!notify) return;
   --open_;
   if (config_->handlers.on_close) {
-    Connection handle(conn->shared_from_this());
-    config_->handlers.on_close(handle, status);
+    // Nothing to report an exception to: the connection is gone already.
+    try {
+      Connection handle(conn->shared_from_this());
+      config_->handlers.on_close(handle, status);
+    } catch (...) {
+    }
   }
 }
 
+absl::Status ServerLoop::IdleError(const ServerConn* conn) const {
+  return ConnError(
+      absl::StatusCode::kDeadlineExceeded, *config_, conn->id,
+      absl::StrCat("closed after ", absl::FormatDuration(config_->idle_timeout),
+                   " without a byte moving either way (idle_timeout)"));
+}
+
+IdleClock::duration ServerLoop::IdleTimeout() const {
+  // At most a century, so that adding it to a time point cannot overflow.
+  return std::chrono::duration_cast<IdleClock::duration>(
+      absl::ToChronoNanoseconds(std::min(config_->idle_timeout,
+                                         absl::Hours(24 * 365 * 100))));
+}
+
+IdleClock::duration ServerLoop::IdleSlack() const {
+  return std::max<IdleClock::duration>(
+      std::chrono::milliseconds(1),
+      std::min<IdleClock::duration>(IdleTimeout() / 8,
+                                    std::chrono::seconds(1)));
+}
+
+// --- ConnectionSlots ------------------------------------------------------
+
+bool ConnectionSlots::Acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return stopped_ || used_ < limit_; });
+  if (stopped_) return false;
+  ++used_;
+  return true;
+}
+
+void ConnectionSlots::Release() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (used_ > 0) --used_;
+  ++released_;
+  cv_.notify_all();
+}
+
+bool ConnectionSlots::WaitForRelease(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t seen = released_;
+  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+               [&] { return stopped_ || released_ != seen; });
+  return !stopped_;
+}
+
+void ConnectionSlots::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  cv_.notify_all();
+}
+
 bool ServerLoop::QueueFullLocked(const ServerConn* conn) {
-  return conn->queued >= conn->config->max_queued_bytes;
+  return conn->queued >= conn->params->max_queued_bytes;
 }
 
 bool ServerLoop::QueueDrainedLocked(const ServerConn* conn) {
-  return conn->queued < (conn->config->max_queued_bytes + 1) / 2;
+  return conn->queued < (conn->params->max_queued_bytes + 1) / 2;
 }
 
 // --- ServerCore ---------------------------------------------------------------
 
 class ServerCore {
  public:
-  ServerCore(ServerConfig config, Listener listener)
-      : config_(std::move(config)), listener_(std::move(listener)) {}
+  ServerCore(ServerConfig config, Listener listener, size_t max_connections)
+      : config_(std::move(config)),
+        listener_(std::move(listener)),
+        slots_(max_connections) {
+    config_.slots = &slots_;
+  }
 
   ~ServerCore() { Shutdown(absl::ZeroDuration()); }
 
+  // Creates the loops and starts every thread. On failure the threads
+  // already started are stopped by the destructor.
   absl::Status Start(int threads) {
-    for (int i = 0; i < threads; ++i) {
-      std::unique_ptr<ServerLoop> loop = NewLoop(&config_);
-      absl::Status init = loop->Init();
-      if (!init.ok()) return init;
-      loops_.push_back(std::move(loop));
+    try {
+      for (int i = 0; i < threads; ++i) {
+        std::unique_ptr<ServerLoop> loop = NewLoop(&config_);
+        absl::Status init = loop->Init();
+        if (!init.ok()) return init;
+        loops_.push_back(std::move(loop));
+      }
+      loop_threads_.reserve(loops_.size());
+      for (auto& loop : loops_) {
+        ServerLoop* raw = loop.get();
+        loop_threads_.emplace_back([raw] { raw->Run(); });
+      }
+      accept_thread_ = std::thread([this] { AcceptLoop(); });
+    } catch (const std::system_error& e) {
+      return StartError(absl::StatusCode::kResourceExhausted, config_.name,
+                        absl::StrCat("cannot start a thread (", e.what(), ")"));
+    } catch (const std::bad_alloc&) {
+      return StartError(absl::StatusCode::kResourceExhausted, config_.name,
+                        "out of memory");
     }
-    for (auto& loop : loops_) {
-      ServerLoop* raw = loop.get();
-      loop_threads_.emplace_back([raw] { raw->Run(); });
-    }
-    accept_thread_ = std::thread([this] { AcceptLoop(); });
     return absl::OkStatus();
   }
 
@@ -230,16 +389,23 @@ class ServerCore {
       first = !stopping_;
       stopping_ = true;
     }
+    // From the listener's authorize callback, which runs on the accept
+    // thread: that thread cannot be waited for; it drops whatever it
+    // accepts from now on and ends by itself.
+    const bool on_accept_thread =
+        accept_thread_id_.load() == std::this_thread::get_id();
     if (first) {
-      stop_cv_.notify_all();
       listener_.Close();  // Wakes Accept with Cancelled.
-      if (accept_thread_.joinable()) accept_thread_.join();
+      slots_.Stop();      // Wakes a wait for a free slot or a back-off.
+      if (!on_accept_thread) JoinAcceptThread();
       const absl::Time deadline = absl::Now() + grace;
       for (auto& loop : loops_) loop->BeginShutdown(deadline);
     }
+    if (on_accept_thread) return;  // Only start.
     for (auto& loop : loops_) {
       if (loop->OnLoopThread()) return;  // From a handler: only start.
     }
+    JoinAcceptThread();  // If the first call came from the accept thread.
     std::lock_guard<std::mutex> join_lock(join_mu_);
     for (std::thread& t : loop_threads_) {
       if (t.joinable()) t.join();
@@ -255,39 +421,72 @@ class ServerCore {
   const std::string& name() const { return config_.name; }
 
  private:
+  void JoinAcceptThread() {
+    std::lock_guard<std::mutex> join_lock(join_mu_);
+    if (accept_thread_.joinable()) accept_thread_.join();
+  }
+
+  // Accepts while a connection slot is free. At the cap it waits for a
+  // connection to end, leaving new clients waiting as for busy instances.
   void AcceptLoop() {
+    accept_thread_id_.store(std::this_thread::get_id());
     size_t next_loop = 0;
     uint64_t next_id = 1;
-    while (true) {
-      absl::StatusOr<Channel> channel = listener_.Accept();
-      if (!channel.ok()) {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (stopping_ ||
-            channel.status().code() == absl::StatusCode::kCancelled) {
-          return;
+    absl::Duration backoff = kFirstAcceptBackoff;
+    while (slots_.Acquire()) {
+      bool adopted = false;
+      bool stop = false;
+      // Nothing may leave this thread: an exception (from the listener's
+      // authorize callback, or out of memory) counts as a failed accept.
+      try {
+        absl::StatusOr<Channel> channel = listener_.Accept();
+        if (!channel.ok()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          stop = stopping_ ||
+                 channel.status().code() == absl::StatusCode::kCancelled;
+        } else if (Stopping()) {
+          stop = true;  // The loops may be gone; the client sees the end.
+        } else {
+          absl::StatusOr<PeerInfo> peer = channel->Peer();
+          // If this throws, the channel is closed and the client sees the
+          // end of the stream.
+          loops_[next_loop]->Adopt(next_id++, *std::move(channel),
+                                   peer.ok() ? *std::move(peer) : PeerInfo());
+          next_loop = (next_loop + 1) % loops_.size();
+          adopted = true;
         }
-        // A transient failure (out of descriptors, a peer that left while
-        // being checked): back off briefly instead of spinning.
-        stop_cv_.wait_for(lock, std::chrono::milliseconds(10),
-                          [this] { return stopping_; });
-        if (stopping_) return;
+      } catch (...) {
+      }
+      if (adopted) {
+        backoff = kFirstAcceptBackoff;
         continue;
       }
-      absl::StatusOr<PeerInfo> peer = channel->Peer();
-      loops_[next_loop]->Adopt(next_id++, *std::move(channel),
-                               peer.ok() ? *std::move(peer) : PeerInfo());
-      next_loop = (next_loop + 1) % loops_.size();
+      slots_.Release();
+      if (stop) return;
+      // A failure: out of descriptors (other parts of the process use
+      // them, or the cap is above what the limit allows), out of memory, a
+      // peer that left while being checked. Never spin: wait until one of
+      // our connections ends (which frees a descriptor) or the back-off
+      // passes, doubling it while the failures last.
+      if (!slots_.WaitForRelease(backoff)) return;
+      backoff = std::min(backoff * 2, kMaxAcceptBackoff);
     }
   }
 
   ServerConfig config_;
   Listener listener_;
+  ConnectionSlots slots_;
   std::vector<std::unique_ptr<ServerLoop>> loops_;
   std::vector<std::thread> loop_threads_;
   std::thread accept_thread_;
+  std::atomic<std::thread::id> accept_thread_id_{};
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopping_;
+  }
 
   std::mutex mu_;
-  std::condition_variable stop_cv_;
   bool stopping_ = false;  // Guarded by mu_.
   std::mutex join_mu_;
 };
@@ -310,7 +509,7 @@ const PeerInfo& Connection::Peer() const {
 }
 
 PipeMode Connection::mode() const {
-  return conn_ ? conn_->config->mode : PipeMode::kByte;
+  return conn_ ? conn_->params->mode : PipeMode::kByte;
 }
 
 absl::Status Connection::Send(absl::string_view data) {
@@ -324,7 +523,7 @@ absl::Status Connection::Send(absl::string_view data) {
 void Connection::Close() {
   if (!conn_) return;
   conn_->RequestClose(internal::ConnError(absl::StatusCode::kCancelled,
-                                          *conn_->config, conn_->id,
+                                          conn_->params->name, conn_->id,
                                           "closed by Connection::Close"));
 }
 
@@ -342,39 +541,73 @@ Server::~Server() = default;  // ~ServerCore shuts down with no grace.
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     absl::string_view name, const ServerOptions& options,
     ServerHandlers handlers) {
-  if (options.threads < 1) {
-    return internal::InvalidOption(name, "threads must be at least 1");
-  }
-  if (options.max_queued_bytes == 0 || options.read_chunk_size == 0) {
-    return internal::InvalidOption(
-        name, "max_queued_bytes and read_chunk_size must be at least 1");
-  }
-  if (handlers.on_request && handlers.on_data) {
-    return internal::InvalidOption(
-        name, "set on_data or on_request, not both");
-  }
-  if (handlers.on_request && options.listener.mode != PipeMode::kMessage) {
-    return internal::InvalidOption(
-        name, "on_request needs a message-mode listener");
-  }
-  absl::StatusOr<Listener> listener = Listener::Create(name, options.listener);
-  if (!listener.ok()) return listener.status();
+  // Threads are created (and can fail) inside ServerCore::Start, which
+  // turns that into a status; this is for allocations anywhere else.
+  auto start = [&]() -> absl::StatusOr<std::unique_ptr<Server>> {
+    if (options.threads < 1) {
+      return internal::InvalidOption(name, "threads must be at least 1");
+    }
+    if (options.max_queued_bytes == 0 || options.read_chunk_size == 0) {
+      return internal::InvalidOption(
+          name, "max_queued_bytes and read_chunk_size must be at least 1");
+    }
+    if (options.max_connections < 0) {
+      return internal::InvalidOption(
+          name, "max_connections must be at least 1, or 0 for the default");
+    }
+    if (options.idle_timeout <= absl::ZeroDuration()) {
+      return internal::InvalidOption(
+          name,
+          "idle_timeout must be positive (absl::InfiniteDuration() for none)");
+    }
+    if (handlers.on_request && handlers.on_data) {
+      return internal::InvalidOption(
+          name, "set on_data or on_request, not both");
+    }
+    if (handlers.on_request && options.listener.mode != PipeMode::kMessage) {
+      return internal::InvalidOption(
+          name, "on_request needs a message-mode listener");
+    }
+    absl::StatusOr<Listener> listener =
+        Listener::Create(name, options.listener);
+    if (!listener.ok()) return listener.status();
 
-  internal::ServerConfig config;
-  config.name = std::string(name);
-  config.mode = options.listener.mode;
-  config.can_read = options.listener.access != PipeAccess::kOutbound;
-  config.can_write = options.listener.access != PipeAccess::kInbound;
-  config.max_message_size = options.listener.max_message_size;
-  config.max_queued_bytes = options.max_queued_bytes;
-  config.read_chunk_size = options.read_chunk_size;
-  config.handlers = std::move(handlers);
+    internal::ServerConfig config;
+    config.name = std::string(name);
+    config.mode = options.listener.mode;
+    config.can_read = options.listener.access != PipeAccess::kOutbound;
+    config.can_write = options.listener.access != PipeAccess::kInbound;
+    config.max_message_size = options.listener.max_message_size;
+    config.max_queued_bytes = options.max_queued_bytes;
+    config.read_chunk_size = options.read_chunk_size;
+    config.idle_timeout = options.idle_timeout;
+    config.handlers = std::move(handlers);
+    auto params = std::make_shared<internal::ConnParams>();
+    params->name = config.name;
+    params->mode = config.mode;
+    params->can_write = config.can_write;
+    params->max_message_size = config.max_message_size;
+    params->max_queued_bytes = config.max_queued_bytes;
+    config.conn_params = std::move(params);
 
-  auto core = std::make_unique<internal::ServerCore>(std::move(config),
-                                                     *std::move(listener));
-  absl::Status started = core->Start(options.threads);
-  if (!started.ok()) return started;
-  return std::unique_ptr<Server>(new Server(std::move(core)));
+    const size_t max_connections =
+        options.max_connections > 0
+            ? static_cast<size_t>(options.max_connections)
+            : internal::AutomaticMaxConnections();
+    auto core = std::make_unique<internal::ServerCore>(
+        std::move(config), *std::move(listener), max_connections);
+    absl::Status started = core->Start(options.threads);
+    if (!started.ok()) return started;
+    return std::unique_ptr<Server>(new Server(std::move(core)));
+  };
+  try {
+    return start();
+  } catch (const std::bad_alloc&) {
+    return internal::StartError(absl::StatusCode::kResourceExhausted, name,
+                                "out of memory");
+  } catch (const std::exception& e) {
+    return internal::StartError(absl::StatusCode::kInternal, name, e.what());
+  }
 }
 
 void Server::Shutdown(absl::Duration grace) { core_->Shutdown(grace); }

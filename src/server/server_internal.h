@@ -9,6 +9,14 @@
 //    see poller.h) and loop_iocp.cc (completions) implement it; NewLoop in
 //    server.cc picks one at compile time.
 //
+// Exceptions. None may leave a server thread or a public call: allocation
+// failures (std::bad_alloc) become ResourceExhausted (a failed Send returns
+// it, a loop closes the connection it was working for with it), exceptions
+// thrown by handlers close their connection with Internal, and thread
+// creation failures make Start return ResourceExhausted. Paths that must
+// not fail at all once data is queued (waking the loop for a connection)
+// use intrusive lists instead of allocating.
+//
 // The loop never calls the Channel's blocking Read/Write: it does its own
 // non-blocking I/O on `channel.native_handle()` and keeps the Channel only
 // as the owner of the descriptor/HANDLE, closing it with Channel::Close().
@@ -19,6 +27,8 @@
 #define CANAL_SRC_SERVER_SERVER_INTERNAL_H_
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -36,6 +46,46 @@
 namespace canal {
 namespace internal {
 
+// The clock of idle timeouts (monotonic, unlike absl::Now).
+using IdleClock = std::chrono::steady_clock;
+
+// The connection cap (ServerOptions::max_connections). The accept thread
+// takes a slot before each Accept, waiting while none is free; the loop
+// that serves a connection gives its slot back when the connection ends.
+class ConnectionSlots {
+ public:
+  explicit ConnectionSlots(size_t limit) : limit_(limit) {}
+
+  // Waits for a free slot and takes it. False (nothing taken) once Stop
+  // was called.
+  bool Acquire();
+  void Release();
+  // Waits until a slot is released, `timeout` passes or Stop is called.
+  // False once Stop was called.
+  bool WaitForRelease(absl::Duration timeout);
+  void Stop();
+
+ private:
+  const size_t limit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t used_ = 0;         // Guarded by mu_.
+  uint64_t released_ = 0;   // Guarded by mu_: releases so far.
+  bool stopped_ = false;    // Guarded by mu_.
+};
+
+// What a connection needs to answer its own methods. Shared by the server
+// and every ServerConn, so that a Connection handle kept after its Server is
+// destroyed still answers (mode(), Send's error) without touching the
+// server's memory.
+struct ConnParams {
+  std::string name;
+  PipeMode mode = PipeMode::kByte;
+  bool can_write = true;
+  size_t max_message_size = 0;
+  size_t max_queued_bytes = 0;
+};
+
 // Everything a loop needs to know about the server, fixed at Start.
 struct ServerConfig {
   std::string name;
@@ -45,7 +95,13 @@ struct ServerConfig {
   size_t max_message_size = 0;
   size_t max_queued_bytes = 0;
   size_t read_chunk_size = 0;
+  // InfiniteDuration(): none.
+  absl::Duration idle_timeout = absl::InfiniteDuration();
   ServerHandlers handlers;
+  // Owned by the server; every connection holds one slot until it ends.
+  ConnectionSlots* slots = nullptr;
+  // The fields above that connections need, for them to share.
+  std::shared_ptr<const ConnParams> conn_params;
 };
 
 class ServerLoop;
@@ -66,8 +122,13 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
 
   const uint64_t id;
   const PeerInfo peer;
+  // Outlives the server (see ConnParams).
+  const std::shared_ptr<const ConnParams> params;
+  // Both valid only while the connection is not finished: the loop finishes
+  // every connection before the server frees them, and every use of them
+  // from outside the loop thread checks `finished` under `mu` first.
   const ServerConfig* const config;
-  ServerLoop* const loop;  // Valid while the connection is not finished.
+  ServerLoop* const loop;
 
   // Owned by the loop thread.
   Channel channel;
@@ -84,6 +145,8 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
   size_t queued = 0;  // Unsent bytes, all buffers.
   // Set while the loop has stopped reading because of a full queue.
   bool paused = false;
+  // When bytes last left the queue for the system (idle timeout).
+  IdleClock::time_point last_write = IdleClock::now();
 };
 
 // One loop thread and the connections it owns.
@@ -111,20 +174,35 @@ class ServerLoop {
   size_t open_count() const { return open_.load(); }
 
  protected:
-  // Runs on_open. Call once the connection is registered.
-  void NotifyOpen(ServerConn* conn);
+  // Runs on_open. Call once the connection is registered. Returns a non-OK
+  // status if the handler threw (the caller then closes the connection).
+  absl::Status NotifyOpen(ServerConn* conn);
   // Hands one whole message (message mode) or chunk (byte mode) to the
-  // handlers. Returns a non-OK status if on_request failed (the caller then
-  // closes the connection with it).
+  // handlers. Returns a non-OK status if on_request failed, its reply could
+  // not be queued, or a handler threw (the caller then closes the connection
+  // with it).
   absl::Status Dispatch(ServerConn* conn, absl::string_view data);
   // Marks the connection finished (no more Sends), closes its Channel and
   // runs on_close with the close request's status if one was made, else
-  // `status`.
-  void Finish(ServerConn* conn, absl::Status status);
+  // `status`. `notify`: whether on_open ran (else on_close does not).
+  void Finish(ServerConn* conn, absl::Status status, bool notify = true);
+  // The status for an exception caught while serving `conn`: `what` says
+  // what was running. Call only from a catch block.
+  absl::Status CaughtError(const ServerConn* conn, absl::string_view what);
   // Whether the connection's queue is at or over the bound (pause reading)
   // and whether it has drained below half of it (resume).
   static bool QueueFullLocked(const ServerConn* conn);
   static bool QueueDrainedLocked(const ServerConn* conn);
+  // Idle timeout. Whether there is one, the status a connection idle since
+  // `last_activity` is closed with, and how late a check may come: an
+  // eighth of the timeout, at most a second (so that a loop with many
+  // connections checks them all at most that often).
+  bool has_idle_timeout() const {
+    return config_->idle_timeout != absl::InfiniteDuration();
+  }
+  absl::Status IdleError(const ServerConn* conn) const;
+  IdleClock::duration IdleSlack() const;
+  IdleClock::duration IdleTimeout() const;
 
   const ServerConfig* const config_;
   std::atomic<size_t> open_{0};
@@ -135,9 +213,15 @@ std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
                                          bool use_epoll);
 std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config);
 
-// The status for an error on connection `conn`.
-absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
-                       uint64_t id, absl::string_view what);
+// The status for an error on connection `id` of the server `name`. Never
+// throws: out of memory, it returns the bare code.
+absl::Status ConnError(absl::StatusCode code, absl::string_view name,
+                       uint64_t id, absl::string_view what) noexcept;
+inline absl::Status ConnError(absl::StatusCode code,
+                              const ServerConfig& config, uint64_t id,
+                              absl::string_view what) noexcept {
+  return ConnError(code, config.name, id, what);
+}
 
 }  // namespace internal
 }  // namespace canal

@@ -169,5 +169,34 @@ TEST(ServerShutdownTest, ShutdownFromAHandlerAndDestructor) {
   EXPECT_EQ(closes.load(), 1);
 }
 
+TEST(ServerShutdownTest, ShutdownFromTheAuthorizeCallback) {
+  // The listener's authorize callback runs on the accept thread, which a
+  // Shutdown there cannot wait for: it only starts the shutdown, and the
+  // destructor later finishes it.
+  const std::string name = UniqueName("srv-authstop");
+  std::atomic<canal::Server*> raw{nullptr};
+  absl::Notification called;
+  canal::ServerOptions options = MessageServerOptions();
+  options.listener.authorize = [&](const canal::PeerInfo&) -> absl::Status {
+    raw.load()->Shutdown(absl::Seconds(1));
+    if (!called.HasBeenNotified()) called.Notify();
+    return absl::PermissionDeniedError("shutting down");
+  };
+  auto server = canal::Server::Start(name, options, canal::ServerHandlers());
+  CANAL_ASSERT_OK(server);
+  raw.store(server->get());
+  Background client([&] {
+    absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
+    if (ch.ok()) {
+      EXPECT_FALSE(ch->ReadMessage(absl::Seconds(30)).ok());
+    }
+  });
+  ASSERT_TRUE(called.WaitForNotificationWithTimeout(kHangGuard));
+  ASSERT_TRUE(client.Finished(absl::Seconds(60)));
+  Background destroy([&] { server->reset(); });
+  ASSERT_TRUE(destroy.Finished(kHangGuard));
+  CANAL_EXPECT_CODE(canal::Channel::Connect(name), kNotFound);
+}
+
 }  // namespace
 }  // namespace canal_test
