@@ -1,6 +1,12 @@
 #include "src/internal/framing.h"
 
+#include <algorithm>
 #include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+#include "src/internal/errors.h"
 
 namespace canal {
 namespace internal {
@@ -20,6 +26,309 @@ FrameHeaderError DecodeFrameHeader(const unsigned char in[kFrameHeaderSize],
           (static_cast<uint32_t>(in[6]) << 16) |
           (static_cast<uint32_t>(in[7]) << 24);
   return FrameHeaderError::kOk;
+}
+
+namespace {
+
+// The bytes `prefix` followed by `rest`, read at logical offsets.
+class Parts {
+ public:
+  Parts(absl::string_view prefix,
+        std::initializer_list<absl::string_view> rest)
+      : prefix_(prefix), rest_(rest) {
+    total_ = prefix.size();
+    for (absl::string_view part : rest) total_ += part.size();
+  }
+  uint64_t size() const { return total_; }
+
+  // Copies up to `n` bytes from logical offset `offset` into `out`; returns
+  // the number copied.
+  size_t Copy(uint64_t offset, char* out, size_t n) const {
+    size_t copied = CopyFrom(prefix_, &offset, out, n);
+    for (absl::string_view part : rest_) {
+      if (copied == n) break;
+      copied += CopyFrom(part, &offset, out + copied, n - copied);
+    }
+    return copied;
+  }
+
+ private:
+  static size_t CopyFrom(absl::string_view part, uint64_t* offset, char* out,
+                         size_t n) {
+    if (n == 0) return 0;
+    if (*offset >= part.size()) {
+      *offset -= part.size();
+      return 0;
+    }
+    const size_t take = static_cast<size_t>(
+        std::min<uint64_t>(n, part.size() - *offset));
+    std::memcpy(out, part.data() + *offset, take);
+    *offset = 0;
+    return take;
+  }
+
+  absl::string_view prefix_;
+  std::initializer_list<absl::string_view> rest_;
+  uint64_t total_ = 0;
+};
+
+}  // namespace
+
+bool FrameDecoder::StartMessage(const unsigned char* header) {
+  uint32_t size = 0;
+  if (DecodeFrameHeader(header, &size) != FrameHeaderError::kOk) {
+    error_ = FrameError::kBadMagic;
+    return false;
+  }
+  if (size > max_message_size_) {
+    // Refused from the header alone, before anything is allocated.
+    error_ = FrameError::kTooLarge;
+    refused_size_ = size;
+    return false;
+  }
+  in_message_ = true;
+  size_ = size;
+  delivered_ = 0;
+  return true;
+}
+
+bool FrameDecoder::ParseHeaderFragment(absl::string_view* input) {
+  const size_t take =
+      std::min(kFrameHeaderSize - header_fill_, input->size());
+  if (take == 0) return false;
+  std::memcpy(header_ + header_fill_, input->data(), take);
+  header_fill_ += take;
+  input->remove_prefix(take);
+  if (header_fill_ < kFrameHeaderSize) return false;
+  header_fill_ = 0;
+  return StartMessage(header_);
+}
+
+bool FrameDecoder::ResizeBody(size_t length) {
+  const size_t have = body_size();
+  if (length <= body_.capacity()) {
+    // Within the allocation: no allocation can fail.
+    if (body_begin_ > 0) {
+      if (have > 0) std::memmove(&body_[0], body_.data() + body_begin_, have);
+      body_begin_ = 0;
+      body_end_ = have;
+    }
+    body_.resize(length);
+    return true;
+  }
+  // A new buffer of exactly `length` bytes (std::string's own growth could
+  // double what is asked for); moving the valid bytes to its front.
+  std::string fresh;
+  try {
+    fresh.reserve(length);
+    fresh.append(body_.data() + body_begin_, have);
+    fresh.resize(length);
+  } catch (const std::bad_alloc&) {
+    return false;
+  } catch (const std::length_error&) {
+    return false;
+  }
+  body_.swap(fresh);
+  body_begin_ = 0;
+  body_end_ = have;
+  return true;
+}
+
+bool FrameDecoder::AppendToBody(absl::string_view* input) {
+  const uint64_t missing = body_missing();
+  const size_t take =
+      static_cast<size_t>(std::min<uint64_t>(input->size(), missing));
+  if (take == 0) return true;
+  if (body_end_ + take > body_.size()) {
+    // Twice what will have arrived, so that a message arriving in many
+    // small pieces costs O(log n) reallocations, and never more than the
+    // rest of the message.
+    const uint64_t need = body_size() + take;
+    const uint64_t limit = body_size() + missing;
+    if (!ResizeBody(static_cast<size_t>(std::min(limit, 2 * need)))) {
+      return false;
+    }
+  }
+  std::memcpy(&body_[body_end_], input->data(), take);
+  body_end_ += take;
+  input->remove_prefix(take);
+  return true;
+}
+
+bool FrameDecoder::BodyRoom(absl::Span<char>* room) {
+  if (body_lent_) ReclaimBody();
+  if (!in_message_ || failed()) return false;
+  const uint64_t missing = body_missing();
+  if (missing == 0) return false;
+  if (body_end_ == body_.size()) {
+    // Room for as much again as arrived, at least one receive's worth.
+    const uint64_t have = body_size();
+    const uint64_t grow = std::max<uint64_t>(kMinBodyRoom, have);
+    if (!ResizeBody(static_cast<size_t>(have + std::min(grow, missing)))) {
+      return false;
+    }
+  }
+  const size_t free_space = body_.size() - body_end_;
+  *room = absl::Span<char>(
+      &body_[body_end_],
+      static_cast<size_t>(std::min<uint64_t>(free_space, missing)));
+  return true;
+}
+
+void FrameDecoder::Trim() {
+  if (body_lent_) ReclaimBody();
+  const size_t have = body_size();
+  if (have == 0) {
+    body_ = std::string();
+    body_begin_ = body_end_ = 0;
+    return;
+  }
+  if (body_begin_ == 0 && body_.size() == have &&
+      body_.capacity() <= have + 32) {
+    return;
+  }
+  std::string fresh;
+  try {
+    fresh.reserve(have);
+    fresh.append(body_.data() + body_begin_, have);
+  } catch (const std::bad_alloc&) {
+    return;
+  } catch (const std::length_error&) {
+    return;
+  }
+  body_.swap(fresh);
+  body_begin_ = 0;
+  body_end_ = have;
+}
+
+FrameDecoder::Result FrameDecoder::Next(absl::string_view* input,
+                                        absl::string_view* message) {
+  if (body_lent_) ReclaimBody();
+  if (!ParseHeader(input)) return failed() ? Result::kError : Result::kNeedMore;
+  const uint64_t remaining = size_ - delivered_;
+  if (body_size() == 0 && input->size() >= remaining) {
+    *message = input->substr(0, static_cast<size_t>(remaining));
+    input->remove_prefix(static_cast<size_t>(remaining));
+    FinishMessage();
+    return Result::kMessage;
+  }
+  if (!AppendToBody(input)) return Result::kNoMemory;
+  if (body_missing() > 0) return Result::kNeedMore;
+  *message = absl::string_view(body_.data() + body_begin_, body_size());
+  in_message_ = false;
+  size_ = 0;
+  delivered_ = 0;
+  body_begin_ = body_end_ = 0;
+  body_lent_ = true;
+  return Result::kMessage;
+}
+
+FrameDecoder::Result FrameDecoder::Next(absl::string_view* input,
+                                        std::string* message) {
+  if (body_lent_) ReclaimBody();
+  if (!ParseHeader(input)) return failed() ? Result::kError : Result::kNeedMore;
+  const uint64_t remaining = size_ - delivered_;
+  if (body_size() == 0 && input->size() >= remaining) {
+    try {
+      message->assign(input->data(), static_cast<size_t>(remaining));
+    } catch (const std::bad_alloc&) {
+      return Result::kNoMemory;
+    } catch (const std::length_error&) {
+      return Result::kNoMemory;
+    }
+    input->remove_prefix(static_cast<size_t>(remaining));
+    FinishMessage();
+    return Result::kMessage;
+  }
+  if (!AppendToBody(input)) return Result::kNoMemory;
+  if (body_missing() > 0) return Result::kNeedMore;
+  const size_t have = body_size();
+  if (body_begin_ > 0 && have > 0) {
+    std::memmove(&body_[0], body_.data() + body_begin_, have);
+  }
+  body_.resize(have);  // Shrinks: never allocates.
+  *message = std::move(body_);
+  body_ = std::string();
+  body_begin_ = body_end_ = 0;
+  in_message_ = false;
+  size_ = 0;
+  delivered_ = 0;
+  return Result::kMessage;
+}
+
+FrameError FrameDecoder::EndOfStream(size_t unparsed_input) {
+  if (error_ == FrameError::kNone && (mid_frame() || unparsed_input > 0)) {
+    error_ = FrameError::kTruncated;
+  }
+  return error_;
+}
+
+FrameSurvey FrameDecoder::Survey(
+    std::initializer_list<absl::string_view> following,
+    absl::Span<char> out) const {
+  // What the decoder took comes first: the current message's bytes, or a
+  // partial header.
+  const absl::string_view prefix =
+      in_message_ ? absl::string_view(body_.data() + body_begin_, body_size())
+                  : absl::string_view(reinterpret_cast<const char*>(header_),
+                                      header_fill_);
+  const Parts parts(prefix, following);
+  const uint64_t total = parts.size();
+  FrameSurvey survey;
+  uint64_t pos = 0;  // Where the next header starts.
+  if (in_message_) {
+    const uint64_t remaining = size_ - delivered_;
+    const uint64_t arrived = std::min(remaining, total);
+    survey.copied = parts.Copy(
+        0, out.data(),
+        static_cast<size_t>(std::min<uint64_t>(out.size(), arrived)));
+    survey.message_remaining = remaining;
+    survey.available = remaining;
+    survey.has_message = true;
+    pos = remaining;
+  }
+  while (pos + kFrameHeaderSize <= total) {
+    unsigned char header[kFrameHeaderSize];
+    parts.Copy(pos, reinterpret_cast<char*>(header), kFrameHeaderSize);
+    uint32_t size = 0;
+    if (DecodeFrameHeader(header, &size) != FrameHeaderError::kOk ||
+        size > max_message_size_) {
+      break;
+    }
+    const uint64_t start = pos + kFrameHeaderSize;
+    if (!survey.has_message) {
+      const uint64_t arrived = std::min<uint64_t>(size, total - start);
+      survey.copied = parts.Copy(
+          start, out.data(),
+          static_cast<size_t>(std::min<uint64_t>(out.size(), arrived)));
+      survey.message_remaining = size;
+      survey.has_message = true;
+    }
+    survey.available += size;
+    pos = start + size;
+  }
+  return survey;
+}
+
+absl::Status FrameDecoder::ErrorStatus(absl::string_view op,
+                                       absl::string_view name) const {
+  switch (error_) {
+    case FrameError::kNone:
+      return absl::OkStatus();
+    case FrameError::kBadMagic:
+      return MakeError(absl::StatusCode::kDataLoss, op, name,
+                       "malformed frame: the peer is not speaking canal's "
+                       "message framing");
+    case FrameError::kTooLarge:
+      return MakeError(absl::StatusCode::kResourceExhausted, op, name,
+                       absl::StrCat("peer announced a message of ",
+                                    refused_size_, " bytes; the limit is ",
+                                    max_message_size_));
+    case FrameError::kTruncated:
+      return MakeError(absl::StatusCode::kDataLoss, op, name,
+                       "stream ended inside a message");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace internal
