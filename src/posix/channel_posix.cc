@@ -747,7 +747,17 @@ absl::StatusOr<std::string> PosixChannel::TransactWithin(
   }
   absl::Status sent = SendFrame(op, guard.fd(), request, deadline);
   if (!sent.ok()) return sent;
-  return ReadWholeMessage(op, guard.fd(), deadline);
+  absl::StatusOr<std::string> reply =
+      ReadWholeMessage(op, guard.fd(), deadline);
+  if (absl::IsOutOfRange(reply.status())) {
+    // The stream ended cleanly before the reply began: as on Windows, where
+    // TransactNamedPipe fails with ERROR_BROKEN_PIPE / ERROR_PIPE_NOT_CONNECTED,
+    // the transaction is Unavailable (a stream ending inside the reply is
+    // DataLoss, from ReadWholeMessage).
+    return MakeError(absl::StatusCode::kUnavailable, op, name_,
+                     "the peer closed the pipe before replying");
+  }
+  return reply;
 }
 
 absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
