@@ -4,8 +4,8 @@
 // `message_remaining` count the whole announced message as soon as any of
 // it is visible, although only part of it has arrived; `size` copies only
 // bytes that arrived. Byte mode differs: Windows counts the blocked write in
-// `available` too, POSIX cannot know it and counts what the socket buffers
-// hold (docs/semantics.md, platform differences).
+// `available` (and Peek copies from it) too, POSIX cannot know it and counts
+// what the socket buffers hold (docs/semantics.md, platform differences).
 
 #include <string>
 #include <utility>
@@ -68,17 +68,21 @@ TEST(PeekPendingWriter, ByteModeCountsWhatThePlatformCanSee) {
   // The first byte: the write has begun.
   absl::StatusOr<std::string> first = ReadExactly(pair->server, 1);
   CANAL_ASSERT_OK(first);
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek();
+  std::string buffer(kMessage, '\0');
+  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(p->message_remaining, 0u);
 #ifdef _WIN32
-  // The pending WriteFile counts in full.
+  // The pending WriteFile counts in full, and Peek copies from it.
   EXPECT_EQ(p->available, kMessage - 1);
+  EXPECT_EQ(p->size, kMessage - 1);
 #else
   // Only what the socket buffers hold: the rest is still in the writer.
   EXPECT_GT(p->available, 0u);
   EXPECT_LT(p->available, kMessage - 1);
+  EXPECT_EQ(p->size, p->available);
 #endif
+  EXPECT_EQ(buffer.substr(0, p->size), data.substr(1, p->size));
   absl::StatusOr<std::string> rest = ReadExactly(pair->server, kMessage - 1);
   CANAL_ASSERT_OK(rest);
   EXPECT_EQ(*first + *rest, data);
