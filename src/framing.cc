@@ -74,28 +74,45 @@ class Parts {
 
 }  // namespace
 
-bool FrameDecoder::StartMessage(const unsigned char* header) {
+bool FrameDecoder::Refuse(const unsigned char* header) {
   uint32_t size = 0;
   if (DecodeFrameHeader(header, &size) != FrameHeaderError::kOk) {
     error_ = FrameError::kBadMagic;
-    return false;
-  }
-  if (size > max_message_size_) {
+  } else {
     // Refused from the header alone, before anything is allocated.
     error_ = FrameError::kTooLarge;
     refused_size_ = size;
-    return false;
   }
-  in_message_ = true;
-  size_ = size;
-  delivered_ = 0;
-  return true;
+  return false;
+}
+
+size_t FrameDecoder::ReadPartSlow(absl::string_view* input,
+                                  absl::Span<char> out) {
+  if (result_lent_) ReclaimBody();
+  const uint64_t remaining = size_ - delivered_;
+  size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), remaining));
+  size_t copied = 0;
+  if (want > 0 && end_ > begin_) {
+    copied = std::min(want, body_size());
+    std::memcpy(out.data(), data() + begin_, copied);
+    begin_ += copied;
+    if (begin_ == end_) begin_ = end_ = 0;
+    want -= copied;
+  }
+  const size_t take = std::min(want, input->size());
+  if (take > 0) {
+    std::memcpy(out.data() + copied, input->data(), take);
+    input->remove_prefix(take);
+    copied += take;
+  }
+  delivered_ += copied;
+  if (delivered_ == size_) FinishMessage();
+  return copied;
 }
 
 bool FrameDecoder::ParseHeaderFragment(absl::string_view* input) {
   const size_t take =
       std::min(kFrameHeaderSize - header_fill_, input->size());
-  if (take == 0) return false;
   std::memcpy(header_ + header_fill_, input->data(), take);
   header_fill_ += take;
   input->remove_prefix(take);
@@ -104,33 +121,40 @@ bool FrameDecoder::ParseHeaderFragment(absl::string_view* input) {
   return StartMessage(header_);
 }
 
-bool FrameDecoder::ResizeBody(size_t length) {
+bool FrameDecoder::ToResult() {
   const size_t have = body_size();
-  if (length <= body_.capacity()) {
-    // Within the allocation: no allocation can fail.
-    if (body_begin_ > 0) {
-      if (have > 0) std::memmove(&body_[0], body_.data() + body_begin_, have);
-      body_begin_ = 0;
-      body_end_ = have;
-    }
-    body_.resize(length);
-    return true;
-  }
-  // A new buffer of exactly `length` bytes (std::string's own growth could
-  // double what is asked for); moving the valid bytes to its front.
   std::string fresh;
   try {
-    fresh.reserve(length);
-    fresh.append(body_.data() + body_begin_, have);
-    fresh.resize(length);
+    // Zero-filled once, as the result of any ReadMessage is.
+    fresh.resize(static_cast<size_t>(size_ - delivered_));
   } catch (const std::bad_alloc&) {
     return false;
   } catch (const std::length_error&) {
     return false;
   }
-  body_.swap(fresh);
-  body_begin_ = 0;
-  body_end_ = have;
+  if (have > 0) std::memcpy(&fresh[0], data() + begin_, have);
+  result_.swap(fresh);
+  in_result_ = true;
+  begin_ = 0;
+  end_ = have;
+  return true;
+}
+
+bool FrameDecoder::GrowStage(size_t capacity) {
+  const size_t have = body_size();
+  if (capacity <= stage_cap_) {
+    if (begin_ > 0 && have > 0) {
+      std::memmove(stage_.get(), stage_.get() + begin_, have);
+    }
+  } else {
+    std::unique_ptr<char[]> fresh(new (std::nothrow) char[capacity]);
+    if (fresh == nullptr) return false;
+    if (have > 0) std::memcpy(fresh.get(), stage_.get() + begin_, have);
+    stage_ = std::move(fresh);
+    stage_cap_ = capacity;
+  }
+  begin_ = 0;
+  end_ = have;
   return true;
 }
 
@@ -139,71 +163,82 @@ bool FrameDecoder::AppendToBody(absl::string_view* input) {
   const size_t take =
       static_cast<size_t>(std::min<uint64_t>(input->size(), missing));
   if (take == 0) return true;
-  if (body_end_ + take > body_.size()) {
-    // Twice what will have arrived, so that a message arriving in many
-    // small pieces costs O(log n) reallocations, and never more than the
-    // rest of the message.
-    const uint64_t need = body_size() + take;
-    const uint64_t limit = body_size() + missing;
-    if (!ResizeBody(static_cast<size_t>(std::min(limit, 2 * need)))) {
-      return false;
+  const uint64_t need = body_size() + take;
+  if (!in_result_) {
+    stage_used_ = true;
+    if (RestWithinBound(need)) {
+      if (!ToResult()) return false;
+    } else if (begin_ + need > stage_cap_) {
+      // Twice what will have arrived, so that a message arriving in many
+      // small pieces costs O(log n) reallocations.
+      if (!GrowStage(static_cast<size_t>(2 * need))) return false;
     }
   }
-  std::memcpy(&body_[body_end_], input->data(), take);
-  body_end_ += take;
+  // result_ has room for the whole rest of the message.
+  std::memcpy(data() + end_, input->data(), take);
+  end_ += take;
   input->remove_prefix(take);
   return true;
 }
 
 bool FrameDecoder::BodyRoom(absl::Span<char>* room) {
-  if (body_lent_) ReclaimBody();
+  if (result_lent_) ReclaimBody();
   if (!in_message_ || failed()) return false;
   const uint64_t missing = body_missing();
   if (missing == 0) return false;
-  if (body_end_ == body_.size()) {
-    // Room for as much again as arrived, at least one receive's worth.
-    const uint64_t have = body_size();
-    const uint64_t grow = std::max<uint64_t>(kMinBodyRoom, have);
-    if (!ResizeBody(static_cast<size_t>(have + std::min(grow, missing)))) {
-      return false;
+  const uint64_t have = body_size();
+  if (!in_result_) {
+    stage_used_ = true;
+    if (RestWithinBound(have)) {
+      if (!ToResult()) return false;
+    } else if (stage_cap_ - end_ < receive_room_) {
+      // As much again as arrived, at least one receive's worth (and below
+      // the rest of the message, which is beyond the bound).
+      const uint64_t grow = std::max<uint64_t>(receive_room_, have);
+      if (!GrowStage(static_cast<size_t>(have + grow))) return false;
     }
   }
-  const size_t free_space = body_.size() - body_end_;
+  const size_t free_space = capacity() - end_;
   *room = absl::Span<char>(
-      &body_[body_end_],
+      data() + end_,
       static_cast<size_t>(std::min<uint64_t>(free_space, missing)));
   return true;
 }
 
 void FrameDecoder::Trim() {
-  if (body_lent_) ReclaimBody();
+  if (result_lent_) ReclaimBody();
   const size_t have = body_size();
   if (have == 0) {
-    body_ = std::string();
-    body_begin_ = body_end_ = 0;
+    FreeStage();
+    result_ = std::string();
+    in_result_ = false;
+    begin_ = end_ = 0;
     return;
   }
-  if (body_begin_ == 0 && body_.size() == have &&
-      body_.capacity() <= have + 32) {
-    return;
-  }
-  std::string fresh;
-  try {
-    fresh.reserve(have);
-    fresh.append(body_.data() + body_begin_, have);
-  } catch (const std::bad_alloc&) {
-    return;
-  } catch (const std::length_error&) {
-    return;
-  }
-  body_.swap(fresh);
-  body_begin_ = 0;
-  body_end_ = have;
+  if (!in_result_ && begin_ == 0 && stage_cap_ == have) return;
+  std::unique_ptr<char[]> fresh(new (std::nothrow) char[have]);
+  if (fresh == nullptr) return;
+  std::memcpy(fresh.get(), data() + begin_, have);
+  stage_ = std::move(fresh);
+  stage_cap_ = have;
+  result_ = std::string();
+  in_result_ = false;
+  begin_ = 0;
+  end_ = have;
+}
+
+void FrameDecoder::EndAssembly() {
+  in_message_ = false;
+  size_ = 0;
+  delivered_ = 0;
+  begin_ = end_ = 0;
+  in_result_ = false;
+  KeepOrFreeStage();
 }
 
 FrameDecoder::Result FrameDecoder::Next(absl::string_view* input,
                                         absl::string_view* message) {
-  if (body_lent_) ReclaimBody();
+  if (result_lent_) ReclaimBody();
   if (!ParseHeader(input)) return failed() ? Result::kError : Result::kNeedMore;
   const uint64_t remaining = size_ - delivered_;
   if (body_size() == 0 && input->size() >= remaining) {
@@ -214,18 +249,18 @@ FrameDecoder::Result FrameDecoder::Next(absl::string_view* input,
   }
   if (!AppendToBody(input)) return Result::kNoMemory;
   if (body_missing() > 0) return Result::kNeedMore;
-  *message = absl::string_view(body_.data() + body_begin_, body_size());
-  in_message_ = false;
-  size_ = 0;
-  delivered_ = 0;
-  body_begin_ = body_end_ = 0;
-  body_lent_ = true;
+  // Complete. Received into a staging buffer kept from earlier messages,
+  // it may have finished there.
+  if (!in_result_ && !ToResult()) return Result::kNoMemory;
+  *message = absl::string_view(result_.data() + begin_, body_size());
+  EndAssembly();
+  result_lent_ = true;
   return Result::kMessage;
 }
 
 FrameDecoder::Result FrameDecoder::Next(absl::string_view* input,
                                         std::string* message) {
-  if (body_lent_) ReclaimBody();
+  if (result_lent_) ReclaimBody();
   if (!ParseHeader(input)) return failed() ? Result::kError : Result::kNeedMore;
   const uint64_t remaining = size_ - delivered_;
   if (body_size() == 0 && input->size() >= remaining) {
@@ -242,17 +277,13 @@ FrameDecoder::Result FrameDecoder::Next(absl::string_view* input,
   }
   if (!AppendToBody(input)) return Result::kNoMemory;
   if (body_missing() > 0) return Result::kNeedMore;
+  if (!in_result_ && !ToResult()) return Result::kNoMemory;
   const size_t have = body_size();
-  if (body_begin_ > 0 && have > 0) {
-    std::memmove(&body_[0], body_.data() + body_begin_, have);
-  }
-  body_.resize(have);  // Shrinks: never allocates.
-  *message = std::move(body_);
-  body_ = std::string();
-  body_begin_ = body_end_ = 0;
-  in_message_ = false;
-  size_ = 0;
-  delivered_ = 0;
+  if (begin_ > 0) std::memmove(&result_[0], result_.data() + begin_, have);
+  result_.resize(have);  // Shrinks: never allocates.
+  *message = std::move(result_);
+  result_ = std::string();
+  EndAssembly();
   return Result::kMessage;
 }
 
@@ -268,10 +299,12 @@ FrameSurvey FrameDecoder::Survey(
     absl::Span<char> out) const {
   // What the decoder took comes first: the current message's bytes, or a
   // partial header.
-  const absl::string_view prefix =
-      in_message_ ? absl::string_view(body_.data() + body_begin_, body_size())
-                  : absl::string_view(reinterpret_cast<const char*>(header_),
-                                      header_fill_);
+  absl::string_view prefix(reinterpret_cast<const char*>(header_),
+                           header_fill_);
+  if (in_message_) {
+    prefix = body_size() == 0 ? absl::string_view()
+                              : absl::string_view(data() + begin_, body_size());
+  }
   const Parts parts(prefix, following);
   const uint64_t total = parts.size();
   FrameSurvey survey;

@@ -25,14 +25,19 @@
 //
 // Memory follows the bytes that arrived, never the length a peer announced:
 // a whole message already in the input costs nothing (Next returns a view
-// of the input); a message that spans inputs is assembled in a buffer that
-// grows geometrically with the bytes received (at most twice what arrived,
-// so O(log n) reallocations). BodyRoom() lets a caller receive the rest of
-// a message straight into that buffer; it may also reserve up to
-// kMinBodyRoom (64 KiB) ahead, the size of one receive. Trim() gives back
-// everything beyond the bytes that arrived (after a timeout, say). Nothing
-// here throws: a failed allocation is Result::kNoMemory (or BodyRoom()
-// returning false), with the decoder unchanged.
+// of the input); a message that spans inputs is assembled as its bytes
+// come, first in a staging buffer that grows geometrically with them, then,
+// once the whole rest of the message is within twice what arrived plus one
+// receive (`receive_room`, 64 KiB by default), in a string of exactly the
+// message's length, which becomes the result without a copy. So the
+// decoder holds at most twice what arrived plus one receive, with O(log n)
+// reallocations, and a staging buffer that was within that bound for an
+// earlier message, kept so that a stream of large messages does not fault
+// in fresh pages for each (see kKeepStageCapacity). BodyRoom() lets a caller receive the rest of a
+// message straight into that memory. Trim() gives back everything beyond
+// the bytes that arrived (after a timeout, say). Nothing here throws: a
+// failed allocation is Result::kNoMemory (or BodyRoom() returning false),
+// with the decoder unchanged.
 //
 // Not thread-safe; one decoder per direction of a connection.
 
@@ -43,6 +48,7 @@
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -104,16 +110,20 @@ class FrameDecoder {
     kNoMemory,
   };
 
-  // What BodyRoom() may reserve ahead of the bytes, and the size of one
-  // receive.
-  static constexpr size_t kMinBodyRoom = 64 * 1024;
-  // An assembly buffer larger than this is freed once its message is done,
-  // so one huge message does not pin memory for the rest of the stream.
-  static constexpr size_t kKeepBodyCapacity = 1024 * 1024;
+  // The default `receive_room`: what BodyRoom() may reserve ahead of the
+  // bytes, the size of one receive.
+  static constexpr size_t kDefaultReceiveRoom = 64 * 1024;
+  // A staging buffer up to this size is kept between messages. A larger
+  // one is kept only while it is in use: the first message that finishes
+  // without needing it frees it, so that a stream of large messages reuses
+  // it and one huge message does not pin memory for the rest of the stream.
+  static constexpr size_t kKeepStageCapacity = 1024 * 1024;
 
   // Messages with a payload over `max_message_size` bytes are refused.
-  explicit FrameDecoder(uint64_t max_message_size)
-      : max_message_size_(max_message_size) {}
+  // `receive_room` (> 0) bounds what is reserved ahead of the bytes.
+  explicit FrameDecoder(uint64_t max_message_size,
+                        size_t receive_room = kDefaultReceiveRoom)
+      : max_message_size_(max_message_size), receive_room_(receive_room) {}
   FrameDecoder(const FrameDecoder&) = delete;
   FrameDecoder& operator=(const FrameDecoder&) = delete;
 
@@ -138,10 +148,15 @@ class FrameDecoder {
     return in_message_ ? size_ - delivered_ - body_size() : 0;
   }
   // Bytes of the current message taken in and not yet handed out.
-  size_t body_size() const { return body_end_ - body_begin_; }
-  // Bytes held in memory: the assembly buffer's length (what Trim frees
-  // beyond body_size()) plus a partial header.
-  size_t memory_held() const { return body_.size() + header_fill_; }
+  size_t body_size() const { return end_ - begin_; }
+  // Bytes held in memory (what Trim frees beyond body_size()): the staging
+  // buffer, the result string, a partial header.
+  size_t memory_held() const {
+    return stage_cap_ + result_.size() + header_fill_;
+  }
+  // The staging buffer's part of memory_held(); it may be kept from an
+  // earlier message (see kKeepStageCapacity).
+  size_t stage_capacity() const { return stage_cap_; }
 
   // Whole messages. Takes the next frame's bytes from the front of
   // `*input`. kMessage: `*message` views the message, in `*input` (no copy,
@@ -167,6 +182,7 @@ class FrameDecoder {
       input->remove_prefix(kFrameHeaderSize);
       return true;
     }
+    if (input->empty()) return false;
     return ParseHeaderFragment(input);
   }
   // Bytes of the current message that could be handed out now: taken in
@@ -182,41 +198,36 @@ class FrameDecoder {
   // handed out (an empty message by a call with any `out`). Needs
   // in_message().
   size_t ReadPart(absl::string_view* input, absl::Span<char> out) {
-    if (body_lent_) ReclaimBody();
-    size_t copied = 0;
     const uint64_t remaining = size_ - delivered_;
-    size_t want = out.size() < remaining ? out.size()
-                                         : static_cast<size_t>(remaining);
-    if (want > 0 && body_end_ > body_begin_) {
-      copied = want < body_size() ? want : body_size();
-      std::memcpy(out.data(), body_.data() + body_begin_, copied);
-      body_begin_ += copied;
-      if (body_begin_ == body_end_) body_begin_ = body_end_ = 0;
-      want -= copied;
+    const size_t want = out.size() < remaining
+                            ? out.size()
+                            : static_cast<size_t>(remaining);
+    // Nothing taken in and all of it in the input: the common case, a
+    // message that arrived whole.
+    if (end_ != 0 || in_result_ || result_lent_ || want > input->size()) {
+      return ReadPartSlow(input, out);
     }
-    const size_t take = want < input->size() ? want : input->size();
-    if (take > 0) {
-      std::memcpy(out.data() + copied, input->data(), take);
-      input->remove_prefix(take);
-      copied += take;
-    }
-    delivered_ += copied;
+    if (want > 0) std::memcpy(out.data(), input->data(), want);
+    input->remove_prefix(want);
+    delivered_ += want;
     if (delivered_ == size_) FinishMessage();
-    return copied;
+    return want;
   }
 
-  // Receiving straight into the assembly buffer. Sets `*room` to free space
-  // for the next bytes of the current message (at most body_missing()),
-  // growing the buffer geometrically with what arrived: to at most
-  // max(kMinBodyRoom, twice body_size()). Returns false if memory ran out
-  // (the decoder is unchanged) or no message needs bytes. The room stays
-  // valid until the next non-const call other than CommitBody.
+  // Receiving straight into the decoder's memory. Sets `*room` to free
+  // space for the next bytes of the current message (at most
+  // body_missing()), growing with what arrived: the room is at most
+  // body_size() + receive_room, and it covers the whole rest of the message
+  // once that is within the bound. Returns false if memory ran out (the
+  // decoder is unchanged) or no message needs bytes. The room stays valid
+  // until the next non-const call other than CommitBody.
   bool BodyRoom(absl::Span<char>* room);
   // Records that the first `n` bytes of the room now hold message bytes.
-  void CommitBody(size_t n) { body_end_ += n; }
+  void CommitBody(size_t n) { end_ += n; }
 
-  // Frees the assembly buffer beyond the bytes that arrived (all of it if
-  // none did). Best effort: keeps the buffer if even that fails.
+  // Frees everything beyond the bytes that arrived (all memory if none
+  // did), including a staging buffer kept for reuse. Best effort: keeps the
+  // memory if even the smaller buffer cannot be allocated.
   void Trim();
 
   // The stream ended, `unparsed_input` bytes after what the decoder took
@@ -238,29 +249,70 @@ class FrameDecoder {
 
  private:
   // Decodes a complete header; false (with error_ set) if it is refused.
-  bool StartMessage(const unsigned char* header);
+  bool StartMessage(const unsigned char* header) {
+    if (std::memcmp(header, kFrameMagic, 4) != 0) return Refuse(header);
+    const uint32_t size = static_cast<uint32_t>(header[4]) |
+                          (static_cast<uint32_t>(header[5]) << 8) |
+                          (static_cast<uint32_t>(header[6]) << 16) |
+                          (static_cast<uint32_t>(header[7]) << 24);
+    if (size > max_message_size_) return Refuse(header);
+    in_message_ = true;
+    size_ = size;
+    delivered_ = 0;
+    return true;
+  }
+  // Records why `header` is refused; returns false.
+  bool Refuse(const unsigned char* header);
+  size_t ReadPartSlow(absl::string_view* input, absl::Span<char> out);
   bool ParseHeaderFragment(absl::string_view* input);
   void FinishMessage() {
     in_message_ = false;
     size_ = 0;
     delivered_ = 0;
-    if (body_.size() > kKeepBodyCapacity && body_end_ == 0) {
-      body_ = std::string();
+    begin_ = end_ = 0;
+    if (in_result_) {
+      result_ = std::string();
+      in_result_ = false;
     }
+    KeepOrFreeStage();
   }
-  // The first mutation after Next handed out a view into body_: the view
-  // is invalid from now on, so a large buffer can go.
+  void KeepOrFreeStage() {
+    if (!stage_used_ && stage_cap_ > kKeepStageCapacity) FreeStage();
+    stage_used_ = false;
+  }
+  void FreeStage() {
+    stage_.reset();
+    stage_cap_ = 0;
+  }
+  // The first mutation after Next handed out a view into result_: the view
+  // is invalid from now on.
   void ReclaimBody() {
-    body_lent_ = false;
-    if (body_.size() > kKeepBodyCapacity) body_ = std::string();
+    result_lent_ = false;
+    result_ = std::string();
   }
-  // Makes body_ hold `length` bytes (the valid ones moved to the front);
-  // false if memory ran out (nothing changed).
-  bool ResizeBody(size_t length);
-  // Takes up to body_missing() bytes from `*input` into the body.
+  char* data() { return in_result_ ? &result_[0] : stage_.get(); }
+  const char* data() const {
+    return in_result_ ? result_.data() : stage_.get();
+  }
+  size_t capacity() const { return in_result_ ? result_.size() : stage_cap_; }
+  // Whether the whole rest of the message, with `have` bytes of it taken
+  // in, may be allocated now: within twice those plus one receive.
+  bool RestWithinBound(uint64_t have) const {
+    return size_ - delivered_ <= 2 * have + receive_room_;
+  }
+  // Moves the taken-in bytes into a string of exactly the rest of the
+  // message; false if memory ran out (nothing changed).
+  bool ToResult();
+  // Makes the staging buffer hold at least `capacity` bytes, with the
+  // taken-in bytes at its front; false if memory ran out (nothing changed).
+  bool GrowStage(size_t capacity);
+  // Takes up to body_missing() bytes from `*input`.
   bool AppendToBody(absl::string_view* input);
+  // After a whole message left through Next: the state between messages.
+  void EndAssembly();
 
   const uint64_t max_message_size_;
+  const size_t receive_room_;
   FrameError error_ = FrameError::kNone;
   uint64_t refused_size_ = 0;
 
@@ -271,15 +323,21 @@ class FrameDecoder {
   uint64_t size_ = 0;       // Announced payload length.
   uint64_t delivered_ = 0;  // Handed out by ReadPart.
 
-  // The assembly buffer: body_[body_begin_, body_end_) are taken-in bytes
-  // of the current message not handed out yet; body_.size() is what is
-  // allocated (and zero-filled) for it.
-  std::string body_;
-  size_t body_begin_ = 0;
-  size_t body_end_ = 0;
-  // body_ holds a finished message that Next handed out as a view (with
-  // body_begin_ == body_end_ == 0, so its memory is free for reuse).
-  bool body_lent_ = false;
+  // The current message's bytes taken in and not handed out yet are
+  // data()[begin_, end_), in one of two buffers: stage_ while the rest of
+  // the message is beyond RestWithinBound (a plain buffer of stage_cap_
+  // bytes, grown geometrically, kept between messages up to
+  // kKeepStageCapacity), then result_ (in_result_): a string of exactly
+  // the rest of the message, which becomes the result.
+  std::unique_ptr<char[]> stage_;
+  size_t stage_cap_ = 0;
+  bool stage_used_ = false;  // By the current message.
+  std::string result_;
+  bool in_result_ = false;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+  // result_ holds a finished message that Next handed out as a view.
+  bool result_lent_ = false;
 };
 
 }  // namespace internal

@@ -483,9 +483,10 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
   while (true) {
     if (closed()) return Cancelled(op);
     if (!read_fail_.ok()) return read_fail_;
+    // The decoder takes what it uses from the front of `input`; rbuf_
+    // drops the same bytes once, before returning or receiving.
     absl::string_view input(rbuf_.data(), rbuf_.size());
     const bool in_message = decoder_.ParseHeader(&input);
-    rbuf_.Consume(rbuf_.size() - input.size());
     if (decoder_.failed()) return FramingFailedLocked(op);
     size_t need;  // Bytes still missing to answer.
     if (in_message) {
@@ -493,11 +494,9 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
       if (buffer.empty()) {
         // Like ReadFile with a zero-length buffer on a message pipe: an
         // empty message is consumed, a non-empty one reported as "more".
-        if (remaining == 0) {
-          decoder_.ReadPart(&input, buffer);
-          return ReadResult{0, false};
-        }
-        return ReadResult{0, true};
+        if (remaining == 0) decoder_.ReadPart(&input, buffer);
+        rbuf_.Consume(rbuf_.size() - input.size());
+        return ReadResult{0, remaining != 0};
       }
       const size_t want =
           static_cast<size_t>(std::min<uint64_t>(buffer.size(), remaining));
@@ -510,6 +509,9 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
       need = static_cast<size_t>(want - available);
     } else {
       need = 1;  // The rest of a header: whatever the next recv brings.
+    }
+    if (input.size() != rbuf_.size()) {
+      rbuf_.Consume(rbuf_.size() - input.size());
     }
     if (eof_) return EndOfStreamLocked(op);
     // Up to 64 KiB at once, so several small frames usually come with one
@@ -546,7 +548,9 @@ absl::StatusOr<std::string> PosixChannel::ReadWholeMessage(
     absl::string_view input(rbuf_.data(), rbuf_.size());
     std::string message;
     const FrameDecoder::Result result = decoder_.Next(&input, &message);
-    rbuf_.Consume(rbuf_.size() - input.size());
+    if (input.size() != rbuf_.size()) {
+      rbuf_.Consume(rbuf_.size() - input.size());
+    }
     switch (result) {
       case FrameDecoder::Result::kMessage:
         return message;

@@ -185,8 +185,9 @@ TEST(FrameDecoderTest, AnnouncementCommitsNoMemory) {
   EXPECT_LE(decoder.memory_held(), 8u + 32u);
 }
 
-// Fed in small pieces, the buffer stays within twice what arrived and is
-// reallocated O(log n) times.
+// Fed in small pieces, the buffer being filled stays within twice what
+// arrived plus one receive (so does the staging buffer kept beside the
+// result string) and is reallocated O(log n) times.
 TEST(FrameDecoderTest, AssemblyBufferGrowsGeometricallyWithArrivedBytes) {
   constexpr size_t kSize = 4 * 1024 * 1024;
   const std::string payload = Pattern(kSize, 4);
@@ -201,7 +202,10 @@ TEST(FrameDecoderTest, AssemblyBufferGrowsGeometricallyWithArrivedBytes) {
     if (r == Result::kMessage) break;
     ASSERT_EQ(r, Result::kNeedMore);
     const size_t held = decoder.memory_held();
-    ASSERT_LE(held, 2 * decoder.body_size() + 64) << "at " << pos;
+    const size_t bound =
+        2 * decoder.body_size() + FrameDecoder::kDefaultReceiveRoom;
+    ASSERT_LE(held - decoder.stage_capacity(), bound) << "at " << pos;
+    ASSERT_LE(decoder.stage_capacity(), bound) << "at " << pos;
     if (held != last_held) ++growths;
     last_held = held;
   }
@@ -209,8 +213,9 @@ TEST(FrameDecoderTest, AssemblyBufferGrowsGeometricallyWithArrivedBytes) {
   EXPECT_LE(growths, 24) << "reallocations";
 }
 
-// Receiving straight into the buffer: the room is at most one receive's
-// worth or as much again as arrived, never beyond the message.
+// Receiving straight into the decoder's memory: the room is at most as much
+// again as arrived plus one receive, never beyond the message, and each
+// buffer stays within twice what arrived plus one receive.
 TEST(FrameDecoderTest, BodyRoomFollowsArrivedBytes) {
   constexpr size_t kSize = 3 * 1024 * 1024 + 17;
   const std::string payload = Pattern(kSize, 5);
@@ -227,8 +232,10 @@ TEST(FrameDecoderTest, BodyRoomFollowsArrivedBytes) {
     ASSERT_TRUE(decoder.BodyRoom(&room));
     ASSERT_GT(room.size(), 0u);
     ASSERT_LE(room.size(), kSize - filled);
-    ASSERT_LE(room.size(),
-              std::max<size_t>(FrameDecoder::kMinBodyRoom, filled));
+    ASSERT_LE(room.size(), filled + FrameDecoder::kDefaultReceiveRoom);
+    const size_t bound = 2 * filled + FrameDecoder::kDefaultReceiveRoom;
+    ASSERT_LE(decoder.memory_held() - decoder.stage_capacity(), bound);
+    ASSERT_LE(decoder.stage_capacity(), bound);
     if (decoder.memory_held() != last_held) ++growths;
     last_held = decoder.memory_held();
     // Pretend a receive brought 40000 bytes (or fewer, if that is all the
@@ -245,6 +252,102 @@ TEST(FrameDecoderTest, BodyRoomFollowsArrivedBytes) {
   EXPECT_EQ(message, payload);
 }
 
+// Receives `payload` (after its header) into BodyRoom, `chunk` bytes at a
+// time, and returns the message; counts the changes of memory_held().
+std::string ReceiveInRoom(FrameDecoder& decoder, const std::string& payload,
+                          size_t chunk, int* changes) {
+  const std::string header = Header(static_cast<uint32_t>(payload.size()));
+  absl::string_view input = header;
+  std::string message;
+  EXPECT_EQ(decoder.Next(&input, &message), Result::kNeedMore);
+  size_t filled = 0;
+  size_t last_held = decoder.memory_held();
+  while (filled < payload.size()) {
+    absl::Span<char> room;
+    if (!decoder.BodyRoom(&room)) {
+      ADD_FAILURE() << "no room at " << filled;
+      return "";
+    }
+    if (decoder.memory_held() != last_held) ++*changes;
+    last_held = decoder.memory_held();
+    const size_t n = std::min(room.size(), chunk);
+    std::copy(payload.begin() + filled, payload.begin() + filled + n,
+              room.begin());
+    decoder.CommitBody(n);
+    filled += n;
+  }
+  absl::string_view none;
+  EXPECT_EQ(decoder.Next(&none, &message), Result::kMessage);
+  return message;
+}
+
+// A stream of large messages: the staging buffer of the first is kept, so
+// the next ones allocate only their result strings; Trim frees it.
+TEST(FrameDecoderTest, StagingBufferIsKeptBetweenMessages) {
+  FrameDecoder decoder(k64MiB);
+  const std::string first = Pattern(900 * 1024, 8);
+  int changes = 0;
+  EXPECT_EQ(ReceiveInRoom(decoder, first, 40000, &changes), first);
+  EXPECT_GT(changes, 1);
+  const size_t kept = decoder.memory_held();
+  EXPECT_GT(kept, 0u);
+  EXPECT_LE(kept, FrameDecoder::kKeepStageCapacity);
+  const std::string second = Pattern(900 * 1024, 9);
+  changes = 0;
+  EXPECT_EQ(ReceiveInRoom(decoder, second, 40000, &changes), second);
+  EXPECT_EQ(changes, 1) << "only the result string should be allocated";
+  // A smaller message fits into the kept buffer as a whole and is still
+  // delivered whole.
+  const std::string third = Pattern(300 * 1024, 10);
+  changes = 0;
+  EXPECT_EQ(ReceiveInRoom(decoder, third, 1 << 20, &changes), third);
+  decoder.Trim();
+  EXPECT_EQ(decoder.memory_held(), 0u);
+}
+
+// A staging buffer over kKeepStageCapacity is kept only while messages use
+// it: the first message that does not frees it.
+TEST(FrameDecoderTest, LargeStagingBufferIsFreedByTheFirstMessageNotUsingIt) {
+  FrameDecoder decoder(k64MiB);
+  const std::string big = Pattern(3 * 1024 * 1024, 12);
+  int changes = 0;
+  EXPECT_EQ(ReceiveInRoom(decoder, big, 200000, &changes), big);
+  EXPECT_GT(decoder.stage_capacity(), FrameDecoder::kKeepStageCapacity);
+  changes = 0;
+  EXPECT_EQ(ReceiveInRoom(decoder, big, 200000, &changes), big);
+  EXPECT_EQ(changes, 1) << "only the result string should be allocated";
+  const std::string small = Frame("small");
+  absl::string_view input = small;
+  absl::string_view message;
+  ASSERT_EQ(decoder.Next(&input, &message), Result::kMessage);
+  EXPECT_EQ(message, "small");
+  EXPECT_EQ(decoder.memory_held(), 0u);
+}
+
+// With a small receive room the two stages show: a staging buffer while
+// the rest of the message is more than twice what arrived plus the room,
+// then a string of exactly the message's length.
+TEST(FrameDecoderTest, ResultStringIsAllocatedOnceWithinTheBound) {
+  FrameDecoder decoder(1 << 20, 16);
+  const std::string payload = Pattern(1000, 11);
+  const std::string stream = Frame(payload);
+  std::string message;
+  for (size_t pos = 0; pos < stream.size(); pos += 10) {
+    absl::string_view input = absl::string_view(stream).substr(pos, 10);
+    const Result r = decoder.Next(&input, &message);
+    if (r == Result::kMessage) break;
+    ASSERT_EQ(r, Result::kNeedMore);
+    // The staging buffer is kept for reuse once the result string exists;
+    // each is within the bound.
+    ASSERT_LE(decoder.memory_held() - decoder.stage_capacity(),
+              2 * decoder.body_size() + 16)
+        << "at " << pos;
+    ASSERT_LE(decoder.stage_capacity(), 2 * decoder.body_size() + 16)
+        << "at " << pos;
+  }
+  EXPECT_EQ(message, payload);
+}
+
 TEST(FrameDecoderTest, TrimKeepsOnlyWhatArrived) {
   FrameDecoder decoder(k64MiB);
   const std::string header = Header(1 << 20);
@@ -253,7 +356,7 @@ TEST(FrameDecoderTest, TrimKeepsOnlyWhatArrived) {
   ASSERT_EQ(decoder.Next(&input, &message), Result::kNeedMore);
   absl::Span<char> room;
   ASSERT_TRUE(decoder.BodyRoom(&room));
-  EXPECT_GE(decoder.memory_held(), FrameDecoder::kMinBodyRoom);
+  EXPECT_GE(decoder.memory_held(), FrameDecoder::kDefaultReceiveRoom);
   std::fill(room.begin(), room.begin() + 10, 'q');
   decoder.CommitBody(10);
   decoder.Trim();
