@@ -25,12 +25,11 @@
 // a timed-out read consumes nothing visible and how a message is never
 // delivered torn. Message mode receives up to 64 KiB at a time, so one recv
 // usually brings several small frames; ReadMessage receives a large
-// message's payload straight into the decoder's buffer, which becomes the
-// result string (and, once that buffer covers the rest of the message,
-// whatever follows it into rbuf_, with one recvmsg). Memory follows the
-// bytes that arrived, never the length the peer announced: the buffer
-// grows geometrically with what was received, and after a timeout only
-// what arrived is kept.
+// message's payload straight into the decoder's memory (a staging buffer,
+// then the string that becomes the result; once that covers the rest of
+// the message, whatever follows it goes into rbuf_ with the same recvmsg).
+// Memory follows the bytes that arrived, never the length the peer
+// announced, and after a timeout only what arrived is kept.
 //
 // Threads: one reader and one writer may run at once (the "reader" and
 // "writer" roles, taken with one compare-and-swap on op_state_; a second
