@@ -33,9 +33,10 @@
 // decoder holds at most twice what arrived plus one receive, with O(log n)
 // reallocations, and a staging buffer that was within that bound for an
 // earlier message, kept so that a stream of large messages does not fault
-// in fresh pages for each (see kKeepStageCapacity). BodyRoom() lets a caller receive the rest of a
-// message straight into that memory. Trim() gives back everything beyond
-// the bytes that arrived (after a timeout, say). Nothing here throws: a
+// in fresh pages for each (see kKeepStageCapacity). BodyRoom() lets a
+// caller receive the rest of a message straight into that memory. Trim()
+// gives back everything beyond the bytes that arrived (after a timeout,
+// say). Nothing here throws: a
 // failed allocation is Result::kNoMemory (or BodyRoom() returning false),
 // with the decoder unchanged.
 //
@@ -176,9 +177,9 @@ class FrameDecoder {
     if (in_message_) return true;
     if (error_ != FrameError::kNone) return false;
     if (header_fill_ == 0 && input->size() >= kFrameHeaderSize) {
-      if (!StartMessage(reinterpret_cast<const unsigned char*>(input->data()))) {
-        return false;
-      }
+      const auto* header =
+          reinterpret_cast<const unsigned char*>(input->data());
+      if (!StartMessage(header)) return false;
       input->remove_prefix(kFrameHeaderSize);
       return true;
     }

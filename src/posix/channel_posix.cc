@@ -333,7 +333,8 @@ absl::Status PosixChannel::ReceiveLocked(absl::string_view op, int fd,
     iov[iovcnt].iov_len = rbuf_.writable();
     ++iovcnt;
   }
-  const size_t room = direct_len + (rbuf_room > 0 ? iov[iovcnt - 1].iov_len : 0);
+  const size_t room =
+      direct_len + (rbuf_room > 0 ? iov[iovcnt - 1].iov_len : 0);
   // With an infinite deadline the blocking recv is the wait (Close() wakes
   // it through shutdown); otherwise never block in recv.
   const int flags = deadline.infinite() ? 0 : MSG_DONTWAIT;
@@ -755,9 +756,9 @@ absl::StatusOr<std::string> PosixChannel::TransactWithin(
       ReadWholeMessage(op, guard.fd(), deadline);
   if (absl::IsOutOfRange(reply.status())) {
     // The stream ended cleanly before the reply began: as on Windows, where
-    // TransactNamedPipe fails with ERROR_BROKEN_PIPE / ERROR_PIPE_NOT_CONNECTED,
-    // the transaction is Unavailable (a stream ending inside the reply is
-    // DataLoss, from ReadWholeMessage).
+    // TransactNamedPipe fails with ERROR_BROKEN_PIPE or
+    // ERROR_PIPE_NOT_CONNECTED, the transaction is Unavailable (a stream
+    // ending inside the reply is DataLoss, from ReadWholeMessage).
     return MakeError(absl::StatusCode::kUnavailable, op, name_,
                      "the peer closed the pipe before replying");
   }
@@ -775,12 +776,12 @@ absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
   // What the kernel holds, looked at with MSG_PEEK: taking it off the socket
   // would leave a reader blocked in poll() on another thread asleep although
   // data had arrived. Not while the reader is in a recv into rbuf_ or the
-  // decoder's buffer (message mode): bytes may then be between the kernel's queue and the
-  // committed ones, so the two cannot be combined; the committed bytes are
-  // a consistent (slightly older) view, and end of stream is left for the
-  // reader to record. A byte-mode reader receives straight into its
-  // caller's buffer, which consumes the bytes at once, so there is no such
-  // gap there (and receiving_ is never set).
+  // decoder's memory (message mode): bytes may then be between the kernel's
+  // queue and the committed ones, so the two cannot be combined; the
+  // committed bytes are a consistent (slightly older) view, and end of
+  // stream is left for the reader to record. A byte-mode reader receives
+  // straight into its caller's buffer, which consumes the bytes at once, so
+  // there is no such gap there (and receiving_ is never set).
   std::string peeked;
   bool eof = eof_;
   if (!eof && !receiving_) {

@@ -463,7 +463,8 @@ TEST_F(MemoryAnnounce, TimedOutReadMessageKeepsOnlyWhatArrived) {
 // ReadMessage cannot hold it and says so with ResourceExhausted (the old
 // code died of an uncaught std::bad_alloc); the channel stays usable and
 // the message can still be read in parts, intact.
-TEST_F(MemoryAnnounce, RealMessageLargerThanTheAddressSpaceIsResourceExhausted) {
+TEST_F(MemoryAnnounce,
+       RealMessageLargerThanTheAddressSpaceIsResourceExhausted) {
   if (!kLimitsApply) {
     GTEST_SKIP() << "sanitizer allocators abort on a failed allocation "
                     "instead of throwing std::bad_alloc";

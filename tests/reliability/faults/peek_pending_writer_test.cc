@@ -36,7 +36,8 @@ TEST(PeekPendingWriter, MessageModeCountsTheWholeAnnouncedMessage) {
   CANAL_ASSERT_OK(waited);
   ASSERT_TRUE(waited->more);
   char buffer[64];
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(p->available, kMessage);
   EXPECT_EQ(p->message_remaining, kMessage);
@@ -69,7 +70,8 @@ TEST(PeekPendingWriter, ByteModeCountsWhatThePlatformCanSee) {
   absl::StatusOr<std::string> first = ReadExactly(pair->server, 1);
   CANAL_ASSERT_OK(first);
   std::string buffer(kMessage, '\0');
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(p->message_remaining, 0u);
 #ifdef _WIN32
