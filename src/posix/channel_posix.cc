@@ -83,9 +83,11 @@ char* ByteQueue::PrepareWrite(size_t n) {
     // Enough room if the data moves to the front; cheap when little is left.
     std::memmove(buf_.get(), buf_.get() + begin_, used);
   } else {
-    // Grows with what is queued (bytes that arrived), not with the request
-    // alone: callers ask for at most max(kRecvChunk, size()) at a time.
-    const size_t new_cap = std::max({used + n, 2 * used, kRecvChunk});
+    // Doubling, so that a frame straddling the end of the buffer does not
+    // reallocate it every time. Callers ask for at most
+    // max(kRecvChunk, size()) at a time, so the buffer grows with what is
+    // queued (bytes that arrived), never with a length a peer announced.
+    const size_t new_cap = std::max({2 * cap_, used + n, kRecvChunk});
     std::unique_ptr<char[]> fresh(new (std::nothrow) char[new_cap]);
     if (!fresh) return nullptr;
     if (used > 0) std::memcpy(fresh.get(), buf_.get() + begin_, used);
