@@ -72,10 +72,14 @@ Channel::Channel(std::unique_ptr<internal::ChannelImpl> impl)
 
 absl::StatusOr<Channel> Channel::Connect(absl::string_view name,
                                          const ConnectOptions& options) {
-  CANAL_RETURN_IF_ERROR(ValidateName("Connect", name));
-  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> impl,
-                         internal::BackendConnect("Connect", name, options));
-  return Channel(std::move(impl));
+  return internal::GuardResources(
+      "Connect", name, [&]() -> absl::StatusOr<Channel> {
+        CANAL_RETURN_IF_ERROR(ValidateName("Connect", name));
+        CANAL_ASSIGN_OR_RETURN(
+            std::unique_ptr<internal::ChannelImpl> impl,
+            internal::BackendConnect("Connect", name, options));
+        return Channel(std::move(impl));
+      });
 }
 
 bool Channel::is_open() const { return impl_ != nullptr && impl_->is_open(); }
@@ -92,14 +96,18 @@ absl::StatusOr<ReadResult> Channel::Read(absl::Span<char> buffer,
                                          absl::Duration timeout) {
   if (!impl_) return Invalid("Read");
   if (!impl_->can_read()) return NeedDirection("Read", impl_->name(), "read");
-  return impl_->Read(buffer, timeout);
+  return internal::GuardResources("Read", impl_->name(), [&] {
+    return impl_->Read(buffer, timeout);
+  });
 }
 
 absl::Status Channel::Write(absl::string_view data, absl::Duration timeout) {
   if (!impl_) return Invalid("Write");
   if (!impl_->can_write()) return NeedDirection("Write", impl_->name(), "write");
   CANAL_RETURN_IF_ERROR(CheckSize("Write", *impl_, data.size()));
-  return impl_->Write(data, timeout);
+  return internal::GuardResources("Write", impl_->name(), [&] {
+    return impl_->Write(data, timeout);
+  });
 }
 
 absl::StatusOr<std::string> Channel::ReadMessage(absl::Duration timeout) {
@@ -110,7 +118,9 @@ absl::StatusOr<std::string> Channel::ReadMessage(absl::Duration timeout) {
   if (!impl_->can_read()) {
     return NeedDirection("ReadMessage", impl_->name(), "read");
   }
-  return impl_->ReadMessage(timeout);
+  return internal::GuardResources("ReadMessage", impl_->name(), [&] {
+    return impl_->ReadMessage(timeout);
+  });
 }
 
 absl::Status Channel::WriteMessage(absl::string_view message,
@@ -123,7 +133,9 @@ absl::Status Channel::WriteMessage(absl::string_view message,
     return NeedDirection("WriteMessage", impl_->name(), "write");
   }
   CANAL_RETURN_IF_ERROR(CheckSize("WriteMessage", *impl_, message.size()));
-  return impl_->Write(message, timeout);
+  return internal::GuardResources("WriteMessage", impl_->name(), [&] {
+    return impl_->Write(message, timeout);
+  });
 }
 
 absl::StatusOr<std::string> Channel::Transact(absl::string_view request,
@@ -136,18 +148,22 @@ absl::StatusOr<std::string> Channel::Transact(absl::string_view request,
     return NeedDirection("Transact", impl_->name(), "both read and write");
   }
   CANAL_RETURN_IF_ERROR(CheckSize("Transact", *impl_, request.size()));
-  return impl_->Transact("Transact", request, timeout);
+  return internal::GuardResources("Transact", impl_->name(), [&] {
+    return impl_->Transact("Transact", request, timeout);
+  });
 }
 
 absl::StatusOr<PeekResult> Channel::Peek(absl::Span<char> buffer) const {
   if (!impl_) return Invalid("Peek");
   if (!impl_->can_read()) return NeedDirection("Peek", impl_->name(), "read");
-  return impl_->Peek(buffer);
+  return internal::GuardResources("Peek", impl_->name(),
+                                  [&] { return impl_->Peek(buffer); });
 }
 
 absl::StatusOr<PeerInfo> Channel::Peer() const {
   if (!impl_) return Invalid("Peer");
-  return impl_->Peer();
+  return internal::GuardResources("Peer", impl_->name(),
+                                  [&] { return impl_->Peer(); });
 }
 
 absl::Status Channel::RunAsClient(absl::FunctionRef<void()> fn) {
@@ -183,26 +199,34 @@ absl::StatusOr<std::string> Call(absl::string_view name,
   // CallNamedPipe: connect, one transaction, close, all within `timeout`,
   // with every error labelled "Call" and checked exactly as Transact checks.
   constexpr absl::string_view kOp = "Call";
-  CANAL_RETURN_IF_ERROR(ValidateName(kOp, name));
-  const internal::Deadline deadline(timeout);
-  ConnectOptions connect_options = options;
-  connect_options.timeout = deadline.remaining();
-  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> impl,
-                         internal::BackendConnect(kOp, name, connect_options));
-  if (impl->mode() != PipeMode::kMessage) return NeedMessageMode(kOp, name);
-  if (!impl->can_read() || !impl->can_write()) {
-    return NeedDirection(kOp, name, "both read and write");
-  }
-  CANAL_RETURN_IF_ERROR(CheckSize(kOp, *impl, request.size()));
-  absl::StatusOr<std::string> reply =
-      impl->Transact(kOp, request, deadline.remaining());
-  impl->Close();
-  return reply;
+  return internal::GuardResources(
+      kOp, name, [&]() -> absl::StatusOr<std::string> {
+        CANAL_RETURN_IF_ERROR(ValidateName(kOp, name));
+        const internal::Deadline deadline(timeout);
+        ConnectOptions connect_options = options;
+        connect_options.timeout = deadline.remaining();
+        CANAL_ASSIGN_OR_RETURN(
+            std::unique_ptr<internal::ChannelImpl> impl,
+            internal::BackendConnect(kOp, name, connect_options));
+        if (impl->mode() != PipeMode::kMessage) {
+          return NeedMessageMode(kOp, name);
+        }
+        if (!impl->can_read() || !impl->can_write()) {
+          return NeedDirection(kOp, name, "both read and write");
+        }
+        CANAL_RETURN_IF_ERROR(CheckSize(kOp, *impl, request.size()));
+        absl::StatusOr<std::string> reply =
+            impl->Transact(kOp, request, deadline.remaining());
+        impl->Close();
+        return reply;
+      });
 }
 
 absl::Status WaitForListener(absl::string_view name, absl::Duration timeout) {
-  CANAL_RETURN_IF_ERROR(ValidateName("WaitForListener", name));
-  return internal::BackendWaitForListener(name, timeout);
+  return internal::GuardResources("WaitForListener", name, [&] {
+    CANAL_RETURN_IF_ERROR(ValidateName("WaitForListener", name));
+    return internal::BackendWaitForListener(name, timeout);
+  });
 }
 
 }  // namespace canal

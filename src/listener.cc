@@ -86,13 +86,16 @@ Listener::Listener(std::unique_ptr<internal::ListenerImpl> impl)
 
 absl::StatusOr<Listener> Listener::Create(absl::string_view name,
                                           const ListenerOptions& options) {
-  internal::NameKind kind;
-  CANAL_RETURN_IF_ERROR(internal::ClassifyName(
-      "Listen", name, internal::BackendUsesPosixNames(), &kind));
-  CANAL_RETURN_IF_ERROR(ValidateOptions(name, options));
-  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ListenerImpl> impl,
-                         internal::BackendListen(name, options));
-  return Listener(std::move(impl));
+  return internal::GuardResources(
+      "Listen", name, [&]() -> absl::StatusOr<Listener> {
+        internal::NameKind kind;
+        CANAL_RETURN_IF_ERROR(internal::ClassifyName(
+            "Listen", name, internal::BackendUsesPosixNames(), &kind));
+        CANAL_RETURN_IF_ERROR(ValidateOptions(name, options));
+        CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ListenerImpl> impl,
+                               internal::BackendListen(name, options));
+        return Listener(std::move(impl));
+      });
 }
 
 bool Listener::is_open() const { return impl_ != nullptr && impl_->is_open(); }
@@ -103,9 +106,12 @@ absl::StatusOr<Channel> Listener::Accept(absl::Duration timeout) {
         "canal: Accept: the listener is not open (default-constructed or "
         "moved from)");
   }
-  CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> ch,
-                         impl_->Accept(timeout));
-  return Channel(std::move(ch));
+  return internal::GuardResources(
+      "Accept", impl_->name(), [&]() -> absl::StatusOr<Channel> {
+        CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> ch,
+                               impl_->Accept(timeout));
+        return Channel(std::move(ch));
+      });
 }
 
 void Listener::Close() {

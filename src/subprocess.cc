@@ -102,15 +102,20 @@ Subprocess& Subprocess::operator=(Subprocess&& other) noexcept {
 
 absl::StatusOr<Subprocess> Subprocess::Start(
     const std::vector<std::string>& argv, const SubprocessOptions& options) {
-  CANAL_RETURN_IF_ERROR(CheckArguments(argv, options));
-  CANAL_ASSIGN_OR_RETURN(internal::StartedProcess started,
-                         internal::BackendStartProcess(argv, options));
-  Subprocess process;
-  process.impl_ = std::move(started.process);
-  process.stdin_ = std::move(started.stdin_channel);
-  process.stdout_ = std::move(started.stdout_channel);
-  process.stderr_ = std::move(started.stderr_channel);
-  return process;
+  const absl::string_view program =
+      argv.empty() ? absl::string_view() : absl::string_view(argv[0]);
+  return internal::GuardResources(
+      "Start", program, [&]() -> absl::StatusOr<Subprocess> {
+        CANAL_RETURN_IF_ERROR(CheckArguments(argv, options));
+        CANAL_ASSIGN_OR_RETURN(internal::StartedProcess started,
+                               internal::BackendStartProcess(argv, options));
+        Subprocess process;
+        process.impl_ = std::move(started.process);
+        process.stdin_ = std::move(started.stdin_channel);
+        process.stdout_ = std::move(started.stdout_channel);
+        process.stderr_ = std::move(started.stderr_channel);
+        return process;
+      });
 }
 
 int64_t Subprocess::pid() const { return impl_ ? impl_->pid() : 0; }
@@ -121,19 +126,22 @@ Channel Subprocess::TakeStderr() { return std::move(stderr_); }
 
 absl::StatusOr<ExitStatus> Subprocess::Wait(absl::Duration timeout) {
   if (!impl_) return Invalid("Wait");
-  return impl_->Wait(timeout);
+  return internal::GuardResources("Wait", "", [&] {
+    return impl_->Wait(timeout);
+  });
 }
 
 absl::Status Subprocess::Kill() {
   if (!impl_) return Invalid("Kill");
-  return impl_->Kill();
+  return internal::GuardResources("Kill", "", [&] { return impl_->Kill(); });
 }
 
 namespace {
 
-// Reads `channel` to its end into `out`. OK at end of stream.
+// Reads `channel` to its end into `out`. OK at end of stream. Never throws
+// (it runs on threads of its own, where an exception would terminate).
 absl::Status Drain(Channel& channel, const internal::Deadline& deadline,
-                   std::string* out) {
+                   absl::string_view program, std::string* out) {
   char buf[64 * 1024];
   while (true) {
     absl::StatusOr<ReadResult> r =
@@ -144,15 +152,29 @@ absl::Status Drain(Channel& channel, const internal::Deadline& deadline,
       }
       return r.status();
     }
-    out->append(buf, r->size);
+    absl::Status appended = internal::GuardResources("Run", program, [&] {
+      out->append(buf, r->size);
+      return absl::OkStatus();
+    });
+    if (!appended.ok()) return appended;
   }
 }
 
-}  // namespace
+// Starts `body` on `*thread`; ResourceExhausted if no thread can be made.
+template <typename Body>
+absl::Status StartThread(absl::string_view program, std::thread* thread,
+                         Body&& body) {
+  return internal::GuardResources("Run", program, [&] {
+    *thread = std::thread(std::forward<Body>(body));
+    return absl::OkStatus();
+  });
+}
 
-absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv,
-                              absl::string_view stdin_data,
-                              const RunOptions& options) {
+// Run, with allocation failures in this thread left to the caller's guard;
+// the threads it starts never throw.
+absl::StatusOr<RunResult> RunUnguarded(const std::vector<std::string>& argv,
+                                       absl::string_view stdin_data,
+                                       const RunOptions& options) {
   const internal::Deadline deadline(options.timeout);
   SubprocessOptions process_options = options.process;
   process_options.stdin_mode = StdioMode::kPipe;
@@ -160,6 +182,7 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv,
   process_options.stderr_mode = options.stderr_mode;
   CANAL_ASSIGN_OR_RETURN(Subprocess child,
                          Subprocess::Start(argv, process_options));
+  const absl::string_view program = argv[0];
 
   RunResult result;
   Channel in = child.TakeStdin();
@@ -178,7 +201,10 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv,
     out.Close();
     err.Close();
   };
-  std::thread writer([&] {
+  // Nothing below may throw while a thread runs: the threads use this
+  // frame's variables, and a joinable std::thread must not be destroyed.
+  std::thread writer;
+  absl::Status started = StartThread(program, &writer, [&] {
     absl::Status s = in.Write(stdin_data, deadline.remaining());
     // A child that exits without reading everything is not an error.
     if (!s.ok() && s.code() != absl::StatusCode::kUnavailable &&
@@ -188,16 +214,20 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv,
     in.Close();
   });
   std::thread err_reader;
-  if (err.is_open()) {
-    err_reader = std::thread([&] {
-      absl::Status s = Drain(err, deadline, &result.stderr_data);
+  if (started.ok() && err.is_open()) {
+    started = StartThread(program, &err_reader, [&] {
+      absl::Status s = Drain(err, deadline, program, &result.stderr_data);
       if (!s.ok()) fail(s);
     });
   }
-  absl::Status s = Drain(out, deadline, &result.stdout_data);
-  if (!s.ok()) fail(s);
+  if (started.ok()) {
+    absl::Status s = Drain(out, deadline, program, &result.stdout_data);
+    if (!s.ok()) fail(s);
+  } else {
+    fail(started);
+  }
   if (err_reader.joinable()) err_reader.join();
-  writer.join();
+  if (writer.joinable()) writer.join();
 
   absl::Status error;
   {
@@ -223,6 +253,19 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv,
                      " and was killed"));
   }
   return error;
+}
+
+}  // namespace
+
+absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv,
+                              absl::string_view stdin_data,
+                              const RunOptions& options) {
+  const absl::string_view program =
+      argv.empty() ? absl::string_view() : absl::string_view(argv[0]);
+  return internal::GuardResources(
+      "Run", program, [&]() -> absl::StatusOr<RunResult> {
+        return RunUnguarded(argv, stdin_data, options);
+      });
 }
 
 }  // namespace canal

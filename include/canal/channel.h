@@ -14,8 +14,8 @@
 // Unavailable (the connection broke), Cancelled (closed by `Close()`),
 // FailedPrecondition (wrong mode or direction, or an invalid channel),
 // InvalidArgument (bad name or argument), PermissionDenied, ResourceExhausted
-// (the peer announced a message larger than allowed), DataLoss (the peer sent
-// malformed framing).
+// (the peer announced a message larger than allowed, or memory ran out: no
+// call throws), DataLoss (the peer sent malformed framing).
 
 #ifndef CANAL_CHANNEL_H_
 #define CANAL_CHANNEL_H_
@@ -93,8 +93,14 @@ class Channel {
                             absl::Duration timeout = absl::InfiniteDuration());
 
   // Sends `request` as one message and reads one reply message, like
-  // TransactNamedPipe. `timeout` covers both. FailedPrecondition on a
-  // byte-mode or one-way channel, or while part of a message is unread.
+  // TransactNamedPipe. `timeout` covers both. Returns FailedPrecondition on
+  // a byte-mode or one-way channel, or while anything is unread (part of a
+  // message or whole ones); InvalidArgument for a request over the maximum
+  // size; Unavailable if the peer closed the pipe before replying (or the
+  // connection broke while sending); DeadlineExceeded after `timeout` (the
+  // request may have gone out); Cancelled if closed; ResourceExhausted for a
+  // reply over the maximum size, or when memory runs out; DataLoss (POSIX
+  // only) if the stream ends inside the reply or its framing is malformed.
   absl::StatusOr<std::string> Transact(
       absl::string_view request,
       absl::Duration timeout = absl::InfiniteDuration());
@@ -133,7 +139,14 @@ class Channel {
 
 // Connects to `name`, sends `request` as one message, reads one reply and
 // closes, like CallNamedPipe. `timeout` covers the whole call, including
-// waiting for a busy listener. Errors as for `Connect` and `Transact`.
+// waiting for a busy listener. Every error names the operation "Call".
+// Returns what `Connect` returns (NotFound, DeadlineExceeded while every
+// instance stays busy, InvalidArgument for a malformed name,
+// PermissionDenied); FailedPrecondition if the listener is in byte mode or
+// one-way; InvalidArgument for a request over the listener's
+// max_message_size; then what `Transact` returns once connected
+// (Unavailable if the listener closed without replying, DeadlineExceeded,
+// ResourceExhausted, DataLoss on POSIX).
 absl::StatusOr<std::string> Call(absl::string_view name,
                                  absl::string_view request,
                                  absl::Duration timeout = absl::Seconds(5));

@@ -142,10 +142,25 @@ struct ReadResult {
   bool more = false;  // Message mode: the rest of this message is still unread.
 };
 
-// Result of `Channel::Peek`.
+// Result of `Channel::Peek`, as PeekNamedPipe reports it.
+//
+// Message mode, both platforms: a message counts with its whole length as
+// soon as it is visible, even while its writer is still sending it (blocked
+// on a full pipe): `available` sums the unread bytes of every queued
+// message, `message_remaining` is the current message's. Windows sees a
+// pending write in full; POSIX counts the length the frame header
+// announced, for every message whose header has arrived.
+//
+// Byte mode: `available` on Windows includes a write still pending in the
+// writer (blocked on a full pipe); on POSIX it is what the socket buffers
+// hold, since a stream socket cannot show what its peer has yet to send.
+//
+// `size` copies bytes that are there to copy: on POSIX only bytes that
+// arrived, on Windows also bytes of the pending write.
 struct PeekResult {
   size_t size = 0;               // Bytes copied into the caller's buffer.
-  size_t available = 0;          // Payload bytes queued in total, all messages.
+  size_t available = 0;          // Unread payload bytes queued in total, all
+                                 // messages (see above).
   size_t message_remaining = 0;  // Unread bytes of the current message (0 in
                                  // byte mode).
 };

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -81,8 +83,13 @@ char* ByteQueue::PrepareWrite(size_t n) {
     // Enough room if the data moves to the front; cheap when little is left.
     std::memmove(buf_.get(), buf_.get() + begin_, used);
   } else {
-    size_t new_cap = std::max<size_t>(std::max(cap_ * 2, used + n), kRecvChunk);
-    std::unique_ptr<char[]> fresh(new char[new_cap]);
+    // Doubling, so that a frame straddling the end of the buffer does not
+    // reallocate it every time. Callers ask for at most
+    // max(kRecvChunk, size()) at a time, so the buffer grows with what is
+    // queued (bytes that arrived), never with a length a peer announced.
+    const size_t new_cap = std::max({2 * cap_, used + n, kRecvChunk});
+    std::unique_ptr<char[]> fresh(new (std::nothrow) char[new_cap]);
+    if (!fresh) return nullptr;
     if (used > 0) std::memcpy(fresh.get(), buf_.get() + begin_, used);
     buf_ = std::move(fresh);
     cap_ = new_cap;
@@ -90,24 +97,6 @@ char* ByteQueue::PrepareWrite(size_t n) {
   begin_ = 0;
   end_ = used;
   return buf_.get() + end_;
-}
-
-void ByteQueue::Prepend(const char* p, size_t n) {
-  if (n == 0) return;
-  if (begin_ >= n) {
-    begin_ -= n;
-    std::memcpy(buf_.get() + begin_, p, n);
-    return;
-  }
-  const size_t used = size();
-  const size_t new_cap = std::max<size_t>(used + n, kRecvChunk);
-  std::unique_ptr<char[]> fresh(new char[new_cap]);
-  std::memcpy(fresh.get(), p, n);
-  if (used > 0) std::memcpy(fresh.get() + n, buf_.get() + begin_, used);
-  buf_ = std::move(fresh);
-  cap_ = new_cap;
-  begin_ = 0;
-  end_ = used + n;
 }
 
 // --- In-flight tracking ----------------------------------------------------
@@ -216,7 +205,8 @@ PosixChannel::PosixChannel(UniqueFd fd, UniqueFd slot, Params params)
       can_write_(params.can_write),
       max_message_size_(params.max_message_size),
       fd_(fd.Release()),
-      slot_(std::move(slot)) {
+      slot_(std::move(slot)),
+      decoder_(params.max_message_size) {
   // Blocking, so that a read or write with an infinite timeout is a single
   // syscall; every call that must not block passes MSG_DONTWAIT. A failure
   // only costs speed: every path also copes with EAGAIN.
@@ -313,7 +303,7 @@ absl::Status PosixChannel::WaitFor(absl::string_view op, int fd, short events,
 absl::Status PosixChannel::ReceiveLocked(absl::string_view op, int fd,
                                          const Deadline& deadline,
                                          absl::string_view waiting,
-                                         size_t want, char* direct,
+                                         size_t rbuf_room, char* direct,
                                          size_t direct_len, size_t* direct_got,
                                          bool* poll_first) {
   *direct_got = 0;
@@ -325,8 +315,8 @@ absl::Status PosixChannel::ReceiveLocked(absl::string_view op, int fd,
     buf_mu_.lock();
     if (!waited.ok()) return waited;
   }
-  // The target memory is set up under the lock: beyond stash_fill_ and
-  // beyond rbuf_'s committed bytes, where Peek never reads.
+  // The target memory is set up under the lock: beyond the decoder's
+  // committed bytes and beyond rbuf_'s, where Peek never reads.
   iovec iov[2];
   int iovcnt = 0;
   if (direct_len > 0) {
@@ -334,10 +324,19 @@ absl::Status PosixChannel::ReceiveLocked(absl::string_view op, int fd,
     iov[iovcnt].iov_len = direct_len;
     ++iovcnt;
   }
-  iov[iovcnt].iov_base = rbuf_.PrepareWrite(std::max(want, kRecvChunk));
-  iov[iovcnt].iov_len = rbuf_.writable();
-  ++iovcnt;
-  const size_t room = direct_len + iov[iovcnt - 1].iov_len;
+  if (rbuf_room > 0) {
+    char* room = rbuf_.PrepareWrite(rbuf_room);
+    if (room == nullptr) {
+      return MakeError(absl::StatusCode::kResourceExhausted, op, name_,
+                       absl::StrCat("out of memory for a receive buffer of ",
+                                    rbuf_.size() + rbuf_room, " bytes"));
+    }
+    iov[iovcnt].iov_base = room;
+    iov[iovcnt].iov_len = rbuf_.writable();
+    ++iovcnt;
+  }
+  const size_t room =
+      direct_len + (rbuf_room > 0 ? iov[iovcnt - 1].iov_len : 0);
   // With an infinite deadline the blocking recv is the wait (Close() wakes
   // it through shutdown); otherwise never block in recv.
   const int flags = deadline.infinite() ? 0 : MSG_DONTWAIT;
@@ -390,53 +389,26 @@ absl::Status PosixChannel::OnRecvEndLocked(absl::string_view op, ssize_t n,
 }
 
 absl::Status PosixChannel::EndOfStreamLocked(absl::string_view op) {
-  if (mode_ == PipeMode::kMessage && (cur_active_ || !rbuf_.empty())) {
-    read_fail_ = MakeError(absl::StatusCode::kDataLoss, op, name_,
-                           "stream ended inside a message");
-    return read_fail_;
+  if (mode_ == PipeMode::kMessage &&
+      decoder_.EndOfStream(rbuf_.size()) != FrameError::kNone) {
+    return FramingFailedLocked(op);
   }
   return MakeError(absl::StatusCode::kOutOfRange, op, name_,
                    "end of stream: the peer closed the pipe");
 }
 
-absl::Status PosixChannel::ParseHeaderLocked(absl::string_view op) {
-  if (cur_active_ || rbuf_.size() < kFrameHeaderSize) return absl::OkStatus();
-  uint32_t size = 0;
-  if (DecodeFrameHeader(reinterpret_cast<const unsigned char*>(rbuf_.data()),
-                        &size) != FrameHeaderError::kOk) {
-    read_fail_ = MakeError(absl::StatusCode::kDataLoss, op, name_,
-                           "malformed frame: the peer is not speaking canal's "
-                           "message framing");
-    return read_fail_;
-  }
-  if (size > max_message_size_) {
-    // Refused before allocating anything; the stream position is lost, so
-    // the channel stays failed.
-    read_fail_ = MakeError(
-        absl::StatusCode::kResourceExhausted, op, name_,
-        absl::StrCat("peer announced a message of ", size,
-                     " bytes; the limit is ", max_message_size_));
-    return read_fail_;
-  }
-  rbuf_.Consume(kFrameHeaderSize);
-  cur_active_ = true;
-  cur_total_ = size;
-  cur_delivered_ = 0;
-  return absl::OkStatus();
+absl::Status PosixChannel::FramingFailedLocked(absl::string_view op) {
+  // The position in the stream is lost: the channel stays failed.
+  read_fail_ = decoder_.ErrorStatus(op, name_);
+  return read_fail_;
 }
 
-void PosixChannel::UnstashLocked() {
-  if (!stash_active_) return;
-  rbuf_.Prepend(stash_.data(), stash_fill_);
-  stash_ = std::string();
-  stash_fill_ = 0;
-  stash_active_ = false;
-}
-
-void PosixChannel::FinishMessageLocked() {
-  cur_active_ = false;
-  cur_total_ = 0;
-  cur_delivered_ = 0;
+absl::Status PosixChannel::MessageTooBigForMemory(absl::string_view op) const {
+  return MakeError(
+      absl::StatusCode::kResourceExhausted, op, name_,
+      absl::StrCat("out of memory for a message of ", decoder_.message_size(),
+                   " bytes (", decoder_.body_size(),
+                   " arrived); it can still be read in parts with Read"));
 }
 
 absl::StatusOr<ReadResult> PosixChannel::Read(absl::Span<char> buffer,
@@ -514,42 +486,46 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
   while (true) {
     if (closed()) return Cancelled(op);
     if (!read_fail_.ok()) return read_fail_;
-    UnstashLocked();
-    absl::Status parsed = ParseHeaderLocked(op);
-    if (!parsed.ok()) return parsed;
-    size_t need;  // Bytes rbuf_ still lacks to answer.
-    if (cur_active_) {
-      const uint64_t remaining = cur_total_ - cur_delivered_;
+    // The decoder takes what it uses from the front of `input`; rbuf_
+    // drops the same bytes once, before returning or receiving.
+    absl::string_view input(rbuf_.data(), rbuf_.size());
+    const bool in_message = decoder_.ParseHeader(&input);
+    if (decoder_.failed()) return FramingFailedLocked(op);
+    size_t need;  // Bytes still missing to answer.
+    if (in_message) {
+      const uint64_t remaining = decoder_.message_remaining();
       if (buffer.empty()) {
         // Like ReadFile with a zero-length buffer on a message pipe: an
         // empty message is consumed, a non-empty one reported as "more".
-        if (remaining == 0) {
-          FinishMessageLocked();
-          return ReadResult{0, false};
-        }
-        return ReadResult{0, true};
+        if (remaining == 0) decoder_.ReadPart(&input, buffer);
+        rbuf_.Consume(rbuf_.size() - input.size());
+        return ReadResult{0, remaining != 0};
       }
       const size_t want =
           static_cast<size_t>(std::min<uint64_t>(buffer.size(), remaining));
-      if (rbuf_.size() >= want) {
-        std::memcpy(buffer.data(), rbuf_.data(), want);
-        rbuf_.Consume(want);
-        cur_delivered_ += want;
-        if (cur_delivered_ == cur_total_) FinishMessageLocked();
-        return ReadResult{want, cur_active_};
+      const uint64_t available = decoder_.part_available(input);
+      if (available >= want) {
+        const size_t n = decoder_.ReadPart(&input, buffer.subspan(0, want));
+        rbuf_.Consume(rbuf_.size() - input.size());
+        return ReadResult{n, decoder_.in_message()};
       }
-      need = want - rbuf_.size();
+      need = static_cast<size_t>(want - available);
     } else {
-      need = kFrameHeaderSize - rbuf_.size();
+      need = 1;  // The rest of a header: whatever the next recv brings.
+    }
+    if (input.size() != rbuf_.size()) {
+      rbuf_.Consume(rbuf_.size() - input.size());
     }
     if (eof_) return EndOfStreamLocked(op);
-    // Up to 64 KiB at once (or `need`), so several small frames usually come
-    // with one recv. Bytes are delivered only once `want` of them are here:
-    // a timed-out Read consumes nothing.
+    // Up to 64 KiB at once, so several small frames usually come with one
+    // recv; more only as bytes arrive (rbuf_ at most doubles per receive).
+    // Bytes are delivered only once `want` of them are here: a timed-out
+    // Read consumes nothing.
     size_t unused = 0;
-    absl::Status received =
-        ReceiveLocked(op, fd, deadline, "waiting for a message", need, nullptr,
-                      0, &unused, &poll_first);
+    absl::Status received = ReceiveLocked(
+        op, fd, deadline, "waiting for a message",
+        std::max(kRecvChunk, std::min(need, rbuf_.size())), nullptr, 0,
+        &unused, &poll_first);
     if (!received.ok()) return received;
   }
 }
@@ -568,53 +544,53 @@ absl::StatusOr<std::string> PosixChannel::ReadWholeMessage(
   while (true) {
     if (closed()) return Cancelled(op);
     if (!read_fail_.ok()) return read_fail_;
-    absl::Status parsed = ParseHeaderLocked(op);
-    if (!parsed.ok()) return parsed;
+    // Whole messages already received cost no allocation beyond the
+    // result; a message that is still arriving is assembled in the
+    // decoder, which grows with the bytes received, never with the length
+    // the peer announced.
+    absl::string_view input(rbuf_.data(), rbuf_.size());
+    std::string message;
+    const FrameDecoder::Result result = decoder_.Next(&input, &message);
+    if (input.size() != rbuf_.size()) {
+      rbuf_.Consume(rbuf_.size() - input.size());
+    }
+    switch (result) {
+      case FrameDecoder::Result::kMessage:
+        return message;
+      case FrameDecoder::Result::kError:
+        return FramingFailedLocked(op);
+      case FrameDecoder::Result::kNoMemory:
+        decoder_.Trim();
+        return MessageTooBigForMemory(op);
+      case FrameDecoder::Result::kNeedMore:
+        break;  // rbuf_ is empty now.
+    }
+    if (eof_) return EndOfStreamLocked(op);
     size_t got = 0;
-    if (cur_active_) {
-      const size_t remaining = static_cast<size_t>(cur_total_ - cur_delivered_);
-      if (!stash_active_ && rbuf_.size() >= remaining) {
-        // All there already (the common case for small messages).
-        std::string result(rbuf_.data(), remaining);
-        rbuf_.Consume(remaining);
-        FinishMessageLocked();
-        return result;
+    absl::Status received;
+    if (decoder_.in_message()) {
+      // The rest of the message straight into the decoder's buffer, and,
+      // once that covers the whole rest, what follows it into rbuf_, with
+      // one recvmsg.
+      absl::Span<char> room;
+      if (!decoder_.BodyRoom(&room)) {
+        decoder_.Trim();
+        return MessageTooBigForMemory(op);
       }
-      if (!stash_active_) {
-        // One allocation from the header's length; the rest of the
-        // message is received straight into it.
-        stash_.resize(remaining);
-        stash_fill_ = 0;
-        stash_active_ = true;
-      }
-      const size_t from_buf = std::min(rbuf_.size(), remaining - stash_fill_);
-      if (from_buf > 0) {
-        std::memcpy(&stash_[stash_fill_], rbuf_.data(), from_buf);
-        rbuf_.Consume(from_buf);
-        stash_fill_ += from_buf;
-      }
-      if (stash_fill_ == remaining) {
-        std::string result = std::move(stash_);
-        stash_ = std::string();
-        stash_fill_ = 0;
-        stash_active_ = false;
-        FinishMessageLocked();
-        return result;
-      }
-      if (eof_) return EndOfStreamLocked(op);
-      // The rest of the message into the stash, and whatever follows it
-      // into rbuf_, with one recvmsg.
-      absl::Status received = ReceiveLocked(
-          op, fd, deadline, "waiting for a message", 0, &stash_[stash_fill_],
-          remaining - stash_fill_, &got, &poll_first);
-      stash_fill_ += got;
-      if (!received.ok()) return received;
+      const bool covers_rest = room.size() == decoder_.body_missing();
+      received = ReceiveLocked(op, fd, deadline, "waiting for a message",
+                               covers_rest ? kRecvChunk : 0, room.data(),
+                               room.size(), &got, &poll_first);
+      decoder_.CommitBody(got);
     } else {
-      if (eof_) return EndOfStreamLocked(op);
-      absl::Status received = ReceiveLocked(
-          op, fd, deadline, "waiting for a message",
-          kFrameHeaderSize - rbuf_.size(), nullptr, 0, &got, &poll_first);
-      if (!received.ok()) return received;
+      received = ReceiveLocked(op, fd, deadline, "waiting for a message",
+                               kRecvChunk, nullptr, 0, &got, &poll_first);
+    }
+    if (!received.ok()) {
+      // Keep what arrived (a later read continues the message) but nothing
+      // more: room reserved for bytes that did not come is freed.
+      decoder_.Trim();
+      return received;
     }
   }
 }
@@ -765,7 +741,7 @@ absl::StatusOr<std::string> PosixChannel::TransactWithin(
     std::lock_guard<std::mutex> lock(buf_mu_);
     // Like TransactNamedPipe (STATUS_PIPE_BUSY), refuse while anything is
     // unread: the reply would otherwise be confused with an older message.
-    if (cur_active_ || stash_active_ || !rbuf_.empty()) {
+    if (decoder_.mid_frame() || !rbuf_.empty()) {
       return MakeError(absl::StatusCode::kFailedPrecondition, op, name_,
                        "unread data is queued on the channel; read it first");
     }
@@ -778,7 +754,17 @@ absl::StatusOr<std::string> PosixChannel::TransactWithin(
   }
   absl::Status sent = SendFrame(op, guard.fd(), request, deadline);
   if (!sent.ok()) return sent;
-  return ReadWholeMessage(op, guard.fd(), deadline);
+  absl::StatusOr<std::string> reply =
+      ReadWholeMessage(op, guard.fd(), deadline);
+  if (absl::IsOutOfRange(reply.status())) {
+    // The stream ended cleanly before the reply began: as on Windows, where
+    // TransactNamedPipe fails with ERROR_BROKEN_PIPE or
+    // ERROR_PIPE_NOT_CONNECTED, the transaction is Unavailable (a stream
+    // ending inside the reply is DataLoss, from ReadWholeMessage).
+    return MakeError(absl::StatusCode::kUnavailable, op, name_,
+                     "the peer closed the pipe before replying");
+  }
+  return reply;
 }
 
 absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
@@ -791,13 +777,13 @@ absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
 
   // What the kernel holds, looked at with MSG_PEEK: taking it off the socket
   // would leave a reader blocked in poll() on another thread asleep although
-  // data had arrived. Not while the reader is in a recv into rbuf_/stash_
-  // (message mode): bytes may then be between the kernel's queue and the
-  // committed ones, so the two cannot be combined; the committed bytes are
-  // a consistent (slightly older) view, and end of stream is left for the
-  // reader to record. A byte-mode reader receives straight into its
-  // caller's buffer, which consumes the bytes at once, so there is no such
-  // gap there (and receiving_ is never set).
+  // data had arrived. Not while the reader is in a recv into rbuf_ or the
+  // decoder's memory (message mode): bytes may then be between the kernel's
+  // queue and the committed ones, so the two cannot be combined; the
+  // committed bytes are a consistent (slightly older) view, and end of
+  // stream is left for the reader to record. A byte-mode reader receives
+  // straight into its caller's buffer, which consumes the bytes at once, so
+  // there is no such gap there (and receiving_ is never set).
   std::string peeked;
   bool eof = eof_;
   if (!eof && !receiving_) {
@@ -829,63 +815,36 @@ absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
   }
   if (closed()) return Cancelled(op);
 
-  const absl::string_view stash(stash_.data(), stash_active_ ? stash_fill_ : 0);
   const absl::string_view queued(rbuf_.data(), rbuf_.size());
-  const uint64_t total = stash.size() + queued.size() + peeked.size();
   PeekResult result;
 
   if (mode_ == PipeMode::kByte) {
+    const uint64_t total = queued.size() + peeked.size();
     if (total == 0 && eof) {
       return MakeError(absl::StatusCode::kOutOfRange, op, name_,
                        "end of stream: the peer closed the pipe");
     }
-    result.size = CopyFromParts({stash, queued, peeked}, 0, buffer.data(),
+    result.size = CopyFromParts({queued, peeked}, 0, buffer.data(),
                                 std::min<uint64_t>(buffer.size(), total));
     result.available = static_cast<size_t>(total);
     return result;
   }
 
-  // Message mode: walk the frames in the combined view without consuming.
-  if (total == 0 && !cur_active_ && eof) {
+  // Message mode: what the decoder holds, then the frames in rbuf_ and the
+  // kernel's queue, without consuming. As PeekNamedPipe does for a writer
+  // that is still sending, every message whose header is visible counts
+  // with its announced length, arrived or not; only arrived bytes are
+  // copied.
+  if (!decoder_.mid_frame() && queued.empty() && peeked.empty() && eof) {
     return MakeError(absl::StatusCode::kOutOfRange, op, name_,
                      "end of stream: the peer closed the pipe");
   }
-  uint64_t pos = 0;
-  bool have_current = false;
-  uint64_t available = 0;
-  if (cur_active_) {
-    const uint64_t remaining = cur_total_ - cur_delivered_;
-    const uint64_t arrived = std::min(remaining, total);
-    result.size = CopyFromParts({stash, queued, peeked}, 0, buffer.data(),
-                                std::min<uint64_t>(buffer.size(), arrived));
-    result.message_remaining = static_cast<size_t>(remaining);
-    available += arrived;
-    pos = remaining;
-    have_current = true;
-  }
-  while (pos + kFrameHeaderSize <= total) {
-    unsigned char header[kFrameHeaderSize];
-    CopyFromParts({stash, queued, peeked}, pos, reinterpret_cast<char*>(header),
-                  kFrameHeaderSize);
-    uint32_t size = 0;
-    // A bad header is left for Read to report.
-    if (DecodeFrameHeader(header, &size) != FrameHeaderError::kOk ||
-        size > max_message_size_) {
-      break;
-    }
-    const uint64_t arrived =
-        std::min<uint64_t>(size, total - pos - kFrameHeaderSize);
-    if (!have_current) {
-      result.size = CopyFromParts({stash, queued, peeked},
-                                  pos + kFrameHeaderSize, buffer.data(),
-                                  std::min<uint64_t>(buffer.size(), arrived));
-      result.message_remaining = size;
-      have_current = true;
-    }
-    available += arrived;
-    pos += kFrameHeaderSize + size;
-  }
-  result.available = static_cast<size_t>(available);
+  const FrameSurvey survey = decoder_.Survey({queued, peeked}, buffer);
+  constexpr uint64_t kMaxSize = std::numeric_limits<size_t>::max();
+  result.size = survey.copied;
+  result.available = static_cast<size_t>(std::min(survey.available, kMaxSize));
+  result.message_remaining =
+      static_cast<size_t>(std::min(survey.message_remaining, kMaxSize));
   return result;
 }
 

@@ -20,20 +20,23 @@
 // to O_NONBLOCK once someone takes it (canal::Server's event loop does its
 // own non-blocking I/O on it, and the flag is shared with every dup).
 //
-// Bytes taken off the socket but not yet delivered stay in `rbuf_` (and, for
-// a ReadMessage in progress, in `stash_`), which is how a timed-out read
-// consumes nothing visible and how a message is never delivered torn.
-// Message mode receives up to 64 KiB at a time, so one recv usually brings
-// several small frames; ReadMessage receives a large message's payload
-// straight into the result string (and whatever follows it into rbuf_, with
-// one recvmsg).
+// Bytes taken off the socket but not yet delivered stay in `rbuf_` (and, in
+// message mode, in the frame decoder, src/internal/framing.h), which is how
+// a timed-out read consumes nothing visible and how a message is never
+// delivered torn. Message mode receives up to 64 KiB at a time, so one recv
+// usually brings several small frames; ReadMessage receives a large
+// message's payload straight into the decoder's memory (a staging buffer,
+// then the string that becomes the result; once that covers the rest of
+// the message, whatever follows it goes into rbuf_ with the same recvmsg).
+// Memory follows the bytes that arrived, never the length the peer
+// announced, and after a timeout only what arrived is kept.
 //
 // Threads: one reader and one writer may run at once (the "reader" and
 // "writer" roles, taken with one compare-and-swap on op_state_; a second
 // reader sleeps on roles_cv_ at most its own timeout); Peek takes no role, only
 // buf_mu_ briefly, never blocks, and never takes bytes off the socket (it
 // uses MSG_PEEK), so it cannot leave a reader asleep in poll() or recv().
-// The receive state (rbuf_, stash_, the current message, eof_) is changed
+// The receive state (rbuf_, the decoder, eof_) is changed
 // only by the thread holding the reader role, always under buf_mu_, so Peek
 // reads a consistent snapshot under buf_mu_; the reader never holds buf_mu_
 // while it waits (in poll or in a blocking recv): it prepares the target
@@ -70,6 +73,7 @@
 #include "canal/types.h"
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
+#include "src/internal/framing.h"
 #include "src/posix/fd_util.h"
 
 namespace canal {
@@ -83,12 +87,11 @@ class ByteQueue {
   const char* data() const { return buf_.get() + begin_; }
   // Drops `n` bytes from the front.
   void Consume(size_t n);
-  // Room for at least `n` more bytes at the back; returns where they go.
+  // Room for at least `n` more bytes at the back; returns where they go, or
+  // nullptr if memory ran out (nothing changed).
   char* PrepareWrite(size_t n);
   size_t writable() const { return cap_ - end_; }
   void Commit(size_t n) { end_ += n; }
-  // Puts `n` bytes back in front (rare: after an interrupted ReadMessage).
-  void Prepend(const char* p, size_t n);
 
  private:
   std::unique_ptr<char[]> buf_;
@@ -185,27 +188,27 @@ class PosixChannel final : public ChannelImpl {
   // Helpers with buf_mu_ held, for the thread holding the reader role.
   //
   // Receives more bytes: first into `direct[0, direct_len)` if given (the
-  // rest of a message ReadMessage is assembling in stash_), then into
-  // rbuf_'s free space (at least `want` bytes of it). Waits first when
-  // `*poll_first` (and sets it after EAGAIN). Releases buf_mu_ while it
-  // waits and receives. Returns OK after receiving something (`*direct_got`
-  // bytes went to `direct`, the rest is committed to rbuf_) or after
-  // recording end of stream in eof_; otherwise the status to return.
+  // rest of a message ReadMessage is assembling in the decoder), then, if
+  // `rbuf_room` > 0, into rbuf_'s free space (at least `rbuf_room` bytes of
+  // it). Waits first when `*poll_first` (and sets it after EAGAIN).
+  // Releases buf_mu_ while it waits and receives. Returns OK after
+  // receiving something (`*direct_got` bytes went to `direct`, the rest is
+  // committed to rbuf_) or after recording end of stream in eof_;
+  // otherwise the status to return.
   absl::Status ReceiveLocked(absl::string_view op, int fd,
                              const Deadline& deadline,
-                             absl::string_view waiting, size_t want,
+                             absl::string_view waiting, size_t rbuf_room,
                              char* direct, size_t direct_len,
                              size_t* direct_got, bool* poll_first);
   // Turns a failed recv into the status to return, or OK after recording
   // end of stream (n == 0 or ECONNRESET).
   absl::Status OnRecvEndLocked(absl::string_view op, ssize_t n, int err);
-  // Parses the next frame header if one is complete in rbuf_. Sets the
-  // sticky read_fail_ on a bad one.
-  absl::Status ParseHeaderLocked(absl::string_view op);
   // Status for end of stream given what is buffered.
   absl::Status EndOfStreamLocked(absl::string_view op);
-  void UnstashLocked();
-  void FinishMessageLocked();
+  // Records the decoder's error in the sticky read_fail_ and returns it.
+  absl::Status FramingFailedLocked(absl::string_view op);
+  // ResourceExhausted: the current message cannot be assembled in memory.
+  absl::Status MessageTooBigForMemory(absl::string_view op) const;
 
   const std::string name_;
   const PipeMode mode_;
@@ -233,20 +236,15 @@ class PosixChannel final : public ChannelImpl {
   UniqueFd slot_;
 
   // Receive side, guarded by buf_mu_ (and changed only by the reader role).
+  // Message mode: rbuf_ holds bytes received but not yet given to the
+  // decoder, which holds the current message's state (and, for a
+  // ReadMessage in progress, the part of it that arrived, assembled in a
+  // buffer that becomes the result without a copy). The decoder's bytes
+  // logically precede rbuf_.
   ByteQueue rbuf_;
+  FrameDecoder decoder_;
   bool eof_ = false;
   absl::Status read_fail_;
-  // Message mode: the current message, once its header was taken.
-  bool cur_active_ = false;
-  uint64_t cur_total_ = 0;
-  uint64_t cur_delivered_ = 0;
-  // ReadMessage receives the rest of the current message straight into
-  // `stash_` (allocated once from the header), which then becomes the
-  // result without a copy. Its first `stash_fill_` bytes are valid and
-  // logically precede rbuf_.
-  bool stash_active_ = false;
-  std::string stash_;
-  size_t stash_fill_ = 0;
   // The reader is in a recv whose bytes are not committed yet (see above).
   bool receiving_ = false;
 

@@ -182,7 +182,7 @@ absl::StatusOr<internal::UniqueFd> OpenOwnWriteEnd(int read_fd,
 
 }  // namespace
 
-absl::Status Fifo::Create(absl::string_view path, uint32_t mode) {
+static absl::Status FifoCreate(absl::string_view path, uint32_t mode) {
   if (absl::Status s = CheckPath("Fifo::Create", path); !s.ok()) return s;
   if ((mode & ~0777u) != 0) {
     return internal::MakeError(absl::StatusCode::kInvalidArgument,
@@ -203,7 +203,7 @@ absl::Status Fifo::Create(absl::string_view path, uint32_t mode) {
   return SetNewFifoMode(p, static_cast<mode_t>(mode));
 }
 
-absl::StatusOr<Channel> Fifo::OpenRead(absl::string_view path) {
+static absl::StatusOr<Channel> FifoOpenRead(absl::string_view path) {
   if (absl::Status s = CheckPath("Fifo::OpenRead", path); !s.ok()) return s;
   const std::string p(path);
   const int fd = OpenFifo(p, O_RDONLY);
@@ -221,8 +221,8 @@ absl::StatusOr<Channel> Fifo::OpenRead(absl::string_view path) {
   return Channel(*std::move(impl));
 }
 
-absl::StatusOr<Channel> Fifo::OpenWrite(absl::string_view path,
-                                        absl::Duration timeout) {
+static absl::StatusOr<Channel> FifoOpenWrite(absl::string_view path,
+                                             absl::Duration timeout) {
   if (absl::Status s = CheckPath("Fifo::OpenWrite", path); !s.ok()) return s;
   const std::string p(path);
   const internal::Deadline deadline(timeout);
@@ -251,7 +251,7 @@ absl::StatusOr<Channel> Fifo::OpenWrite(absl::string_view path,
   }
 }
 
-absl::Status Fifo::Remove(absl::string_view path) {
+static absl::Status FifoRemove(absl::string_view path) {
   if (absl::Status s = CheckPath("Fifo::Remove", path); !s.ok()) return s;
   const std::string p(path);
   struct stat st;
@@ -267,6 +267,25 @@ absl::Status Fifo::Remove(absl::string_view path) {
     return internal::ErrnoError("Fifo::Remove", path, "unlink failed", errno);
   }
   return absl::OkStatus();
+}
+
+// The public functions: no allocation failure escapes as an exception.
+absl::Status Fifo::Create(absl::string_view path, uint32_t mode) {
+  return internal::GuardResources("Fifo::Create", path,
+                                  [&] { return FifoCreate(path, mode); });
+}
+absl::StatusOr<Channel> Fifo::OpenRead(absl::string_view path) {
+  return internal::GuardResources("Fifo::OpenRead", path,
+                                  [&] { return FifoOpenRead(path); });
+}
+absl::StatusOr<Channel> Fifo::OpenWrite(absl::string_view path,
+                                        absl::Duration timeout) {
+  return internal::GuardResources(
+      "Fifo::OpenWrite", path, [&] { return FifoOpenWrite(path, timeout); });
+}
+absl::Status Fifo::Remove(absl::string_view path) {
+  return internal::GuardResources("Fifo::Remove", path,
+                                  [&] { return FifoRemove(path); });
 }
 
 }  // namespace canal

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -146,9 +147,17 @@ absl::StatusOr<std::unique_ptr<FdPipeChannel>> FdPipeChannel::Create(
     return ErrnoError("Open", name, "cannot create the wake descriptor",
                       errno);
   }
-  return std::unique_ptr<FdPipeChannel>(
-      new FdPipeChannel(std::move(fd), read_end, std::move(name),
-                        std::move(keep_writer), wake_read, wake_write));
+  // Not `new` that throws: the wake descriptors would leak.
+  std::unique_ptr<FdPipeChannel> channel(new (std::nothrow) FdPipeChannel(
+      std::move(fd), read_end, std::move(name), std::move(keep_writer),
+      wake_read, wake_write));
+  if (channel == nullptr) {
+    CloseFd(wake_read);
+    if (wake_write != wake_read) CloseFd(wake_write);
+    return MakeError(absl::StatusCode::kResourceExhausted, "Open", "pipe",
+                     "out of memory");
+  }
+  return channel;
 }
 
 FdPipeChannel::FdPipeChannel(UniqueFd fd, bool read_end, std::string name,
@@ -362,7 +371,9 @@ absl::StatusOr<PeerInfo> FdPipeChannel::Peer() {
 
 }  // namespace internal
 
-absl::StatusOr<PipePair> CreatePipe(const PipeOptions& options) {
+namespace {
+
+absl::StatusOr<PipePair> CreatePipeUnguarded(const PipeOptions& options) {
   int fds[2];
   if (!internal::MakeCloexecPipe(fds)) {
     return internal::ErrnoError("CreatePipe", "pipe", "pipe2 failed", errno);
@@ -391,17 +402,35 @@ absl::StatusOr<PipePair> CreatePipe(const PipeOptions& options) {
   return pair;
 }
 
+}  // namespace
+
+absl::StatusOr<PipePair> CreatePipe(const PipeOptions& options) {
+  return internal::GuardResources("CreatePipe", "pipe", [&] {
+    return CreatePipeUnguarded(options);
+  });
+}
+
 absl::StatusOr<Channel> AdoptPipeEnd(NativeHandle handle, PipeEnd end) {
   if (handle < 0 || ::fcntl(handle, F_GETFD) < 0) {
-    return internal::MakeError(absl::StatusCode::kInvalidArgument,
-                               "AdoptPipeEnd", absl::StrCat("fd ", handle),
-                               "not an open descriptor");
+    return internal::GuardResources(
+        "AdoptPipeEnd", "fd", [&]() -> absl::StatusOr<Channel> {
+          return internal::MakeError(absl::StatusCode::kInvalidArgument,
+                                     "AdoptPipeEnd",
+                                     absl::StrCat("fd ", handle),
+                                     "not an open descriptor");
+        });
   }
-  auto impl = internal::FdPipeChannel::Create(
-      internal::UniqueFd(handle), end == PipeEnd::kRead,
-      absl::StrCat("fd ", handle));
-  if (!impl.ok()) return impl.status();
-  return Channel(*std::move(impl));
+  // Owned from here on, so that it is closed after any failure, an
+  // allocation failure included.
+  internal::UniqueFd fd(handle);
+  return internal::GuardResources(
+      "AdoptPipeEnd", "fd", [&]() -> absl::StatusOr<Channel> {
+        std::string name = absl::StrCat("fd ", handle);
+        auto impl = internal::FdPipeChannel::Create(
+            std::move(fd), end == PipeEnd::kRead, std::move(name));
+        if (!impl.ok()) return impl.status();
+        return Channel(*std::move(impl));
+      });
 }
 
 }  // namespace canal

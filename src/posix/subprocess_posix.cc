@@ -15,11 +15,15 @@
 #include <cerrno>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/const_init.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "src/internal/deadline.h"
@@ -45,6 +49,56 @@ namespace canal {
 namespace internal {
 namespace {
 
+// Children left running by a destroyed Subprocess whose reaper thread could
+// not be started: reaped (without blocking) whenever a child is started or
+// another Subprocess is destroyed, so that they do not stay zombies for
+// long.
+ABSL_CONST_INIT absl::Mutex orphans_mu(absl::kConstInit);
+std::vector<pid_t>* orphans ABSL_GUARDED_BY(orphans_mu) = nullptr;
+
+void ReapOrphans() {
+  absl::MutexLock lock(&orphans_mu);
+  if (orphans == nullptr) return;
+  std::vector<pid_t>& pids = *orphans;
+  for (size_t i = 0; i < pids.size();) {
+    int status;
+    pid_t r;
+    do {
+      r = ::waitpid(pids[i], &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+      ++i;
+      continue;
+    }
+    // Reaped, or no longer ours to wait for.
+    pids[i] = pids.back();
+    pids.pop_back();
+  }
+}
+
+// Reaps `pid` once it exits, without blocking the caller.
+void ReapLater(pid_t pid) {
+  try {
+    std::thread([pid] {
+      int status;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }).detach();
+    return;
+  } catch (const std::system_error&) {
+    // No thread now: remember the child instead.
+  } catch (const std::bad_alloc&) {
+  }
+  absl::MutexLock lock(&orphans_mu);
+  try {
+    if (orphans == nullptr) orphans = new std::vector<pid_t>();
+    orphans->push_back(pid);
+  } catch (const std::bad_alloc&) {
+    // Out of memory as well: the child stays a zombie until this process
+    // exits. Nothing else can be done without blocking here.
+  }
+}
+
 class PosixProcess final : public ProcessImpl {
  public:
   PosixProcess(pid_t pid, bool kill_on_destroy)
@@ -56,6 +110,7 @@ class PosixProcess final : public ProcessImpl {
   }
 
   ~PosixProcess() override {
+    ReapOrphans();
     absl::MutexLock lock(&mu_);
     if (reaped_ || ReapLocked(WNOHANG)) return;
     if (kill_on_destroy_) {
@@ -65,12 +120,7 @@ class PosixProcess final : public ProcessImpl {
     }
     // Still running and to be left alone: reap it when it ends, so that no
     // zombie remains.
-    const pid_t pid = pid_;
-    std::thread([pid] {
-      int status;
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-    }).detach();
+    ReapLater(pid_);
   }
 
   int64_t pid() const override { return pid_; }
@@ -176,6 +226,7 @@ absl::Status SpawnError(const std::string& program, int err) {
 absl::StatusOr<StartedProcess> BackendStartProcess(
     const std::vector<std::string>& argv, const SubprocessOptions& options) {
   const std::string& program = argv[0];
+  ReapOrphans();
 #ifndef CANAL_HAVE_ADDCHDIR
   if (!options.working_dir.empty()) {
     return MakeError(absl::StatusCode::kUnimplemented, "Start", program,
@@ -232,6 +283,9 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
   // dup2 in the child overwrites a source still needed, and dup2 never gets
   // the same number twice (which would keep FD_CLOEXEC set).
   std::vector<UniqueFd> high;
+  // Room for every copy first, so that storing one never fails after the
+  // descriptor was made (three standard streams and the extra one).
+  high.reserve(4);
   auto high_copy = [&](int fd) -> int {
     const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, max_target + 1);
     if (copy >= 0) high.emplace_back(copy);
@@ -326,8 +380,17 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
   if (rc != 0) return SpawnError(program, rc);
   // The child's ends (and their high copies) close here, so the parent's
   // channels see EOF / EPIPE when the child ends.
-  started.process =
-      std::make_unique<PosixProcess>(pid, options.kill_on_destroy);
+  started.process.reset(new (std::nothrow)
+                            PosixProcess(pid, options.kill_on_destroy));
+  if (started.process == nullptr) {
+    // Without the object nobody could wait for the child: stop it now.
+    ::kill(pid, SIGKILL);
+    int status;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return MakeError(absl::StatusCode::kResourceExhausted, "Start", program,
+                     "out of memory after starting the child; it was killed");
+  }
   return started;
 }
 

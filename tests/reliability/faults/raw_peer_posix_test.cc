@@ -243,5 +243,36 @@ TEST_F(FaultsRawPeer, OversizedAnnouncementRefusedAtOnce) {
   }
 }
 
+// The server reads the request and ends the stream inside its reply (a
+// partial header, or a header and part of the payload): Transact is
+// DataLoss, not Unavailable (which is for a peer that closed before the
+// reply began, tests/reliability/faults/peer_gone_before_reply_test.cc).
+TEST_F(FaultsRawPeer, StreamEndingInsideTheReplyIsDataLoss) {
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(path_, Options());
+  CANAL_ASSERT_OK(listener);
+  for (const std::string& torn : {std::string("CNL"), Header(100) + "part"}) {
+    SCOPED_TRACE(torn.size());
+    absl::StatusOr<canal::Channel> client = canal::Channel::Connect(path_);
+    CANAL_ASSERT_OK(client);
+    absl::StatusOr<canal::Channel> server = listener->Accept(absl::Seconds(10));
+    CANAL_ASSERT_OK(server);
+    Background torn_reply([&] {
+      absl::StatusOr<std::string> request =
+          server->ReadMessage(absl::Seconds(10));
+      EXPECT_TRUE(request.ok()) << request.status();
+      const int fd = server->native_handle();
+      EXPECT_EQ(::send(fd, torn.data(), torn.size(), MSG_NOSIGNAL),
+                static_cast<ssize_t>(torn.size()));
+      server->Close();
+    });
+    absl::StatusOr<std::string> reply =
+        client->Transact("question", absl::Seconds(10));
+    EXPECT_EQ(reply.status().code(), absl::StatusCode::kDataLoss)
+        << reply.status();
+    EXPECT_TRUE(torn_reply.Finished(kHangGuard));
+  }
+}
+
 }  // namespace
 }  // namespace canal_test
