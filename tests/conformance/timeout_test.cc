@@ -218,4 +218,110 @@ TEST(TimeoutTest, TimedOutPartialReadsKeepTheMessageIntact) {
   CANAL_EXPECT_OK(write_status);
 }
 
+TEST(TimeoutTest, WriteMessageToFullPipeIsDeadlineExceeded) {
+  canal::ListenerOptions options = MessageOptions();
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-writemsg"), options);
+  CANAL_ASSERT_OK(pair);
+  CANAL_EXPECT_CODE(pair->client.WriteMessage(Pattern(4 * 1024 * 1024), kShort),
+                    kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, MessageModeWriteToFullPipeIsDeadlineExceeded) {
+  canal::ListenerOptions options = MessageOptions();
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-writem2"), options);
+  CANAL_ASSERT_OK(pair);
+  CANAL_EXPECT_CODE(pair->server.Write(Pattern(4 * 1024 * 1024), kShort),
+                    kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, ServerSideTransactWithoutReplyIsDeadlineExceeded) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-stransact"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  CANAL_EXPECT_CODE(pair->server.Transact("hello?", kShort), kDeadlineExceeded);
+}
+
+// CallNamedPipe waits for an instance up to its timeout; canal's Call does
+// the same within its one budget.
+TEST(TimeoutTest, CallToBusyListenerIsDeadlineExceeded) {
+  const std::string name = UniqueName("to-callbusy");
+  canal::ListenerOptions options = MessageOptions();
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(holder);
+  CANAL_EXPECT_CODE(canal::Call(name, "x", absl::Milliseconds(200)),
+                    kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, WaitForListenerOnBusyListenerIsDeadlineExceeded) {
+  const std::string name = UniqueName("to-waitbusy");
+  canal::ListenerOptions options;
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(holder);
+  CANAL_EXPECT_CODE(canal::WaitForListener(name, kShort), kDeadlineExceeded);
+}
+
+// A zero timeout polls once (as PIPE_NOWAIT does, Wine's test_nowait): what
+// is already there is taken, otherwise DeadlineExceeded at once.
+TEST(TimeoutTest, ZeroTimeoutTakesWhatIsAlreadyThere) {
+  const std::string name = UniqueName("to-zero-there");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, MessageOptions());
+  CANAL_ASSERT_OK(listener);
+  CANAL_EXPECT_OK(canal::WaitForListener(name, absl::ZeroDuration()));
+  canal::ConnectOptions connect;
+  connect.timeout = absl::ZeroDuration();
+  absl::StatusOr<canal::Channel> client =
+      canal::Channel::Connect(name, connect);
+  CANAL_ASSERT_OK(client);
+  CANAL_ASSERT_OK(client->WriteMessage("queued", absl::ZeroDuration()));
+  CANAL_ASSERT_OK(client->WriteMessage("second", absl::ZeroDuration()));
+  // The client has connected (Connect returned): a zero-timeout Accept
+  // takes it, as ConnectNamedPipe on an instance whose client is already
+  // there returns at once (ERROR_PIPE_CONNECTED).
+  absl::StatusOr<canal::Channel> server =
+      listener->Accept(absl::ZeroDuration());
+  CANAL_ASSERT_OK(server);
+  char buffer[16];
+  absl::StatusOr<canal::ReadResult> r =
+      server->Read(absl::MakeSpan(buffer), absl::ZeroDuration());
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(std::string(buffer, r->size), "queued");
+  absl::StatusOr<std::string> m = server->ReadMessage(absl::ZeroDuration());
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "second");
+  CANAL_EXPECT_CODE(server->ReadMessage(absl::ZeroDuration()),
+                    kDeadlineExceeded);
+  CANAL_EXPECT_CODE(listener->Accept(absl::ZeroDuration()), kDeadlineExceeded);
+}
+
+TEST(TimeoutTest, ZeroTimeoutConnectAndWaitOnBusyListenerAreDeadlineExceeded) {
+  const std::string name = UniqueName("to-zero-busy");
+  canal::ListenerOptions options;
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(holder);
+  canal::ConnectOptions connect;
+  connect.timeout = absl::ZeroDuration();
+  CANAL_EXPECT_CODE(canal::Channel::Connect(name, connect), kDeadlineExceeded);
+  CANAL_EXPECT_CODE(canal::WaitForListener(name, absl::ZeroDuration()),
+                    kDeadlineExceeded);
+  CANAL_EXPECT_CODE(canal::Call(name, "x", absl::ZeroDuration()),
+                    kDeadlineExceeded);
+}
+
 }  // namespace
