@@ -258,4 +258,37 @@ TEST(ByteModeTest, WaitingReadTakesAtMostItsBufferAndTheRestStaysQueued) {
   EXPECT_TRUE(*rest == data.substr(r->size));
 }
 
+// A zero-length ReadFile on a byte pipe is special on Windows (it waits for
+// data); canal's byte-mode Read with an empty buffer returns 0 at once on
+// both backends, consumes nothing, and is not an error after the peer
+// closed (docs/semantics.md, "a byte-mode Read with an empty buffer").
+TEST(ByteModeTest, ZeroLengthReadReturnsAtOnce) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("byte-zero"));
+  CANAL_ASSERT_OK(pair);
+  absl::StatusOr<canal::ReadResult> r;
+  {
+    Background reader([&] {
+      r = pair->server.Read(absl::Span<char>(), absl::InfiniteDuration());
+    });
+    if (!reader.Finished(kHangGuard)) {
+      ADD_FAILURE() << "a zero-length Read waited for data";
+      pair->client.Close();
+    }
+  }
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+  EXPECT_FALSE(r->more);
+  CANAL_ASSERT_OK(pair->client.Write("kept"));
+  r = pair->server.Read(absl::Span<char>(), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+  absl::StatusOr<std::string> got = ReadExactly(pair->server, 4);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "kept");
+  pair->client.Close();
+  r = pair->server.Read(absl::Span<char>(), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+}
+
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/types/span.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
@@ -209,6 +210,35 @@ TEST(ListenerCloseTest, NewListenerTakesTheNameWhileOldChannelsLive) {
   got = ReadExactly(pair->server, 3);
   CANAL_ASSERT_OK(got);
   EXPECT_EQ(*got, "old");
+}
+
+// A Connect waiting for the busy instance of a listener that then closes
+// ends with NotFound, without waiting out its timeout (the instance held by
+// a client that was never accepted goes away with the listener).
+TEST(ListenerCloseTest, WaitingConnectEndsWithNotFoundWhenTheListenerCloses) {
+  const std::string name = UniqueName("lc-waiting");
+  canal::ListenerOptions options;
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(holder);
+  absl::Notification started;
+  absl::Status waited;
+  {
+    Background waiter([&] {
+      started.Notify();
+      waited = canal::Channel::Connect(name, Timeout(3 * kHangGuard)).status();
+    });
+    started.WaitForNotification();
+    listener->Close();
+    if (!waiter.Finished(kHangGuard)) {
+      ADD_FAILURE() << "the waiting Connect did not notice the listener close";
+      holder->Close();
+    }
+  }
+  EXPECT_EQ(waited.code(), absl::StatusCode::kNotFound) << waited;
 }
 
 }  // namespace
