@@ -1,4 +1,4 @@
-// Listener::Close: clients that connected but were never accepted lose
+// Row 13: Listener::Close. Clients that connected but were never accepted lose
 // their connection (they read end of stream, their writes fail); channels
 // already accepted keep working, but the name is released at once: a new
 // Connect, WaitForListener or Call gets NotFound without waiting, and a new
