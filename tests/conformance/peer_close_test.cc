@@ -299,4 +299,31 @@ TEST(PeerCloseTest, BlockedMessageWriteWakesWithUnavailable) {
                                   "pc-bw-cm");
 }
 
+// ConnectNamedPipe completes for a client that has connected even if it has
+// closed again since; the server then reads what the client wrote and the
+// end of the pipe (Wine's test_CloseHandle, client side closed first). A
+// client that leaves before Accept is still accepted, with its data.
+TEST(PeerCloseTest, ClientThatLeftBeforeAcceptIsAcceptedWithItsData) {
+  const std::string name = UniqueName("pc-leftearly");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, MessageOptions());
+  CANAL_ASSERT_OK(listener);
+  {
+    absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+    CANAL_ASSERT_OK(client);
+    CANAL_ASSERT_OK(client->WriteMessage("bye"));
+  }
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  absl::StatusOr<std::string> m = server->ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "bye");
+  CANAL_EXPECT_CODE(server->ReadMessage(kHangGuard), kOutOfRange);
+  // Who it was is still known (Wine's test_namedpipe_process_id, "closed
+  // client handle").
+  absl::StatusOr<canal::PeerInfo> peer = server->Peer();
+  CANAL_ASSERT_OK(peer);
+  EXPECT_EQ(peer->process_id, canal_test::CurrentProcessId());
+}
+
 }  // namespace
