@@ -282,6 +282,9 @@ TEST(CloseTest, CloseWakesTransactWaitingForItsReply) {
       << transact_status;
 }
 
+// Wine's test_blocking_rw: CancelIoEx ends a pending write with
+// ERROR_OPERATION_ABORTED; Close() does so for a WriteMessage blocked on a
+// full pipe.
 TEST(CloseTest, CloseWakesWriteMessageBlockedOnFullPipe) {
   canal::ListenerOptions options = MessageOptions();
   options.buffer_size = 4096;

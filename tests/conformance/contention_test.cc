@@ -60,9 +60,11 @@ bool ExpectOwnTimeout(const std::function<absl::Status()>& second,
   return in_time;
 }
 
-// A Read blocked on an empty pipe. The first Read cannot be observed from
-// outside; if the second one happened to start first, it times out all the
-// same.
+// A Read blocked on an empty pipe. Wine's test_blocking_rw ("add one more
+// pending read, then cancel the first one") cancels a second pending read
+// on its own while the first one stays pending and later completes. The
+// first Read cannot be observed from outside; if the second one happened
+// to start first, it times out all the same.
 enum class ReadCall { kRead, kReadMessage };
 
 void ReadBehindRead(canal::PipeMode mode, ReadCall call, const char* label) {
@@ -121,7 +123,9 @@ TEST(ContentionTest, ReadMessageBehindABlockedReadMessageTimesOut) {
 }
 
 // A Write blocked on a full pipe: the peer has its first byte, so the write
-// is under way, and nobody reads the rest.
+// is under way, and nobody reads the rest. Wine's test_blocking_rw ("make
+// two async writes, cancel the first one") cancels one of two pending writes
+// on its own.
 void WriteBehindWrite(canal::PipeMode mode, const char* label) {
   canal::ListenerOptions options;
   options.mode = mode;
@@ -157,7 +161,8 @@ TEST(ContentionTest, WriteMessageBehindABlockedWriteMessageTimesOut) {
 
 // A Transact waiting for its reply: the peer has its request. A second
 // Transact, or a Read, on the same channel times out, sends nothing, and the
-// first Transact still gets its reply.
+// first Transact still gets its reply (Wine's test_transact cancels an
+// overlapped transaction on its own: "cancel keeps written data").
 enum class Second { kTransact, kRead };
 
 void BehindAWaitingTransact(Second second, const char* label) {
@@ -203,7 +208,9 @@ TEST(ContentionTest, ReadBehindAWaitingTransactTimesOut) {
   BehindAWaitingTransact(Second::kRead, "ct-tx-read");
 }
 
-// Accept on a listener that another thread is already accepting on.
+// Accept on a listener that another thread is already accepting on (Wine's
+// test_overlapped: a pending ConnectNamedPipe is cancelled with CancelIo
+// and fails with ERROR_OPERATION_ABORTED on its own).
 TEST(ContentionTest, AcceptBehindABlockedAcceptTimesOut) {
   absl::StatusOr<canal::Listener> listener =
       canal::Listener::Create(UniqueName("ct-accept"));

@@ -235,6 +235,8 @@ TEST(PeerCloseTest, EmptyLastMessageIsDeliveredBeforeEndOfStream) {
   CANAL_EXPECT_CODE(pair->server.Peek(), kOutOfRange);
 }
 
+// test_CloseHandle in byte-read mode: PeekNamedPipe and ReadFile still get
+// the bytes written before the close.
 TEST(PeerCloseTest, QueuedBytesAreStillPeekedAfterPeerCloses) {
   absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("pc-peekbyte"));
   CANAL_ASSERT_OK(pair);

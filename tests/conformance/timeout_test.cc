@@ -218,6 +218,10 @@ TEST(TimeoutTest, TimedOutPartialReadsKeepTheMessageIntact) {
   CANAL_EXPECT_OK(write_status);
 }
 
+// "With a blocking-wait handle, the write operation cannot succeed until
+// sufficient space is created in the buffer by a thread reading from the
+// other end of the pipe" (Named Pipe Type, Read, and Wait Modes): canal
+// bounds that wait by the timeout, for messages too.
 TEST(TimeoutTest, WriteMessageToFullPipeIsDeadlineExceeded) {
   canal::ListenerOptions options = MessageOptions();
   options.buffer_size = 4096;
@@ -228,6 +232,7 @@ TEST(TimeoutTest, WriteMessageToFullPipeIsDeadlineExceeded) {
                     kDeadlineExceeded);
 }
 
+// The same with Write on a message-mode channel, from the listener side.
 TEST(TimeoutTest, MessageModeWriteToFullPipeIsDeadlineExceeded) {
   canal::ListenerOptions options = MessageOptions();
   options.buffer_size = 4096;
@@ -238,6 +243,8 @@ TEST(TimeoutTest, MessageModeWriteToFullPipeIsDeadlineExceeded) {
                     kDeadlineExceeded);
 }
 
+// "TransactNamedPipe is typically called by pipe clients, but can also be
+// used by a pipe server" (Transactions on Named Pipes).
 TEST(TimeoutTest, ServerSideTransactWithoutReplyIsDeadlineExceeded) {
   absl::StatusOr<ConnectedPair> pair =
       MakePair(UniqueName("to-stransact"), MessageOptions());
@@ -260,6 +267,8 @@ TEST(TimeoutTest, CallToBusyListenerIsDeadlineExceeded) {
                     kDeadlineExceeded);
 }
 
+// WaitNamedPipe: "If the time-out interval expires, the WaitNamedPipe
+// function will fail with the error ERROR_SEM_TIMEOUT."
 TEST(TimeoutTest, WaitForListenerOnBusyListenerIsDeadlineExceeded) {
   const std::string name = UniqueName("to-waitbusy");
   canal::ListenerOptions options;
@@ -336,6 +345,8 @@ TEST(TimeoutTest, ZeroTimeoutAcceptTakesAClientThatHasConnected) {
                        << " clients that had already connected";
 }
 
+// Wine's test_wait_pipe: WaitNamedPipe(1) on a pipe whose instance is
+// taken fails at once with ERROR_SEM_TIMEOUT; a zero timeout does not wait.
 TEST(TimeoutTest, ZeroTimeoutConnectAndWaitOnBusyListenerAreDeadlineExceeded) {
   const std::string name = UniqueName("to-zero-busy");
   canal::ListenerOptions options;

@@ -215,6 +215,8 @@ TEST(TransactTest, WhileAnEmptyMessageIsQueuedIsRefusedAndSendsNothing) {
   EXPECT_EQ(*queued, "");
 }
 
+// test_transact again: after the refusal the queued data is read and the
+// next transaction on the same channel works.
 TEST(TransactTest, RefusedForQueuedDataSendsNothing) {
   absl::StatusOr<ConnectedPair> pair =
       MakePair(UniqueName("tx-qnosend"), MessageOptions());
