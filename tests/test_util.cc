@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 
 #ifdef _WIN32
 #include <windows.h>
@@ -73,6 +74,15 @@ absl::StatusOr<std::string> ReadExactly(canal::Channel& channel, size_t size,
     got += r->size;
   }
   return out;
+}
+
+bool PollUntil(const std::function<bool()>& condition, absl::Duration bound) {
+  const absl::Time give_up = absl::Now() + bound;
+  while (true) {
+    if (condition()) return true;
+    if (absl::Now() >= give_up) return false;
+    std::this_thread::yield();
+  }
 }
 
 absl::StatusOr<ConnectedPair> MakePair(absl::string_view name,

@@ -44,6 +44,12 @@ absl::StatusOr<std::string> ReadExactly(
     canal::Channel& channel, size_t size,
     absl::Duration timeout = absl::Seconds(10));
 
+// Calls `condition` until it returns true or `bound` has passed, and returns
+// its last result. For state that only polling can observe, such as what
+// Peek reports while another thread's Write is blocked; `bound` is a hang
+// guard, not a timing assertion. Yields between calls, never sleeps.
+bool PollUntil(const std::function<bool()>& condition, absl::Duration bound);
+
 // A listener with one client connected and accepted.
 struct ConnectedPair {
   canal::Listener listener;

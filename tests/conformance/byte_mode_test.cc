@@ -160,4 +160,135 @@ TEST(ByteModeTest, PeerReportsThisProcess) {
   EXPECT_EQ(server_peer->process_id, canal_test::CurrentProcessId());
 }
 
+// "The system does not differentiate between the bytes written in different
+// write operations" (Named Pipe Type, Read, and Wait Modes). Wine's
+// test_CreateNamedPipe ("Test reading of multiple writes", byte mode): two
+// writes queued before a read come back from one ReadFile.
+TEST(ByteModeTest, WritesQueuedBeforeAReadComeBackInOneRead) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("byte-merge"));
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_OK(pair->client.Write("Bit Bucket"));
+  CANAL_ASSERT_OK(pair->client.Write("More bits"));
+  CANAL_ASSERT_OK(pair->client.Write("!"));
+  char buffer[64];
+  absl::StatusOr<canal::ReadResult> r =
+      pair->server.Read(absl::MakeSpan(buffer), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(std::string(buffer, r->size), "Bit BucketMore bits!");
+  EXPECT_FALSE(r->more);
+  // The same in the other direction.
+  CANAL_ASSERT_OK(pair->server.Write("one"));
+  CANAL_ASSERT_OK(pair->server.Write("two"));
+  r = pair->client.Read(absl::MakeSpan(buffer), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(std::string(buffer, r->size), "onetwo");
+}
+
+// A read smaller than what is queued takes the front of the stream, across
+// write boundaries, and leaves the rest (Wine's test_CreateNamedPipe reads
+// 4 bytes, then the rest, in byte mode).
+TEST(ByteModeTest, SmallReadsCutAcrossWriteBoundaries) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("byte-cut"));
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_OK(pair->client.Write("ab"));
+  CANAL_ASSERT_OK(pair->client.Write("cdef"));
+  char three[3];
+  absl::StatusOr<canal::ReadResult> r =
+      pair->server.Read(absl::MakeSpan(three), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(std::string(three, r->size), "abc");
+  EXPECT_FALSE(r->more);
+  absl::StatusOr<canal::PeekResult> p = pair->server.Peek();
+  CANAL_ASSERT_OK(p);
+  EXPECT_EQ(p->available, 3u);
+  absl::StatusOr<std::string> rest = ReadExactly(pair->server, 3);
+  CANAL_ASSERT_OK(rest);
+  EXPECT_EQ(*rest, "def");
+}
+
+// Wine's test_blocking_rw, byte mode: a zero-length write does not wake a
+// pending read. A byte stream has no empty reads: the waiting Read returns
+// the next real byte, and nothing is counted before it.
+TEST(ByteModeTest, EmptyWriteSendsNothing) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("byte-empty"));
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_OK(pair->client.Write(""));
+  absl::StatusOr<canal::PeekResult> p = pair->server.Peek();
+  CANAL_ASSERT_OK(p);
+  EXPECT_EQ(p->available, 0u);
+  char buffer[8];
+  CANAL_EXPECT_CODE(
+      pair->server.Read(absl::MakeSpan(buffer), absl::Milliseconds(100)),
+      kDeadlineExceeded);
+  absl::StatusOr<canal::ReadResult> r;
+  {
+    Background reader(
+        [&] { r = pair->server.Read(absl::MakeSpan(buffer), kHangGuard); });
+    CANAL_ASSERT_OK(pair->client.Write(""));
+    CANAL_ASSERT_OK(pair->client.Write("z"));
+  }
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(std::string(buffer, r->size), "z");
+}
+
+// Wine's test_blocking_rw: a read waiting on an empty pipe, then a write of
+// more than it asked for: the read returns at most its buffer and the rest
+// stays queued.
+TEST(ByteModeTest, WaitingReadTakesAtMostItsBufferAndTheRestStaysQueued) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("byte-pending"));
+  CANAL_ASSERT_OK(pair);
+  const std::string data = Pattern(4000, 41);
+  std::vector<char> buffer(1000);
+  absl::StatusOr<canal::ReadResult> r;
+  {
+    Background reader(
+        [&] { r = pair->server.Read(absl::MakeSpan(buffer), kHangGuard); });
+    CANAL_ASSERT_OK(pair->client.Write(data));
+  }
+  CANAL_ASSERT_OK(r);
+  ASSERT_GE(r->size, 1u);
+  ASSERT_LE(r->size, 1000u);
+  EXPECT_TRUE(std::string(buffer.data(), r->size) == data.substr(0, r->size));
+  absl::StatusOr<canal::PeekResult> p = pair->server.Peek();
+  CANAL_ASSERT_OK(p);
+  EXPECT_EQ(p->available, data.size() - r->size);
+  absl::StatusOr<std::string> rest =
+      ReadExactly(pair->server, data.size() - r->size);
+  CANAL_ASSERT_OK(rest);
+  EXPECT_TRUE(*rest == data.substr(r->size));
+}
+
+// A zero-length ReadFile on a byte pipe is special on Windows (it waits for
+// data); canal's byte-mode Read with an empty buffer returns 0 at once on
+// both backends, consumes nothing, and is not an error after the peer
+// closed (docs/semantics.md, "a byte-mode Read with an empty buffer").
+TEST(ByteModeTest, ZeroLengthReadReturnsAtOnce) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("byte-zero"));
+  CANAL_ASSERT_OK(pair);
+  absl::StatusOr<canal::ReadResult> r;
+  {
+    Background reader([&] {
+      r = pair->server.Read(absl::Span<char>(), absl::InfiniteDuration());
+    });
+    if (!reader.Finished(kHangGuard)) {
+      ADD_FAILURE() << "a zero-length Read waited for data";
+      pair->client.Close();
+    }
+  }
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+  EXPECT_FALSE(r->more);
+  CANAL_ASSERT_OK(pair->client.Write("kept"));
+  r = pair->server.Read(absl::Span<char>(), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+  absl::StatusOr<std::string> got = ReadExactly(pair->server, 4);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "kept");
+  pair->client.Close();
+  r = pair->server.Read(absl::Span<char>(), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+}
+
 }  // namespace

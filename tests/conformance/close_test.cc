@@ -253,4 +253,59 @@ TEST(CloseTest, MovedFromListenerIsFailedPrecondition) {
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
 }
 
+// Wine's test_transact, "cancel keeps written data": a Transact waiting for
+// its reply is woken by Close() with Cancelled, and its request stays
+// delivered.
+TEST(CloseTest, CloseWakesTransactWaitingForItsReply) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("close-tx"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  absl::Status transact_status;
+  {
+    Background caller([&] {
+      transact_status =
+          pair->client.Transact("request", kWakeBound * 3).status();
+    });
+    absl::StatusOr<std::string> request =
+        pair->server.ReadMessage(kWakeBound);
+    CANAL_EXPECT_OK(request);
+    if (request.ok()) {
+      EXPECT_EQ(*request, "request");
+    }
+    pair->client.Close();
+    if (!caller.Finished(kWakeBound)) {
+      ADD_FAILURE() << "Close did not wake the Transact";
+      pair->server.Close();
+    }
+  }
+  EXPECT_EQ(transact_status.code(), absl::StatusCode::kCancelled)
+      << transact_status;
+}
+
+// Wine's test_blocking_rw: CancelIoEx ends a pending write with
+// ERROR_OPERATION_ABORTED; Close() does so for a WriteMessage blocked on a
+// full pipe.
+TEST(CloseTest, CloseWakesWriteMessageBlockedOnFullPipe) {
+  canal::ListenerOptions options = MessageOptions();
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("close-wmsg"), options);
+  CANAL_ASSERT_OK(pair);
+  const std::string big = Pattern(8 * 1024 * 1024);
+  absl::Status write_status;
+  {
+    Background writer(
+        [&] { write_status = pair->server.WriteMessage(big, kWakeBound * 3); });
+    // The first byte has arrived: the write is under way.
+    char first[1];
+    CANAL_EXPECT_OK(pair->client.Read(absl::MakeSpan(first), kWakeBound));
+    pair->server.Close();
+    if (!writer.Finished(kWakeBound)) {
+      ADD_FAILURE() << "Close did not wake the blocked WriteMessage";
+      pair->client.Close();
+    }
+  }
+  EXPECT_EQ(write_status.code(), absl::StatusCode::kCancelled) << write_status;
+}
+
 }  // namespace

@@ -208,4 +208,70 @@ TEST(InstancesTest, SixtyFourMessageClientsConnectWithoutAccept) {
   ManyClientsConnectWithoutAccept(canal::PipeMode::kMessage, "inst-64m");
 }
 
+// A client that has closed does not give its instance back by itself on
+// Windows: Wine's test_CreateNamedPipe ("case 2: other client already
+// closed") still gets ERROR_PIPE_BUSY until the server disconnects or
+// closes its end ("An instance of a named pipe is always deleted when the
+// last handle to the instance of the named pipe is closed", CreateNamedPipe
+// remarks). On POSIX the instance is the client's slot lock, freed when the
+// client closes (docs/semantics.md, "instance limit"). On both, once both
+// ends have closed the instance is free again.
+TEST(InstancesTest, ClosedClientsInstanceIsFreeOnceBothEndsClosed) {
+  const std::string name = UniqueName("inst-cliclose");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, Limited(1));
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(client);
+  absl::StatusOr<canal::Channel> accepted = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(accepted);
+  client->Close();
+  // The listener's side has seen the client go.
+  char buffer[8];
+  CANAL_ASSERT_CODE(accepted->Read(absl::MakeSpan(buffer), kHangGuard),
+                    kOutOfRange);
+#ifdef _WIN32
+  CANAL_EXPECT_CODE(
+      canal::Channel::Connect(name, Timeout(absl::Milliseconds(200))),
+      kDeadlineExceeded);
+  CANAL_EXPECT_CODE(canal::WaitForListener(name, absl::Milliseconds(200)),
+                    kDeadlineExceeded);
+#else
+  {
+    absl::StatusOr<canal::Channel> early =
+        canal::Channel::Connect(name, Timeout(kHangGuard));
+    CANAL_ASSERT_OK(early);
+    absl::StatusOr<canal::Channel> early_accepted =
+        listener->Accept(kHangGuard);
+    CANAL_ASSERT_OK(early_accepted);
+    // Both close here: the instance is free again.
+  }
+#endif
+  accepted->Close();
+  absl::StatusOr<canal::Channel> next =
+      canal::Channel::Connect(name, Timeout(kHangGuard));
+  CANAL_ASSERT_OK(next);
+  absl::StatusOr<canal::Channel> accepted_next = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(accepted_next);
+  CANAL_ASSERT_OK(next->Write("again"));
+  absl::StatusOr<std::string> got = ReadExactly(*accepted_next, 5);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "again");
+}
+
+// Connect, and WaitForListener, count a client that connected but was not
+// accepted yet against the limit (Wine's test_CreateNamedPipe: after
+// CreateFile on the only instance, WaitNamedPipe(100) fails with
+// ERROR_SEM_TIMEOUT before the server called ConnectNamedPipe).
+TEST(InstancesTest, WaitForListenerCountsAClientNotYetAccepted) {
+  const std::string name = UniqueName("inst-waitnoacc");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, Limited(1));
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(first);
+  CANAL_EXPECT_CODE(canal::WaitForListener(name, absl::Milliseconds(100)),
+                    kDeadlineExceeded);
+}
+
 }  // namespace

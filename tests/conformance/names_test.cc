@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/string_view.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -134,6 +136,103 @@ TEST(NamesTest, MovedListenerKeepsTheName) {
   canal::Listener moved = std::move(*listener);
   EXPECT_EQ(moved.name(), name);
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
+}
+
+// "Pipe names are not case sensitive" (CreateNamedPipe, Pipe Names). A
+// portable name means the same listener however its letters are cased.
+struct Spellings {
+  std::string mixed;  // What the listener is created with.
+  std::string lower;
+  std::string upper;
+};
+
+Spellings SpellingsOf(absl::string_view label) {
+  std::string name = UniqueName(label);
+  Spellings s;
+  s.lower = absl::AsciiStrToLower(name);
+  s.upper = absl::AsciiStrToUpper(name);
+  // "Ct-Case-..." style: every other letter upper-cased.
+  s.mixed = s.lower;
+  bool up = true;
+  for (char& c : s.mixed) {
+    if (absl::ascii_isalpha(static_cast<unsigned char>(c))) {
+      if (up) c = absl::ascii_toupper(static_cast<unsigned char>(c));
+      up = !up;
+    }
+  }
+  return s;
+}
+
+TEST(NamesTest, ConnectWithOtherCaseReachesTheListener) {
+  const Spellings s = SpellingsOf("case-connect");
+  canal::ListenerOptions options;
+  options.mode = canal::PipeMode::kMessage;
+  options.max_message_size = 64;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(s.mixed, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(s.lower);
+  CANAL_ASSERT_OK(client);
+  EXPECT_EQ(client->name(), s.lower);
+  // The mode and the message limit are the listener's, found through the
+  // other spelling too.
+  EXPECT_EQ(client->mode(), canal::PipeMode::kMessage);
+  CANAL_EXPECT_CODE(client->WriteMessage(std::string(65, 'x')),
+                    kInvalidArgument);
+  absl::StatusOr<canal::Channel> server =
+      listener->Accept(canal_test::kHangGuard);
+  CANAL_ASSERT_OK(server);
+  CANAL_ASSERT_OK(client->WriteMessage("hi"));
+  absl::StatusOr<std::string> m = server->ReadMessage(canal_test::kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "hi");
+}
+
+TEST(NamesTest, CreateWithOtherCaseIsAlreadyExists) {
+  const Spellings s = SpellingsOf("case-create");
+  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(s.mixed);
+  CANAL_ASSERT_OK(listener);
+  CANAL_EXPECT_CODE(canal::Listener::Create(s.upper), kAlreadyExists);
+  CANAL_EXPECT_CODE(canal::Listener::Create(s.lower), kAlreadyExists);
+  // The refused attempts did not disturb the listener.
+  CANAL_EXPECT_OK(canal::Channel::Connect(s.mixed));
+}
+
+TEST(NamesTest, WaitForListenerAndCallWithOtherCase) {
+  const Spellings s = SpellingsOf("case-call");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(s.mixed, canal_test::MessageOptions());
+  CANAL_ASSERT_OK(listener);
+  CANAL_EXPECT_OK(canal::WaitForListener(s.upper, canal_test::kHangGuard));
+  absl::Status server_status;
+  absl::StatusOr<std::string> reply;
+  {
+    canal_test::Background server([&] {
+      absl::StatusOr<canal::Channel> ch =
+          listener->Accept(canal_test::kHangGuard);
+      server_status = ch.status();
+      if (!ch.ok()) return;
+      absl::StatusOr<std::string> m = ch->ReadMessage(canal_test::kHangGuard);
+      server_status = m.status();
+      if (m.ok()) server_status = ch->WriteMessage("re:" + *m);
+    });
+    reply = canal::Call(s.lower, "ping", canal_test::kHangGuard);
+    if (!reply.ok()) listener->Close();  // Lets the server thread go.
+  }
+  CANAL_ASSERT_OK(reply);
+  EXPECT_EQ(*reply, "re:ping");
+  CANAL_EXPECT_OK(server_status);
+}
+
+TEST(NamesTest, ClosingReleasesEverySpelling) {
+  const Spellings s = SpellingsOf("case-release");
+  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(s.mixed);
+  CANAL_ASSERT_OK(listener);
+  listener->Close();
+  CANAL_EXPECT_CODE(canal::Channel::Connect(s.upper), kNotFound);
+  absl::StatusOr<canal::Listener> again = canal::Listener::Create(s.lower);
+  CANAL_ASSERT_OK(again);
+  CANAL_EXPECT_OK(canal::Channel::Connect(s.mixed));
 }
 
 }  // namespace

@@ -172,18 +172,160 @@ TEST(PeerCloseTest, MessageWriteAfterPeerClosedIsUnavailable) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
 }
 
-TEST(PeerCloseTest, TransactAfterPeerClosedFails) {
+TEST(PeerCloseTest, TransactAfterPeerClosedIsUnavailable) {
   absl::StatusOr<ConnectedPair> pair =
       MakePair(UniqueName("pc-tx"), MessageOptions());
   CANAL_ASSERT_OK(pair);
   pair->server.Close();
   const absl::Status status =
       pair->client.Transact("anyone?", kHangGuard).status();
-  // The request may still be accepted by a buffer (then the reply is missing:
-  // end of stream) or refused (broken connection).
-  EXPECT_TRUE(status.code() == absl::StatusCode::kUnavailable ||
-              status.code() == absl::StatusCode::kOutOfRange)
-      << status;
+  // A transaction whose peer is gone is broken, whether its request was
+  // refused or swallowed by a buffer: Unavailable on both backends (the
+  // project's decision; TransactNamedPipe fails with ERROR_NO_DATA /
+  // ERROR_BROKEN_PIPE), never the OutOfRange of a reader at end of stream.
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+}
+
+// Wine's test_CloseHandle: after the server end is closed, PeekNamedPipe
+// still reports the queued message, reads return it, and only then do
+// ReadFile and PeekNamedPipe fail with ERROR_BROKEN_PIPE and WriteFile with
+// ERROR_NO_DATA.
+TEST(PeerCloseTest, QueuedMessageIsStillPeekedAndReadAfterPeerCloses) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("pc-peekmsg"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_OK(pair->server.WriteMessage("Hello World"));
+  pair->server.Close();
+  char buffer[32];
+  absl::StatusOr<canal::PeekResult> p =
+      pair->client.Peek(absl::MakeSpan(buffer));
+  CANAL_ASSERT_OK(p);
+  EXPECT_EQ(std::string(buffer, p->size), "Hello World");
+  EXPECT_EQ(p->available, 11u);
+  EXPECT_EQ(p->message_remaining, 11u);
+  absl::StatusOr<canal::ReadResult> r =
+      pair->client.Read(absl::Span<char>(), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+  EXPECT_TRUE(r->more);
+  absl::StatusOr<std::string> m = pair->client.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "Hello World");
+  CANAL_EXPECT_CODE(pair->client.Read(absl::Span<char>(), kHangGuard),
+                    kOutOfRange);
+  CANAL_EXPECT_CODE(pair->client.Peek(), kOutOfRange);
+  CANAL_EXPECT_CODE(pair->client.WriteMessage("late"), kUnavailable);
+}
+
+// test_CloseHandle again, with a zero-length message as the last one.
+TEST(PeerCloseTest, EmptyLastMessageIsDeliveredBeforeEndOfStream) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("pc-emptylast"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_OK(pair->client.WriteMessage(""));
+  pair->client.Close();
+  char buffer[8];
+  absl::StatusOr<canal::ReadResult> r =
+      pair->server.Read(absl::MakeSpan(buffer), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+  EXPECT_FALSE(r->more);
+  CANAL_EXPECT_CODE(pair->server.Read(absl::Span<char>(), kHangGuard),
+                    kOutOfRange);
+  CANAL_EXPECT_CODE(pair->server.Peek(), kOutOfRange);
+}
+
+// test_CloseHandle in byte-read mode: PeekNamedPipe and ReadFile still get
+// the bytes written before the close.
+TEST(PeerCloseTest, QueuedBytesAreStillPeekedAfterPeerCloses) {
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("pc-peekbyte"));
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_OK(pair->client.Write("Hello World"));
+  pair->client.Close();
+  char buffer[32];
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
+  CANAL_ASSERT_OK(p);
+  EXPECT_EQ(std::string(buffer, p->size), "Hello World");
+  EXPECT_EQ(p->available, 11u);
+  absl::StatusOr<std::string> got = ReadExactly(pair->server, 11);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "Hello World");
+  CANAL_EXPECT_CODE(pair->server.Peek(), kOutOfRange);
+}
+
+// Wine's test_overlapped_transport: "close client with pending writes" /
+// "close server with pending writes": a write blocked on a full pipe fails
+// with ERROR_BROKEN_PIPE when the reader closes its end.
+enum class Writer { kClient, kServer };
+
+void BlockedWriteWakesWhenPeerCloses(canal::PipeMode mode, Writer who,
+                                     const char* label) {
+  canal::ListenerOptions options;
+  options.mode = mode;
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName(label), options);
+  CANAL_ASSERT_OK(pair);
+  const bool client_writes = who == Writer::kClient;
+  canal::Channel& writer = client_writes ? pair->client : pair->server;
+  canal::Channel& reader = client_writes ? pair->server : pair->client;
+  const std::string big = Pattern(8 * 1024 * 1024, 59);
+  absl::Status write_status;
+  {
+    Background blocked([&] { write_status = writer.Write(big, kHangGuard); });
+    // The write is under way once its first byte arrives.
+    char first[1];
+    CANAL_EXPECT_OK(reader.Read(absl::MakeSpan(first), kHangGuard));
+    reader.Close();
+    if (!blocked.Finished(kHangGuard + absl::Seconds(5))) {
+      ADD_FAILURE() << "the blocked Write did not wake";
+      writer.Close();
+    }
+  }
+  EXPECT_EQ(write_status.code(), absl::StatusCode::kUnavailable)
+      << write_status;
+}
+
+TEST(PeerCloseTest, BlockedClientWriteWakesWithUnavailable) {
+  BlockedWriteWakesWhenPeerCloses(canal::PipeMode::kByte, Writer::kClient,
+                                  "pc-bw-cb");
+}
+
+TEST(PeerCloseTest, BlockedServerWriteWakesWithUnavailable) {
+  BlockedWriteWakesWhenPeerCloses(canal::PipeMode::kByte, Writer::kServer,
+                                  "pc-bw-sb");
+}
+
+TEST(PeerCloseTest, BlockedMessageWriteWakesWithUnavailable) {
+  BlockedWriteWakesWhenPeerCloses(canal::PipeMode::kMessage, Writer::kClient,
+                                  "pc-bw-cm");
+}
+
+// ConnectNamedPipe completes for a client that has connected even if it has
+// closed again since; the server then reads what the client wrote and the
+// end of the pipe (Wine's test_CloseHandle, client side closed first). A
+// client that leaves before Accept is still accepted, with its data.
+TEST(PeerCloseTest, ClientThatLeftBeforeAcceptIsAcceptedWithItsData) {
+  const std::string name = UniqueName("pc-leftearly");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, MessageOptions());
+  CANAL_ASSERT_OK(listener);
+  {
+    absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+    CANAL_ASSERT_OK(client);
+    CANAL_ASSERT_OK(client->WriteMessage("bye"));
+  }
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  absl::StatusOr<std::string> m = server->ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "bye");
+  CANAL_EXPECT_CODE(server->ReadMessage(kHangGuard), kOutOfRange);
+  // Who it was is still known (Wine's test_namedpipe_process_id, "closed
+  // client handle").
+  absl::StatusOr<canal::PeerInfo> peer = server->Peer();
+  CANAL_ASSERT_OK(peer);
+  EXPECT_EQ(peer->process_id, canal_test::CurrentProcessId());
 }
 
 }  // namespace

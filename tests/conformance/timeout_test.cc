@@ -218,4 +218,151 @@ TEST(TimeoutTest, TimedOutPartialReadsKeepTheMessageIntact) {
   CANAL_EXPECT_OK(write_status);
 }
 
+// "With a blocking-wait handle, the write operation cannot succeed until
+// sufficient space is created in the buffer by a thread reading from the
+// other end of the pipe" (Named Pipe Type, Read, and Wait Modes): canal
+// bounds that wait by the timeout, for messages too.
+TEST(TimeoutTest, WriteMessageToFullPipeIsDeadlineExceeded) {
+  canal::ListenerOptions options = MessageOptions();
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-writemsg"), options);
+  CANAL_ASSERT_OK(pair);
+  CANAL_EXPECT_CODE(pair->client.WriteMessage(Pattern(4 * 1024 * 1024), kShort),
+                    kDeadlineExceeded);
+}
+
+// The same with Write on a message-mode channel, from the listener side.
+TEST(TimeoutTest, MessageModeWriteToFullPipeIsDeadlineExceeded) {
+  canal::ListenerOptions options = MessageOptions();
+  options.buffer_size = 4096;
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-writem2"), options);
+  CANAL_ASSERT_OK(pair);
+  CANAL_EXPECT_CODE(pair->server.Write(Pattern(4 * 1024 * 1024), kShort),
+                    kDeadlineExceeded);
+}
+
+// "TransactNamedPipe is typically called by pipe clients, but can also be
+// used by a pipe server" (Transactions on Named Pipes).
+TEST(TimeoutTest, ServerSideTransactWithoutReplyIsDeadlineExceeded) {
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-stransact"), MessageOptions());
+  CANAL_ASSERT_OK(pair);
+  CANAL_EXPECT_CODE(pair->server.Transact("hello?", kShort), kDeadlineExceeded);
+}
+
+// CallNamedPipe waits for an instance up to its timeout; canal's Call does
+// the same within its one budget.
+TEST(TimeoutTest, CallToBusyListenerIsDeadlineExceeded) {
+  const std::string name = UniqueName("to-callbusy");
+  canal::ListenerOptions options = MessageOptions();
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(holder);
+  CANAL_EXPECT_CODE(canal::Call(name, "x", absl::Milliseconds(200)),
+                    kDeadlineExceeded);
+}
+
+// WaitNamedPipe: "If the time-out interval expires, the WaitNamedPipe
+// function will fail with the error ERROR_SEM_TIMEOUT."
+TEST(TimeoutTest, WaitForListenerOnBusyListenerIsDeadlineExceeded) {
+  const std::string name = UniqueName("to-waitbusy");
+  canal::ListenerOptions options;
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(holder);
+  CANAL_EXPECT_CODE(canal::WaitForListener(name, kShort), kDeadlineExceeded);
+}
+
+// A zero timeout polls once (as PIPE_NOWAIT does, Wine's test_nowait): what
+// is already there is taken, otherwise DeadlineExceeded at once.
+TEST(TimeoutTest, ZeroTimeoutTakesWhatIsAlreadyThere) {
+  const std::string name = UniqueName("to-zero-there");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, MessageOptions());
+  CANAL_ASSERT_OK(listener);
+  CANAL_EXPECT_OK(canal::WaitForListener(name, absl::ZeroDuration()));
+  canal::ConnectOptions connect;
+  connect.timeout = absl::ZeroDuration();
+  absl::StatusOr<canal::Channel> client =
+      canal::Channel::Connect(name, connect);
+  CANAL_ASSERT_OK(client);
+  CANAL_ASSERT_OK(client->WriteMessage("queued", absl::ZeroDuration()));
+  CANAL_ASSERT_OK(client->WriteMessage("second", absl::ZeroDuration()));
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  char buffer[16];
+  absl::StatusOr<canal::ReadResult> r =
+      server->Read(absl::MakeSpan(buffer), absl::ZeroDuration());
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(std::string(buffer, r->size), "queued");
+  absl::StatusOr<std::string> m = server->ReadMessage(absl::ZeroDuration());
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, "second");
+  CANAL_EXPECT_CODE(server->ReadMessage(absl::ZeroDuration()),
+                    kDeadlineExceeded);
+  CANAL_EXPECT_CODE(listener->Accept(absl::ZeroDuration()), kDeadlineExceeded);
+}
+
+// ConnectNamedPipe: "If a client connects before the function is called,
+// the function returns zero and GetLastError returns ERROR_PIPE_CONNECTED":
+// a client whose Connect has returned is there, and a zero-timeout Accept
+// takes it. Many rounds, so that a listener that only notices a connection
+// some time after it was made fails here (it is a race: such a listener
+// misses some rounds, not all).
+TEST(TimeoutTest, ZeroTimeoutAcceptTakesAClientThatHasConnected) {
+  const std::string name = UniqueName("to-zero-accept");
+  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  CANAL_ASSERT_OK(listener);
+  constexpr int kRounds = 200;
+  int missed = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    absl::StatusOr<canal::Channel> client =
+        canal::Channel::Connect(name, canal::ConnectOptions());
+    CANAL_ASSERT_OK(client);
+    absl::StatusOr<canal::Channel> server =
+        listener->Accept(absl::ZeroDuration());
+    if (!server.ok()) {
+      ASSERT_TRUE(absl::IsDeadlineExceeded(server.status())) << server.status();
+      ++missed;
+      // Take it anyway, so that the next round starts clean.
+      server = listener->Accept(kHangGuard);
+      CANAL_ASSERT_OK(server);
+    }
+    CANAL_ASSERT_OK(client->Write("r"));
+    absl::StatusOr<std::string> got = ReadExactly(*server, 1);
+    CANAL_ASSERT_OK(got);
+  }
+  EXPECT_EQ(missed, 0) << "Accept(ZeroDuration()) missed " << missed
+                       << " of " << kRounds
+                       << " clients that had already connected";
+}
+
+// Wine's test_wait_pipe: WaitNamedPipe(1) on a pipe whose instance is
+// taken fails at once with ERROR_SEM_TIMEOUT; a zero timeout does not wait.
+TEST(TimeoutTest, ZeroTimeoutConnectAndWaitOnBusyListenerAreDeadlineExceeded) {
+  const std::string name = UniqueName("to-zero-busy");
+  canal::ListenerOptions options;
+  options.max_instances = 1;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(holder);
+  canal::ConnectOptions connect;
+  connect.timeout = absl::ZeroDuration();
+  CANAL_EXPECT_CODE(canal::Channel::Connect(name, connect), kDeadlineExceeded);
+  CANAL_EXPECT_CODE(canal::WaitForListener(name, absl::ZeroDuration()),
+                    kDeadlineExceeded);
+  CANAL_EXPECT_CODE(canal::Call(name, "x", absl::ZeroDuration()),
+                    kDeadlineExceeded);
+}
+
 }  // namespace
