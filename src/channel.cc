@@ -106,7 +106,7 @@ absl::Status Channel::Write(absl::string_view data, absl::Duration timeout) {
   if (!impl_->can_write()) return NeedDirection("Write", impl_->name(), "write");
   CANAL_RETURN_IF_ERROR(CheckSize("Write", *impl_, data.size()));
   return internal::GuardResources("Write", impl_->name(), [&] {
-    return impl_->Write(data, timeout);
+    return impl_->Write("Write", data, timeout);
   });
 }
 
@@ -134,7 +134,7 @@ absl::Status Channel::WriteMessage(absl::string_view message,
   }
   CANAL_RETURN_IF_ERROR(CheckSize("WriteMessage", *impl_, message.size()));
   return internal::GuardResources("WriteMessage", impl_->name(), [&] {
-    return impl_->Write(message, timeout);
+    return impl_->Write("WriteMessage", message, timeout);
   });
 }
 

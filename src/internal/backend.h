@@ -42,7 +42,10 @@ class ChannelImpl {
   // already checked; `data.size()` is within the message limit.
   virtual absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
                                           absl::Duration timeout) = 0;
-  virtual absl::Status Write(absl::string_view data, absl::Duration timeout) = 0;
+  // `op` names the public call in error messages ("Write" or
+  // "WriteMessage").
+  virtual absl::Status Write(absl::string_view op, absl::string_view data,
+                             absl::Duration timeout) = 0;
   virtual absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) = 0;
   // `op` names the public call in error messages ("Transact" or "Call").
   virtual absl::StatusOr<std::string> Transact(absl::string_view op,

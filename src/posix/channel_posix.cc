@@ -597,15 +597,13 @@ absl::StatusOr<std::string> PosixChannel::ReadWholeMessage(
 
 // --- Sending ---------------------------------------------------------------
 
-absl::Status PosixChannel::Write(absl::string_view data,
+absl::Status PosixChannel::Write(absl::string_view op, absl::string_view data,
                                  absl::Duration timeout) {
   const Deadline deadline(timeout);
-  OpGuard guard(this, "Write", kWriter, deadline);
+  OpGuard guard(this, op, kWriter, deadline);
   if (!guard.status().ok()) return guard.status();
-  if (mode_ == PipeMode::kByte) {
-    return SendBytes("Write", guard.fd(), data, deadline);
-  }
-  return SendFrame("Write", guard.fd(), data, deadline);
+  if (mode_ == PipeMode::kByte) return SendBytes(op, guard.fd(), data, deadline);
+  return SendFrame(op, guard.fd(), data, deadline);
 }
 
 absl::Status PosixChannel::SendBytes(absl::string_view op, int fd,

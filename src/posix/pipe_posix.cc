@@ -283,15 +283,16 @@ absl::StatusOr<ReadResult> FdPipeChannel::Read(absl::Span<char> buffer,
   }
 }
 
-absl::Status FdPipeChannel::Write(absl::string_view data,
+absl::Status FdPipeChannel::Write(absl::string_view op_name,
+                                  absl::string_view data,
                                   absl::Duration timeout) {
   absl::MutexLock io_lock(&io_mu_);
   const Deadline deadline(timeout);
   Op op(this);
-  if (!op.ok()) return Cancelled("Write");
+  if (!op.ok()) return Cancelled(op_name);
   size_t done = 0;
   while (done < data.size()) {
-    if (closed_flag_.load()) return Cancelled("Write");
+    if (closed_flag_.load()) return Cancelled(op_name);
     const ssize_t n =
         WriteNoSigPipe(op.fd(), data.data() + done, data.size() - done);
     if (n > 0) {
@@ -300,13 +301,13 @@ absl::Status FdPipeChannel::Write(absl::string_view data,
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EPIPE) {
-      return ErrnoError(absl::StatusCode::kUnavailable, "Write", name_,
+      return ErrnoError(absl::StatusCode::kUnavailable, op_name, name_,
                         "the reading end is closed", EPIPE);
     }
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return ErrnoError("Write", name_, "write failed", errno);
+      return ErrnoError(op_name, name_, "write failed", errno);
     }
-    absl::Status waited = WaitFor("Write", op.fd(), POLLOUT, deadline);
+    absl::Status waited = WaitFor(op_name, op.fd(), POLLOUT, deadline);
     if (!waited.ok()) return waited;
   }
   return absl::OkStatus();

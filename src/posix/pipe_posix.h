@@ -63,7 +63,8 @@ class FdPipeChannel final : public ChannelImpl {
 
   absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
                                   absl::Duration timeout) override;
-  absl::Status Write(absl::string_view data, absl::Duration timeout) override;
+  absl::Status Write(absl::string_view op, absl::string_view data,
+                     absl::Duration timeout) override;
   absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override;
   absl::StatusOr<std::string> Transact(absl::string_view op,
                                        absl::string_view request,

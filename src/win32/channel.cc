@@ -334,16 +334,15 @@ absl::StatusOr<std::string> PipeChannel::DoReadMessage(
   return message;
 }
 
-absl::Status PipeChannel::Write(absl::string_view data,
+absl::Status PipeChannel::Write(absl::string_view op, absl::string_view data,
                                 absl::Duration timeout) {
-  return NoThrow(mode_ == PipeMode::kMessage ? "WriteMessage" : "Write", name_,
-                 [&] { return DoWrite(data, timeout); });
+  return NoThrow(op, name_, [&] { return DoWrite(op, data, timeout); });
 }
 
-absl::Status PipeChannel::DoWrite(absl::string_view data,
+absl::Status PipeChannel::DoWrite(absl::string_view op_name,
+                                  absl::string_view data,
                                   absl::Duration timeout) {
   const Deadline deadline(timeout);
-  const char* op_name = mode_ == PipeMode::kMessage ? "WriteMessage" : "Write";
   Turns turns(this, kWriteTurn, deadline, op_name);
   if (!turns.status().ok()) return turns.status();
   InFlight op(this);

@@ -64,7 +64,8 @@ class PipeChannel final : public ChannelImpl {
 
   absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
                                   absl::Duration timeout) override;
-  absl::Status Write(absl::string_view data, absl::Duration timeout) override;
+  absl::Status Write(absl::string_view op, absl::string_view data,
+                     absl::Duration timeout) override;
   absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override;
   absl::StatusOr<std::string> Transact(absl::string_view op,
                                        absl::string_view request,
@@ -121,7 +122,8 @@ class PipeChannel final : public ChannelImpl {
 
   absl::StatusOr<ReadResult> DoRead(absl::Span<char> buffer,
                                     absl::Duration timeout);
-  absl::Status DoWrite(absl::string_view data, absl::Duration timeout);
+  absl::Status DoWrite(absl::string_view op, absl::string_view data,
+                       absl::Duration timeout);
   absl::StatusOr<std::string> DoReadMessage(absl::Duration timeout);
   absl::StatusOr<std::string> DoTransact(absl::string_view op,
                                          absl::string_view request,

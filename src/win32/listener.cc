@@ -148,6 +148,9 @@ class ListenerState final : public InstanceOwner,
   // listens again on the same instance, so that the name stays held (or
   // drops the instance if enough others are listening).
   void Refuse(std::unique_ptr<Instance> instance);
+  // Whether a pending instance's ConnectNamedPipe has completed (a client
+  // connected, or came and went) but Poll has not looked at it yet.
+  bool AnyPendingConnected() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One round of the listener thread: returns the WaitForMultipleObjects
   // timeout for the next round.
   DWORD RunOnce(std::vector<HANDLE>* handles, DWORD timeout);
@@ -170,6 +173,10 @@ class ListenerState final : public InstanceOwner,
   int live_ ABSL_GUARDED_BY(mu_) = 0;
   // Threads inside Accept.
   int accepting_ ABSL_GUARDED_BY(mu_) = 0;
+  // Rounds of the listener thread that looked at pending_ (Poll): Accept
+  // waits for the next one when a client has connected to an instance the
+  // thread has not moved to ready_ yet.
+  uint64_t polls_ ABSL_GUARDED_BY(mu_) = 0;
   // See src/win32/meta.h. Kept until the state is gone, that is until the
   // last accepted channel is, so that clients who find only those
   // channels' instances learn that the listener is closed.
@@ -334,6 +341,15 @@ void ListenerState::Poll() {
   }
 }
 
+bool ListenerState::AnyPendingConnected() const {
+  for (const auto& instance : pending_) {
+    if (WaitForSingleObject(instance->event.get(), 0) == WAIT_OBJECT_0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool ListenerState::Replenish() {
   const bool limited = options_.max_instances != kUnlimitedInstances;
   // Bounded so that a failing CreateNamedPipeW cannot spin.
@@ -400,6 +416,7 @@ DWORD ListenerState::RunOnce(std::vector<HANDLE>* handles, DWORD timeout) {
   absl::MutexLock lock(&mu_);
   if (closed_) return timeout;
   Poll();
+  ++polls_;
   return Replenish() ? INFINITE : kRetryMs;
 }
 
@@ -434,6 +451,21 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
       }
       mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed),
                             deadline.when());
+      if (!closed_ && ready_.empty() && AnyPendingConnected()) {
+        // A client connected just now (or before a zero timeout began) and
+        // the listener thread has yet to move its instance to ready_. It is
+        // already there for the caller, so wait for that round instead of
+        // timing out. The thread is awake (the instance's event is set); it
+        // cannot hand the instance to us itself, since it waits on the event
+        // handle without the lock. Bounded in case the thread is starved.
+        const uint64_t seen = polls_;
+        auto moved = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return closed_ || !ready_.empty() || polls_ != seen;
+        };
+        SetEvent(wake_event_.get());
+        mu_.AwaitWithTimeout(absl::Condition(&moved),
+                             absl::Milliseconds(kDefaultWaitMs));
+      }
       if (closed_) {
         return MakeError(absl::StatusCode::kCancelled, "Accept", name_,
                          "the listener was closed");
