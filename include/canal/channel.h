@@ -9,7 +9,9 @@
 // thread may read while another writes, and `Close()` may be called from any
 // thread to wake both with `Cancelled`.
 //
-// Errors are the same on every platform: NotFound (no such listener),
+// A situation gives the same code on every platform (docs/semantics.md has
+// the error table, and the few situations only one platform has): NotFound
+// (no such listener),
 // DeadlineExceeded (timeout), OutOfRange (the peer finished: end of stream),
 // Unavailable (the connection broke), Cancelled (closed by `Close()`),
 // FailedPrecondition (wrong mode or direction, or an invalid channel),
