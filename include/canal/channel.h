@@ -121,7 +121,9 @@ class Channel {
   // not set `ConnectOptions::allow_impersonation`) `fn` is not run and the
   // error is returned. POSIX: Unimplemented (impersonation would need
   // seteuid, which changes the whole process); use `Peer()` instead.
-  // FailedPrecondition on a client-side channel.
+  // Windows: FailedPrecondition on a client-side channel, PermissionDenied
+  // (with the native error) when impersonation fails. POSIX: Unimplemented
+  // on every channel.
   absl::Status RunAsClient(absl::FunctionRef<void()> fn);
 
   // Closes the channel. Idempotent; safe while other threads are blocked in

@@ -14,7 +14,10 @@
 // reader is gone gets Unavailable (never SIGPIPE). Writing on the read end
 // (or reading on the write end) is FailedPrecondition.
 //
-// POSIX: a pipe(2) made with pipe2(O_CLOEXEC | O_NONBLOCK). Windows: anonymous
+// POSIX: a pipe(2) made close-on-exec at birth with pipe2(O_CLOEXEC), then
+// O_NONBLOCK. Where pipe2 is missing (macOS) it is pipe() and then
+// FD_CLOEXEC: a fork+exec on another thread in between may inherit the
+// ends. Windows: anonymous
 // pipes cannot do overlapped I/O, so this is a uniquely named pipe
 // `\\.\pipe\canal-anon-<pid>-<counter>-<random>` with one instance, opened
 // overlapped at both ends and refusing remote clients (as libuv and CPython

@@ -66,9 +66,11 @@ struct AccessPolicy {
   Scope scope = Scope::kCurrentUser;
   // kCustom on Windows: a security descriptor in SDDL, applied to every
   // instance, e.g. "D:P(A;;GA;;;SY)(A;;GA;;;OW)(A;;GRGW;;;BU)". It must hold
-  // a protected DACL ("D:P"); ignored on POSIX.
+  // a protected DACL ("D:P"); empty with kCustom is InvalidArgument.
+  // Ignored on POSIX.
   std::string windows_sddl;
-  // kCustom on POSIX: permission bits of the socket (a subset of 0666), and
+  // kCustom on POSIX: permission bits of the socket (a subset of 0666 that
+  // includes 0600, so that the listener's own user can connect), and
   // the group that the group bits apply to (-1: the listener's group). The
   // listener also checks each peer's uid/gid against them. Ignored on
   // Windows.
@@ -95,8 +97,8 @@ struct ListenerOptions {
   // on Linux), and 64 KiB on Windows, where a zero quota would make every
   // write wait for the reader.
   size_t buffer_size = 0;
-  // The largest message either side may send on a message-mode channel.
-  // Must be at least 1.
+  // The largest message either side may send on a message-mode channel:
+  // 1 to 4 GiB - 1 (the frame header's length field), else InvalidArgument.
   size_t max_message_size = 64 * 1024 * 1024;
   // Who may connect. See `AccessPolicy`.
   AccessPolicy access_policy;
