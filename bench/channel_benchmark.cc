@@ -5,12 +5,15 @@
 // libuv; scripts/bench_ratios.py pairs them and prints canal/raw and
 // canal/libuv ratios.
 //
-//   ByteThroughput/{canal,raw,libuv}/{4096,65536}  byte-mode writes, bytes/s
-//   MessageRate/{canal,raw,libuv}/{64,4096}        one write per message or
-//                                                  record, messages/s
-//   RoundTrip/{canal,raw,libuv}/64                 ping-pong of 64 bytes;
-//                                                  p50_us, p99_us counters
-//   Call/{canal,raw}/64                            connect + transact + close
+//   ByteThroughput/{canal,raw,libuv}/{64,4096,65536}  byte-mode writes,
+//                                      bytes/s; the reader reads 64 KiB
+//   MessageRate/{canal,raw,libuv}/{64,4096}  one write per message or
+//                                      record, messages/s
+//   (both with counters waits_per_op and peer_waits_per_op: how often the
+//   writer and the reader blocked, per write)
+//   RoundTrip/{canal,raw,libuv}/64  ping-pong of 64 bytes; p50_us and
+//                                      p99_us counters
+//   Call/{canal,raw}/64             connect + transact + close
 //
 // Defaults against defaults: canal uses ListenerOptions{} (only the mode is
 // chosen) and ConnectOptions{}; the raw side is socket/bind/listen/accept/
@@ -34,6 +37,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -60,6 +64,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "benchmark/benchmark.h"
 #include "canal/canal.h"
@@ -84,7 +89,7 @@ constexpr size_t kReadChunk = 64 * 1024;
 
 constexpr char kPeerFlag[] = "--canal_bench_peer";
 
-// argv[0], to start the peer where /proc/self/exe is not available.
+// argv[0], to start the peer.
 const char* g_self = nullptr;
 
 enum class Transport { kCanal, kRaw, kLibuv };
@@ -235,6 +240,25 @@ std::thread StopOnStdinClosed(std::function<void()> stop) {
   });
 }
 
+// How often this thread has blocked so far (voluntary context switches):
+// a writer that outruns its reader blocks on a full socket, a reader that
+// outruns its writer blocks on an empty one, and each wait costs a sleep
+// and a wake-up. Reported as counters, to explain a ratio.
+int64_t Waits() {
+  rusage usage;
+#ifdef RUSAGE_THREAD
+  if (::getrusage(RUSAGE_THREAD, &usage) != 0) return 0;
+#else
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+#endif
+  return usage.ru_nvcsw;
+}
+
+// The peer's last line: the bytes it received and how often it waited.
+std::string Report(uint64_t received) {
+  return absl::StrCat(received, " ", Waits());
+}
+
 int PeerFailed(absl::string_view what, const absl::Status& status) {
   std::fprintf(stderr, "canal_benchmark peer: %s: %s\n",
                std::string(what).c_str(), status.ToString().c_str());
@@ -278,7 +302,7 @@ int RunCanalPeer(Role role, size_t size, const std::string& name) {
       if (!w.ok()) return PeerFailed("Write", w);
     }
   }
-  SayToClient(absl::StrCat(received));
+  SayToClient(Report(received));
   return 0;
 }
 
@@ -336,7 +360,7 @@ int RunRawPeer(Role role, size_t size, const std::string& path) {
     }
   }
   ::close(fd);
-  SayToClient(absl::StrCat(received));
+  SayToClient(Report(received));
   return 0;
 }
 
@@ -360,7 +384,7 @@ class UvPeer {
     uv_loop_close(&loop_);
     ::unlink(path.c_str());
     if (!status_.ok()) return PeerFailed("libuv", status_);
-    SayToClient(absl::StrCat(received_));
+    SayToClient(Report(received_));
     return 0;
   }
 
@@ -503,10 +527,11 @@ class PeerProcess {
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(&a[0]);
     argv.push_back(nullptr);
-#ifdef __linux__
-    const char* self = "/proc/self/exe";
-#else
+    // argv[0] when it is a path (it is under valgrind, where
+    // /proc/self/exe is the tool), else where Linux says this binary is.
     const char* self = g_self;
+#ifdef __linux__
+    if (std::strchr(self, '/') == nullptr) self = "/proc/self/exe";
 #endif
     // Close-on-exec, so that no peer inherits another's pipes; the peer's
     // own ends become its stdin and stdout through dup2, which clears the
@@ -882,6 +907,7 @@ void Stream(benchmark::State& state, Transport transport, Role role, size_t size
   absl::Status status = Connect(transport, role, size, &c);
   if (!status.ok()) return Fail(state, status);
   const std::string chunk(size, 'x');
+  const int64_t waits_before = Waits();
   for (auto _ : state) {
     status = c.client->Send(chunk);
     if (!status.ok()) {
@@ -889,18 +915,25 @@ void Stream(benchmark::State& state, Transport transport, Role role, size_t size
       break;
     }
   }
+  const int64_t waits = Waits() - waits_before;
   c.client->Close();
   const uint64_t sent = static_cast<uint64_t>(state.iterations()) * size;
   absl::StatusOr<std::string> report = c.peer->ReadLine(absl::Seconds(30));
   status = c.peer->Finish();
   if (!status.ok()) return Fail(state, status);
   if (!report.ok()) return Fail(state, report.status());
-  if (*report != absl::StrCat(sent)) {
+  const std::vector<std::string> fields = absl::StrSplit(*report, ' ');
+  int64_t peer_waits = 0;
+  if (fields.size() != 2 || fields[0] != absl::StrCat(sent) ||
+      !absl::SimpleAtoi(fields[1], &peer_waits)) {
     return Fail(state, absl::DataLossError(absl::StrCat(
-                           "sent ", sent, " bytes, the peer got ", *report)));
+                           "sent ", sent, " bytes, the peer said ", *report)));
   }
   state.SetBytesProcessed(static_cast<int64_t>(sent));
   state.SetItemsProcessed(state.iterations());
+  const double ops = static_cast<double>(std::max<int64_t>(state.iterations(), 1));
+  state.counters["waits_per_op"] = static_cast<double>(waits) / ops;
+  state.counters["peer_waits_per_op"] = static_cast<double>(peer_waits) / ops;
 }
 
 void ByteThroughput(benchmark::State& state, Transport transport,
@@ -1016,7 +1049,7 @@ int main(int argc, char** argv) {
   }
   const std::vector<Transport> all = {Transport::kCanal, Transport::kRaw,
                                       Transport::kLibuv};
-  Register("ByteThroughput", ByteThroughput, all, {4096, 65536});
+  Register("ByteThroughput", ByteThroughput, all, {64, 4096, 65536});
   Register("MessageRate", MessageRate, all, {64, 4096});
   Register("RoundTrip", RoundTrip, all, {64});
   Register("Call", Call, {Transport::kCanal, Transport::kRaw}, {64});
