@@ -426,7 +426,9 @@ class UvPeer {
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     UvPeer* self = Of(reinterpret_cast<uv_handle_t*>(stream));
     if (nread < 0) {
-      if (nread != UV_EOF) self->status_ = UvError("read", static_cast<int>(nread));
+      if (nread != UV_EOF) {
+        self->status_ = UvError("read", static_cast<int>(nread));
+      }
       uv_close(reinterpret_cast<uv_handle_t*>(stream), nullptr);
       return;
     }
@@ -460,8 +462,8 @@ int RunPeer(int argc, char** argv) {
   Transport transport;
   size_t size = 0;
   if (argc != 4 || !ParseRole(argv[0], &role) ||
-      !ParseTransport(argv[1], &transport) || !absl::SimpleAtoi(argv[2], &size) ||
-      size == 0) {
+      !ParseTransport(argv[1], &transport) ||
+      !absl::SimpleAtoi(argv[2], &size) || size == 0) {
     std::fprintf(stderr, "usage: %s ROLE TRANSPORT SIZE ADDRESS\n", kPeerFlag);
     return 2;
   }
@@ -521,9 +523,12 @@ class PeerProcess {
  public:
   static absl::StatusOr<std::unique_ptr<PeerProcess>> Start(
       Role role, Transport transport, size_t size, const std::string& address) {
-    std::vector<std::string> args = {
-        "canal_benchmark_peer", kPeerFlag, kRoleNames[static_cast<int>(role)],
-        TransportName(transport), absl::StrCat(size), address};
+    std::vector<std::string> args = {"canal_benchmark_peer",
+                                     kPeerFlag,
+                                     kRoleNames[static_cast<int>(role)],
+                                     TransportName(transport),
+                                     absl::StrCat(size),
+                                     address};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(&a[0]);
     argv.push_back(nullptr);
@@ -599,15 +604,15 @@ class PeerProcess {
     if (report_fd_ >= 0) ::close(report_fd_);
     report_fd_ = -1;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("the peer failed (wait status ",
-                                            status, ")"));
+    return absl::InternalError(
+        absl::StrCat("the peer failed (wait status ", status, ")"));
   }
 
   // The next line the peer writes, without its newline.
   absl::StatusOr<std::string> ReadLine(absl::Duration timeout) {
     std::string line;
-    const auto end = std::chrono::steady_clock::now() +
-                     absl::ToChronoNanoseconds(timeout);
+    const auto end =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
     while (true) {
       const size_t nl = pending_.find('\n');
       if (nl != std::string::npos) {
@@ -618,8 +623,8 @@ class PeerProcess {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           end - std::chrono::steady_clock::now());
       pollfd pfd{report_fd_, POLLIN, 0};
-      const int rc = ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(
-                                         left.count(), 0)));
+      const int rc =
+          ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
       if (rc < 0 && errno == EINTR) continue;
       if (rc <= 0) return absl::DeadlineExceededError("waiting for the peer");
       char buf[256];
@@ -743,8 +748,8 @@ class UvClient : public Client {
     if (!status_.ok()) return status_;
     WriteReq* w = free_.back();
     free_.pop_back();
-    uv_buf_t buf =
-        uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(data.data()),
+                               static_cast<unsigned>(data.size()));
     const int rc = uv_write(&w->req, stream(), &buf, 1, &UvClient::OnWritten);
     if (rc != 0) {
       free_.push_back(w);
@@ -902,7 +907,8 @@ void Fail(benchmark::State& state, const absl::Status& status) {
 }
 
 // Writes of `size` bytes to a peer that drains them (bytes or records).
-void Stream(benchmark::State& state, Transport transport, Role role, size_t size) {
+void Stream(benchmark::State& state, Transport transport, Role role,
+            size_t size) {
   Connection c;
   absl::Status status = Connect(transport, role, size, &c);
   if (!status.ok()) return Fail(state, status);
@@ -931,13 +937,13 @@ void Stream(benchmark::State& state, Transport transport, Role role, size_t size
   }
   state.SetBytesProcessed(static_cast<int64_t>(sent));
   state.SetItemsProcessed(state.iterations());
-  const double ops = static_cast<double>(std::max<int64_t>(state.iterations(), 1));
+  const double ops =
+      static_cast<double>(std::max<int64_t>(state.iterations(), 1));
   state.counters["waits_per_op"] = static_cast<double>(waits) / ops;
   state.counters["peer_waits_per_op"] = static_cast<double>(peer_waits) / ops;
 }
 
-void ByteThroughput(benchmark::State& state, Transport transport,
-                    size_t size) {
+void ByteThroughput(benchmark::State& state, Transport transport, size_t size) {
   Stream(state, transport, Role::kDrainBytes, size);
 }
 
@@ -947,8 +953,8 @@ void MessageRate(benchmark::State& state, Transport transport, size_t size) {
 
 double PercentileMicros(std::vector<int64_t>& nanos, double p) {
   if (nanos.empty()) return 0;
-  const size_t k = static_cast<size_t>(
-      p * static_cast<double>(nanos.size() - 1) + 0.5);
+  const size_t k =
+      static_cast<size_t>(p * static_cast<double>(nanos.size() - 1) + 0.5);
   std::nth_element(nanos.begin(), nanos.begin() + k, nanos.end());
   return static_cast<double>(nanos[k]) / 1e3;
 }
