@@ -13,8 +13,10 @@ Each ratio is canal's median over the repetitions divided by the
 baseline's median (the plain value when a run has no repetitions).
 Throughput rows compare bytes_per_second (ByteThroughput and
 ServerByteThroughput) or items_per_second; latency rows compare the p50_us
-and p99_us counters, or the time per iteration ("mean"). Exits 1 if a goal
-is missed.
+and p99_us counters, or the time per iteration ("mean"). The "cv" column is
+the largest coefficient of variation over the repetitions among the sides
+of the row: where it is large, the medians, and so the ratio, are not to be
+trusted. Exits 1 if a goal is missed.
 """
 import json
 import sys
@@ -76,8 +78,10 @@ UNIT_NS = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
 def load(paths):
-    """(name, side, arg) -> the median run (or the only run)."""
+    """(name, side, arg) -> the median run (or the only run), and
+    (name, side, arg) -> the coefficient-of-variation run, if any."""
     results = {}
+    cvs = {}
     for path in paths:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -86,14 +90,16 @@ def load(paths):
         for b in runs:
             if b.get("error_occurred"):
                 continue
+            parts = b.get("run_name", b["name"]).split("/")
+            if b.get("aggregate_name") == "cv" and len(parts) >= 3:
+                cvs[(parts[0], parts[1], parts[2])] = b
             if medians and b.get("aggregate_name") != "median":
                 continue
             if not medians and b.get("run_type", "iteration") != "iteration":
                 continue
-            parts = b.get("run_name", b["name"]).split("/")
             if len(parts) >= 3:
                 results[(parts[0], parts[1], parts[2])] = b
-    return results
+    return results, cvs
 
 
 def value(run, metric):
@@ -110,7 +116,17 @@ def judge(ratio, goal):
         else "MISSED"
 
 
-def print_table(title, rows, baselines, results, markdown, tally):
+def spread(cvs, key, metric):
+    """The coefficient of variation of `metric` over the repetitions."""
+    run = cvs.get(key)
+    if run is None:
+        return None
+    # Google Benchmark gives the CV of the time in the time fields and of
+    # each counter in the counter's field.
+    return run.get("real_time" if metric == "real_time" else metric)
+
+
+def print_table(title, rows, baselines, results, cvs, markdown, tally):
     present = [r for r in rows
                if any((r[1], b, r[2]) in results for b in baselines)]
     if not present:
@@ -118,10 +134,16 @@ def print_table(title, rows, baselines, results, markdown, tally):
     header = ["benchmark"]
     for b in baselines:
         header += [f"canal/{b}", "goal", "met?"]
+    header.append("cv")
     lines = []
     for label, name, arg, metric, goals in present:
         canal = results.get((name, "canal", arg))
         cells = [label]
+        worst = None
+        for side in ("canal",) + tuple(baselines):
+            cv = spread(cvs, (name, side, arg), metric)
+            if cv is not None:
+                worst = cv if worst is None else max(worst, cv)
         for b in baselines:
             other = results.get((name, b, arg))
             ratio = None
@@ -136,6 +158,7 @@ def print_table(title, rows, baselines, results, markdown, tally):
             cells += ["n/a" if ratio is None else f"{ratio:.2f}x",
                       f"{goal[0]} {goal[1]:.2f}" if goal else "none",
                       verdict or "-"]
+        cells.append("-" if worst is None else f"{100 * worst:.0f}%")
         lines.append(cells)
     if markdown:
         print(f"{title}\n")
@@ -170,12 +193,13 @@ def main(argv):
         return 2
     missed = 0
     for label, files in placements:
-        results = load(files)
+        results, cvs = load(files)
         tally = {}
         print(("### " if markdown else "== ") + f"placement: {label}" +
               ("" if markdown else " ==") + "\n")
         for title, rows, baselines in TABLES:
-            print_table(title, rows, baselines, results, markdown, tally)
+            print_table(title, rows, baselines, results, cvs, markdown,
+                        tally)
         met = tally.get("yes", 0)
         miss = tally.get("MISSED", 0)
         print(f"goals met: {met} of {met + miss} ({label})\n")
