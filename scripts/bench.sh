@@ -8,7 +8,7 @@
 # benchmarks'. Prints canal's median ratios (canal/raw, canal/libuv) per
 # benchmark and placement against the goals (scripts/bench_ratios.py); the
 # JSON results stay in build/release/bench-*.json.
-#   scripts/bench.sh                  # about 4 minutes on 2 cores
+#   scripts/bench.sh                  # about 5 minutes on 2 cores
 #   CANAL_BENCH_REPETITIONS=15 CANAL_BENCH_MIN_TIME=0.5 scripts/bench.sh
 #   CANAL_BENCH_MARKDOWN=1 scripts/bench.sh   # tables in Markdown
 # Exits 1 if a goal is missed.
