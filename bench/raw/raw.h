@@ -74,8 +74,8 @@ struct PairOptions {
 // and CreateFile on a unique name, with I/O through OVERLAPPED + an event.
 // A non-zero `options.buffer_size` is applied as canal applies
 // ListenerOptions::buffer_size (SO_SNDBUF/SO_RCVBUF, or the pipe's buffer
-// sizes); 0 leaves the socket's buffers alone. Returns the system's error (errno or Windows error code in the
-// message) if the pair cannot be made.
+// sizes); 0 leaves the socket's buffers alone. Returns the system's error
+// (errno or Windows error code in the message) if the pair cannot be made.
 absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options);
 
 // What the raw primitive is called, for reports: "unix socketpair" or
