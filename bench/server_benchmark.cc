@@ -18,10 +18,10 @@
 // "canal 1 mode=message ..." line), so `Channel::Connect` sees a message-mode
 // listener and `Channel::Transact` works against it unchanged. Both sides
 // thus do the same work per request: read up to 64 KiB, parse the frames,
-// copy each payload into a reply, frame it, write it. Both set 64 KiB socket
-// buffers on accepted connections (canal's ListenerOptions::buffer_size
-// default) and stop reading from a client whose outbound queue holds 1 MiB
-// (canal's ServerOptions::max_queued_bytes default).
+// copy each payload into a reply, frame it, write it. Both leave the socket
+// buffers at the kernel's sizes (canal's ListenerOptions::buffer_size
+// default, 0, sets none) and stop reading from a client whose outbound queue
+// holds 1 MiB (canal's ServerOptions::max_queued_bytes default).
 //
 // Work is handed out in batches: one benchmark iteration is a batch of
 // round trips (or 64 KiB writes) shared by all clients through an atomic
@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,7 +59,6 @@ constexpr size_t kRequestSize = 64;
 constexpr size_t kChunkSize = 64 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;        // ServerOptions default.
 constexpr size_t kMaxQueued = 1024 * 1024;      // ServerOptions default.
-constexpr int kSocketBuffer = 64 * 1024;        // ListenerOptions default.
 constexpr size_t kMaxMessage = 64 * 1024 * 1024;  // ListenerOptions default.
 
 // A private directory for the sockets of one run.
@@ -160,7 +158,7 @@ class UvEchoServer {
       const std::string line = absl::StrCat(
           "canal 1 mode=message access=duplex max_instances=0 "
           "max_message_size=",
-          kMaxMessage, " buffer_size=", kSocketBuffer, " pid=", ::getpid(),
+          kMaxMessage, " buffer_size=0 pid=", ::getpid(),
           "\n");
       if (::write(lock_fd_, line.data(), line.size()) !=
           static_cast<ssize_t>(line.size())) {
@@ -203,12 +201,6 @@ class UvEchoServer {
     if (uv_accept(listen, reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
       CloseHandle(reinterpret_cast<uv_handle_t*>(&c->pipe));
       return;
-    }
-    uv_os_fd_t fd;
-    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd) == 0) {
-      int v = kSocketBuffer;
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
     }
     StartReading(c);
   }

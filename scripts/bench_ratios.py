@@ -1,107 +1,209 @@
 #!/usr/bin/env python3
-"""Pairs canal and baseline results from the JSON output of
-bench/canal_benchmark (baseline "raw") or bench/server_benchmark (baseline
-"libuv") and prints canal/baseline ratios against the goals.
+"""Prints canal's ratios to its baselines from Google Benchmark JSON output
+of bench/canal_benchmark (baselines "raw" and "libuv") and
+bench/server_benchmark (baseline "libuv"), one table per placement, against
+the goals.
 
-  bench_ratios.py RESULTS.json
+  bench_ratios.py [--markdown] LABEL=RESULTS.json[,RESULTS.json...] ...
 
-Benchmarks are named "<Name>/canal/<arg>" and "<Name>/<baseline>/<arg>".
-Throughput rows compare bytes_per_second (ByteThroughput) or
-items_per_second; latency rows (RoundTrip, Call) compare the time per
-iteration; for the server benchmarks, extra rows compare the latency
-counters (p50_us, p99_us). Exits 1 if a goal is missed.
+e.g. bench_ratios.py unpinned=a.json,b.json "taskset -c 0"=c.json,d.json
+
+Benchmarks are named "<Name>/<side>/<arg>" (side: canal, raw or libuv).
+Each ratio is canal's median over the repetitions divided by the
+baseline's median (the plain value when a run has no repetitions).
+Throughput rows compare bytes_per_second (ByteThroughput and
+ServerByteThroughput) or items_per_second; latency rows compare the p50_us
+and p99_us counters, or the time per iteration ("mean"). The "cv" column is
+the largest coefficient of variation over the repetitions among the sides
+of the row: where it is large, the medians, and so the ratio, are not to be
+trusted. Exits 1 if a goal is missed.
 """
 import json
 import sys
 
-# name -> (metric, goal description, predicate on the ratio)
-GOALS = {
-    "ByteThroughput": ("bytes_per_second", ">= 0.90", lambda r: r >= 0.90),
-    "MessageRate": ("items_per_second", ">= 0.80", lambda r: r >= 0.80),
-    "RoundTrip": ("real_time", "<= 1.15", lambda r: r <= 1.15),
-    "Call": ("items_per_second", "(no goal)", None),
-    # bench/server_benchmark: canal::Server beside a libuv echo server.
-    "ServerRoundTrip": ("items_per_second", ">= 1.00", lambda r: r >= 1.00),
-    "ServerByteThroughput": ("bytes_per_second", ">= 1.00",
-                             lambda r: r >= 1.00),
-}
+# Goals: "at least" for rates, "at most" for latencies.
+AT_LEAST, AT_MOST = ">=", "<="
 
-# name -> [(counter, goal description, predicate on the ratio)]: extra rows.
-COUNTER_GOALS = {
-    "ServerRoundTrip": [
-        ("p50_us", "<= 1.10", lambda r: r <= 1.10),
-        ("p99_us", "<= 1.10", lambda r: r <= 1.10),
-    ],
-}
+# The rows of a table: (label, name, arg, metric, {baseline: goal}), where a
+# goal is (AT_LEAST or AT_MOST, value), or None for a row without one.
+CHANNEL_ROWS = [
+    ("byte-mode throughput, 64 B writes", "ByteThroughput", "64",
+     "bytes_per_second", {}),
+    ("byte-mode throughput, 4 KiB writes", "ByteThroughput", "4096",
+     "bytes_per_second", {"raw": (AT_LEAST, 0.95), "libuv": (AT_LEAST, 1.0)}),
+    ("byte-mode throughput, 64 KiB writes", "ByteThroughput", "65536",
+     "bytes_per_second", {"raw": (AT_LEAST, 0.95), "libuv": (AT_LEAST, 1.0)}),
+    ("64 B messages, messages/s", "MessageRate", "64", "items_per_second",
+     {"raw": (AT_LEAST, 0.95), "libuv": (AT_LEAST, 1.0)}),
+    ("4 KiB messages, messages/s", "MessageRate", "4096", "items_per_second",
+     {}),
+    ("round trip 64 B, p50", "RoundTrip", "64", "p50_us",
+     {"raw": (AT_MOST, 1.05), "libuv": (AT_MOST, 1.0)}),
+    ("round trip 64 B, p99", "RoundTrip", "64", "p99_us", {}),
+    ("round trip 64 B, mean", "RoundTrip", "64", "real_time", {}),
+    ("Call (connect + transact + close), calls/s", "Call", "64",
+     "items_per_second", {}),
+]
+SERVER_ROWS = [
+    ("request/reply, 1 client, rate", "ServerRoundTrip", "1",
+     "items_per_second", {"libuv": (AT_LEAST, 1.0)}),
+    ("request/reply, 1 client, p50", "ServerRoundTrip", "1", "p50_us",
+     {"libuv": (AT_MOST, 1.10)}),
+    ("request/reply, 1 client, p99", "ServerRoundTrip", "1", "p99_us",
+     {"libuv": (AT_MOST, 1.10)}),
+    ("request/reply, 16 clients, rate", "ServerRoundTrip", "16",
+     "items_per_second", {"libuv": (AT_LEAST, 1.0)}),
+    ("request/reply, 16 clients, p50", "ServerRoundTrip", "16", "p50_us",
+     {"libuv": (AT_MOST, 1.10)}),
+    ("request/reply, 16 clients, p99", "ServerRoundTrip", "16", "p99_us",
+     {"libuv": (AT_MOST, 1.10)}),
+    ("request/reply, 256 clients, rate", "ServerRoundTrip", "256",
+     "items_per_second", {"libuv": (AT_LEAST, 1.0)}),
+    ("request/reply, 256 clients, p50", "ServerRoundTrip", "256", "p50_us",
+     {"libuv": (AT_MOST, 1.10)}),
+    ("request/reply, 256 clients, p99", "ServerRoundTrip", "256", "p99_us",
+     {"libuv": (AT_MOST, 1.10)}),
+    ("byte-mode echo, 1 client, 64 KiB writes", "ServerByteThroughput", "1",
+     "bytes_per_second", {"libuv": (AT_LEAST, 1.0)}),
+    ("byte-mode echo, 16 clients, 64 KiB writes", "ServerByteThroughput",
+     "16", "bytes_per_second", {"libuv": (AT_LEAST, 1.0)}),
+]
+TABLES = [
+    ("channels: canal vs a raw Unix socket and libuv (bench/canal_benchmark)",
+     CHANNEL_ROWS, ("raw", "libuv")),
+    ("canal::Server vs a libuv echo server (bench/server_benchmark)",
+     SERVER_ROWS, ("libuv",)),
+]
+UNIT_NS = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
 
-# The sides canal is compared with, in the order their tables are printed.
-BASELINES = ("raw", "libuv")
+
+def load(paths):
+    """(name, side, arg) -> the median run (or the only run), and
+    (name, side, arg) -> the coefficient-of-variation run, if any."""
+    results = {}
+    cvs = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        runs = data["benchmarks"]
+        medians = any(b.get("aggregate_name") == "median" for b in runs)
+        for b in runs:
+            if b.get("error_occurred"):
+                continue
+            parts = b.get("run_name", b["name"]).split("/")
+            if b.get("aggregate_name") == "cv" and len(parts) >= 3:
+                cvs[(parts[0], parts[1], parts[2])] = b
+            if medians and b.get("aggregate_name") != "median":
+                continue
+            if not medians and b.get("run_type", "iteration") != "iteration":
+                continue
+            if len(parts) >= 3:
+                results[(parts[0], parts[1], parts[2])] = b
+    return results, cvs
 
 
-def human(metric, value):
-    if metric == "bytes_per_second":
-        return f"{value / 2**20:10.1f} MiB/s"
-    if metric == "items_per_second":
-        return f"{value:10.0f} /s   "
-    if metric.endswith("_us"):
-        return f"{value:10.2f} us    "
-    return f"{value / 1000:10.2f} us    "
+def value(run, metric):
+    if metric == "real_time":
+        return run["real_time"] * UNIT_NS[run.get("time_unit", "ns")]
+    return run.get(metric)
+
+
+def judge(ratio, goal):
+    if goal is None or ratio is None:
+        return ""
+    op, bound = goal
+    return "yes" if (ratio >= bound if op == AT_LEAST else ratio <= bound) \
+        else "MISSED"
+
+
+def spread(cvs, key, metric):
+    """The coefficient of variation of `metric` over the repetitions."""
+    run = cvs.get(key)
+    if run is None:
+        return None
+    # Google Benchmark gives the CV of the time in the time fields and of
+    # each counter in the counter's field.
+    return run.get("real_time" if metric == "real_time" else metric)
+
+
+def print_table(title, rows, baselines, results, cvs, markdown, tally):
+    present = [r for r in rows
+               if any((r[1], b, r[2]) in results for b in baselines)]
+    if not present:
+        return
+    header = ["benchmark"]
+    for b in baselines:
+        header += [f"canal/{b}", "goal", "met?"]
+    header.append("cv")
+    lines = []
+    for label, name, arg, metric, goals in present:
+        canal = results.get((name, "canal", arg))
+        cells = [label]
+        worst = None
+        for side in ("canal",) + tuple(baselines):
+            cv = spread(cvs, (name, side, arg), metric)
+            if cv is not None:
+                worst = cv if worst is None else max(worst, cv)
+        for b in baselines:
+            other = results.get((name, b, arg))
+            ratio = None
+            if canal is not None and other is not None:
+                c, o = value(canal, metric), value(other, metric)
+                if c is not None and o:
+                    ratio = c / o
+            goal = goals.get(b)
+            verdict = judge(ratio, goal)
+            if verdict:
+                tally[verdict] = tally.get(verdict, 0) + 1
+            cells += ["n/a" if ratio is None else f"{ratio:.2f}x",
+                      f"{goal[0]} {goal[1]:.2f}" if goal else "none",
+                      verdict or "-"]
+        cells.append("-" if worst is None else f"{100 * worst:.0f}%")
+        lines.append(cells)
+    if markdown:
+        print(f"{title}\n")
+        print("| " + " | ".join(header) + " |")
+        print("|" + " --- |" * len(header))
+        for cells in lines:
+            print("| " + " | ".join(cells) + " |")
+        print()
+        return
+    widths = [max(len(str(row[i])) for row in [header] + lines)
+              for i in range(len(header))]
+    print(title)
+    for row in [header] + lines:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    print()
 
 
 def main(argv):
-    with open(argv[1], encoding="utf-8") as f:
-        data = json.load(f)
-    # With --benchmark_repetitions, use the median of the repetitions.
-    medians = any(b.get("aggregate_name") == "median" for b in data["benchmarks"])
-    results = {}
-    for b in data["benchmarks"]:
-        if b.get("error_occurred"):
-            continue
-        if medians and b.get("aggregate_name") != "median":
-            continue
-        if not medians and b.get("run_type", "iteration") != "iteration":
-            continue
-        parts = b.get("run_name", b["name"]).split("/")
-        if len(parts) < 3:
-            continue
-        results[(parts[0], parts[1], parts[2])] = b
+    markdown = False
+    placements = []
+    for arg in argv[1:]:
+        if arg == "--markdown":
+            markdown = True
+        elif "=" in arg:
+            label, files = arg.split("=", 1)
+            placements.append((label, files.split(",")))
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    if not placements:
+        print(__doc__, file=sys.stderr)
+        return 2
     missed = 0
-
-    def row(label, metric, c, r, goal, ok):
-        nonlocal missed
-        ratio = c / r if r else float("nan")
-        verdict = ""
-        if ok is not None:
-            verdict = "ok" if ok(ratio) else "MISSED"
-            missed += 0 if ok(ratio) else 1
-        print(f"{label:<24} {human(metric, c):>16} "
-              f"{human(metric, r):>16} {ratio:8.2f}x  {goal} {verdict}")
-
-    first = True
-    for base in BASELINES:
-        pairs = [(key, canal) for key, canal in sorted(results.items())
-                 if key[1] == "canal" and (key[0], base, key[2]) in results]
-        if not pairs:
-            continue
-        if not first:
-            print()
-        first = False
-        print(f"{'benchmark':<24} {'canal':>16} {base:>16} "
-              f"{'canal/' + base:>9}  goal")
-        for (name, _, arg), canal in pairs:
-            other = results[(name, base, arg)]
-            metric, goal, ok = GOALS.get(name, ("items_per_second", "", None))
-            c = canal[metric]
-            r = other[metric]
-            if metric == "real_time":  # ns per iteration
-                unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
-                c *= unit[canal.get("time_unit", "ns")]
-                r *= unit[other.get("time_unit", "ns")]
-            row(name + "/" + arg, metric, c, r, goal, ok)
-            for counter, cgoal, cok in COUNTER_GOALS.get(name, []):
-                if counter in canal and counter in other:
-                    row(f"{name}/{arg} {counter[:-3]}", counter, canal[counter],
-                        other[counter], cgoal, cok)
+    for label, files in placements:
+        results, cvs = load(files)
+        tally = {}
+        print(("### " if markdown else "== ") + f"placement: {label}" +
+              ("" if markdown else " ==") + "\n")
+        for title, rows, baselines in TABLES:
+            print_table(title, rows, baselines, results, cvs, markdown,
+                        tally)
+        met = tally.get("yes", 0)
+        miss = tally.get("MISSED", 0)
+        print(f"goals met: {met} of {met + miss} ({label})\n")
+        missed += miss
     return 1 if missed else 0
 
 

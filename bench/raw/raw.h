@@ -61,18 +61,21 @@ struct PairOptions {
   // limit.
   size_t max_message_size = 64 * 1024;
   // ListenerOptions::buffer_size for canal, and the same for the raw
-  // primitive; 0 keeps the system's default.
-  size_t buffer_size = 64 * 1024;
+  // primitive. 0, the default, gives each side its own default, which is
+  // what a user compares: canal's ListenerOptions{} and, for the raw Unix
+  // socket, the kernel's buffer sizes (no setsockopt). A raw named pipe has
+  // no default, so there 0 means 64 KiB, which is also canal's.
+  size_t buffer_size = 0;
 };
 
 // A raw connected pair. POSIX: socketpair(AF_UNIX, SOCK_STREAM); message
 // mode sends the bytes unframed and receives exactly the known size.
 // Windows: CreateNamedPipe (PIPE_TYPE_BYTE or PIPE_TYPE_MESSAGE, overlapped)
 // and CreateFile on a unique name, with I/O through OVERLAPPED + an event.
-// `options.buffer_size` is applied as canal applies
+// A non-zero `options.buffer_size` is applied as canal applies
 // ListenerOptions::buffer_size (SO_SNDBUF/SO_RCVBUF, or the pipe's buffer
-// sizes). Returns the system's error (errno or Windows error code in the
-// message) if the pair cannot be made.
+// sizes); 0 leaves the socket's buffers alone. Returns the system's error
+// (errno or Windows error code in the message) if the pair cannot be made.
 absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options);
 
 // What the raw primitive is called, for reports: "unix socketpair" or

@@ -201,7 +201,10 @@ absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options) {
   const bool message_mode = options.message_mode;
   const size_t buffer_size = options.buffer_size;
   const std::wstring name = UniquePipeName();
-  const DWORD buffers = static_cast<DWORD>(buffer_size);
+  // CreateNamedPipe has no default size: a zero quota makes every write wait
+  // for the reader. 0 therefore means 64 KiB, what canal picks for 0 too.
+  const DWORD buffers =
+      static_cast<DWORD>(buffer_size == 0 ? 64 * 1024 : buffer_size);
   HANDLE server = CreateNamedPipeW(
       name.c_str(),
       PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,

@@ -25,8 +25,8 @@ struct BenchOptions {
   size_t size = 4096;         // Bytes per write (and per ping).
   int clients = 1;            // Concurrent client/server pairs.
   absl::Duration duration = absl::Seconds(1);  // Per phase and transport.
-  size_t buffer_size = 64 * 1024;  // ListenerOptions::buffer_size, and the
-                                   // same for the raw primitive.
+  size_t buffer_size = 0;  // ListenerOptions::buffer_size, and the same for
+                           // the raw primitive; 0: each side's default.
 };
 
 // The figures for one transport.
