@@ -8,6 +8,7 @@
 #ifndef CANAL_SRC_INTERNAL_BACKEND_H_
 #define CANAL_SRC_INTERNAL_BACKEND_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -88,6 +89,35 @@ absl::Status BackendWaitForListener(absl::string_view name,
 
 // Whether this build's native names are POSIX paths (true) or `\\.\pipe\`.
 bool BackendUsesPosixNames();
+
+// canal::Server (src/server/). The server's shared code is platform-free;
+// each backend brings the event loop that suits its I/O model.
+
+// Whether this backend frames messages itself (POSIX: the frames of
+// src/internal/framing.h) or the system keeps message boundaries (Windows).
+#if defined(_WIN32)
+inline constexpr bool kBackendFramesMessages = false;
+#else
+inline constexpr bool kBackendFramesMessages = true;
+#endif
+
+class ServerLoop;
+struct ServerConfig;
+
+// A new event loop for one loop thread of a server configured by `config`
+// (which outlives the loop); Init is still to be called. Windows: I/O
+// completion ports. POSIX: epoll on Linux, poll() elsewhere; chosen when
+// called, so that CANAL_SERVER_LOOP=poll in the environment selects poll()
+// on Linux too.
+std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config);
+
+// The loop BackendNewServerLoop makes when called now: "iocp", "epoll" or
+// "poll".
+absl::string_view BackendServerLoopKind();
+
+// ServerOptions::max_connections = 0: how many clients a server serves at
+// once (see include/canal/server.h).
+size_t BackendAutomaticMaxConnections();
 
 }  // namespace internal
 }  // namespace canal

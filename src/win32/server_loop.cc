@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
 #include "src/server/server_internal.h"
 #include "src/win32/error.h"
 
@@ -49,6 +50,8 @@ constexpr ULONG_PTR kIoKey = 1;
 constexpr ULONG_PTR kWakeKey = 2;
 constexpr ULONG kMaxEntries = 128;
 constexpr size_t kMaxByteWrite = 64 * 1024;
+// ServerOptions::max_connections = 0.
+constexpr size_t kAutomaticMaxConnections = 4096;
 
 class IocpConn;
 
@@ -512,7 +515,7 @@ class IocpLoop final : public ServerLoop {
   }
 
   // Closes every connection on which nothing moved for idle_timeout, and
-  // plans the next sweep (see loop_posix.cc).
+  // plans the next sweep (see src/posix/server_loop.cc).
   void SweepIdle() {
     const IdleClock::time_point now = IdleClock::now();
     const IdleClock::duration timeout = IdleTimeout();
@@ -574,8 +577,15 @@ class IocpLoop final : public ServerLoop {
 
 }  // namespace
 
-std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config) {
+std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config) {
   return std::make_unique<IocpLoop>(config);
+}
+
+absl::string_view BackendServerLoopKind() { return "iocp"; }
+
+size_t BackendAutomaticMaxConnections() {
+  // Windows has no descriptor limit to stay under: a fixed number.
+  return kAutomaticMaxConnections;
 }
 
 }  // namespace internal

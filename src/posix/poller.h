@@ -1,10 +1,10 @@
-// Readiness notification for the POSIX server loop (loop_posix.cc): epoll
+// Readiness notification for the POSIX server loop (server_loop.cc): epoll
 // on Linux (poller_epoll.cc), poll(2) everywhere (poller_poll.cc). Both are
 // level-triggered: an event repeats until the condition is handled. Only the
 // loop thread calls them.
 
-#ifndef CANAL_SRC_SERVER_POLLER_H_
-#define CANAL_SRC_SERVER_POLLER_H_
+#ifndef CANAL_SRC_POSIX_POLLER_H_
+#define CANAL_SRC_POSIX_POLLER_H_
 
 #include <memory>
 #include <vector>
@@ -45,4 +45,4 @@ std::unique_ptr<Poller> NewEpollPoller();
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_SERVER_POLLER_H_
+#endif  // CANAL_SRC_POSIX_POLLER_H_

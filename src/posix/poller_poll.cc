@@ -7,7 +7,7 @@
 #include <new>
 #include <unordered_map>
 
-#include "src/server/poller.h"
+#include "src/posix/poller.h"
 
 namespace canal {
 namespace internal {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "src/posix/error.h"
-#include "src/server/poller.h"
+#include "src/posix/poller.h"
 
 namespace canal {
 namespace internal {

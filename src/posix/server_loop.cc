@@ -1,5 +1,8 @@
 // The POSIX server loop: readiness-based non-blocking I/O on the accepted
-// Unix sockets, with epoll (Linux) or poll(2) underneath (see poller.h).
+// Unix sockets, with epoll (Linux) or poll(2) underneath (see poller.h),
+// chosen when the loop is made: epoll on Linux unless CANAL_SERVER_LOOP=poll
+// is in the environment (so that the test suite runs the server tests on
+// the poll() loop of the other POSIX systems too), poll() elsewhere.
 //
 // Reading: one recv of up to read_chunk_size into a per-loop scratch buffer
 // per readiness event (level-triggered, so a busy client cannot starve the
@@ -35,6 +38,7 @@
 // ResourceExhausted.
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -42,6 +46,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -50,10 +56,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
 #include "src/internal/framing.h"
 #include "src/posix/error.h"
 #include "src/posix/fd_util.h"
-#include "src/server/poller.h"
+#include "src/posix/poller.h"
 #include "src/server/server_internal.h"
 
 namespace canal {
@@ -65,6 +72,16 @@ namespace {
 constexpr int kLoopSendFlags = kSendFlags | MSG_DONTWAIT;
 
 constexpr int kMaxIov = 64;
+
+// Whether a loop made now uses epoll (see the top of the file).
+bool UseEpoll() {
+#if defined(__linux__)
+  const char* loop = std::getenv("CANAL_SERVER_LOOP");
+  return loop == nullptr || std::strcmp(loop, "poll") != 0;
+#else
+  return false;
+#endif
+}
 // A message buffer larger than this is freed after use.
 constexpr size_t kKeepMessageCapacity = 1024 * 1024;
 
@@ -742,9 +759,22 @@ class PosixLoop final : public ServerLoop {
 
 }  // namespace
 
-std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
-                                         bool use_epoll) {
-  return std::make_unique<PosixLoop>(config, use_epoll);
+std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config) {
+  return std::make_unique<PosixLoop>(config, UseEpoll());
+}
+
+absl::string_view BackendServerLoopKind() {
+  return UseEpoll() ? "epoll" : "poll";
+}
+
+size_t BackendAutomaticMaxConnections() {
+  // Half of the soft descriptor limit: each connection costs the server one
+  // descriptor, and the rest of the process needs some too.
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+    return size_t{1} << 20;
+  }
+  return std::max<size_t>(1, static_cast<size_t>(lim.rlim_cur) / 2);
 }
 
 }  // namespace internal
