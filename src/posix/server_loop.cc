@@ -6,9 +6,11 @@
 //
 // Reading: one recv of up to read_chunk_size into a per-loop scratch buffer
 // per readiness event (level-triggered, so a busy client cannot starve the
-// others). Byte mode hands the chunk to on_data as is. Message mode parses
-// CNL1 frames (src/internal/framing.h) straight out of the scratch buffer;
-// only an incomplete frame is copied into the connection.
+// others). Byte mode hands the chunk to on_data as is. Message mode decodes
+// CNL1 frames with the connection's FrameDecoder (src/internal/framing.h),
+// straight out of the scratch buffer: a message that arrived whole is
+// dispatched from there, and only a frame that continues in a later recv is
+// kept, by the decoder.
 //
 // Writing: Send appends to the connection's queue and tries one sendmsg at
 // once from the calling thread (under the connection's mutex); whatever the
@@ -32,10 +34,10 @@
 // data is queued); a connection closed during an event batch is kept alive
 // the same way until the batch is over.
 //
-// Memory: a message's buffer grows with the bytes that arrive, never with
-// the size its header announces, so a client pays for what it sends. An
-// allocation that fails closes only the connection it was for, with
-// ResourceExhausted.
+// Memory: the decoder's buffer grows with the bytes that arrive (at most
+// twice those plus one read chunk), never with the size a header
+// announces, so a client pays for what it sends. An allocation that fails
+// closes only the connection it was for, with ResourceExhausted.
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -73,6 +75,14 @@ constexpr int kLoopSendFlags = kSendFlags | MSG_DONTWAIT;
 
 constexpr int kMaxIov = 64;
 
+// What the decoder may reserve ahead of the bytes that arrived: nothing
+// worth counting, so that a connection's message buffer grows with what the
+// client sent (at most twice that), whatever size its header announced.
+constexpr size_t kDecoderReceiveRoom = 1;
+// Between messages a connection keeps at most this much decoder memory for
+// the next one; more (a large message just dispatched) is freed.
+constexpr size_t kKeepDecoderMemory = FrameDecoder::kKeepStageCapacity;
+
 // Whether a loop made now uses epoll (see the top of the file).
 bool UseEpoll() {
 #if defined(__linux__)
@@ -82,12 +92,13 @@ bool UseEpoll() {
   return false;
 #endif
 }
-// A message buffer larger than this is freed after use.
-constexpr size_t kKeepMessageCapacity = 1024 * 1024;
 
 class PosixConn final : public ServerConn {
  public:
-  using ServerConn::ServerConn;
+  PosixConn(uint64_t id, Channel channel, PeerInfo peer,
+            const ServerConfig* config, ServerLoop* loop)
+      : ServerConn(id, std::move(channel), std::move(peer), config, loop),
+        decoder(config->max_message_size, kDecoderReceiveRoom) {}
 
   int fd = -1;
   // Guarded by mu: the client's end of stream was read (see the top).
@@ -103,10 +114,11 @@ class PosixConn final : public ServerConn {
   bool reg_read = false;
   bool reg_write = false;
   IdleClock::time_point last_read;  // When bytes (or the end) last came.
-  std::string in;             // Bytes read but not yet parsed (message mode).
-  bool have_header = false;   // Message mode: a frame's payload is due.
-  size_t need = 0;            // Its size.
-  std::string msg;            // Its payload so far.
+  // Message mode: bytes read but not yet offered to the decoder (dispatching
+  // stopped before them), and the decoder, which keeps a frame that
+  // continues in a later read.
+  std::string in;
+  FrameDecoder decoder;
 };
 
 class PosixLoop final : public ServerLoop {
@@ -438,7 +450,7 @@ class PosixLoop final : public ServerLoop {
       input_closed = conn->input_closed;
     }
     const bool inside = input_closed && config_->mode == PipeMode::kMessage &&
-                        (conn->have_header || !conn->in.empty());
+                        (conn->decoder.mid_frame() || !conn->in.empty());
     absl::string_view what = inside ? "stream ended inside a message"
                                     : "the client closed the pipe";
     if (undelivered == 0) {
@@ -507,7 +519,7 @@ class PosixLoop final : public ServerLoop {
     return false;
   }
 
-  // Message mode: parses frames from conn->in followed by `data`, and
+  // Message mode: decodes frames from conn->in followed by `data`, and
   // dispatches every complete message until the connection must stop. What
   // is left is kept in conn->in.
   void ProcessInput(PosixConn* conn, absl::string_view data) {
@@ -519,61 +531,36 @@ class PosixLoop final : public ServerLoop {
       buf = conn->in;
       from_in = true;
     }
-    while (!MustStop(conn)) {
-      if (!conn->have_header) {
-        if (buf.size() < kFrameHeaderSize) break;
-        uint32_t size = 0;
-        if (DecodeFrameHeader(reinterpret_cast<const unsigned char*>(
-                                  buf.data()),
-                              &size) != FrameHeaderError::kOk) {
-          CloseConn(conn, ConnError(absl::StatusCode::kDataLoss, *config_,
-                                    conn->id,
-                                    "malformed frame header (bad magic)"));
-          return;
-        }
-        if (size > config_->max_message_size) {
-          CloseConn(conn,
-                    ConnError(absl::StatusCode::kResourceExhausted, *config_,
-                              conn->id,
-                              absl::StrCat("the client announced a message of ",
-                                           size, " bytes; the limit is ",
-                                           config_->max_message_size)));
-          return;
-        }
-        buf.remove_prefix(kFrameHeaderSize);
-        conn->have_header = true;
-        conn->need = size;
-      }
+    while (!buf.empty() && !MustStop(conn)) {
       absl::string_view message;
-      if (conn->msg.empty() && buf.size() >= conn->need) {
-        message = buf.substr(0, conn->need);  // Whole: no copy.
-        buf.remove_prefix(conn->need);
-      } else {
-        if (buf.empty()) break;
-        // Grows with what arrived (the string's own doubling), never to
-        // the announced size: an announcement costs nothing until the
-        // bytes come.
-        const size_t take = std::min(conn->need - conn->msg.size(), buf.size());
-        conn->msg.append(buf.data(), take);
-        buf.remove_prefix(take);
-        if (conn->msg.size() < conn->need) break;
-        message = conn->msg;
+      const FrameDecoder::Result result = conn->decoder.Next(&buf, &message);
+      if (result == FrameDecoder::Result::kNeedMore) break;  // All taken.
+      if (result == FrameDecoder::Result::kError) {
+        CloseConn(conn, ConnError(conn->decoder.ErrorCode(), *config_,
+                                  conn->id, conn->decoder.DescribeError()));
+        return;
       }
-      conn->have_header = false;
+      if (result == FrameDecoder::Result::kNoMemory) {
+        CloseConn(conn,
+                  ConnError(absl::StatusCode::kResourceExhausted, *config_,
+                            conn->id,
+                            absl::StrCat("out of memory for a message of ",
+                                         conn->decoder.message_size(),
+                                         " bytes")));
+        return;
+      }
+      // `message` is valid until the next call on the decoder.
       absl::Status handled = Dispatch(conn, message);
-      if (!conn->msg.empty()) {
-        if (conn->msg.capacity() > kKeepMessageCapacity) {
-          std::string().swap(conn->msg);
-        } else {
-          conn->msg.clear();
-        }
-      }
       if (!handled.ok()) {
         CloseConn(conn, handled);
         return;
       }
     }
     if (conn->done) return;
+    if (!conn->decoder.mid_frame() &&
+        conn->decoder.memory_held() > kKeepDecoderMemory) {
+      conn->decoder.Trim();
+    }
     if (from_in) {
       conn->in.erase(0, conn->in.size() - buf.size());
     } else {
