@@ -476,10 +476,9 @@ class PosixLoop final : public ServerLoop {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
       if (err != ECONNRESET) {
-        CloseConn(conn, ConnError(absl::StatusCode::kUnavailable, *config_,
-                                  conn->id,
-                                  absl::StrCat("recv failed (",
-                                               DescribeErrno(err), ")")));
+        CloseConn(conn, ErrnoError(absl::StatusCode::kUnavailable, kServerOp,
+                                   config_->name,
+                                   ConnWhat(conn->id, "recv failed"), err));
         return;
       }
       n = 0;  // A reset after the peer's last data is its end of stream.
@@ -638,9 +637,9 @@ class PosixLoop final : public ServerLoop {
         const int err = errno;
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) return absl::OkStatus();
-        return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                         absl::StrCat("send failed (", DescribeErrno(err),
-                                      ")"));
+        return ErrnoError(absl::StatusCode::kUnavailable, kServerOp,
+                          config_->name, ConnWhat(conn->id, "send failed"),
+                          err);
       }
       size_t sent = static_cast<size_t>(n);
       if (sent > 0) conn->last_write = IdleClock::now();

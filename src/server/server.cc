@@ -54,11 +54,14 @@ absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
 
 }  // namespace
 
+std::string ConnWhat(uint64_t id, absl::string_view what) {
+  return absl::StrCat("connection ", id, ": ", what);
+}
+
 absl::Status ConnError(absl::StatusCode code, absl::string_view name,
                        uint64_t id, absl::string_view what) noexcept {
   try {
-    return MakeError(code, "Server", name,
-                     absl::StrCat("connection ", id, ": ", what));
+    return MakeError(code, kServerOp, name, ConnWhat(id, what));
   } catch (...) {
     return absl::Status(code, "");  // No message: nothing to allocate.
   }

@@ -209,6 +209,15 @@ class ServerLoop {
   std::atomic<size_t> open_{0};
 };
 
+// The operation named in the errors of a running server's connections.
+inline constexpr absl::string_view kServerOp = "Server";
+
+// "connection <id>: <what>": what an error on connection `id` says after
+// the operation and the server's name. The backends pass it to their error
+// functions (src/posix/error.h, src/win32/error.h), which add the native
+// error.
+std::string ConnWhat(uint64_t id, absl::string_view what);
+
 // The status for an error on connection `id` of the server `name`. Never
 // throws: out of memory, it returns the bare code.
 absl::Status ConnError(absl::StatusCode code, absl::string_view name,

@@ -306,10 +306,11 @@ class IocpLoop final : public ServerLoop {
                         "the channel was already closed");
     } else if (CreateIoCompletionPort(raw->handle, port_, kIoKey, 0) ==
                nullptr) {
-      added = ConnError(
-          absl::StatusCode::kUnavailable, *config_, raw->id,
-          absl::StrCat("CreateIoCompletionPort failed (",
-                       win32::DescribeWin32Error(GetLastError()), ")"));
+      added = win32::Win32Status(GetLastError(),
+                                 win32::ErrorContext::kServerWrite, kServerOp,
+                                 config_->name,
+                                 ConnWhat(raw->id,
+                                          "CreateIoCompletionPort failed"));
     }
     absl::Status opened = NotifyOpen(raw);
     if (added.ok()) added = opened;
@@ -392,8 +393,9 @@ class IocpLoop final : public ServerLoop {
   }
 
   absl::Status ReadError(IocpConn* conn, DWORD error) {
-    if (error == ERROR_BROKEN_PIPE || error == ERROR_PIPE_NOT_CONNECTED ||
-        error == ERROR_NO_DATA) {
+    const absl::StatusCode code =
+        win32::CodeForWin32Error(error, win32::ErrorContext::kServerRead);
+    if (code == absl::StatusCode::kOutOfRange) {
       if (!conn->msg.empty()) {
         return ConnError(absl::StatusCode::kDataLoss, *config_, conn->id,
                          "the pipe closed inside a message");
@@ -401,19 +403,19 @@ class IocpLoop final : public ServerLoop {
       return ConnError(absl::StatusCode::kOutOfRange, *config_, conn->id,
                        "the client closed the pipe");
     }
-    if (error == ERROR_OPERATION_ABORTED) {
+    if (code == absl::StatusCode::kCancelled) {
       return ConnError(absl::StatusCode::kCancelled, *config_, conn->id,
                        "the read was cancelled");
     }
-    return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                     absl::StrCat("ReadFile failed (",
-                                  win32::DescribeWin32Error(error), ")"));
+    return win32::Win32Status(error, win32::ErrorContext::kServerRead,
+                              kServerOp, config_->name,
+                              ConnWhat(conn->id, "ReadFile failed"));
   }
 
   absl::Status WriteError(IocpConn* conn, DWORD error) {
-    return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                     absl::StrCat("WriteFile failed (",
-                                  win32::DescribeWin32Error(error), ")"));
+    return win32::Win32Status(error, win32::ErrorContext::kServerWrite,
+                              kServerOp, config_->name,
+                              ConnWhat(conn->id, "WriteFile failed"));
   }
 
   void OnReadDone(IocpConn* conn, DWORD error, DWORD bytes) {
