@@ -14,6 +14,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 struct PollEvent {
   void* tag = nullptr;
@@ -42,6 +43,7 @@ std::unique_ptr<Poller> NewPollPoller();
 std::unique_ptr<Poller> NewEpollPoller();
 #endif
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 

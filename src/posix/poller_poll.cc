@@ -11,6 +11,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 short Events(bool read, bool write) {
@@ -93,5 +94,6 @@ std::unique_ptr<Poller> NewPollPoller() {
   return std::make_unique<PollPoller>();
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

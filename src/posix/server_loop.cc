@@ -61,12 +61,13 @@
 #include "src/internal/backend.h"
 #include "src/internal/framing.h"
 #include "src/posix/error.h"
-#include "src/posix/fd_util.h"
+#include "src/posix/io.h"
 #include "src/posix/poller.h"
 #include "src/server/server_internal.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 // No SIGPIPE (MSG_NOSIGNAL, or SO_NOSIGPIPE set by canal where that flag
@@ -93,10 +94,10 @@ bool UseEpoll() {
 #endif
 }
 
-class PosixConn final : public ServerConn {
+class PosixServerConn final : public ServerConn {
  public:
-  PosixConn(uint64_t id, Channel channel, PeerInfo peer,
-            const ServerConfig* config, ServerLoop* loop)
+  PosixServerConn(uint64_t id, Channel channel, PeerInfo peer,
+                  const ServerConfig* config, ServerLoop* loop)
       : ServerConn(id, std::move(channel), std::move(peer), config, loop),
         decoder(config->max_message_size, kDecoderReceiveRoom) {}
 
@@ -105,11 +106,12 @@ class PosixConn final : public ServerConn {
   bool input_closed = false;
   // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
   bool in_inbox = false;
-  std::shared_ptr<PosixConn> next_inbox;
+  std::shared_ptr<PosixServerConn> next_inbox;
   // Loop thread only.
   bool in_pending = false;  // In the loop's own list of the same.
-  std::shared_ptr<PosixConn> next_pending;
-  std::shared_ptr<PosixConn> next_dead;  // Closed during the current batch.
+  std::shared_ptr<PosixServerConn> next_pending;
+  std::shared_ptr<PosixServerConn>
+      next_dead;  // Closed during the current batch.
   bool done = false;
   bool reg_read = false;
   bool reg_write = false;
@@ -121,24 +123,24 @@ class PosixConn final : public ServerConn {
   FrameDecoder decoder;
 };
 
-class PosixLoop final : public ServerLoop {
+class PosixServerLoop final : public ServerLoop {
  public:
-  PosixLoop(const ServerConfig* config, bool use_epoll)
+  PosixServerLoop(const ServerConfig* config, bool use_epoll)
       : ServerLoop(config),
         use_epoll_(use_epoll),
         scratch_(new char[config->read_chunk_size]) {}
 
-  ~PosixLoop() override {
+  ~PosixServerLoop() override {
     if (wake_read_ >= 0) ::close(wake_read_);
     if (wake_write_ >= 0) ::close(wake_write_);
     // Unlink what the lists still hold, so that a Connection handle kept by
     // the user does not keep other connections alive through them.
     while (inbox_attention_ != nullptr) {
-      std::shared_ptr<PosixConn> conn = std::move(inbox_attention_);
+      std::shared_ptr<PosixServerConn> conn = std::move(inbox_attention_);
       inbox_attention_ = std::move(conn->next_inbox);
     }
     while (pending_ != nullptr) {
-      std::shared_ptr<PosixConn> conn = std::move(pending_);
+      std::shared_ptr<PosixServerConn> conn = std::move(pending_);
       pending_ = std::move(conn->next_pending);
     }
     ClearGraveyard();
@@ -171,9 +173,8 @@ class PosixLoop final : public ServerLoop {
 
   void Adopt(uint64_t id, Channel channel, PeerInfo peer) override {
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_new_.push_back(
-        std::make_shared<PosixConn>(id, std::move(channel), std::move(peer),
-                                    config_, this));
+    inbox_new_.push_back(std::make_shared<PosixServerConn>(
+        id, std::move(channel), std::move(peer), config_, this));
     WakeLocked();
   }
 
@@ -185,7 +186,7 @@ class PosixLoop final : public ServerLoop {
   }
 
   void OnQueuedLocked(ServerConn* base) override {
-    PosixConn* conn = static_cast<PosixConn*>(base);
+    PosixServerConn* conn = static_cast<PosixServerConn*>(base);
     if (conn->input_closed) {
       // Draining after the client's end of stream: the loop flushes and
       // decides when it is over.
@@ -206,7 +207,7 @@ class PosixLoop final : public ServerLoop {
   }
 
   void OnCloseRequestedLocked(ServerConn* conn) override {
-    Attention(static_cast<PosixConn*>(conn));
+    Attention(static_cast<PosixServerConn*>(conn));
   }
 
   void Run() override {
@@ -241,13 +242,13 @@ class PosixLoop final : public ServerLoop {
           DrainInbox();
           continue;
         }
-        PosixConn* conn = static_cast<PosixConn*>(ev.tag);
+        PosixServerConn* conn = static_cast<PosixServerConn*>(ev.tag);
         if (conn->done) continue;
         HandleEventGuarded(conn, ev);
       }
       // Connections touched from handlers on this thread.
       while (pending_ != nullptr) {
-        std::shared_ptr<PosixConn> conn = std::move(pending_);
+        std::shared_ptr<PosixServerConn> conn = std::move(pending_);
         pending_ = std::move(conn->next_pending);
         conn->in_pending = false;
         UpdateGuarded(conn.get());
@@ -270,13 +271,13 @@ class PosixLoop final : public ServerLoop {
 
   // Asks the loop to re-examine `conn` (interest, close request, resume).
   // Never allocates.
-  void Attention(PosixConn* conn) {
+  void Attention(PosixServerConn* conn) {
     if (OnLoopThread()) {
       if (conn->in_pending) return;
       conn->in_pending = true;
       conn->next_pending = std::move(pending_);
       pending_ =
-          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
+          std::static_pointer_cast<PosixServerConn>(conn->shared_from_this());
       return;
     }
     std::lock_guard<std::mutex> lock(inbox_mu_);
@@ -284,7 +285,7 @@ class PosixLoop final : public ServerLoop {
       conn->in_inbox = true;
       conn->next_inbox = std::move(inbox_attention_);
       inbox_attention_ =
-          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
+          std::static_pointer_cast<PosixServerConn>(conn->shared_from_this());
     }
     WakeLocked();
   }
@@ -292,7 +293,7 @@ class PosixLoop final : public ServerLoop {
   void ClearGraveyard() {
     // One at a time: a long chain must not recurse in the destructors.
     while (graveyard_ != nullptr) {
-      std::shared_ptr<PosixConn> next = std::move(graveyard_->next_dead);
+      std::shared_ptr<PosixServerConn> next = std::move(graveyard_->next_dead);
       graveyard_ = std::move(next);
     }
   }
@@ -301,8 +302,8 @@ class PosixLoop final : public ServerLoop {
     char buf[64];
     while (::read(wake_read_, buf, sizeof(buf)) > 0) {
     }
-    std::vector<std::shared_ptr<PosixConn>> fresh;
-    std::shared_ptr<PosixConn> attention;
+    std::vector<std::shared_ptr<PosixServerConn>> fresh;
+    std::shared_ptr<PosixServerConn> attention;
     bool shutdown = false;
     absl::Time deadline;
     {
@@ -315,7 +316,7 @@ class PosixLoop final : public ServerLoop {
     }
     for (auto& conn : fresh) AddConn(std::move(conn));
     while (attention != nullptr) {
-      std::shared_ptr<PosixConn> conn = std::move(attention);
+      std::shared_ptr<PosixServerConn> conn = std::move(attention);
       {
         std::lock_guard<std::mutex> lock(inbox_mu_);
         attention = std::move(conn->next_inbox);
@@ -329,13 +330,13 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  void AddConn(std::shared_ptr<PosixConn> conn) {
+  void AddConn(std::shared_ptr<PosixServerConn> conn) {
     conn->fd = conn->channel.native_handle();
     conn->last_read = IdleClock::now();
     if (has_idle_timeout() && next_sweep_ == IdleClock::time_point::max()) {
       next_sweep_ = conn->last_read + IdleTimeout();
     }
-    PosixConn* raw = conn.get();
+    PosixServerConn* raw = conn.get();
     try {
       conns_.emplace(raw->id, conn);
     } catch (...) {
@@ -361,7 +362,7 @@ class PosixLoop final : public ServerLoop {
 
   // HandleEvent and Update with every exception (allocation failures while
   // reading or parsing) turned into the end of that connection.
-  void HandleEventGuarded(PosixConn* conn, const PollEvent& ev) {
+  void HandleEventGuarded(PosixServerConn* conn, const PollEvent& ev) {
     try {
       HandleEvent(conn, ev);
     } catch (...) {
@@ -369,7 +370,7 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  void UpdateGuarded(PosixConn* conn) {
+  void UpdateGuarded(PosixServerConn* conn) {
     try {
       Update(conn);
     } catch (...) {
@@ -377,7 +378,7 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  void HandleEvent(PosixConn* conn, const PollEvent& ev) {
+  void HandleEvent(PosixServerConn* conn, const PollEvent& ev) {
     if (ev.readable && conn->reg_read) {
       HandleReadable(conn);
       if (conn->done) return;
@@ -428,7 +429,7 @@ class PosixLoop final : public ServerLoop {
 
   // Whether all that is left to read from the client is its end of stream
   // (or the reset that stands for it).
-  bool StreamEnded(PosixConn* conn) {
+  bool StreamEnded(PosixServerConn* conn) {
     char byte;
     ssize_t n;
     do {
@@ -440,7 +441,8 @@ class PosixLoop final : public ServerLoop {
   // How a connection ends after the client's end of stream: OutOfRange, or
   // DataLoss if the stream ended inside a message; `undelivered` queued
   // bytes could not be sent.
-  absl::Status EndOfInputStatus(const PosixConn* conn, size_t undelivered) {
+  absl::Status EndOfInputStatus(const PosixServerConn* conn,
+                                size_t undelivered) {
     // Once the end of stream has been read, `in` holds at most an
     // incomplete frame (reading happens only while not paused, and then
     // every complete frame has been dispatched).
@@ -466,7 +468,7 @@ class PosixLoop final : public ServerLoop {
                      "reading)"));
   }
 
-  void HandleReadable(PosixConn* conn) {
+  void HandleReadable(PosixServerConn* conn) {
     ssize_t n;
     do {
       n = ::recv(conn->fd, scratch_.get(), config_->read_chunk_size,
@@ -507,7 +509,7 @@ class PosixLoop final : public ServerLoop {
 
   // Whether dispatching for `conn` must stop for now: closing, shutting
   // down, or its queue is full (then it is paused).
-  bool MustStop(PosixConn* conn) {
+  bool MustStop(PosixServerConn* conn) {
     if (conn->done || shutting_down_) return true;
     std::lock_guard<std::mutex> lock(conn->mu);
     if (conn->close_requested) return true;
@@ -521,7 +523,7 @@ class PosixLoop final : public ServerLoop {
   // Message mode: decodes frames from conn->in followed by `data`, and
   // dispatches every complete message until the connection must stop. What
   // is left is kept in conn->in.
-  void ProcessInput(PosixConn* conn, absl::string_view data) {
+  void ProcessInput(PosixServerConn* conn, absl::string_view data) {
     if (config_->mode != PipeMode::kMessage) return;
     absl::string_view buf = data;
     bool from_in = false;
@@ -570,7 +572,7 @@ class PosixLoop final : public ServerLoop {
   // Re-examines `conn`: a close request, a queue drained enough to resume,
   // the end of a drain after the client's end of stream, and what to wait
   // for.
-  void Update(PosixConn* conn) {
+  void Update(PosixServerConn* conn) {
     if (conn->done) return;
     bool close = false;
     bool resume = false;
@@ -617,7 +619,7 @@ class PosixLoop final : public ServerLoop {
   }
 
   // Sends as much of the queue as the socket takes. With conn->mu held.
-  absl::Status FlushLocked(PosixConn* conn) {
+  absl::Status FlushLocked(PosixServerConn* conn) {
     while (conn->queued > 0 && !conn->finished) {
       iovec iov[kMaxIov];
       int count = 0;
@@ -659,7 +661,7 @@ class PosixLoop final : public ServerLoop {
     return absl::OkStatus();
   }
 
-  void CloseConn(PosixConn* conn, absl::Status status) {
+  void CloseConn(PosixServerConn* conn, absl::Status status) {
     if (conn->done) return;
     conn->done = true;
     if (conn->fd >= 0) poller_->Remove(conn->fd);
@@ -682,7 +684,7 @@ class PosixLoop final : public ServerLoop {
     const IdleClock::duration timeout = IdleTimeout();
     IdleClock::time_point earliest = IdleClock::time_point::max();
     for (auto it = conns_.begin(); it != conns_.end();) {
-      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      PosixServerConn* conn = (it++)->second.get();  // CloseConn erases it.
       IdleClock::time_point last;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
@@ -704,7 +706,7 @@ class PosixLoop final : public ServerLoop {
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
     for (auto it = conns_.begin(); it != conns_.end();) {
-      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      PosixServerConn* conn = (it++)->second.get();  // CloseConn erases it.
       bool close;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
@@ -727,9 +729,9 @@ class PosixLoop final : public ServerLoop {
   std::atomic<std::thread::id> loop_thread_{};
 
   // Loop thread only.
-  std::unordered_map<uint64_t, std::shared_ptr<PosixConn>> conns_;
-  std::shared_ptr<PosixConn> pending_;    // Linked through next_pending.
-  std::shared_ptr<PosixConn> graveyard_;  // Linked through next_dead.
+  std::unordered_map<uint64_t, std::shared_ptr<PosixServerConn>> conns_;
+  std::shared_ptr<PosixServerConn> pending_;    // Linked through next_pending.
+  std::shared_ptr<PosixServerConn> graveyard_;  // Linked through next_dead.
   bool shutting_down_ = false;
   absl::Time deadline_;
   // The next idle sweep; max(): none due (no timeout, or no connections).
@@ -737,20 +739,22 @@ class PosixLoop final : public ServerLoop {
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;
-  std::vector<std::shared_ptr<PosixConn>> inbox_new_;
-  std::shared_ptr<PosixConn> inbox_attention_;  // Linked through next_inbox.
+  std::vector<std::shared_ptr<PosixServerConn>> inbox_new_;
+  std::shared_ptr<PosixServerConn>
+      inbox_attention_;  // Linked through next_inbox.
   bool inbox_shutdown_ = false;
   absl::Time inbox_deadline_;
 };
 
 }  // namespace
+}  // namespace posix
 
 std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config) {
-  return std::make_unique<PosixLoop>(config, UseEpoll());
+  return std::make_unique<posix::PosixServerLoop>(config, posix::UseEpoll());
 }
 
 absl::string_view BackendServerLoopKind() {
-  return UseEpoll() ? "epoll" : "poll";
+  return posix::UseEpoll() ? "epoll" : "poll";
 }
 
 size_t BackendAutomaticMaxConnections() {
