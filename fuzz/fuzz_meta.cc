@@ -16,10 +16,10 @@
 #include "src/posix/meta.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using canal::internal::ListenerMeta;
+  using canal::internal::posix::ListenerMeta;
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   ListenerMeta meta;
-  if (!canal::internal::ParseMeta(text, &meta)) return 0;
+  if (!canal::internal::posix::ParseMeta(text, &meta)) return 0;
   if (meta.mode != canal::PipeMode::kByte &&
       meta.mode != canal::PipeMode::kMessage) {
     canal_fuzz::Fail("ParseMeta accepted an unknown mode");
@@ -39,9 +39,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                   meta.max_message_size));
   }
   ListenerMeta again;
-  const std::string line = canal::internal::FormatMeta(meta);
-  if (!canal::internal::ParseMeta(line, &again) || again.mode != meta.mode ||
-      again.access != meta.access ||
+  const std::string line = canal::internal::posix::FormatMeta(meta);
+  if (!canal::internal::posix::ParseMeta(line, &again) ||
+      again.mode != meta.mode || again.access != meta.access ||
       again.max_instances != meta.max_instances ||
       again.max_message_size != meta.max_message_size ||
       again.buffer_size != meta.buffer_size || again.pid != meta.pid) {

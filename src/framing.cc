@@ -343,25 +343,39 @@ FrameSurvey FrameDecoder::Survey(
   return survey;
 }
 
-absl::Status FrameDecoder::ErrorStatus(absl::string_view op,
-                                       absl::string_view name) const {
+absl::StatusCode FrameDecoder::ErrorCode() const {
   switch (error_) {
     case FrameError::kNone:
-      return absl::OkStatus();
-    case FrameError::kBadMagic:
-      return MakeError(absl::StatusCode::kDataLoss, op, name,
-                       "malformed frame: the peer is not speaking canal's "
-                       "message framing");
+      return absl::StatusCode::kOk;
     case FrameError::kTooLarge:
-      return MakeError(absl::StatusCode::kResourceExhausted, op, name,
-                       absl::StrCat("peer announced a message of ",
-                                    refused_size_, " bytes; the limit is ",
-                                    max_message_size_));
+      return absl::StatusCode::kResourceExhausted;
+    case FrameError::kBadMagic:
     case FrameError::kTruncated:
-      return MakeError(absl::StatusCode::kDataLoss, op, name,
-                       "stream ended inside a message");
+      return absl::StatusCode::kDataLoss;
   }
-  return absl::OkStatus();
+  return absl::StatusCode::kOk;
+}
+
+std::string FrameDecoder::DescribeError() const {
+  switch (error_) {
+    case FrameError::kNone:
+      return std::string();
+    case FrameError::kBadMagic:
+      return "malformed frame: the peer is not speaking canal's message "
+             "framing";
+    case FrameError::kTooLarge:
+      return absl::StrCat("peer announced a message of ", refused_size_,
+                          " bytes; the limit is ", max_message_size_);
+    case FrameError::kTruncated:
+      return "stream ended inside a message";
+  }
+  return std::string();
+}
+
+absl::Status FrameDecoder::ErrorStatus(absl::string_view op,
+                                       absl::string_view name) const {
+  if (error_ == FrameError::kNone) return absl::OkStatus();
+  return MakeError(ErrorCode(), op, name, DescribeError());
 }
 
 }  // namespace internal

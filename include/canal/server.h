@@ -15,8 +15,10 @@
 // callback apply to every client) and one accept thread that hands each new
 // client to one of `ServerOptions::threads` loop threads. A loop thread
 // serves all of its clients with non-blocking I/O: I/O completion ports on
-// Windows, epoll on Linux, poll() on other POSIX systems (the loop is chosen
-// when canal is built, see the `server_loop` Meson option).
+// Windows, epoll on Linux, poll() on other POSIX systems. `Start` picks the
+// loop; on Linux, CANAL_SERVER_LOOP=poll in the environment makes it pick
+// poll() instead (the test suite runs the server tests on both loops that
+// way; any other value is ignored).
 //
 // Threads. Every handler runs on the loop thread that owns the connection,
 // one call at a time per connection, and handlers of all connections of
@@ -231,7 +233,8 @@ class Server {
   // The name given to `Start`.
   absl::string_view name() const;
 
-  // The event loop this build uses: "iocp", "epoll" or "poll".
+  // The event loop `Start` picks when called now: "iocp", "epoll" or "poll"
+  // (see CANAL_SERVER_LOOP above).
   static absl::string_view LoopKind();
 
   // Connections currently open, over all loop threads.

@@ -4,10 +4,43 @@
 // The front end validates names, options, modes and directions, and handles
 // invalid (moved-from) objects; a backend implements the I/O. Meson compiles
 // exactly one backend, chosen by host_machine.system().
+//
+// Where each public call goes. A file that does a job in one backend has the
+// same name in the other, its code is in namespace internal::posix or
+// internal::win32, and a class that implements an interface of this file is
+// named after the platform and the interface (PosixChannel, Win32Channel;
+// PosixListener, Win32Listener; PosixProcess, Win32Process; PosixServerLoop,
+// Win32ServerLoop).
+//
+//   public call               front end        src/posix/      src/win32/
+//   Channel::Connect, Call,   channel.cc       connect.cc      connect.cc
+//     WaitForListener
+//   Channel::Read, Write,     channel.cc       channel.cc      channel.cc
+//     ReadMessage, Transact,
+//     Peek, Peer, Close
+//   Channel::RunAsClient      channel.cc       (Unimplemented) channel.cc
+//   Listener::Create, Accept, listener.cc      listener.cc     listener.cc
+//     Close
+//   CreatePipe, AdoptPipeEnd  -                pipe.cc         pipe.cc
+//   Fifo::Create, OpenRead,   -                fifo.cc         fifo.cc
+//     OpenWrite, Remove
+//   Subprocess::Start, Wait,  subprocess.cc    subprocess.cc   subprocess.cc
+//     Kill; Run
+//   Server::Start, Shutdown;  server/server.cc server_loop.cc  server_loop.cc
+//     Connection::Send, Close
+//   (front-end files are in src/)
+//
+// Shared by those: a name to its native form (src/names.cc; names.cc), native
+// errors to statuses (src/errors.cc; error.cc), the listener's published
+// limits (meta.cc), access control and peer identity (security.cc),
+// descriptors or handles and waiting on them (io.cc). Backend-only files:
+// POSIX poller.h, poller_epoll.cc and poller_poll.cc (the server loop's
+// readiness).
 
 #ifndef CANAL_SRC_INTERNAL_BACKEND_H_
 #define CANAL_SRC_INTERNAL_BACKEND_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -88,6 +121,35 @@ absl::Status BackendWaitForListener(absl::string_view name,
 
 // Whether this build's native names are POSIX paths (true) or `\\.\pipe\`.
 bool BackendUsesPosixNames();
+
+// canal::Server (src/server/). The server's shared code is platform-free;
+// each backend brings the event loop that suits its I/O model.
+
+// Whether this backend frames messages itself (POSIX: the frames of
+// src/internal/framing.h) or the system keeps message boundaries (Windows).
+#if defined(_WIN32)
+inline constexpr bool kBackendFramesMessages = false;
+#else
+inline constexpr bool kBackendFramesMessages = true;
+#endif
+
+class ServerLoop;
+struct ServerConfig;
+
+// A new event loop for one loop thread of a server configured by `config`
+// (which outlives the loop); Init is still to be called. Windows: I/O
+// completion ports. POSIX: epoll on Linux, poll() elsewhere; chosen when
+// called, so that CANAL_SERVER_LOOP=poll in the environment selects poll()
+// on Linux too.
+std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config);
+
+// The loop BackendNewServerLoop makes when called now: "iocp", "epoll" or
+// "poll".
+absl::string_view BackendServerLoopKind();
+
+// ServerOptions::max_connections = 0: how many clients a server serves at
+// once (see include/canal/server.h).
+size_t BackendAutomaticMaxConnections();
 
 }  // namespace internal
 }  // namespace canal

@@ -247,6 +247,11 @@ class FrameDecoder {
   // The status for error(): DataLoss or ResourceExhausted, with a message
   // naming `op` and `name`. OK when there is no error.
   absl::Status ErrorStatus(absl::string_view op, absl::string_view name) const;
+  // Its parts, for callers that build their own message (canal::Server
+  // names the connection): the code (kOk when there is no error) and what
+  // went wrong, e.g. "stream ended inside a message".
+  absl::StatusCode ErrorCode() const;
+  std::string DescribeError() const;
 
  private:
   // Decodes a complete header; false (with error_ set) if it is refused.

@@ -1,6 +1,6 @@
 // Pipe names: validation of portable names and recognition of native ones.
 // The mapping of a portable name to a path or `\\.\pipe\` name is the
-// backend's (src/posix/runtime_dir.cc, src/win32/names.cc).
+// backend's (src/posix/names.cc, src/win32/names.cc).
 
 #ifndef CANAL_SRC_INTERNAL_NAMES_H_
 #define CANAL_SRC_INTERNAL_NAMES_H_

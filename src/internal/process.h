@@ -1,6 +1,6 @@
 // The contract between the shared half of canal::Subprocess
 // (src/subprocess.cc: argument checks, Run) and a backend
-// (src/posix/subprocess_posix.cc, src/win32/subprocess_win.cc).
+// (src/posix/subprocess.cc, src/win32/subprocess.cc).
 
 #ifndef CANAL_SRC_INTERNAL_PROCESS_H_
 #define CANAL_SRC_INTERNAL_PROCESS_H_

@@ -8,6 +8,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 struct ErrnoEntry {
@@ -109,5 +110,6 @@ absl::Status ErrnoError(absl::StatusCode code, absl::string_view op,
   return MakeError(code, op, name, what, DescribeErrno(err));
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

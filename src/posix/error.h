@@ -14,6 +14,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 // The status code canal reports for `err` when the caller has no more
 // specific meaning for it (e.g. ENOENT -> NotFound, EACCES ->
@@ -34,6 +35,7 @@ absl::Status ErrnoError(absl::StatusCode code, absl::string_view op,
                         absl::string_view name, absl::string_view what,
                         int err);
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 

@@ -13,10 +13,11 @@
 #include "absl/strings/str_split.h"
 #include "src/internal/errors.h"
 #include "src/posix/error.h"
-#include "src/posix/peer_cred.h"
+#include "src/posix/security.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 constexpr absl::string_view kLockSuffix = ".canal~lock";
@@ -652,5 +653,6 @@ absl::StatusOr<UniqueFd> TryAcquireSlot(absl::string_view op,
   return UniqueFd();
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

@@ -54,10 +54,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "canal/types.h"
-#include "src/posix/fd_util.h"
+#include "src/posix/io.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 struct ListenerMeta {
   PipeMode mode = PipeMode::kByte;
@@ -99,7 +100,7 @@ absl::Status RemoveLeftovers(absl::string_view op, absl::string_view name,
 // Gives the open metadata or slot file `fd` exactly the permission bits
 // `mode` and, if `group` >= 0, that group (fchmod/fchown on the descriptor:
 // no path is followed). Clients open these files read-only, so `mode` says
-// who may find the listener (see MetaModeFor in peer_cred.h).
+// who may find the listener (see MetaModeFor in security.h).
 absl::Status SetFileAccess(absl::string_view op, absl::string_view name,
                            int fd, absl::string_view path, mode_t mode,
                            int64_t group);
@@ -161,6 +162,7 @@ absl::StatusOr<UniqueFd> TryAcquireSlot(absl::string_view op,
                                         absl::string_view socket_path,
                                         int count, uid_t owner);
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 

@@ -4,10 +4,6 @@
 
 #include "canal/server.h"
 
-#if !defined(_WIN32)
-#include <sys/resource.h>
-#endif
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,65 +18,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "canal/listener.h"
+#include "src/internal/backend.h"
 #include "src/internal/errors.h"
 #include "src/internal/framing.h"
-#include "src/server/server_config.h"
 #include "src/server/server_internal.h"
 
 namespace canal {
 namespace internal {
 namespace {
 
-// The loop this build uses. CANAL_SERVER_FORCE_POLL (set by the test suite
-// for its second, poll()-loop executable on Linux) overrides the default
-// from the `server_loop` Meson option (server_config.h).
-#if defined(_WIN32)
-constexpr absl::string_view kLoopKind = "iocp";
-#elif defined(CANAL_SERVER_FORCE_POLL) || CANAL_SERVER_DEFAULT_POLL
-constexpr absl::string_view kLoopKind = "poll";
-#else
-constexpr absl::string_view kLoopKind = "epoll";
-#endif
-
-std::unique_ptr<ServerLoop> NewLoop(const ServerConfig* config) {
-#if defined(_WIN32)
-  return NewIocpLoop(config);
-#else
-  return NewPosixLoop(config, /*use_epoll=*/kLoopKind == "epoll");
-#endif
-}
-
-// Whether this backend frames messages itself (POSIX) or the system keeps
-// message boundaries (Windows).
-#if defined(_WIN32)
-constexpr bool kFramesMessages = false;
-#else
-constexpr bool kFramesMessages = true;
-#endif
-
 // How long the accept thread waits after a failed Accept (unless one of the
 // server's connections ends first), doubling up to the maximum while the
 // failures last.
 constexpr absl::Duration kFirstAcceptBackoff = absl::Milliseconds(10);
 constexpr absl::Duration kMaxAcceptBackoff = absl::Milliseconds(500);
-
-// ServerOptions::max_connections = 0: POSIX: half of the soft descriptor
-// limit (each connection costs the server one descriptor, and the rest of
-// the process needs some too); Windows, which has no such limit: a fixed
-// number.
-constexpr size_t kWindowsAutomaticMaxConnections = 4096;
-
-size_t AutomaticMaxConnections() {
-#if defined(_WIN32)
-  return kWindowsAutomaticMaxConnections;
-#else
-  rlimit lim;
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
-    return size_t{1} << 20;
-  }
-  return std::max<size_t>(1, static_cast<size_t>(lim.rlim_cur) / 2);
-#endif
-}
 
 // Byte mode: small Sends are appended to the last queued buffer (never the
 // front one, which a write may be using) up to this size.
@@ -103,11 +54,14 @@ absl::Status InvalidOption(absl::string_view name, absl::string_view what) {
 
 }  // namespace
 
+std::string ConnWhat(uint64_t id, absl::string_view what) {
+  return absl::StrCat("connection ", id, ": ", what);
+}
+
 absl::Status ConnError(absl::StatusCode code, absl::string_view name,
                        uint64_t id, absl::string_view what) noexcept {
   try {
-    return MakeError(code, "Server", name,
-                     absl::StrCat("connection ", id, ": ", what));
+    return MakeError(code, kServerOp, name, ConnWhat(id, what));
   } catch (...) {
     return absl::Status(code, "");  // No message: nothing to allocate.
   }
@@ -139,7 +93,7 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
                                   params->max_message_size, " bytes"));
   }
   const size_t wire =
-      data.size() + (message && kFramesMessages ? kFrameHeaderSize : 0);
+      data.size() + (message && kBackendFramesMessages ? kFrameHeaderSize : 0);
   std::lock_guard<std::mutex> lock(mu);
   if (finished || close_requested) {
     return ConnError(absl::StatusCode::kFailedPrecondition, params->name, id,
@@ -163,7 +117,7 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
       } else {
         out.emplace_back(data);
       }
-    } else if (kFramesMessages) {
+    } else if (kBackendFramesMessages) {
       std::string frame;
       frame.reserve(wire);
       unsigned char header[kFrameHeaderSize];
@@ -361,7 +315,7 @@ class ServerCore {
   absl::Status Start(int threads) {
     try {
       for (int i = 0; i < threads; ++i) {
-        std::unique_ptr<ServerLoop> loop = NewLoop(&config_);
+        std::unique_ptr<ServerLoop> loop = BackendNewServerLoop(&config_);
         absl::Status init = loop->Init();
         if (!init.ok()) return init;
         loops_.push_back(std::move(loop));
@@ -593,7 +547,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     const size_t max_connections =
         options.max_connections > 0
             ? static_cast<size_t>(options.max_connections)
-            : internal::AutomaticMaxConnections();
+            : internal::BackendAutomaticMaxConnections();
     auto core = std::make_unique<internal::ServerCore>(
         std::move(config), *std::move(listener), max_connections);
     absl::Status started = core->Start(options.threads);
@@ -614,7 +568,9 @@ void Server::Shutdown(absl::Duration grace) { core_->Shutdown(grace); }
 
 absl::string_view Server::name() const { return core_->name(); }
 
-absl::string_view Server::LoopKind() { return internal::kLoopKind; }
+absl::string_view Server::LoopKind() {
+  return internal::BackendServerLoopKind();
+}
 
 size_t Server::connection_count() const { return core_->connection_count(); }
 

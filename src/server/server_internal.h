@@ -5,9 +5,10 @@
 //  - ServerConn: one client. Its outbound queue and close request are
 //    guarded by `mu` and touched by any thread (Connection::Send/Close); the
 //    rest belongs to the loop thread that owns it.
-//  - ServerLoop: one loop thread. loop_posix.cc (readiness: epoll or poll(),
-//    see poller.h) and loop_iocp.cc (completions) implement it; NewLoop in
-//    server.cc picks one at compile time.
+//  - ServerLoop: one loop thread. Each backend implements it in its
+//    server_loop.cc (src/posix/: readiness, with epoll or poll() chosen at
+//    run time, see poller.h; src/win32/: completions) and makes it through
+//    BackendNewServerLoop (src/internal/backend.h).
 //
 // Exceptions. None may leave a server thread or a public call: allocation
 // failures (std::bad_alloc) become ResourceExhausted (a failed Send returns
@@ -208,10 +209,14 @@ class ServerLoop {
   std::atomic<size_t> open_{0};
 };
 
-// The loops this build has (see server.cc for the choice).
-std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
-                                         bool use_epoll);
-std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config);
+// The operation named in the errors of a running server's connections.
+inline constexpr absl::string_view kServerOp = "Server";
+
+// "connection <id>: <what>": what an error on connection `id` says after
+// the operation and the server's name. The backends pass it to their error
+// functions (src/posix/error.h, src/win32/error.h), which add the native
+// error.
+std::string ConnWhat(uint64_t id, absl::string_view what);
 
 // The status for an error on connection `id` of the server `name`. Never
 // throws: out of memory, it returns the bare code.

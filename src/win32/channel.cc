@@ -24,7 +24,7 @@ constexpr size_t kMaxIo = 0x40000000;
 
 // --- InFlight ---------------------------------------------------------------
 
-PipeChannel::InFlight::InFlight(PipeChannel* channel)
+Win32Channel::InFlight::InFlight(Win32Channel* channel)
     : channel_(channel), handle_(nullptr) {
   absl::MutexLock lock(&channel_->mu_);
   if (channel_->closed_ || channel_->handle_ == nullptr) return;
@@ -32,7 +32,7 @@ PipeChannel::InFlight::InFlight(PipeChannel* channel)
   handle_ = channel_->handle_;
 }
 
-PipeChannel::InFlight::~InFlight() {
+Win32Channel::InFlight::~InFlight() {
   if (handle_ == nullptr) return;
   HANDLE to_close = nullptr;
   {
@@ -49,8 +49,8 @@ PipeChannel::InFlight::~InFlight() {
 
 // --- Turns ------------------------------------------------------------------
 
-PipeChannel::Turns::Turns(PipeChannel* channel, int turns,
-                          const Deadline& deadline, absl::string_view op)
+Win32Channel::Turns::Turns(Win32Channel* channel, int turns,
+                           const Deadline& deadline, absl::string_view op)
     : channel_(channel), turns_(0) {
   absl::MutexLock lock(&channel_->mu_);
   auto free_or_closed = [channel, turns]()
@@ -74,15 +74,15 @@ PipeChannel::Turns::Turns(PipeChannel* channel, int turns,
   turns_ = turns;
 }
 
-PipeChannel::Turns::~Turns() {
+Win32Channel::Turns::~Turns() {
   if (turns_ == 0) return;
   absl::MutexLock lock(&channel_->mu_);
   channel_->busy_turns_ &= ~turns_;
 }
 
-// --- PipeChannel ------------------------------------------------------------
+// --- Win32Channel ------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<PipeChannel>> PipeChannel::Create(
+absl::StatusOr<std::unique_ptr<Win32Channel>> Win32Channel::Create(
     ChannelSetup setup) {
   ScopedHandle read_event(NewEvent(true));
   ScopedHandle write_event(NewEvent(true));
@@ -99,9 +99,9 @@ absl::StatusOr<std::unique_ptr<PipeChannel>> PipeChannel::Create(
   // On an allocation failure the instance must still be reported closed.
   const bool server = setup.server;
   std::shared_ptr<InstanceOwner> owner = setup.owner;
-  PipeChannel* channel = new (std::nothrow)
-      PipeChannel(std::move(setup), std::move(read_event),
-                  std::move(write_event), std::move(close_event));
+  Win32Channel* channel = new (std::nothrow)
+      Win32Channel(std::move(setup), std::move(read_event),
+                   std::move(write_event), std::move(close_event));
   if (channel == nullptr) {
     // `setup` was not moved from: the constructor never ran.
     setup.pipe.reset();
@@ -109,11 +109,11 @@ absl::StatusOr<std::unique_ptr<PipeChannel>> PipeChannel::Create(
     return OutOfResources(server ? "Accept" : "Connect", setup.name,
                           "out of memory");
   }
-  return std::unique_ptr<PipeChannel>(channel);
+  return std::unique_ptr<Win32Channel>(channel);
 }
 
-PipeChannel::PipeChannel(ChannelSetup setup, ScopedHandle read_event,
-                         ScopedHandle write_event, ScopedHandle close_event)
+Win32Channel::Win32Channel(ChannelSetup setup, ScopedHandle read_event,
+                           ScopedHandle write_event, ScopedHandle close_event)
     : mode_(setup.mode),
       can_read_(setup.can_read),
       can_write_(setup.can_write),
@@ -128,19 +128,19 @@ PipeChannel::PipeChannel(ChannelSetup setup, ScopedHandle read_event,
       close_event_(std::move(close_event)),
       handle_(setup.pipe.release()) {}
 
-PipeChannel::~PipeChannel() { Close(); }
+Win32Channel::~Win32Channel() { Close(); }
 
-bool PipeChannel::is_open() const {
+bool Win32Channel::is_open() const {
   absl::MutexLock lock(&mu_);
   return !closed_;
 }
 
-NativeHandle PipeChannel::native_handle() const {
+NativeHandle Win32Channel::native_handle() const {
   absl::MutexLock lock(&mu_);
   return handle_;
 }
 
-void PipeChannel::Close() {
+void Win32Channel::Close() {
   HANDLE to_close = nullptr;
   {
     absl::MutexLock lock(&mu_);
@@ -161,7 +161,7 @@ void PipeChannel::Close() {
   if (to_close != nullptr) ReleaseHandle(to_close);
 }
 
-void PipeChannel::ReleaseHandle(HANDLE handle) {
+void Win32Channel::ReleaseHandle(HANDLE handle) {
   // Neither DisconnectNamedPipe nor FlushFileBuffers: the first would throw
   // away what the peer has not read yet, the second would block until it
   // has. After CloseHandle the peer still reads everything queued, then gets
@@ -170,13 +170,13 @@ void PipeChannel::ReleaseHandle(HANDLE handle) {
   if (server_ && owner_ != nullptr) owner_->InstanceClosed();
 }
 
-absl::Status PipeChannel::ClosedError(absl::string_view op) const {
+absl::Status Win32Channel::ClosedError(absl::string_view op) const {
   return MakeError(absl::StatusCode::kCancelled, op, name_,
                    "the channel was closed");
 }
 
-absl::Status PipeChannel::IoError(const IoResult& result, ErrorContext context,
-                                  absl::string_view op) const {
+absl::Status Win32Channel::IoError(const IoResult& result, ErrorContext context,
+                                   absl::string_view op) const {
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return ClosedError(op);
@@ -189,15 +189,15 @@ absl::Status PipeChannel::IoError(const IoResult& result, ErrorContext context,
   return Win32Status(result.error, context, op, name_);
 }
 
-void PipeChannel::Stash(std::string data, bool more) {
+void Win32Channel::Stash(std::string data, bool more) {
   absl::MutexLock lock(&stash_mu_);
   // Only ever called with the stash drained (reads take from it first).
   stash_ = std::move(data);
   stash_more_ = more;
 }
 
-absl::Status PipeChannel::CheckMessageSize(size_t size,
-                                           absl::string_view op) const {
+absl::Status Win32Channel::CheckMessageSize(size_t size,
+                                            absl::string_view op) const {
   if (size <= max_message_size_) return absl::OkStatus();
   return MakeError(absl::StatusCode::kResourceExhausted, op, name_,
                    absl::StrCat("the peer sent a message of ", size,
@@ -205,10 +205,10 @@ absl::Status PipeChannel::CheckMessageSize(size_t size,
                                 max_message_size_, " bytes"));
 }
 
-absl::StatusOr<ReadResult> PipeChannel::ReadChunk(HANDLE handle, char* data,
-                                                  size_t size,
-                                                  const Deadline& deadline,
-                                                  absl::string_view op) {
+absl::StatusOr<ReadResult> Win32Channel::ReadChunk(HANDLE handle, char* data,
+                                                   size_t size,
+                                                   const Deadline& deadline,
+                                                   absl::string_view op) {
   const DWORD want = static_cast<DWORD>(std::min(size, kMaxIo));
   while (true) {
     OVERLAPPED ov;
@@ -237,13 +237,13 @@ absl::StatusOr<ReadResult> PipeChannel::ReadChunk(HANDLE handle, char* data,
   }
 }
 
-absl::StatusOr<ReadResult> PipeChannel::Read(absl::Span<char> buffer,
-                                             absl::Duration timeout) {
+absl::StatusOr<ReadResult> Win32Channel::Read(absl::Span<char> buffer,
+                                              absl::Duration timeout) {
   return NoThrow("Read", name_, [&] { return DoRead(buffer, timeout); });
 }
 
-absl::StatusOr<ReadResult> PipeChannel::DoRead(absl::Span<char> buffer,
-                                               absl::Duration timeout) {
+absl::StatusOr<ReadResult> Win32Channel::DoRead(absl::Span<char> buffer,
+                                                absl::Duration timeout) {
   const Deadline deadline(timeout);
   Turns turns(this, kReadTurn, deadline, "Read");
   if (!turns.status().ok()) return turns.status();
@@ -267,9 +267,10 @@ absl::StatusOr<ReadResult> PipeChannel::DoRead(absl::Span<char> buffer,
   return ReadChunk(op.handle(), buffer.data(), buffer.size(), deadline, "Read");
 }
 
-absl::Status PipeChannel::ReadRestOfMessage(HANDLE handle, std::string* message,
-                                            const Deadline& deadline,
-                                            absl::string_view op) {
+absl::Status Win32Channel::ReadRestOfMessage(HANDLE handle,
+                                             std::string* message,
+                                             const Deadline& deadline,
+                                             absl::string_view op) {
   while (true) {
     DWORD left = 0;
     if (!PeekNamedPipe(handle, nullptr, 0, nullptr, nullptr, &left)) left = 0;
@@ -306,11 +307,11 @@ absl::Status PipeChannel::ReadRestOfMessage(HANDLE handle, std::string* message,
   }
 }
 
-absl::StatusOr<std::string> PipeChannel::ReadMessage(absl::Duration timeout) {
+absl::StatusOr<std::string> Win32Channel::ReadMessage(absl::Duration timeout) {
   return NoThrow("ReadMessage", name_, [&] { return DoReadMessage(timeout); });
 }
 
-absl::StatusOr<std::string> PipeChannel::DoReadMessage(
+absl::StatusOr<std::string> Win32Channel::DoReadMessage(
     absl::Duration timeout) {
   const Deadline deadline(timeout);
   Turns turns(this, kReadTurn, deadline, "ReadMessage");
@@ -334,14 +335,14 @@ absl::StatusOr<std::string> PipeChannel::DoReadMessage(
   return message;
 }
 
-absl::Status PipeChannel::Write(absl::string_view op, absl::string_view data,
-                                absl::Duration timeout) {
+absl::Status Win32Channel::Write(absl::string_view op, absl::string_view data,
+                                 absl::Duration timeout) {
   return NoThrow(op, name_, [&] { return DoWrite(op, data, timeout); });
 }
 
-absl::Status PipeChannel::DoWrite(absl::string_view op_name,
-                                  absl::string_view data,
-                                  absl::Duration timeout) {
+absl::Status Win32Channel::DoWrite(absl::string_view op_name,
+                                   absl::string_view data,
+                                   absl::Duration timeout) {
   const Deadline deadline(timeout);
   Turns turns(this, kWriteTurn, deadline, op_name);
   if (!turns.status().ok()) return turns.status();
@@ -385,15 +386,15 @@ absl::Status PipeChannel::DoWrite(absl::string_view op_name,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> PipeChannel::Transact(absl::string_view op,
-                                                  absl::string_view request,
-                                                  absl::Duration timeout) {
+absl::StatusOr<std::string> Win32Channel::Transact(absl::string_view op,
+                                                   absl::string_view request,
+                                                   absl::Duration timeout) {
   return NoThrow(op, name_, [&] { return DoTransact(op, request, timeout); });
 }
 
-absl::StatusOr<std::string> PipeChannel::DoTransact(absl::string_view op,
-                                                    absl::string_view request,
-                                                    absl::Duration timeout) {
+absl::StatusOr<std::string> Win32Channel::DoTransact(absl::string_view op,
+                                                     absl::string_view request,
+                                                     absl::Duration timeout) {
   const Deadline deadline(timeout);
   // Both turns at once, so that a Transact never holds one while it waits
   // for the other.
@@ -443,11 +444,11 @@ absl::StatusOr<std::string> PipeChannel::DoTransact(absl::string_view op,
   return reply;
 }
 
-absl::StatusOr<PeekResult> PipeChannel::Peek(absl::Span<char> buffer) {
+absl::StatusOr<PeekResult> Win32Channel::Peek(absl::Span<char> buffer) {
   return NoThrow("Peek", name_, [&] { return DoPeek(buffer); });
 }
 
-absl::StatusOr<PeekResult> PipeChannel::DoPeek(absl::Span<char> buffer) {
+absl::StatusOr<PeekResult> Win32Channel::DoPeek(absl::Span<char> buffer) {
   InFlight op(this);
   if (!op.ok()) return ClosedError("Peek");
   absl::MutexLock lock(&stash_mu_);
@@ -486,11 +487,11 @@ absl::StatusOr<PeekResult> PipeChannel::DoPeek(absl::Span<char> buffer) {
   return peek;
 }
 
-absl::StatusOr<PeerInfo> PipeChannel::Peer() {
+absl::StatusOr<PeerInfo> Win32Channel::Peer() {
   return NoThrow("Peer", name_, [&] { return DoPeer(); });
 }
 
-absl::StatusOr<PeerInfo> PipeChannel::DoPeer() {
+absl::StatusOr<PeerInfo> Win32Channel::DoPeer() {
   InFlight op(this);
   if (!op.ok()) return ClosedError("Peer");
   if (has_peer_) return peer_;
@@ -508,7 +509,7 @@ absl::StatusOr<PeerInfo> PipeChannel::DoPeer() {
   return info;
 }
 
-absl::Status PipeChannel::RunAsClient(absl::FunctionRef<void()> fn) {
+absl::Status Win32Channel::RunAsClient(absl::FunctionRef<void()> fn) {
   if (!server_) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "RunAsClient",
                      name_,

@@ -49,11 +49,11 @@ struct ChannelSetup {
   bool has_peer = false;
 };
 
-class PipeChannel final : public ChannelImpl {
+class Win32Channel final : public ChannelImpl {
  public:
-  static absl::StatusOr<std::unique_ptr<PipeChannel>> Create(
+  static absl::StatusOr<std::unique_ptr<Win32Channel>> Create(
       ChannelSetup setup);
-  ~PipeChannel() override;
+  ~Win32Channel() override;
 
   PipeMode mode() const override { return mode_; }
   bool can_read() const override { return can_read_; }
@@ -81,7 +81,7 @@ class PipeChannel final : public ChannelImpl {
   // under it; the last operation out closes it.
   class InFlight {
    public:
-    explicit InFlight(PipeChannel* channel);
+    explicit InFlight(Win32Channel* channel);
     ~InFlight();
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;
@@ -89,12 +89,12 @@ class PipeChannel final : public ChannelImpl {
     HANDLE handle() const { return handle_; }
 
    private:
-    PipeChannel* channel_;
+    Win32Channel* channel_;
     HANDLE handle_;
   };
 
-  PipeChannel(ChannelSetup setup, ScopedHandle read_event,
-              ScopedHandle write_event, ScopedHandle close_event);
+  Win32Channel(ChannelSetup setup, ScopedHandle read_event,
+               ScopedHandle write_event, ScopedHandle close_event);
 
   // The two turns a call may need: one reader and one writer at a time
   // (Transact needs both).
@@ -106,7 +106,7 @@ class PipeChannel final : public ChannelImpl {
   // DeadlineExceeded) and ends with Cancelled when the channel is closed.
   class Turns {
    public:
-    Turns(PipeChannel* channel, int turns, const Deadline& deadline,
+    Turns(Win32Channel* channel, int turns, const Deadline& deadline,
           absl::string_view op);
     ~Turns();
     Turns(const Turns&) = delete;
@@ -115,7 +115,7 @@ class PipeChannel final : public ChannelImpl {
     const absl::Status& status() const { return status_; }
 
    private:
-    PipeChannel* channel_;
+    Win32Channel* channel_;
     int turns_;
     absl::Status status_;
   };

@@ -86,6 +86,25 @@ absl::StatusCode CodeForWin32Error(Win32Error error, ErrorContext context) {
         break;
     }
   }
+  if (context == ErrorContext::kServerRead ||
+      context == ErrorContext::kServerWrite) {
+    switch (error) {
+      case ERROR_SUCCESS:
+        return absl::StatusCode::kOk;
+      case ERROR_BROKEN_PIPE:
+      case ERROR_NO_DATA:
+      case ERROR_PIPE_NOT_CONNECTED:
+        return context == ErrorContext::kServerRead
+                   ? absl::StatusCode::kOutOfRange
+                   : absl::StatusCode::kUnavailable;
+      case ERROR_OPERATION_ABORTED:
+        return context == ErrorContext::kServerRead
+                   ? absl::StatusCode::kCancelled
+                   : absl::StatusCode::kUnavailable;
+      default:
+        return absl::StatusCode::kUnavailable;
+    }
+  }
   switch (error) {
     case ERROR_SUCCESS:
       return absl::StatusCode::kOk;

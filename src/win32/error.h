@@ -38,6 +38,11 @@ enum class ErrorContext {
   kWrite,     // WriteFile.
   kTransact,  // TransactNamedPipe.
   kStart,     // CreateProcessW (Subprocess::Start).
+  // I/O on a connection of canal::Server. Any failure breaks the
+  // connection (Unavailable), except, for a read, the client's end of the
+  // stream (OutOfRange) and a cancelled read (Cancelled).
+  kServerRead,   // ReadFile.
+  kServerWrite,  // WriteFile, and adding the pipe to the completion port.
 };
 
 // The absl code for `error` in `context`.

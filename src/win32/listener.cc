@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
 #include "src/win32/channel.h"
@@ -517,7 +518,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::MakeChannel(
   setup.can_write = options_.access != PipeAccess::kInbound;
   setup.server = true;
   setup.max_message_size = options_.max_message_size;
-  // From here PipeChannel::Create reports the instance's end.
+  // From here Win32Channel::Create reports the instance's end.
   setup.owner = shared_from_this();
   setup.peer = std::move(peer);
   setup.has_peer = true;
@@ -528,8 +529,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::MakeChannel(
     InstanceClosed();
     throw;
   }
-  absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
-      PipeChannel::Create(std::move(setup));
+  absl::StatusOr<std::unique_ptr<Win32Channel>> channel =
+      Win32Channel::Create(std::move(setup));
   if (!channel.ok()) return channel.status();
   return std::unique_ptr<ChannelImpl>(std::move(*channel));
 }
@@ -584,9 +585,9 @@ void ListenerState::CloseInstances() {
   ready_.clear();
 }
 
-// --- PipeListener -----------------------------------------------------------
+// --- Win32Listener -----------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<PipeListener>> PipeListener::Create(
+absl::StatusOr<std::unique_ptr<Win32Listener>> Win32Listener::Create(
     absl::string_view name, const ListenerOptions& options) {
   absl::StatusOr<std::wstring> path = PipePath("Listen", name);
   if (!path.ok()) return path.status();
@@ -602,8 +603,8 @@ absl::StatusOr<std::unique_ptr<PipeListener>> PipeListener::Create(
       std::move(wake_event));
   absl::Status started = state->Start();
   if (!started.ok()) return started;
-  std::unique_ptr<PipeListener> listener(new (std::nothrow)
-                                             PipeListener(state));
+  std::unique_ptr<Win32Listener> listener(new (std::nothrow)
+                                              Win32Listener(state));
   if (listener == nullptr) {
     state->Close();
     return OutOfResources("Listen", name, "out of memory");
@@ -620,25 +621,25 @@ absl::StatusOr<std::unique_ptr<PipeListener>> PipeListener::Create(
   return listener;
 }
 
-PipeListener::PipeListener(std::shared_ptr<ListenerState> state)
+Win32Listener::Win32Listener(std::shared_ptr<ListenerState> state)
     : state_(std::move(state)) {}
 
-PipeListener::~PipeListener() {
+Win32Listener::~Win32Listener() {
   Close();
   // A thread blocked in Accept has been woken with Cancelled; nothing of
   // this listener may go away before it has left.
   state_->WaitForAcceptsToLeave();
 }
 
-bool PipeListener::is_open() const { return !state_->closed(); }
+bool Win32Listener::is_open() const { return !state_->closed(); }
 
-absl::string_view PipeListener::name() const { return state_->name(); }
+absl::string_view Win32Listener::name() const { return state_->name(); }
 
-const ListenerOptions& PipeListener::options() const {
+const ListenerOptions& Win32Listener::options() const {
   return state_->options();
 }
 
-absl::StatusOr<std::unique_ptr<ChannelImpl>> PipeListener::Accept(
+absl::StatusOr<std::unique_ptr<ChannelImpl>> Win32Listener::Accept(
     absl::Duration timeout) {
   // The call holds the state itself: a destructor running meanwhile waits
   // for it to leave (WaitForAcceptsToLeave), then drops only its own
@@ -648,7 +649,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PipeListener::Accept(
                  [&] { return state->Accept(timeout); });
 }
 
-void PipeListener::Close() {
+void Win32Listener::Close() {
   state_->Close();
   std::thread thread;
   {
@@ -662,5 +663,17 @@ void PipeListener::Close() {
 }
 
 }  // namespace win32
+
+absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
+    absl::string_view name, const ListenerOptions& options) {
+  return win32::NoThrow(
+      "Listen", name, [&]() -> absl::StatusOr<std::unique_ptr<ListenerImpl>> {
+        absl::StatusOr<std::unique_ptr<win32::Win32Listener>> listener =
+            win32::Win32Listener::Create(name, options);
+        if (!listener.ok()) return listener.status();
+        return std::unique_ptr<ListenerImpl>(std::move(*listener));
+      });
+}
+
 }  // namespace internal
 }  // namespace canal

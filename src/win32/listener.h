@@ -22,11 +22,11 @@ namespace win32 {
 
 class ListenerState;
 
-class PipeListener final : public ListenerImpl {
+class Win32Listener final : public ListenerImpl {
  public:
-  static absl::StatusOr<std::unique_ptr<PipeListener>> Create(
+  static absl::StatusOr<std::unique_ptr<Win32Listener>> Create(
       absl::string_view name, const ListenerOptions& options);
-  ~PipeListener() override;
+  ~Win32Listener() override;
 
   bool is_open() const override;
   absl::string_view name() const override;
@@ -36,7 +36,7 @@ class PipeListener final : public ListenerImpl {
   void Close() override;
 
  private:
-  explicit PipeListener(std::shared_ptr<ListenerState> state);
+  explicit Win32Listener(std::shared_ptr<ListenerState> state);
 
   std::shared_ptr<ListenerState> state_;
   absl::Mutex thread_mu_;

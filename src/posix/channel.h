@@ -52,8 +52,8 @@
 // last operation to leave, so a number reused by another open() is never
 // touched.
 
-#ifndef CANAL_SRC_POSIX_CHANNEL_POSIX_H_
-#define CANAL_SRC_POSIX_CHANNEL_POSIX_H_
+#ifndef CANAL_SRC_POSIX_CHANNEL_H_
+#define CANAL_SRC_POSIX_CHANNEL_H_
 
 #include <sys/types.h>
 
@@ -74,10 +74,11 @@
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/framing.h"
-#include "src/posix/fd_util.h"
+#include "src/posix/io.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 // A growable FIFO of bytes with cheap consumption from the front.
 class ByteQueue {
@@ -139,7 +140,7 @@ class PosixChannel final : public ChannelImpl {
  private:
   class OpGuard;
   enum Role { kNoRole = 0, kReader = 1, kWriter = 2 };
-  // op_state_ layout (see channel_posix.cc, "In-flight tracking").
+  // op_state_ layout (see channel.cc, "In-flight tracking").
   static constexpr uint32_t kClosedBit = 1;
   static constexpr uint32_t kReadingBit = 2;
   static constexpr uint32_t kWritingBit = 4;
@@ -261,7 +262,8 @@ class PosixChannel final : public ChannelImpl {
   std::unique_ptr<char[]> sbuf_;
 };
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_POSIX_CHANNEL_POSIX_H_
+#endif  // CANAL_SRC_POSIX_CHANNEL_H_

@@ -1,10 +1,10 @@
-// Readiness notification for the POSIX server loop (loop_posix.cc): epoll
+// Readiness notification for the POSIX server loop (server_loop.cc): epoll
 // on Linux (poller_epoll.cc), poll(2) everywhere (poller_poll.cc). Both are
 // level-triggered: an event repeats until the condition is handled. Only the
 // loop thread calls them.
 
-#ifndef CANAL_SRC_SERVER_POLLER_H_
-#define CANAL_SRC_SERVER_POLLER_H_
+#ifndef CANAL_SRC_POSIX_POLLER_H_
+#define CANAL_SRC_POSIX_POLLER_H_
 
 #include <memory>
 #include <vector>
@@ -14,6 +14,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 struct PollEvent {
   void* tag = nullptr;
@@ -42,7 +43,8 @@ std::unique_ptr<Poller> NewPollPoller();
 std::unique_ptr<Poller> NewEpollPoller();
 #endif
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_SERVER_POLLER_H_
+#endif  // CANAL_SRC_POSIX_POLLER_H_

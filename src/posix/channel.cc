@@ -1,4 +1,4 @@
-#include "src/posix/channel_posix.h"
+#include "src/posix/channel.h"
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -17,7 +17,7 @@
 #include "src/internal/errors.h"
 #include "src/internal/framing.h"
 #include "src/posix/error.h"
-#include "src/posix/peer_cred.h"
+#include "src/posix/security.h"
 
 #if defined(__APPLE__)
 #include <sys/un.h>  // SOL_LOCAL, LOCAL_PEERPID
@@ -25,6 +25,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 // How much one recv() asks for when filling the receive buffer.
@@ -863,5 +864,6 @@ absl::StatusOr<PeerInfo> PosixChannel::Peer() {
   return info;
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

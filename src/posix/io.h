@@ -4,10 +4,10 @@
 //
 // Sockets are created non-blocking (connect and accept need that to detect a
 // full backlog / a vanished client without waiting); a PosixChannel then
-// makes its connected socket blocking, see channel_posix.h.
+// makes its connected socket blocking, see channel.h.
 
-#ifndef CANAL_SRC_POSIX_FD_UTIL_H_
-#define CANAL_SRC_POSIX_FD_UTIL_H_
+#ifndef CANAL_SRC_POSIX_IO_H_
+#define CANAL_SRC_POSIX_IO_H_
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -22,6 +22,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 // Flags for send/sendmsg: MSG_NOSIGNAL where it exists. Elsewhere (macOS)
 // SO_NOSIGPIPE is set on every socket instead, see SetNoSigPipe.
@@ -109,7 +110,8 @@ inline bool SameFile(const FileId& a, const FileId& b) {
   return a.valid && b.valid && a.dev == b.dev && a.ino == b.ino;
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_POSIX_FD_UTIL_H_
+#endif  // CANAL_SRC_POSIX_IO_H_

@@ -14,8 +14,8 @@
 // A native name (an absolute path) is used unchanged and its directory is
 // not checked: the caller chose it.
 
-#ifndef CANAL_SRC_POSIX_RUNTIME_DIR_H_
-#define CANAL_SRC_POSIX_RUNTIME_DIR_H_
+#ifndef CANAL_SRC_POSIX_NAMES_H_
+#define CANAL_SRC_POSIX_NAMES_H_
 
 #include <cstddef>
 #include <string>
@@ -26,6 +26,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 // The runtime dir from the environment, without any checks.
 std::string RuntimeDirPath();
@@ -65,7 +66,8 @@ absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
                                           absl::string_view name,
                                           bool create_dir);
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_POSIX_RUNTIME_DIR_H_
+#endif  // CANAL_SRC_POSIX_NAMES_H_

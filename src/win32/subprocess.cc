@@ -24,7 +24,7 @@
 #include "src/win32/error.h"
 #include "src/win32/io.h"
 #include "src/win32/names.h"
-#include "src/win32/pipe_win.h"
+#include "src/win32/pipe.h"
 
 namespace canal {
 namespace internal {
@@ -34,14 +34,14 @@ namespace {
 // The exit code a child ended by Kill() reports.
 constexpr UINT kKilledExitCode = 1;
 
-class WinProcess final : public ProcessImpl {
+class Win32Process final : public ProcessImpl {
  public:
-  WinProcess(ScopedHandle process, DWORD pid, bool kill_on_destroy)
+  Win32Process(ScopedHandle process, DWORD pid, bool kill_on_destroy)
       : process_(std::move(process)),
         pid_(pid),
         kill_on_destroy_(kill_on_destroy) {}
 
-  ~WinProcess() override {
+  ~Win32Process() override {
     // Windows has no zombies: closing the handle is all the reaping there
     // is. A running child keeps running unless asked otherwise.
     if (kill_on_destroy_ &&
@@ -193,7 +193,7 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
         setup.can_write = !parent_reads;
         setup.server = true;
         setup.name = absl::StrCat(names[i], " of ", program);
-        auto impl = win32::PipeChannel::Create(std::move(setup));
+        auto impl = win32::Win32Channel::Create(std::move(setup));
         if (!impl.ok()) return impl.status();
         *channels[i] = Channel(*std::move(impl));
         break;
@@ -329,7 +329,7 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
   CloseHandle(pi.hThread);
   // The inheritable copies and the child's pipe ends close when this
   // returns, so the parent's channels see the child's end of stream.
-  started.process = std::make_unique<win32::WinProcess>(
+  started.process = std::make_unique<win32::Win32Process>(
       ScopedHandle(pi.hProcess), pi.dwProcessId, options.kill_on_destroy);
   return started;
 }

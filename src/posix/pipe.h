@@ -10,8 +10,8 @@
 // Read serves first, and kicks the wake descriptor so that a reader asleep
 // in poll() notices them.
 
-#ifndef CANAL_SRC_POSIX_PIPE_POSIX_H_
-#define CANAL_SRC_POSIX_PIPE_POSIX_H_
+#ifndef CANAL_SRC_POSIX_PIPE_H_
+#define CANAL_SRC_POSIX_PIPE_H_
 
 #include <sys/types.h>
 
@@ -29,10 +29,11 @@
 #include "canal/types.h"
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
-#include "src/posix/fd_util.h"
+#include "src/posix/io.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 // write(2) that never raises SIGPIPE: EPIPE is returned instead. Does not
 // change the process's signal dispositions (SIGPIPE is blocked in this
@@ -43,16 +44,16 @@ ssize_t WriteNoSigPipe(int fd, const void* data, size_t size);
 // blocking. Returns false with errno set.
 bool MakeCloexecPipe(int fds[2]);
 
-class FdPipeChannel final : public ChannelImpl {
+class PosixPipeChannel final : public ChannelImpl {
  public:
   // Takes `fd` and makes it non-blocking (and close-on-exec). `read_end`
   // selects the direction. `keep_writer` (FIFO read ends only) is a private
   // write end held until the first byte arrives, so that reads wait for a
   // writer instead of reporting end of stream.
-  static absl::StatusOr<std::unique_ptr<FdPipeChannel>> Create(
+  static absl::StatusOr<std::unique_ptr<PosixPipeChannel>> Create(
       UniqueFd fd, bool read_end, std::string name,
       UniqueFd keep_writer = UniqueFd());
-  ~FdPipeChannel() override;
+  ~PosixPipeChannel() override;
 
   PipeMode mode() const override { return PipeMode::kByte; }
   bool can_read() const override { return read_end_; }
@@ -76,8 +77,8 @@ class FdPipeChannel final : public ChannelImpl {
 
  private:
   class Op;
-  FdPipeChannel(UniqueFd fd, bool read_end, std::string name,
-                UniqueFd keep_writer, int wake_read, int wake_write);
+  PosixPipeChannel(UniqueFd fd, bool read_end, std::string name,
+                   UniqueFd keep_writer, int wake_read, int wake_write);
 
   absl::Status Cancelled(absl::string_view op) const;
   void Kick();
@@ -106,7 +107,8 @@ class FdPipeChannel final : public ChannelImpl {
   UniqueFd keep_writer_ ABSL_GUARDED_BY(buf_mu_);
 };
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_POSIX_PIPE_POSIX_H_
+#endif  // CANAL_SRC_POSIX_PIPE_H_

@@ -8,6 +8,8 @@
 // write end is opened through the read end's descriptor, so it is the same
 // FIFO even if the path is swapped in between.
 
+#include "canal/fifo.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,12 +20,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "canal/fifo.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
 #include "src/posix/error.h"
-#include "src/posix/fd_util.h"
-#include "src/posix/pipe_posix.h"
+#include "src/posix/io.h"
+#include "src/posix/pipe.h"
 
 namespace canal {
 namespace {
@@ -59,7 +60,7 @@ int OpenFifo(const std::string& path, int flags) {
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
-    internal::CloseFd(fd);
+    internal::posix::CloseFd(fd);
     return -2;
   }
   return fd;
@@ -74,12 +75,13 @@ absl::Status NotAFifo(absl::string_view op, absl::string_view path) {
 absl::Status OpenError(absl::string_view op, absl::string_view path,
                        absl::string_view what, int err) {
   if (err == ELOOP) {
-    return internal::ErrnoError(absl::StatusCode::kInvalidArgument, op, path,
-                                "the path is a symbolic link, which canal "
-                                "does not follow (open the FIFO it names)",
-                                err);
+    return internal::posix::ErrnoError(
+        absl::StatusCode::kInvalidArgument, op, path,
+        "the path is a symbolic link, which canal "
+        "does not follow (open the FIFO it names)",
+        err);
   }
-  return internal::ErrnoError(op, path, what, err);
+  return internal::posix::ErrnoError(op, path, what, err);
 }
 
 // Gives the FIFO that mkfifo just made at `path` exactly `mode`, through a
@@ -100,12 +102,13 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
   }
   if (fd < 0) {
     const int err = errno;
-    return internal::ErrnoError(absl::StatusCode::kPermissionDenied, kOp, path,
-                                "the FIFO was replaced right after mkfifo "
-                                "(can others write its directory?)",
-                                err);
+    return internal::posix::ErrnoError(
+        absl::StatusCode::kPermissionDenied, kOp, path,
+        "the FIFO was replaced right after mkfifo "
+        "(can others write its directory?)",
+        err);
   }
-  internal::UniqueFd owned(fd);
+  internal::posix::UniqueFd owned(fd);
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) ||
       st.st_uid != ::geteuid() || st.st_nlink != 1) {
@@ -122,9 +125,9 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
     rc = ::chmod(absl::StrCat("/proc/self/fd/", fd).c_str(), mode);
     if (rc != 0 && errno == ENOENT) {
       // No /proc: open the FIFO itself, and make sure it is the same one.
-      internal::UniqueFd opened(::open(
-          path.c_str(),
-          O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+      internal::posix::UniqueFd opened(
+          ::open(path.c_str(),
+                 O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
       struct stat again;
       if (opened.valid() && ::fstat(opened.get(), &again) == 0 &&
           again.st_dev == st.st_dev && again.st_ino == st.st_ino) {
@@ -139,11 +142,11 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
   if (rc != 0) {
     const int err = errno;
     // Remove our FIFO, not whatever the path names by now.
-    if (internal::SameFile(internal::FileIdOfFd(fd),
-                           internal::FileIdOfPath(path))) {
+    if (internal::posix::SameFile(internal::posix::FileIdOfFd(fd),
+                                  internal::posix::FileIdOfPath(path))) {
       ::unlink(path.c_str());
     }
-    return internal::ErrnoError(kOp, path, "chmod failed", err);
+    return internal::posix::ErrnoError(kOp, path, "chmod failed", err);
   }
   return absl::OkStatus();
 }
@@ -152,8 +155,8 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
 // /proc/self/fd where there is one (the descriptor names the file, whatever
 // the path names by now), else through the path, checked to be the same
 // FIFO.
-absl::StatusOr<internal::UniqueFd> OpenOwnWriteEnd(int read_fd,
-                                                   absl::string_view path) {
+absl::StatusOr<internal::posix::UniqueFd> OpenOwnWriteEnd(
+    int read_fd, absl::string_view path) {
   constexpr absl::string_view kOp = "Fifo::OpenRead";
   // The /proc entry is a link by nature: followed on purpose.
   const std::string self = absl::StrCat("/proc/self/fd/", read_fd);
@@ -170,9 +173,9 @@ absl::StatusOr<internal::UniqueFd> OpenOwnWriteEnd(int read_fd,
   if (fd < 0) {
     return OpenError(kOp, path, "cannot open the FIFO's write side", errno);
   }
-  internal::UniqueFd write_fd(fd);
-  if (!internal::SameFile(internal::FileIdOfFd(fd),
-                          internal::FileIdOfFd(read_fd))) {
+  internal::posix::UniqueFd write_fd(fd);
+  if (!internal::posix::SameFile(internal::posix::FileIdOfFd(fd),
+                                 internal::posix::FileIdOfFd(read_fd))) {
     return internal::MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
                                "the FIFO was replaced while it was opened "
                                "(can others write its directory?)");
@@ -193,11 +196,12 @@ static absl::Status FifoCreate(absl::string_view path, uint32_t mode) {
   if (::mkfifo(p.c_str(), static_cast<mode_t>(mode)) != 0) {
     const int err = errno;
     if (err == EEXIST) {
-      return internal::ErrnoError(absl::StatusCode::kAlreadyExists,
-                                  "Fifo::Create", path,
-                                  "something already exists at the path", err);
+      return internal::posix::ErrnoError(
+          absl::StatusCode::kAlreadyExists, "Fifo::Create", path,
+          "something already exists at the path", err);
     }
-    return internal::ErrnoError("Fifo::Create", path, "mkfifo failed", err);
+    return internal::posix::ErrnoError("Fifo::Create", path, "mkfifo failed",
+                                       err);
   }
   // mkfifo applies the umask; the caller asked for exactly `mode`.
   return SetNewFifoMode(p, static_cast<mode_t>(mode));
@@ -209,13 +213,13 @@ static absl::StatusOr<Channel> FifoOpenRead(absl::string_view path) {
   const int fd = OpenFifo(p, O_RDONLY);
   if (fd == -2) return NotAFifo("Fifo::OpenRead", path);
   if (fd < 0) return OpenError("Fifo::OpenRead", path, "open failed", errno);
-  internal::UniqueFd read_fd(fd);
+  internal::posix::UniqueFd read_fd(fd);
   // A private write end, held until the first byte arrives: without it a
   // read before any writer opened the FIFO would return 0 (end of stream).
   // Opening the write end cannot fail with ENXIO: we are a reader.
-  absl::StatusOr<internal::UniqueFd> keep = OpenOwnWriteEnd(fd, path);
+  absl::StatusOr<internal::posix::UniqueFd> keep = OpenOwnWriteEnd(fd, path);
   if (!keep.ok()) return keep.status();
-  auto impl = internal::FdPipeChannel::Create(
+  auto impl = internal::posix::PosixPipeChannel::Create(
       std::move(read_fd), true, p, *std::move(keep));
   if (!impl.ok()) return impl.status();
   return Channel(*std::move(impl));
@@ -230,8 +234,8 @@ static absl::StatusOr<Channel> FifoOpenWrite(absl::string_view path,
   while (true) {
     const int fd = OpenFifo(p, O_WRONLY);
     if (fd >= 0) {
-      auto impl = internal::FdPipeChannel::Create(internal::UniqueFd(fd),
-                                                  false, p);
+      auto impl = internal::posix::PosixPipeChannel::Create(
+          internal::posix::UniqueFd(fd), false, p);
       if (!impl.ok()) return impl.status();
       return Channel(*std::move(impl));
     }
@@ -242,11 +246,11 @@ static absl::StatusOr<Channel> FifoOpenWrite(absl::string_view path,
     if (err != ENXIO) return OpenError("Fifo::OpenWrite", path, "open failed", err);
     // ENXIO: no reader has the FIFO open yet.
     if (deadline.expired()) {
-      return internal::ErrnoError(absl::StatusCode::kDeadlineExceeded,
-                                  "Fifo::OpenWrite", path,
-                                  "no reader opened the FIFO in time", err);
+      return internal::posix::ErrnoError(
+          absl::StatusCode::kDeadlineExceeded, "Fifo::OpenWrite", path,
+          "no reader opened the FIFO in time", err);
     }
-    internal::SleepWithin(backoff, deadline);
+    internal::posix::SleepWithin(backoff, deadline);
     backoff = std::min(backoff * 2, absl::Milliseconds(20));
   }
 }
@@ -256,7 +260,8 @@ static absl::Status FifoRemove(absl::string_view path) {
   const std::string p(path);
   struct stat st;
   if (::lstat(p.c_str(), &st) != 0) {
-    return internal::ErrnoError("Fifo::Remove", path, "lstat failed", errno);
+    return internal::posix::ErrnoError("Fifo::Remove", path, "lstat failed",
+                                       errno);
   }
   if (!S_ISFIFO(st.st_mode)) {
     return internal::MakeError(absl::StatusCode::kFailedPrecondition,
@@ -264,7 +269,8 @@ static absl::Status FifoRemove(absl::string_view path) {
                                "not a FIFO; left in place");
   }
   if (::unlink(p.c_str()) != 0) {
-    return internal::ErrnoError("Fifo::Remove", path, "unlink failed", errno);
+    return internal::posix::ErrnoError("Fifo::Remove", path, "unlink failed",
+                                       errno);
   }
   return absl::OkStatus();
 }

@@ -38,27 +38,32 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
 #include "src/server/server_internal.h"
 #include "src/win32/error.h"
 
 namespace canal {
 namespace internal {
+namespace win32 {
 namespace {
 
 constexpr ULONG_PTR kIoKey = 1;
 constexpr ULONG_PTR kWakeKey = 2;
 constexpr ULONG kMaxEntries = 128;
 constexpr size_t kMaxByteWrite = 64 * 1024;
+// ServerOptions::max_connections = 0.
+constexpr size_t kAutomaticMaxConnections = 4096;
 
-class IocpConn;
+class Win32ServerConn;
 
 struct IoOp {
   OVERLAPPED ov;
   bool is_read = false;
-  std::shared_ptr<IocpConn> self;  // Set while the operation is outstanding.
+  std::shared_ptr<Win32ServerConn>
+      self;  // Set while the operation is outstanding.
 };
 
-class IocpConn final : public ServerConn {
+class Win32ServerConn final : public ServerConn {
  public:
   using ServerConn::ServerConn;
 
@@ -68,10 +73,10 @@ class IocpConn final : public ServerConn {
   std::vector<char> read_buf;
   // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
   bool in_inbox = false;
-  std::shared_ptr<IocpConn> next_inbox;
+  std::shared_ptr<Win32ServerConn> next_inbox;
   // Loop thread only.
   bool in_pending = false;  // In the loop's own list of the same.
-  std::shared_ptr<IocpConn> next_pending;
+  std::shared_ptr<Win32ServerConn> next_pending;
   bool done = false;
   bool read_pending = false;
   IdleClock::time_point last_read;  // When bytes (or the end) last came.
@@ -80,20 +85,20 @@ class IocpConn final : public ServerConn {
   bool write_pending = false;
 };
 
-class IocpLoop final : public ServerLoop {
+class Win32ServerLoop final : public ServerLoop {
  public:
-  explicit IocpLoop(const ServerConfig* config) : ServerLoop(config) {}
+  explicit Win32ServerLoop(const ServerConfig* config) : ServerLoop(config) {}
 
-  ~IocpLoop() override {
+  ~Win32ServerLoop() override {
     if (port_ != nullptr) CloseHandle(port_);
     // Unlink what the lists still hold, so that a Connection handle kept by
     // the user does not keep other connections alive through them.
     while (inbox_attention_ != nullptr) {
-      std::shared_ptr<IocpConn> conn = std::move(inbox_attention_);
+      std::shared_ptr<Win32ServerConn> conn = std::move(inbox_attention_);
       inbox_attention_ = std::move(conn->next_inbox);
     }
     while (pending_ != nullptr) {
-      std::shared_ptr<IocpConn> conn = std::move(pending_);
+      std::shared_ptr<Win32ServerConn> conn = std::move(pending_);
       pending_ = std::move(conn->next_pending);
     }
   }
@@ -101,9 +106,9 @@ class IocpLoop final : public ServerLoop {
   absl::Status Init() override {
     port_ = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
     if (port_ == nullptr) {
-      return win32::Win32Status(GetLastError(), win32::ErrorContext::kGeneric,
-                                "Server::Start", config_->name,
-                                "CreateIoCompletionPort failed");
+      return Win32Status(GetLastError(), ErrorContext::kGeneric,
+                         "Server::Start", config_->name,
+                         "CreateIoCompletionPort failed");
     }
     return absl::OkStatus();
   }
@@ -114,7 +119,7 @@ class IocpLoop final : public ServerLoop {
 
   void Adopt(uint64_t id, Channel channel, PeerInfo peer) override {
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_new_.push_back(std::make_shared<IocpConn>(
+    inbox_new_.push_back(std::make_shared<Win32ServerConn>(
         id, std::move(channel), std::move(peer), config_, this));
     WakeLocked();
   }
@@ -127,7 +132,7 @@ class IocpLoop final : public ServerLoop {
   }
 
   void OnQueuedLocked(ServerConn* base) override {
-    IocpConn* conn = static_cast<IocpConn*>(base);
+    Win32ServerConn* conn = static_cast<Win32ServerConn*>(base);
     if (conn->write_pending) return;  // Its completion starts the next one.
     if (OnLoopThread() && !conn->done) {
       StartWriteLocked(conn);
@@ -137,7 +142,7 @@ class IocpLoop final : public ServerLoop {
   }
 
   void OnCloseRequestedLocked(ServerConn* conn) override {
-    Attention(static_cast<IocpConn*>(conn));
+    Attention(static_cast<Win32ServerConn*>(conn));
   }
 
   void Run() override {
@@ -181,7 +186,7 @@ class IocpLoop final : public ServerLoop {
           continue;
         }
         IoOp* op = CONTAINING_RECORD(entries[i].lpOverlapped, IoOp, ov);
-        std::shared_ptr<IocpConn> conn = std::move(op->self);
+        std::shared_ptr<Win32ServerConn> conn = std::move(op->self);
         --outstanding_;
         DWORD bytes = 0;
         DWORD error = ERROR_SUCCESS;
@@ -200,7 +205,7 @@ class IocpLoop final : public ServerLoop {
         }
       }
       while (pending_ != nullptr) {
-        std::shared_ptr<IocpConn> conn = std::move(pending_);
+        std::shared_ptr<Win32ServerConn> conn = std::move(pending_);
         pending_ = std::move(conn->next_pending);
         conn->in_pending = false;
         UpdateGuarded(conn.get());
@@ -219,12 +224,13 @@ class IocpLoop final : public ServerLoop {
   }
 
   // Asks the loop to re-examine `conn`. Never allocates.
-  void Attention(IocpConn* conn) {
+  void Attention(Win32ServerConn* conn) {
     if (OnLoopThread()) {
       if (conn->in_pending) return;
       conn->in_pending = true;
       conn->next_pending = std::move(pending_);
-      pending_ = std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+      pending_ =
+          std::static_pointer_cast<Win32ServerConn>(conn->shared_from_this());
       return;
     }
     std::lock_guard<std::mutex> lock(inbox_mu_);
@@ -232,12 +238,12 @@ class IocpLoop final : public ServerLoop {
       conn->in_inbox = true;
       conn->next_inbox = std::move(inbox_attention_);
       inbox_attention_ =
-          std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+          std::static_pointer_cast<Win32ServerConn>(conn->shared_from_this());
     }
     WakeLocked();
   }
 
-  void UpdateGuarded(IocpConn* conn) {
+  void UpdateGuarded(Win32ServerConn* conn) {
     try {
       Update(conn);
     } catch (...) {
@@ -246,8 +252,8 @@ class IocpLoop final : public ServerLoop {
   }
 
   void DrainInbox() {
-    std::vector<std::shared_ptr<IocpConn>> fresh;
-    std::shared_ptr<IocpConn> attention;
+    std::vector<std::shared_ptr<Win32ServerConn>> fresh;
+    std::shared_ptr<Win32ServerConn> attention;
     bool shutdown = false;
     absl::Time deadline;
     {
@@ -260,7 +266,7 @@ class IocpLoop final : public ServerLoop {
     }
     for (auto& conn : fresh) AddConn(std::move(conn));
     while (attention != nullptr) {
-      std::shared_ptr<IocpConn> conn = std::move(attention);
+      std::shared_ptr<Win32ServerConn> conn = std::move(attention);
       {
         std::lock_guard<std::mutex> lock(inbox_mu_);
         attention = std::move(conn->next_inbox);
@@ -272,15 +278,15 @@ class IocpLoop final : public ServerLoop {
       shutting_down_ = true;
       deadline_ = deadline;
       for (auto& entry : conns_) {
-        IocpConn* conn = entry.second.get();
+        Win32ServerConn* conn = entry.second.get();
         // No new requests: cancel the outstanding read.
         if (conn->read_pending) CancelIoEx(conn->handle, &conn->read_op.ov);
       }
     }
   }
 
-  void AddConn(std::shared_ptr<IocpConn> conn) {
-    IocpConn* raw = conn.get();
+  void AddConn(std::shared_ptr<Win32ServerConn> conn) {
+    Win32ServerConn* raw = conn.get();
     raw->handle = static_cast<HANDLE>(raw->channel.native_handle());
     raw->read_op.is_read = true;
     raw->write_op.is_read = false;
@@ -303,10 +309,9 @@ class IocpLoop final : public ServerLoop {
                         "the channel was already closed");
     } else if (CreateIoCompletionPort(raw->handle, port_, kIoKey, 0) ==
                nullptr) {
-      added = ConnError(
-          absl::StatusCode::kUnavailable, *config_, raw->id,
-          absl::StrCat("CreateIoCompletionPort failed (",
-                       win32::DescribeWin32Error(GetLastError()), ")"));
+      added = Win32Status(GetLastError(), ErrorContext::kServerWrite, kServerOp,
+                          config_->name,
+                          ConnWhat(raw->id, "CreateIoCompletionPort failed"));
     }
     absl::Status opened = NotifyOpen(raw);
     if (added.ok()) added = opened;
@@ -318,7 +323,7 @@ class IocpLoop final : public ServerLoop {
   }
 
   // Re-examines `conn`: a close request, writes to start, reads to post.
-  void Update(IocpConn* conn) {
+  void Update(Win32ServerConn* conn) {
     if (conn->done) return;
     bool close = false;
     bool read = false;
@@ -343,12 +348,12 @@ class IocpLoop final : public ServerLoop {
   }
 
   // With conn->mu held, on the loop thread.
-  void StartWriteLocked(IocpConn* conn) {
+  void StartWriteLocked(Win32ServerConn* conn) {
     if (conn->write_pending || conn->out.empty() || conn->done) return;
     const std::string& front = conn->out.front();
     ZeroMemory(&conn->write_op.ov, sizeof(OVERLAPPED));
     conn->write_op.self =
-        std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+        std::static_pointer_cast<Win32ServerConn>(conn->shared_from_this());
     // Byte mode writes at most kMaxByteWrite at a time, so that a client
     // reading a large Send slowly shows progress (the idle timeout sees
     // completions only). A message is one write: its boundary must stay.
@@ -370,10 +375,10 @@ class IocpLoop final : public ServerLoop {
     ++outstanding_;
   }
 
-  void StartRead(IocpConn* conn) {
+  void StartRead(Win32ServerConn* conn) {
     ZeroMemory(&conn->read_op.ov, sizeof(OVERLAPPED));
     conn->read_op.self =
-        std::static_pointer_cast<IocpConn>(conn->shared_from_this());
+        std::static_pointer_cast<Win32ServerConn>(conn->shared_from_this());
     if (!ReadFile(conn->handle, conn->read_buf.data(),
                   static_cast<DWORD>(conn->read_buf.size()), nullptr,
                   &conn->read_op.ov)) {
@@ -388,9 +393,10 @@ class IocpLoop final : public ServerLoop {
     ++outstanding_;
   }
 
-  absl::Status ReadError(IocpConn* conn, DWORD error) {
-    if (error == ERROR_BROKEN_PIPE || error == ERROR_PIPE_NOT_CONNECTED ||
-        error == ERROR_NO_DATA) {
+  absl::Status ReadError(Win32ServerConn* conn, DWORD error) {
+    const absl::StatusCode code =
+        CodeForWin32Error(error, ErrorContext::kServerRead);
+    if (code == absl::StatusCode::kOutOfRange) {
       if (!conn->msg.empty()) {
         return ConnError(absl::StatusCode::kDataLoss, *config_, conn->id,
                          "the pipe closed inside a message");
@@ -398,22 +404,20 @@ class IocpLoop final : public ServerLoop {
       return ConnError(absl::StatusCode::kOutOfRange, *config_, conn->id,
                        "the client closed the pipe");
     }
-    if (error == ERROR_OPERATION_ABORTED) {
+    if (code == absl::StatusCode::kCancelled) {
       return ConnError(absl::StatusCode::kCancelled, *config_, conn->id,
                        "the read was cancelled");
     }
-    return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                     absl::StrCat("ReadFile failed (",
-                                  win32::DescribeWin32Error(error), ")"));
+    return Win32Status(error, ErrorContext::kServerRead, kServerOp,
+                       config_->name, ConnWhat(conn->id, "ReadFile failed"));
   }
 
-  absl::Status WriteError(IocpConn* conn, DWORD error) {
-    return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                     absl::StrCat("WriteFile failed (",
-                                  win32::DescribeWin32Error(error), ")"));
+  absl::Status WriteError(Win32ServerConn* conn, DWORD error) {
+    return Win32Status(error, ErrorContext::kServerWrite, kServerOp,
+                       config_->name, ConnWhat(conn->id, "WriteFile failed"));
   }
 
-  void OnReadDone(IocpConn* conn, DWORD error, DWORD bytes) {
+  void OnReadDone(Win32ServerConn* conn, DWORD error, DWORD bytes) {
     conn->read_pending = false;
     if (conn->done) return;
     if (error == ERROR_SUCCESS || error == ERROR_MORE_DATA) {
@@ -469,7 +473,7 @@ class IocpLoop final : public ServerLoop {
     Update(conn);
   }
 
-  void OnWriteDone(IocpConn* conn, DWORD error, DWORD bytes) {
+  void OnWriteDone(Win32ServerConn* conn, DWORD error, DWORD bytes) {
     bool failed = false;
     {
       std::lock_guard<std::mutex> lock(conn->mu);
@@ -497,10 +501,10 @@ class IocpLoop final : public ServerLoop {
     Update(conn);
   }
 
-  void CloseConn(IocpConn* conn, absl::Status status) {
+  void CloseConn(Win32ServerConn* conn, absl::Status status) {
     if (conn->done) return;
     conn->done = true;
-    std::shared_ptr<IocpConn> keep;
+    std::shared_ptr<Win32ServerConn> keep;
     auto it = conns_.find(conn->id);
     if (it != conns_.end()) {
       keep = std::move(it->second);
@@ -512,13 +516,14 @@ class IocpLoop final : public ServerLoop {
   }
 
   // Closes every connection on which nothing moved for idle_timeout, and
-  // plans the next sweep (see loop_posix.cc).
+  // plans the next sweep (see src/posix/server_loop.cc).
   void SweepIdle() {
     const IdleClock::time_point now = IdleClock::now();
     const IdleClock::duration timeout = IdleTimeout();
     IdleClock::time_point earliest = IdleClock::time_point::max();
     for (auto it = conns_.begin(); it != conns_.end();) {
-      std::shared_ptr<IocpConn> conn = (it++)->second;  // CloseConn erases it.
+      std::shared_ptr<Win32ServerConn> conn =
+          (it++)->second;  // CloseConn erases it.
       IdleClock::time_point last;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
@@ -538,7 +543,8 @@ class IocpLoop final : public ServerLoop {
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
     for (auto it = conns_.begin(); it != conns_.end();) {
-      std::shared_ptr<IocpConn> conn = (it++)->second;  // CloseConn erases it.
+      std::shared_ptr<Win32ServerConn> conn =
+          (it++)->second;  // CloseConn erases it.
       bool close;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
@@ -556,8 +562,8 @@ class IocpLoop final : public ServerLoop {
   std::atomic<std::thread::id> loop_thread_{};
 
   // Loop thread only.
-  std::unordered_map<uint64_t, std::shared_ptr<IocpConn>> conns_;
-  std::shared_ptr<IocpConn> pending_;  // Linked through next_pending.
+  std::unordered_map<uint64_t, std::shared_ptr<Win32ServerConn>> conns_;
+  std::shared_ptr<Win32ServerConn> pending_;  // Linked through next_pending.
   size_t outstanding_ = 0;
   bool shutting_down_ = false;
   absl::Time deadline_;
@@ -566,16 +572,25 @@ class IocpLoop final : public ServerLoop {
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;
-  std::vector<std::shared_ptr<IocpConn>> inbox_new_;
-  std::shared_ptr<IocpConn> inbox_attention_;  // Linked through next_inbox.
+  std::vector<std::shared_ptr<Win32ServerConn>> inbox_new_;
+  std::shared_ptr<Win32ServerConn>
+      inbox_attention_;  // Linked through next_inbox.
   bool inbox_shutdown_ = false;
   absl::Time inbox_deadline_;
 };
 
 }  // namespace
+}  // namespace win32
 
-std::unique_ptr<ServerLoop> NewIocpLoop(const ServerConfig* config) {
-  return std::make_unique<IocpLoop>(config);
+std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config) {
+  return std::make_unique<win32::Win32ServerLoop>(config);
+}
+
+absl::string_view BackendServerLoopKind() { return "iocp"; }
+
+size_t BackendAutomaticMaxConnections() {
+  // Windows has no descriptor limit to stay under: a fixed number.
+  return win32::kAutomaticMaxConnections;
 }
 
 }  // namespace internal

@@ -30,8 +30,8 @@
 #include "src/internal/errors.h"
 #include "src/internal/process.h"
 #include "src/posix/error.h"
-#include "src/posix/fd_util.h"
-#include "src/posix/pipe_posix.h"
+#include "src/posix/io.h"
+#include "src/posix/pipe.h"
 
 extern char** environ;
 
@@ -47,6 +47,7 @@ extern char** environ;
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 // Children left running by a destroyed Subprocess whose reaper thread could
@@ -223,7 +224,7 @@ absl::Status SpawnError(const std::string& program, int err) {
 
 }  // namespace
 
-absl::StatusOr<StartedProcess> BackendStartProcess(
+absl::StatusOr<StartedProcess> StartProcess(
     const std::vector<std::string>& argv, const SubprocessOptions& options) {
   const std::string& program = argv[0];
   ReapOrphans();
@@ -251,7 +252,7 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
     UniqueFd write_fd(fds[1]);
     const bool parent_reads = target != 0;
     child_end[target] = parent_reads ? std::move(write_fd) : std::move(read_fd);
-    auto impl = FdPipeChannel::Create(
+    auto impl = PosixPipeChannel::Create(
         parent_reads ? std::move(read_fd) : std::move(write_fd), parent_reads,
         absl::StrCat(what, " of ", program));
     if (!impl.ok()) return impl.status();
@@ -392,6 +393,13 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
                      "out of memory after starting the child; it was killed");
   }
   return started;
+}
+
+}  // namespace posix
+
+absl::StatusOr<StartedProcess> BackendStartProcess(
+    const std::vector<std::string>& argv, const SubprocessOptions& options) {
+  return posix::StartProcess(argv, options);
 }
 
 }  // namespace internal

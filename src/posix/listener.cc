@@ -36,15 +36,16 @@
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
-#include "src/posix/channel_posix.h"
+#include "src/posix/channel.h"
 #include "src/posix/error.h"
-#include "src/posix/fd_util.h"
+#include "src/posix/io.h"
 #include "src/posix/meta.h"
-#include "src/posix/peer_cred.h"
-#include "src/posix/runtime_dir.h"
+#include "src/posix/names.h"
+#include "src/posix/security.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 constexpr absl::string_view kListen = "Listen";
@@ -423,7 +424,7 @@ absl::Status SetSocketAccess(absl::string_view name, const std::string& path,
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
+absl::StatusOr<std::unique_ptr<ListenerImpl>> Listen(
     absl::string_view name, const ListenerOptions& options) {
   if (IsAbstractName(name)) return ListenAbstract(name, options);
   const mode_t socket_mode = SocketModeFor(options.access_policy);
@@ -553,6 +554,13 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
       std::string(name), options, socket_path, std::move(listen_fd),
       std::move(lock_fd), *std::move(meta_fd), std::move(wake_read),
       std::move(wake_write)));
+}
+
+}  // namespace posix
+
+absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
+    absl::string_view name, const ListenerOptions& options) {
+  return posix::Listen(name, options);
 }
 
 }  // namespace internal

@@ -1,4 +1,4 @@
-#include "src/posix/fd_util.h"
+#include "src/posix/io.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -12,6 +12,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 void UniqueFd::Reset(int fd) {
   if (fd_ >= 0) CloseFd(fd_);
@@ -148,5 +149,6 @@ FileId FileIdOfPath(const std::string& path) {
   return id;
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

@@ -1,7 +1,7 @@
-// CreatePipe and AdoptPipeEnd for POSIX, and FdPipeChannel (see
-// pipe_posix.h).
+// CreatePipe and AdoptPipeEnd for POSIX, and PosixPipeChannel (see
+// pipe.h).
 
-#include "src/posix/pipe_posix.h"
+#include "src/posix/pipe.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -27,6 +27,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 ssize_t WriteNoSigPipe(int fd, const void* data, size_t size) {
 #if defined(__APPLE__)
@@ -100,9 +101,9 @@ bool MakeWake(int* read_fd, int* write_fd) {
 
 // Marks an operation in flight so that Close() does not close the
 // descriptor under it.
-class FdPipeChannel::Op {
+class PosixPipeChannel::Op {
  public:
-  explicit Op(FdPipeChannel* channel) : channel_(channel) {
+  explicit Op(PosixPipeChannel* channel) : channel_(channel) {
     absl::MutexLock lock(&channel_->mu_);
     if (channel_->closed_) return;
     ++channel_->in_flight_;
@@ -125,11 +126,11 @@ class FdPipeChannel::Op {
   int fd() const { return fd_; }
 
  private:
-  FdPipeChannel* channel_;
+  PosixPipeChannel* channel_;
   int fd_ = -1;
 };
 
-absl::StatusOr<std::unique_ptr<FdPipeChannel>> FdPipeChannel::Create(
+absl::StatusOr<std::unique_ptr<PosixPipeChannel>> PosixPipeChannel::Create(
     UniqueFd fd, bool read_end, std::string name, UniqueFd keep_writer) {
   const int fd_flags = ::fcntl(fd.get(), F_GETFD);
   const int fl_flags = ::fcntl(fd.get(), F_GETFL);
@@ -148,7 +149,7 @@ absl::StatusOr<std::unique_ptr<FdPipeChannel>> FdPipeChannel::Create(
                       errno);
   }
   // Not `new` that throws: the wake descriptors would leak.
-  std::unique_ptr<FdPipeChannel> channel(new (std::nothrow) FdPipeChannel(
+  std::unique_ptr<PosixPipeChannel> channel(new (std::nothrow) PosixPipeChannel(
       std::move(fd), read_end, std::move(name), std::move(keep_writer),
       wake_read, wake_write));
   if (channel == nullptr) {
@@ -160,9 +161,9 @@ absl::StatusOr<std::unique_ptr<FdPipeChannel>> FdPipeChannel::Create(
   return channel;
 }
 
-FdPipeChannel::FdPipeChannel(UniqueFd fd, bool read_end, std::string name,
-                             UniqueFd keep_writer, int wake_read,
-                             int wake_write)
+PosixPipeChannel::PosixPipeChannel(UniqueFd fd, bool read_end, std::string name,
+                                   UniqueFd keep_writer, int wake_read,
+                                   int wake_write)
     : name_(std::move(name)),
       read_end_(read_end),
       wake_read_(wake_read),
@@ -170,7 +171,7 @@ FdPipeChannel::FdPipeChannel(UniqueFd fd, bool read_end, std::string name,
       fd_(fd.Release()),
       keep_writer_(std::move(keep_writer)) {}
 
-FdPipeChannel::~FdPipeChannel() {
+PosixPipeChannel::~PosixPipeChannel() {
   Close();
   {
     absl::MutexLock lock(&mu_);
@@ -180,12 +181,12 @@ FdPipeChannel::~FdPipeChannel() {
   if (wake_write_ != wake_read_) CloseFd(wake_write_);
 }
 
-absl::Status FdPipeChannel::Cancelled(absl::string_view op) const {
+absl::Status PosixPipeChannel::Cancelled(absl::string_view op) const {
   return MakeError(absl::StatusCode::kCancelled, op, name_,
                    "the channel was closed");
 }
 
-void FdPipeChannel::Kick() {
+void PosixPipeChannel::Kick() {
 #ifdef __linux__
   const uint64_t one = 1;
   (void)!::write(wake_write_, &one, sizeof(one));
@@ -195,14 +196,14 @@ void FdPipeChannel::Kick() {
 #endif
 }
 
-void FdPipeChannel::DrainWake() {
+void PosixPipeChannel::DrainWake() {
   char buf[64];
   while (::read(wake_read_, buf, sizeof(buf)) > 0) {
   }
 }
 
-absl::Status FdPipeChannel::WaitFor(absl::string_view op, int fd, short events,
-                                    const Deadline& deadline) {
+absl::Status PosixPipeChannel::WaitFor(absl::string_view op, int fd,
+                                       short events, const Deadline& deadline) {
   pollfd fds[2];
   fds[0].fd = fd;
   fds[0].events = events;
@@ -220,7 +221,7 @@ absl::Status FdPipeChannel::WaitFor(absl::string_view op, int fd, short events,
   return absl::OkStatus();
 }
 
-void FdPipeChannel::Close() {
+void PosixPipeChannel::Close() {
   int to_close = -1;
   {
     absl::MutexLock lock(&mu_);
@@ -235,13 +236,13 @@ void FdPipeChannel::Close() {
   keep_writer_.Reset();
 }
 
-NativeHandle FdPipeChannel::native_handle() const {
+NativeHandle PosixPipeChannel::native_handle() const {
   absl::MutexLock lock(&mu_);
   return closed_ ? -1 : fd_;
 }
 
-absl::StatusOr<ReadResult> FdPipeChannel::Read(absl::Span<char> buffer,
-                                               absl::Duration timeout) {
+absl::StatusOr<ReadResult> PosixPipeChannel::Read(absl::Span<char> buffer,
+                                                  absl::Duration timeout) {
   absl::MutexLock io_lock(&io_mu_);
   const Deadline deadline(timeout);
   Op op(this);
@@ -283,9 +284,9 @@ absl::StatusOr<ReadResult> FdPipeChannel::Read(absl::Span<char> buffer,
   }
 }
 
-absl::Status FdPipeChannel::Write(absl::string_view op_name,
-                                  absl::string_view data,
-                                  absl::Duration timeout) {
+absl::Status PosixPipeChannel::Write(absl::string_view op_name,
+                                     absl::string_view data,
+                                     absl::Duration timeout) {
   absl::MutexLock io_lock(&io_mu_);
   const Deadline deadline(timeout);
   Op op(this);
@@ -313,19 +314,19 @@ absl::Status FdPipeChannel::Write(absl::string_view op_name,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FdPipeChannel::ReadMessage(absl::Duration) {
+absl::StatusOr<std::string> PosixPipeChannel::ReadMessage(absl::Duration) {
   return MakeError(absl::StatusCode::kFailedPrecondition, "ReadMessage", name_,
                    "pipes are byte mode");
 }
 
-absl::StatusOr<std::string> FdPipeChannel::Transact(absl::string_view,
-                                                    absl::string_view,
-                                                    absl::Duration) {
+absl::StatusOr<std::string> PosixPipeChannel::Transact(absl::string_view,
+                                                       absl::string_view,
+                                                       absl::Duration) {
   return MakeError(absl::StatusCode::kFailedPrecondition, "Transact", name_,
                    "pipes are one-way and byte mode");
 }
 
-absl::StatusOr<PeekResult> FdPipeChannel::Peek(absl::Span<char> buffer) {
+absl::StatusOr<PeekResult> PosixPipeChannel::Peek(absl::Span<char> buffer) {
   Op op(this);
   if (!op.ok()) return Cancelled("Peek");
   absl::MutexLock lock(&buf_mu_);
@@ -364,23 +365,25 @@ absl::StatusOr<PeekResult> FdPipeChannel::Peek(absl::Span<char> buffer) {
   return result;
 }
 
-absl::StatusOr<PeerInfo> FdPipeChannel::Peer() {
+absl::StatusOr<PeerInfo> PosixPipeChannel::Peer() {
   Op op(this);
   if (!op.ok()) return Cancelled("Peer");
   return PeerInfo();  // A pipe does not know who is at the other end.
 }
 
+}  // namespace posix
 }  // namespace internal
 
 namespace {
 
 absl::StatusOr<PipePair> CreatePipeUnguarded(const PipeOptions& options) {
   int fds[2];
-  if (!internal::MakeCloexecPipe(fds)) {
-    return internal::ErrnoError("CreatePipe", "pipe", "pipe2 failed", errno);
+  if (!internal::posix::MakeCloexecPipe(fds)) {
+    return internal::posix::ErrnoError("CreatePipe", "pipe", "pipe2 failed",
+                                       errno);
   }
-  internal::UniqueFd read_fd(fds[0]);
-  internal::UniqueFd write_fd(fds[1]);
+  internal::posix::UniqueFd read_fd(fds[0]);
+  internal::posix::UniqueFd write_fd(fds[1]);
 #if defined(__linux__) && defined(F_SETPIPE_SZ)
   if (options.buffer_size > 0) {
     // Best effort: capped by /proc/sys/fs/pipe-max-size for normal users.
@@ -391,11 +394,11 @@ absl::StatusOr<PipePair> CreatePipeUnguarded(const PipeOptions& options) {
 #else
   (void)options;
 #endif
-  auto reader = internal::FdPipeChannel::Create(std::move(read_fd), true,
-                                                "pipe (read end)");
+  auto reader = internal::posix::PosixPipeChannel::Create(
+      std::move(read_fd), true, "pipe (read end)");
   if (!reader.ok()) return reader.status();
-  auto writer = internal::FdPipeChannel::Create(std::move(write_fd), false,
-                                                "pipe (write end)");
+  auto writer = internal::posix::PosixPipeChannel::Create(
+      std::move(write_fd), false, "pipe (write end)");
   if (!writer.ok()) return writer.status();
   PipePair pair;
   pair.read_end = Channel(*std::move(reader));
@@ -423,11 +426,11 @@ absl::StatusOr<Channel> AdoptPipeEnd(NativeHandle handle, PipeEnd end) {
   }
   // Owned from here on, so that it is closed after any failure, an
   // allocation failure included.
-  internal::UniqueFd fd(handle);
+  internal::posix::UniqueFd fd(handle);
   return internal::GuardResources(
       "AdoptPipeEnd", "fd", [&]() -> absl::StatusOr<Channel> {
         std::string name = absl::StrCat("fd ", handle);
-        auto impl = internal::FdPipeChannel::Create(
+        auto impl = internal::posix::PosixPipeChannel::Create(
             std::move(fd), end == PipeEnd::kRead, std::move(name));
         if (!impl.ok()) return impl.status();
         return Channel(*std::move(impl));

@@ -1,5 +1,5 @@
-// The Win32 backend's entry points (src/internal/backend.h): Connect,
-// Listen and WaitForListener over real named pipes.
+// Client side of the Win32 backend: Connect (also for Call) and
+// WaitForListener over real named pipes.
 
 #include <windows.h>
 
@@ -15,22 +15,14 @@
 #include "src/win32/channel.h"
 #include "src/win32/error.h"
 #include "src/win32/io.h"
-#include "src/win32/listener.h"
 #include "src/win32/meta.h"
 #include "src/win32/names.h"
 #include "src/win32/security.h"
 
 namespace canal {
 namespace internal {
+namespace win32 {
 namespace {
-
-using win32::ChannelSetup;
-using win32::ErrorContext;
-using win32::kClientRead;
-using win32::kClientWrite;
-using win32::PipeChannel;
-using win32::ScopedHandle;
-using win32::Win32Status;
 
 // WaitNamedPipeW is not cancellable and is not woken when a listener is
 // closed: wait in slices, re-reading the listener's section between them,
@@ -208,8 +200,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
       setup.name = std::string(name);
       setup.max_message_size =
           setup.mode == PipeMode::kMessage ? max_message_size : 0xffffffffu;
-      absl::StatusOr<std::unique_ptr<PipeChannel>> channel =
-          PipeChannel::Create(std::move(setup));
+      absl::StatusOr<std::unique_ptr<Win32Channel>> channel =
+          Win32Channel::Create(std::move(setup));
       if (!channel.ok()) return channel.status();
       return std::unique_ptr<ChannelImpl>(std::move(*channel));
     }
@@ -293,32 +285,21 @@ absl::Status WaitForListener(absl::string_view name, const Deadline& deadline) {
 }
 
 }  // namespace
+}  // namespace win32
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
     absl::string_view op, absl::string_view name,
     const ConnectOptions& options) {
   const Deadline deadline(options.timeout);
-  return win32::NoThrow(op, name,
-                        [&] { return Connect(op, name, deadline, options); });
-}
-
-absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
-    absl::string_view name, const ListenerOptions& options) {
   return win32::NoThrow(
-      "Listen", name,
-      [&]() -> absl::StatusOr<std::unique_ptr<ListenerImpl>> {
-        absl::StatusOr<std::unique_ptr<win32::PipeListener>> listener =
-            win32::PipeListener::Create(name, options);
-        if (!listener.ok()) return listener.status();
-        return std::unique_ptr<ListenerImpl>(std::move(*listener));
-      });
+      op, name, [&] { return win32::Connect(op, name, deadline, options); });
 }
 
 absl::Status BackendWaitForListener(absl::string_view name,
                                     absl::Duration timeout) {
   const Deadline deadline(timeout);
   return win32::NoThrow("WaitForListener", name,
-                        [&] { return WaitForListener(name, deadline); });
+                        [&] { return win32::WaitForListener(name, deadline); });
 }
 
 bool BackendUsesPosixNames() { return false; }

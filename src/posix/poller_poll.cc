@@ -7,10 +7,11 @@
 #include <new>
 #include <unordered_map>
 
-#include "src/server/poller.h"
+#include "src/posix/poller.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 short Events(bool read, bool write) {
@@ -93,5 +94,6 @@ std::unique_ptr<Poller> NewPollPoller() {
   return std::make_unique<PollPoller>();
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

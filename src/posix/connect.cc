@@ -18,7 +18,7 @@
 // PermissionDenied. This also covers programs that are not canal.
 //
 // Abstract names ("@name", Linux, opt-in): one connect(2), no files; the
-// channel is byte mode, duplex (see listener_posix.cc).
+// channel is byte mode, duplex (see listener.cc).
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,15 +34,16 @@
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
-#include "src/posix/channel_posix.h"
+#include "src/posix/channel.h"
 #include "src/posix/error.h"
-#include "src/posix/fd_util.h"
+#include "src/posix/io.h"
 #include "src/posix/meta.h"
-#include "src/posix/peer_cred.h"
-#include "src/posix/runtime_dir.h"
+#include "src/posix/names.h"
+#include "src/posix/security.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 #if defined(__linux__)
@@ -335,9 +336,7 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
 
 }  // namespace
 
-bool BackendUsesPosixNames() { return true; }
-
-absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
+absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
     absl::string_view op, absl::string_view name,
     const ConnectOptions& options) {
   absl::StatusOr<std::unique_ptr<PosixChannel>> ch =
@@ -346,8 +345,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
   return std::unique_ptr<ChannelImpl>(*std::move(ch));
 }
 
-absl::Status BackendWaitForListener(absl::string_view name,
-                                    absl::Duration timeout) {
+absl::Status WaitForListener(absl::string_view name, absl::Duration timeout) {
   constexpr absl::string_view kOp = "WaitForListener";
   const Deadline deadline(timeout);
   absl::StatusOr<std::string> path_or = SocketPathFor(kOp, name, false);
@@ -392,6 +390,21 @@ absl::Status BackendWaitForListener(absl::string_view name,
     SleepWithin(backoff, deadline);
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
+}
+
+}  // namespace posix
+
+bool BackendUsesPosixNames() { return true; }
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
+    absl::string_view op, absl::string_view name,
+    const ConnectOptions& options) {
+  return posix::Connect(op, name, options);
+}
+
+absl::Status BackendWaitForListener(absl::string_view name,
+                                    absl::Duration timeout) {
+  return posix::WaitForListener(name, timeout);
 }
 
 }  // namespace internal

@@ -2,8 +2,8 @@
 // Windows' anonymous pipes (CreatePipe) cannot do overlapped I/O, so canal
 // makes its "anonymous" pipes the way libuv and CPython do.
 
-#ifndef CANAL_SRC_WIN32_PIPE_WIN_H_
-#define CANAL_SRC_WIN32_PIPE_WIN_H_
+#ifndef CANAL_SRC_WIN32_PIPE_H_
+#define CANAL_SRC_WIN32_PIPE_H_
 
 #include <windows.h>
 
@@ -37,4 +37,4 @@ absl::StatusOr<NamedPipePair> MakeNamedPipePair(bool server_reads,
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_WIN32_PIPE_WIN_H_
+#endif  // CANAL_SRC_WIN32_PIPE_H_

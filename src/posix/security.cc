@@ -1,4 +1,4 @@
-#include "src/posix/peer_cred.h"
+#include "src/posix/security.h"
 
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -16,6 +16,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 bool ReadPeerCred(int fd, PeerCred* cred) {
   *cred = PeerCred();
@@ -200,5 +201,6 @@ absl::Status CheckExpectedServer(absl::string_view op, absl::string_view name,
                    "another server user)"));
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

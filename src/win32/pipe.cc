@@ -1,6 +1,6 @@
-// CreatePipe and AdoptPipeEnd for Windows (see pipe_win.h).
+// CreatePipe and AdoptPipeEnd for Windows (see pipe.h).
 
-#include "src/win32/pipe_win.h"
+#include "src/win32/pipe.h"
 
 #include <atomic>
 #include <cstdint>
@@ -128,9 +128,9 @@ absl::StatusOr<PipePair> CreatePipe(const PipeOptions& options) {
   write_setup.pipe = std::move(pair->client);
   write_setup.can_read = false;
   write_setup.name = pair->name;
-  auto reader = internal::win32::PipeChannel::Create(std::move(read_setup));
+  auto reader = internal::win32::Win32Channel::Create(std::move(read_setup));
   if (!reader.ok()) return reader.status();
-  auto writer = internal::win32::PipeChannel::Create(std::move(write_setup));
+  auto writer = internal::win32::Win32Channel::Create(std::move(write_setup));
   if (!writer.ok()) return writer.status();
   PipePair result;
   result.read_end = Channel(*std::move(reader));
@@ -155,7 +155,7 @@ absl::StatusOr<Channel> AdoptPipeEnd(NativeHandle handle, PipeEnd end) {
   setup.can_read = end == PipeEnd::kRead;
   setup.can_write = end == PipeEnd::kWrite;
   setup.name = name;
-  auto impl = internal::win32::PipeChannel::Create(std::move(setup));
+  auto impl = internal::win32::Win32Channel::Create(std::move(setup));
   if (!impl.ok()) return impl.status();
   return Channel(*std::move(impl));
 }

@@ -10,10 +10,11 @@
 #include <vector>
 
 #include "src/posix/error.h"
-#include "src/server/poller.h"
+#include "src/posix/poller.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 constexpr int kMaxEvents = 256;
@@ -98,5 +99,6 @@ std::unique_ptr<Poller> NewEpollPoller() {
   return std::make_unique<EpollPoller>();
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

@@ -9,8 +9,8 @@
 // connect(2), the listener at listen(2)), so they stay valid after the peer
 // exits or changes its ids.
 
-#ifndef CANAL_SRC_POSIX_PEER_CRED_H_
-#define CANAL_SRC_POSIX_PEER_CRED_H_
+#ifndef CANAL_SRC_POSIX_SECURITY_H_
+#define CANAL_SRC_POSIX_SECURITY_H_
 
 #include <sys/types.h>
 
@@ -24,6 +24,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 
 struct PeerCred {
   int64_t pid = 0;   // 0: unknown.
@@ -82,7 +83,8 @@ absl::Status ValidateExpectedServer(absl::string_view op,
                                     absl::string_view name,
                                     const ExpectedServer& expected);
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal
 
-#endif  // CANAL_SRC_POSIX_PEER_CRED_H_
+#endif  // CANAL_SRC_POSIX_SECURITY_H_

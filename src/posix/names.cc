@@ -1,4 +1,4 @@
-#include "src/posix/runtime_dir.h"
+#include "src/posix/names.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,6 +19,7 @@
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 const char* NonEmptyEnv(const char* var) {
@@ -206,5 +207,6 @@ absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
   return path;
 }
 
+}  // namespace posix
 }  // namespace internal
 }  // namespace canal

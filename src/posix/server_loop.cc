@@ -1,11 +1,16 @@
 // The POSIX server loop: readiness-based non-blocking I/O on the accepted
-// Unix sockets, with epoll (Linux) or poll(2) underneath (see poller.h).
+// Unix sockets, with epoll (Linux) or poll(2) underneath (see poller.h),
+// chosen when the loop is made: epoll on Linux unless CANAL_SERVER_LOOP=poll
+// is in the environment (so that the test suite runs the server tests on
+// the poll() loop of the other POSIX systems too), poll() elsewhere.
 //
 // Reading: one recv of up to read_chunk_size into a per-loop scratch buffer
 // per readiness event (level-triggered, so a busy client cannot starve the
-// others). Byte mode hands the chunk to on_data as is. Message mode parses
-// CNL1 frames (src/internal/framing.h) straight out of the scratch buffer;
-// only an incomplete frame is copied into the connection.
+// others). Byte mode hands the chunk to on_data as is. Message mode decodes
+// CNL1 frames with the connection's FrameDecoder (src/internal/framing.h),
+// straight out of the scratch buffer: a message that arrived whole is
+// dispatched from there, and only a frame that continues in a later recv is
+// kept, by the decoder.
 //
 // Writing: Send appends to the connection's queue and tries one sendmsg at
 // once from the calling thread (under the connection's mutex); whatever the
@@ -29,12 +34,13 @@
 // data is queued); a connection closed during an event batch is kept alive
 // the same way until the batch is over.
 //
-// Memory: a message's buffer grows with the bytes that arrive, never with
-// the size its header announces, so a client pays for what it sends. An
-// allocation that fails closes only the connection it was for, with
-// ResourceExhausted.
+// Memory: the decoder's buffer grows with the bytes that arrive (at most
+// twice those plus one read chunk), never with the size a header
+// announces, so a client pays for what it sends. An allocation that fails
+// closes only the connection it was for, with ResourceExhausted.
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -42,6 +48,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -50,14 +58,16 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
 #include "src/internal/framing.h"
 #include "src/posix/error.h"
-#include "src/posix/fd_util.h"
-#include "src/server/poller.h"
+#include "src/posix/io.h"
+#include "src/posix/poller.h"
 #include "src/server/server_internal.h"
 
 namespace canal {
 namespace internal {
+namespace posix {
 namespace {
 
 // No SIGPIPE (MSG_NOSIGNAL, or SO_NOSIGPIPE set by canal where that flag
@@ -65,51 +75,72 @@ namespace {
 constexpr int kLoopSendFlags = kSendFlags | MSG_DONTWAIT;
 
 constexpr int kMaxIov = 64;
-// A message buffer larger than this is freed after use.
-constexpr size_t kKeepMessageCapacity = 1024 * 1024;
 
-class PosixConn final : public ServerConn {
+// What the decoder may reserve ahead of the bytes that arrived: nothing
+// worth counting, so that a connection's message buffer grows with what the
+// client sent (at most twice that), whatever size its header announced.
+constexpr size_t kDecoderReceiveRoom = 1;
+// Between messages a connection keeps at most this much decoder memory for
+// the next one; more (a large message just dispatched) is freed.
+constexpr size_t kKeepDecoderMemory = FrameDecoder::kKeepStageCapacity;
+
+// Whether a loop made now uses epoll (see the top of the file).
+bool UseEpoll() {
+#if defined(__linux__)
+  const char* loop = std::getenv("CANAL_SERVER_LOOP");
+  return loop == nullptr || std::strcmp(loop, "poll") != 0;
+#else
+  return false;
+#endif
+}
+
+class PosixServerConn final : public ServerConn {
  public:
-  using ServerConn::ServerConn;
+  PosixServerConn(uint64_t id, Channel channel, PeerInfo peer,
+                  const ServerConfig* config, ServerLoop* loop)
+      : ServerConn(id, std::move(channel), std::move(peer), config, loop),
+        decoder(config->max_message_size, kDecoderReceiveRoom) {}
 
   int fd = -1;
   // Guarded by mu: the client's end of stream was read (see the top).
   bool input_closed = false;
   // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
   bool in_inbox = false;
-  std::shared_ptr<PosixConn> next_inbox;
+  std::shared_ptr<PosixServerConn> next_inbox;
   // Loop thread only.
   bool in_pending = false;  // In the loop's own list of the same.
-  std::shared_ptr<PosixConn> next_pending;
-  std::shared_ptr<PosixConn> next_dead;  // Closed during the current batch.
+  std::shared_ptr<PosixServerConn> next_pending;
+  std::shared_ptr<PosixServerConn>
+      next_dead;  // Closed during the current batch.
   bool done = false;
   bool reg_read = false;
   bool reg_write = false;
   IdleClock::time_point last_read;  // When bytes (or the end) last came.
-  std::string in;             // Bytes read but not yet parsed (message mode).
-  bool have_header = false;   // Message mode: a frame's payload is due.
-  size_t need = 0;            // Its size.
-  std::string msg;            // Its payload so far.
+  // Message mode: bytes read but not yet offered to the decoder (dispatching
+  // stopped before them), and the decoder, which keeps a frame that
+  // continues in a later read.
+  std::string in;
+  FrameDecoder decoder;
 };
 
-class PosixLoop final : public ServerLoop {
+class PosixServerLoop final : public ServerLoop {
  public:
-  PosixLoop(const ServerConfig* config, bool use_epoll)
+  PosixServerLoop(const ServerConfig* config, bool use_epoll)
       : ServerLoop(config),
         use_epoll_(use_epoll),
         scratch_(new char[config->read_chunk_size]) {}
 
-  ~PosixLoop() override {
+  ~PosixServerLoop() override {
     if (wake_read_ >= 0) ::close(wake_read_);
     if (wake_write_ >= 0) ::close(wake_write_);
     // Unlink what the lists still hold, so that a Connection handle kept by
     // the user does not keep other connections alive through them.
     while (inbox_attention_ != nullptr) {
-      std::shared_ptr<PosixConn> conn = std::move(inbox_attention_);
+      std::shared_ptr<PosixServerConn> conn = std::move(inbox_attention_);
       inbox_attention_ = std::move(conn->next_inbox);
     }
     while (pending_ != nullptr) {
-      std::shared_ptr<PosixConn> conn = std::move(pending_);
+      std::shared_ptr<PosixServerConn> conn = std::move(pending_);
       pending_ = std::move(conn->next_pending);
     }
     ClearGraveyard();
@@ -142,9 +173,8 @@ class PosixLoop final : public ServerLoop {
 
   void Adopt(uint64_t id, Channel channel, PeerInfo peer) override {
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_new_.push_back(
-        std::make_shared<PosixConn>(id, std::move(channel), std::move(peer),
-                                    config_, this));
+    inbox_new_.push_back(std::make_shared<PosixServerConn>(
+        id, std::move(channel), std::move(peer), config_, this));
     WakeLocked();
   }
 
@@ -156,7 +186,7 @@ class PosixLoop final : public ServerLoop {
   }
 
   void OnQueuedLocked(ServerConn* base) override {
-    PosixConn* conn = static_cast<PosixConn*>(base);
+    PosixServerConn* conn = static_cast<PosixServerConn*>(base);
     if (conn->input_closed) {
       // Draining after the client's end of stream: the loop flushes and
       // decides when it is over.
@@ -177,7 +207,7 @@ class PosixLoop final : public ServerLoop {
   }
 
   void OnCloseRequestedLocked(ServerConn* conn) override {
-    Attention(static_cast<PosixConn*>(conn));
+    Attention(static_cast<PosixServerConn*>(conn));
   }
 
   void Run() override {
@@ -212,13 +242,13 @@ class PosixLoop final : public ServerLoop {
           DrainInbox();
           continue;
         }
-        PosixConn* conn = static_cast<PosixConn*>(ev.tag);
+        PosixServerConn* conn = static_cast<PosixServerConn*>(ev.tag);
         if (conn->done) continue;
         HandleEventGuarded(conn, ev);
       }
       // Connections touched from handlers on this thread.
       while (pending_ != nullptr) {
-        std::shared_ptr<PosixConn> conn = std::move(pending_);
+        std::shared_ptr<PosixServerConn> conn = std::move(pending_);
         pending_ = std::move(conn->next_pending);
         conn->in_pending = false;
         UpdateGuarded(conn.get());
@@ -241,13 +271,13 @@ class PosixLoop final : public ServerLoop {
 
   // Asks the loop to re-examine `conn` (interest, close request, resume).
   // Never allocates.
-  void Attention(PosixConn* conn) {
+  void Attention(PosixServerConn* conn) {
     if (OnLoopThread()) {
       if (conn->in_pending) return;
       conn->in_pending = true;
       conn->next_pending = std::move(pending_);
       pending_ =
-          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
+          std::static_pointer_cast<PosixServerConn>(conn->shared_from_this());
       return;
     }
     std::lock_guard<std::mutex> lock(inbox_mu_);
@@ -255,7 +285,7 @@ class PosixLoop final : public ServerLoop {
       conn->in_inbox = true;
       conn->next_inbox = std::move(inbox_attention_);
       inbox_attention_ =
-          std::static_pointer_cast<PosixConn>(conn->shared_from_this());
+          std::static_pointer_cast<PosixServerConn>(conn->shared_from_this());
     }
     WakeLocked();
   }
@@ -263,7 +293,7 @@ class PosixLoop final : public ServerLoop {
   void ClearGraveyard() {
     // One at a time: a long chain must not recurse in the destructors.
     while (graveyard_ != nullptr) {
-      std::shared_ptr<PosixConn> next = std::move(graveyard_->next_dead);
+      std::shared_ptr<PosixServerConn> next = std::move(graveyard_->next_dead);
       graveyard_ = std::move(next);
     }
   }
@@ -272,8 +302,8 @@ class PosixLoop final : public ServerLoop {
     char buf[64];
     while (::read(wake_read_, buf, sizeof(buf)) > 0) {
     }
-    std::vector<std::shared_ptr<PosixConn>> fresh;
-    std::shared_ptr<PosixConn> attention;
+    std::vector<std::shared_ptr<PosixServerConn>> fresh;
+    std::shared_ptr<PosixServerConn> attention;
     bool shutdown = false;
     absl::Time deadline;
     {
@@ -286,7 +316,7 @@ class PosixLoop final : public ServerLoop {
     }
     for (auto& conn : fresh) AddConn(std::move(conn));
     while (attention != nullptr) {
-      std::shared_ptr<PosixConn> conn = std::move(attention);
+      std::shared_ptr<PosixServerConn> conn = std::move(attention);
       {
         std::lock_guard<std::mutex> lock(inbox_mu_);
         attention = std::move(conn->next_inbox);
@@ -300,13 +330,13 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  void AddConn(std::shared_ptr<PosixConn> conn) {
+  void AddConn(std::shared_ptr<PosixServerConn> conn) {
     conn->fd = conn->channel.native_handle();
     conn->last_read = IdleClock::now();
     if (has_idle_timeout() && next_sweep_ == IdleClock::time_point::max()) {
       next_sweep_ = conn->last_read + IdleTimeout();
     }
-    PosixConn* raw = conn.get();
+    PosixServerConn* raw = conn.get();
     try {
       conns_.emplace(raw->id, conn);
     } catch (...) {
@@ -332,7 +362,7 @@ class PosixLoop final : public ServerLoop {
 
   // HandleEvent and Update with every exception (allocation failures while
   // reading or parsing) turned into the end of that connection.
-  void HandleEventGuarded(PosixConn* conn, const PollEvent& ev) {
+  void HandleEventGuarded(PosixServerConn* conn, const PollEvent& ev) {
     try {
       HandleEvent(conn, ev);
     } catch (...) {
@@ -340,7 +370,7 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  void UpdateGuarded(PosixConn* conn) {
+  void UpdateGuarded(PosixServerConn* conn) {
     try {
       Update(conn);
     } catch (...) {
@@ -348,7 +378,7 @@ class PosixLoop final : public ServerLoop {
     }
   }
 
-  void HandleEvent(PosixConn* conn, const PollEvent& ev) {
+  void HandleEvent(PosixServerConn* conn, const PollEvent& ev) {
     if (ev.readable && conn->reg_read) {
       HandleReadable(conn);
       if (conn->done) return;
@@ -399,7 +429,7 @@ class PosixLoop final : public ServerLoop {
 
   // Whether all that is left to read from the client is its end of stream
   // (or the reset that stands for it).
-  bool StreamEnded(PosixConn* conn) {
+  bool StreamEnded(PosixServerConn* conn) {
     char byte;
     ssize_t n;
     do {
@@ -411,7 +441,8 @@ class PosixLoop final : public ServerLoop {
   // How a connection ends after the client's end of stream: OutOfRange, or
   // DataLoss if the stream ended inside a message; `undelivered` queued
   // bytes could not be sent.
-  absl::Status EndOfInputStatus(const PosixConn* conn, size_t undelivered) {
+  absl::Status EndOfInputStatus(const PosixServerConn* conn,
+                                size_t undelivered) {
     // Once the end of stream has been read, `in` holds at most an
     // incomplete frame (reading happens only while not paused, and then
     // every complete frame has been dispatched).
@@ -421,7 +452,7 @@ class PosixLoop final : public ServerLoop {
       input_closed = conn->input_closed;
     }
     const bool inside = input_closed && config_->mode == PipeMode::kMessage &&
-                        (conn->have_header || !conn->in.empty());
+                        (conn->decoder.mid_frame() || !conn->in.empty());
     absl::string_view what = inside ? "stream ended inside a message"
                                     : "the client closed the pipe";
     if (undelivered == 0) {
@@ -437,7 +468,7 @@ class PosixLoop final : public ServerLoop {
                      "reading)"));
   }
 
-  void HandleReadable(PosixConn* conn) {
+  void HandleReadable(PosixServerConn* conn) {
     ssize_t n;
     do {
       n = ::recv(conn->fd, scratch_.get(), config_->read_chunk_size,
@@ -447,10 +478,9 @@ class PosixLoop final : public ServerLoop {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
       if (err != ECONNRESET) {
-        CloseConn(conn, ConnError(absl::StatusCode::kUnavailable, *config_,
-                                  conn->id,
-                                  absl::StrCat("recv failed (",
-                                               DescribeErrno(err), ")")));
+        CloseConn(conn, ErrnoError(absl::StatusCode::kUnavailable, kServerOp,
+                                   config_->name,
+                                   ConnWhat(conn->id, "recv failed"), err));
         return;
       }
       n = 0;  // A reset after the peer's last data is its end of stream.
@@ -479,7 +509,7 @@ class PosixLoop final : public ServerLoop {
 
   // Whether dispatching for `conn` must stop for now: closing, shutting
   // down, or its queue is full (then it is paused).
-  bool MustStop(PosixConn* conn) {
+  bool MustStop(PosixServerConn* conn) {
     if (conn->done || shutting_down_) return true;
     std::lock_guard<std::mutex> lock(conn->mu);
     if (conn->close_requested) return true;
@@ -490,10 +520,10 @@ class PosixLoop final : public ServerLoop {
     return false;
   }
 
-  // Message mode: parses frames from conn->in followed by `data`, and
+  // Message mode: decodes frames from conn->in followed by `data`, and
   // dispatches every complete message until the connection must stop. What
   // is left is kept in conn->in.
-  void ProcessInput(PosixConn* conn, absl::string_view data) {
+  void ProcessInput(PosixServerConn* conn, absl::string_view data) {
     if (config_->mode != PipeMode::kMessage) return;
     absl::string_view buf = data;
     bool from_in = false;
@@ -502,61 +532,36 @@ class PosixLoop final : public ServerLoop {
       buf = conn->in;
       from_in = true;
     }
-    while (!MustStop(conn)) {
-      if (!conn->have_header) {
-        if (buf.size() < kFrameHeaderSize) break;
-        uint32_t size = 0;
-        if (DecodeFrameHeader(reinterpret_cast<const unsigned char*>(
-                                  buf.data()),
-                              &size) != FrameHeaderError::kOk) {
-          CloseConn(conn, ConnError(absl::StatusCode::kDataLoss, *config_,
-                                    conn->id,
-                                    "malformed frame header (bad magic)"));
-          return;
-        }
-        if (size > config_->max_message_size) {
-          CloseConn(conn,
-                    ConnError(absl::StatusCode::kResourceExhausted, *config_,
-                              conn->id,
-                              absl::StrCat("the client announced a message of ",
-                                           size, " bytes; the limit is ",
-                                           config_->max_message_size)));
-          return;
-        }
-        buf.remove_prefix(kFrameHeaderSize);
-        conn->have_header = true;
-        conn->need = size;
-      }
+    while (!buf.empty() && !MustStop(conn)) {
       absl::string_view message;
-      if (conn->msg.empty() && buf.size() >= conn->need) {
-        message = buf.substr(0, conn->need);  // Whole: no copy.
-        buf.remove_prefix(conn->need);
-      } else {
-        if (buf.empty()) break;
-        // Grows with what arrived (the string's own doubling), never to
-        // the announced size: an announcement costs nothing until the
-        // bytes come.
-        const size_t take = std::min(conn->need - conn->msg.size(), buf.size());
-        conn->msg.append(buf.data(), take);
-        buf.remove_prefix(take);
-        if (conn->msg.size() < conn->need) break;
-        message = conn->msg;
+      const FrameDecoder::Result result = conn->decoder.Next(&buf, &message);
+      if (result == FrameDecoder::Result::kNeedMore) break;  // All taken.
+      if (result == FrameDecoder::Result::kError) {
+        CloseConn(conn, ConnError(conn->decoder.ErrorCode(), *config_,
+                                  conn->id, conn->decoder.DescribeError()));
+        return;
       }
-      conn->have_header = false;
+      if (result == FrameDecoder::Result::kNoMemory) {
+        CloseConn(conn,
+                  ConnError(absl::StatusCode::kResourceExhausted, *config_,
+                            conn->id,
+                            absl::StrCat("out of memory for a message of ",
+                                         conn->decoder.message_size(),
+                                         " bytes")));
+        return;
+      }
+      // `message` is valid until the next call on the decoder.
       absl::Status handled = Dispatch(conn, message);
-      if (!conn->msg.empty()) {
-        if (conn->msg.capacity() > kKeepMessageCapacity) {
-          std::string().swap(conn->msg);
-        } else {
-          conn->msg.clear();
-        }
-      }
       if (!handled.ok()) {
         CloseConn(conn, handled);
         return;
       }
     }
     if (conn->done) return;
+    if (!conn->decoder.mid_frame() &&
+        conn->decoder.memory_held() > kKeepDecoderMemory) {
+      conn->decoder.Trim();
+    }
     if (from_in) {
       conn->in.erase(0, conn->in.size() - buf.size());
     } else {
@@ -567,7 +572,7 @@ class PosixLoop final : public ServerLoop {
   // Re-examines `conn`: a close request, a queue drained enough to resume,
   // the end of a drain after the client's end of stream, and what to wait
   // for.
-  void Update(PosixConn* conn) {
+  void Update(PosixServerConn* conn) {
     if (conn->done) return;
     bool close = false;
     bool resume = false;
@@ -614,7 +619,7 @@ class PosixLoop final : public ServerLoop {
   }
 
   // Sends as much of the queue as the socket takes. With conn->mu held.
-  absl::Status FlushLocked(PosixConn* conn) {
+  absl::Status FlushLocked(PosixServerConn* conn) {
     while (conn->queued > 0 && !conn->finished) {
       iovec iov[kMaxIov];
       int count = 0;
@@ -634,9 +639,9 @@ class PosixLoop final : public ServerLoop {
         const int err = errno;
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) return absl::OkStatus();
-        return ConnError(absl::StatusCode::kUnavailable, *config_, conn->id,
-                         absl::StrCat("send failed (", DescribeErrno(err),
-                                      ")"));
+        return ErrnoError(absl::StatusCode::kUnavailable, kServerOp,
+                          config_->name, ConnWhat(conn->id, "send failed"),
+                          err);
       }
       size_t sent = static_cast<size_t>(n);
       if (sent > 0) conn->last_write = IdleClock::now();
@@ -656,7 +661,7 @@ class PosixLoop final : public ServerLoop {
     return absl::OkStatus();
   }
 
-  void CloseConn(PosixConn* conn, absl::Status status) {
+  void CloseConn(PosixServerConn* conn, absl::Status status) {
     if (conn->done) return;
     conn->done = true;
     if (conn->fd >= 0) poller_->Remove(conn->fd);
@@ -679,7 +684,7 @@ class PosixLoop final : public ServerLoop {
     const IdleClock::duration timeout = IdleTimeout();
     IdleClock::time_point earliest = IdleClock::time_point::max();
     for (auto it = conns_.begin(); it != conns_.end();) {
-      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      PosixServerConn* conn = (it++)->second.get();  // CloseConn erases it.
       IdleClock::time_point last;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
@@ -701,7 +706,7 @@ class PosixLoop final : public ServerLoop {
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
     for (auto it = conns_.begin(); it != conns_.end();) {
-      PosixConn* conn = (it++)->second.get();  // CloseConn erases it.
+      PosixServerConn* conn = (it++)->second.get();  // CloseConn erases it.
       bool close;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
@@ -724,9 +729,9 @@ class PosixLoop final : public ServerLoop {
   std::atomic<std::thread::id> loop_thread_{};
 
   // Loop thread only.
-  std::unordered_map<uint64_t, std::shared_ptr<PosixConn>> conns_;
-  std::shared_ptr<PosixConn> pending_;    // Linked through next_pending.
-  std::shared_ptr<PosixConn> graveyard_;  // Linked through next_dead.
+  std::unordered_map<uint64_t, std::shared_ptr<PosixServerConn>> conns_;
+  std::shared_ptr<PosixServerConn> pending_;    // Linked through next_pending.
+  std::shared_ptr<PosixServerConn> graveyard_;  // Linked through next_dead.
   bool shutting_down_ = false;
   absl::Time deadline_;
   // The next idle sweep; max(): none due (no timeout, or no connections).
@@ -734,17 +739,32 @@ class PosixLoop final : public ServerLoop {
 
   std::mutex inbox_mu_;  // After any ServerConn::mu.
   bool wake_pending_ = false;
-  std::vector<std::shared_ptr<PosixConn>> inbox_new_;
-  std::shared_ptr<PosixConn> inbox_attention_;  // Linked through next_inbox.
+  std::vector<std::shared_ptr<PosixServerConn>> inbox_new_;
+  std::shared_ptr<PosixServerConn>
+      inbox_attention_;  // Linked through next_inbox.
   bool inbox_shutdown_ = false;
   absl::Time inbox_deadline_;
 };
 
 }  // namespace
+}  // namespace posix
 
-std::unique_ptr<ServerLoop> NewPosixLoop(const ServerConfig* config,
-                                         bool use_epoll) {
-  return std::make_unique<PosixLoop>(config, use_epoll);
+std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config) {
+  return std::make_unique<posix::PosixServerLoop>(config, posix::UseEpoll());
+}
+
+absl::string_view BackendServerLoopKind() {
+  return posix::UseEpoll() ? "epoll" : "poll";
+}
+
+size_t BackendAutomaticMaxConnections() {
+  // Half of the soft descriptor limit: each connection costs the server one
+  // descriptor, and the rest of the process needs some too.
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+    return size_t{1} << 20;
+  }
+  return std::max<size_t>(1, static_cast<size_t>(lim.rlim_cur) / 2);
 }
 
 }  // namespace internal
