@@ -60,8 +60,8 @@ enum class PipeEnd { kRead, kWrite };
 // which owns it from then on. POSIX: any pipe, FIFO or socket descriptor; it
 // is made non-blocking and close-on-exec. Windows: a pipe handle opened for
 // overlapped I/O (every pipe end canal creates is). Returns InvalidArgument
-// for an invalid handle (left alone); after any other failure the handle
-// is closed.
+// for an invalid handle or an unknown `end` (the handle is left alone);
+// after any other failure the handle is closed.
 absl::StatusOr<Channel> AdoptPipeEnd(NativeHandle handle, PipeEnd end);
 
 }  // namespace canal

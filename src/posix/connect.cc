@@ -394,8 +394,6 @@ absl::Status WaitForListener(absl::string_view name, absl::Duration timeout) {
 
 }  // namespace posix
 
-bool BackendUsesPosixNames() { return true; }
-
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
     absl::string_view op, absl::string_view name,
     const ConnectOptions& options) {
