@@ -2,7 +2,8 @@
 //
 //   absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
 //   if (!pipe.ok()) return pipe.status();
-//   CANAL_CHECK_OK(pipe->write_end.Write("hello"));
+//   absl::Status written = pipe->write_end.Write("hello");
+//   if (!written.ok()) return written;
 //   char buf[16];
 //   absl::StatusOr<canal::ReadResult> r =
 //       pipe->read_end.Read(absl::MakeSpan(buf), absl::Seconds(1));
