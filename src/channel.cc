@@ -48,7 +48,7 @@ absl::Status CheckSize(absl::string_view op, const internal::ChannelImpl& impl,
 
 absl::Status ValidateName(absl::string_view op, absl::string_view name) {
   internal::NameKind kind;
-  return internal::ClassifyName(op, name, internal::BackendUsesPosixNames(),
+  return internal::ClassifyName(op, name, internal::kBackendUsesPosixNames,
                                 &kind);
 }
 

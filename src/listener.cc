@@ -47,7 +47,7 @@ absl::Status ValidateOptions(absl::string_view name,
     case AccessPolicy::Scope::kAllLocalUsers:
       break;
     case AccessPolicy::Scope::kCustom:
-      if (internal::BackendUsesPosixNames()) {
+      if (internal::kBackendUsesPosixNames) {
         if ((policy.posix_mode & ~uint32_t{0666}) != 0) {
           return bad(absl::StrFormat(
               "access_policy.posix_mode must be a subset of 0666, got 0%o",
@@ -90,7 +90,7 @@ absl::StatusOr<Listener> Listener::Create(absl::string_view name,
       "Listen", name, [&]() -> absl::StatusOr<Listener> {
         internal::NameKind kind;
         CANAL_RETURN_IF_ERROR(internal::ClassifyName(
-            "Listen", name, internal::BackendUsesPosixNames(), &kind));
+            "Listen", name, internal::kBackendUsesPosixNames, &kind));
         CANAL_RETURN_IF_ERROR(ValidateOptions(name, options));
         CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ListenerImpl> impl,
                                internal::BackendListen(name, options));

@@ -1,6 +1,6 @@
 // The platform-independent half of canal::Subprocess: argument checks, the
 // object itself, and Run. Starting, waiting and killing are the backend's
-// (src/internal/process.h).
+// (src/internal/backend.h).
 
 #include "canal/subprocess.h"
 
@@ -9,9 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
-#include "src/internal/process.h"
 #include "src/internal/status_macros.h"
 
 namespace canal {

@@ -1,8 +1,10 @@
 // canal::Fifo: POSIX named one-way pipes (mkfifo), for interoperating with
 // shell tools and programs that write to or read from a path.
 //
-//   CANAL_RETURN_IF_ERROR(canal::Fifo::Create("/tmp/app.fifo", 0600));
+//   absl::Status created = canal::Fifo::Create("/tmp/app.fifo", 0600);
+//   if (!created.ok()) return created;
 //   absl::StatusOr<canal::Channel> in = canal::Fifo::OpenRead("/tmp/app.fifo");
+//   if (!in.ok()) return in.status();
 //   // elsewhere: sh -c 'echo hello > /tmp/app.fifo'
 //   char buf[256];
 //   absl::StatusOr<canal::ReadResult> r = in->Read(absl::MakeSpan(buf));

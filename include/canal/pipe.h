@@ -2,7 +2,8 @@
 //
 //   absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
 //   if (!pipe.ok()) return pipe.status();
-//   CANAL_CHECK_OK(pipe->write_end.Write("hello"));
+//   absl::Status written = pipe->write_end.Write("hello");
+//   if (!written.ok()) return written;
 //   char buf[16];
 //   absl::StatusOr<canal::ReadResult> r =
 //       pipe->read_end.Read(absl::MakeSpan(buf), absl::Seconds(1));
@@ -63,8 +64,8 @@ enum class PipeEnd { kRead, kWrite };
 // which owns it from then on. POSIX: any pipe, FIFO or socket descriptor; it
 // is made non-blocking and close-on-exec. Windows: a pipe handle opened for
 // overlapped I/O (every pipe end canal creates is). Returns InvalidArgument
-// for an invalid handle (left alone); after any other failure the handle
-// is closed.
+// for an invalid handle or an unknown `end` (the handle is left alone);
+// after any other failure the handle is closed.
 absl::StatusOr<Channel> AdoptPipeEnd(NativeHandle handle, PipeEnd end);
 
 }  // namespace canal

@@ -1,8 +1,10 @@
 // The contract between the shared front end (src/channel.cc,
-// src/listener.cc) and a platform backend (src/posix/, src/win32/).
+// src/listener.cc, src/pipe.cc, src/fifo.cc, src/subprocess.cc,
+// src/server/) and a platform backend (src/posix/, src/win32/).
 //
-// The front end validates names, options, modes and directions, and handles
-// invalid (moved-from) objects; a backend implements the I/O. Meson compiles
+// The front end validates names, options, modes, directions and other
+// arguments, and handles invalid (moved-from) objects; a backend implements
+// the I/O. Meson compiles
 // exactly one backend, chosen by host_machine.system().
 //
 // Where each public call goes. A file that does a job in one backend has the
@@ -21,8 +23,8 @@
 //   Channel::RunAsClient      channel.cc       (Unimplemented) channel.cc
 //   Listener::Create, Accept, listener.cc      listener.cc     listener.cc
 //     Close
-//   CreatePipe, AdoptPipeEnd  -                pipe.cc         pipe.cc
-//   Fifo::Create, OpenRead,   -                fifo.cc         fifo.cc
+//   CreatePipe, AdoptPipeEnd  pipe.cc          pipe.cc         pipe.cc
+//   Fifo::Create, OpenRead,   fifo.cc          fifo.cc         fifo.cc
 //     OpenWrite, Remove
 //   Subprocess::Start, Wait,  subprocess.cc    subprocess.cc   subprocess.cc
 //     Kill; Run
@@ -41,8 +43,10 @@
 #define CANAL_SRC_INTERNAL_BACKEND_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -50,10 +54,30 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "canal/channel.h"
+#include "canal/pipe.h"
+#include "canal/subprocess.h"
 #include "canal/types.h"
 
 namespace canal {
 namespace internal {
+
+// Compile-time facts about the backend.
+#if defined(_WIN32)
+// Native names are `\\.\pipe\` paths, not POSIX paths.
+inline constexpr bool kBackendUsesPosixNames = false;
+// The system keeps message boundaries.
+inline constexpr bool kBackendFramesMessages = false;
+// No FIFOs: every Fifo call is Unimplemented.
+inline constexpr bool kBackendHasFifos = false;
+#else
+// Native names are POSIX paths (absolute, or abstract on Linux).
+inline constexpr bool kBackendUsesPosixNames = true;
+// Message mode is the frames of src/internal/framing.h over a stream.
+inline constexpr bool kBackendFramesMessages = true;
+// mkfifo.
+inline constexpr bool kBackendHasFifos = true;
+#endif
 
 // One connected end. All methods may be called from several threads at once,
 // except that at most one thread reads and one thread writes at a time
@@ -119,19 +143,54 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
 absl::Status BackendWaitForListener(absl::string_view name,
                                     absl::Duration timeout);
 
-// Whether this build's native names are POSIX paths (true) or `\\.\pipe\`.
-bool BackendUsesPosixNames();
+// Anonymous pipes (canal/pipe.h), both ends byte mode and one way.
+struct PipeEnds {
+  std::unique_ptr<ChannelImpl> read_end;
+  std::unique_ptr<ChannelImpl> write_end;
+};
+absl::StatusOr<PipeEnds> BackendCreatePipe(const PipeOptions& options);
+// `end` is kRead or kWrite. InvalidArgument, with `handle` left alone, if
+// it is not an open handle; after any other failure `handle` is closed.
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendAdoptPipeEnd(
+    NativeHandle handle, PipeEnd end);
+
+// FIFOs (canal/fifo.h). Where kBackendHasFifos, `path` is not empty and has
+// no NUL byte, and `mode` is within 0777; elsewhere nothing was checked and
+// every call returns Unimplemented.
+absl::Status BackendFifoCreate(absl::string_view path, uint32_t mode);
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendFifoOpenRead(
+    absl::string_view path);
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendFifoOpenWrite(
+    absl::string_view path, absl::Duration timeout);
+absl::Status BackendFifoRemove(absl::string_view path);
+
+// canal::Subprocess (src/subprocess.cc: argument checks, Run).
+
+// A started child. The destructor applies `kill_on_destroy` and never
+// leaves a zombie (see Subprocess::~Subprocess).
+class ProcessImpl {
+ public:
+  virtual ~ProcessImpl() = default;
+  virtual int64_t pid() const = 0;
+  virtual absl::StatusOr<ExitStatus> Wait(absl::Duration timeout) = 0;
+  virtual absl::Status Kill() = 0;
+};
+
+struct StartedProcess {
+  std::unique_ptr<ProcessImpl> process;
+  Channel stdin_channel;  // Valid for StdioMode::kPipe only.
+  Channel stdout_channel;
+  Channel stderr_channel;
+};
+
+// Starts the child. `argv` and `options` have been checked by the front end
+// (non-empty argv without NUL bytes, valid stdio modes, extra channel open,
+// posix_fd >= 3).
+absl::StatusOr<StartedProcess> BackendStartProcess(
+    const std::vector<std::string>& argv, const SubprocessOptions& options);
 
 // canal::Server (src/server/). The server's shared code is platform-free;
 // each backend brings the event loop that suits its I/O model.
-
-// Whether this backend frames messages itself (POSIX: the frames of
-// src/internal/framing.h) or the system keeps message boundaries (Windows).
-#if defined(_WIN32)
-inline constexpr bool kBackendFramesMessages = false;
-#else
-inline constexpr bool kBackendFramesMessages = true;
-#endif
 
 class ServerLoop;
 struct ServerConfig;

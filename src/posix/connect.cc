@@ -10,7 +10,8 @@
 // check as the one on the server's credentials below), so another user who
 // planted or replaced them cannot change what the client does.
 //
-// Server authentication (issue 4): right after connect(2) succeeds, before
+// Server authentication (so that no other user can pose as the server by
+// taking its name first): right after connect(2) succeeds, before
 // any byte is sent and before the channel is returned, the client reads the
 // credentials the listener had at listen(2) and checks them against
 // ConnectOptions::expected_server (by default: the client's own euid or
@@ -393,8 +394,6 @@ absl::Status WaitForListener(absl::string_view name, absl::Duration timeout) {
 }
 
 }  // namespace posix
-
-bool BackendUsesPosixNames() { return true; }
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendConnect(
     absl::string_view op, absl::string_view name,

@@ -1,5 +1,5 @@
-// canal::Fifo for POSIX: mkfifo, and non-blocking opens so that no call
-// hangs in open(2) without a peer.
+// canal::Fifo for POSIX (src/fifo.cc checks the arguments): mkfifo, and
+// non-blocking opens so that no call hangs in open(2) without a peer.
 //
 // The path may be in a directory that others can write, so after mkfifo
 // nothing is done through the path again but opening it once without
@@ -8,18 +8,18 @@
 // write end is opened through the read end's descriptor, so it is the same
 // FIFO even if the path is swapped in between.
 
-#include "canal/fifo.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
 #include "src/posix/error.h"
@@ -27,15 +27,9 @@
 #include "src/posix/pipe.h"
 
 namespace canal {
+namespace internal {
+namespace posix {
 namespace {
-
-absl::Status CheckPath(absl::string_view op, absl::string_view path) {
-  if (path.empty() || path.find('\0') != absl::string_view::npos) {
-    return internal::MakeError(absl::StatusCode::kInvalidArgument, op, path,
-                               "the path is empty or contains a NUL byte");
-  }
-  return absl::OkStatus();
-}
 
 // Opens `path` with `flags` (plus non-blocking, close-on-exec, no
 // controlling tty, no following a link at the path) and checks that it is a
@@ -60,28 +54,26 @@ int OpenFifo(const std::string& path, int flags) {
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
-    internal::posix::CloseFd(fd);
+    CloseFd(fd);
     return -2;
   }
   return fd;
 }
 
 absl::Status NotAFifo(absl::string_view op, absl::string_view path) {
-  return internal::MakeError(absl::StatusCode::kInvalidArgument, op, path,
-                             "not a FIFO");
+  return MakeError(absl::StatusCode::kInvalidArgument, op, path, "not a FIFO");
 }
 
 // The error of a failed OpenFifo (-1, errno `err`).
 absl::Status OpenError(absl::string_view op, absl::string_view path,
                        absl::string_view what, int err) {
   if (err == ELOOP) {
-    return internal::posix::ErrnoError(
-        absl::StatusCode::kInvalidArgument, op, path,
-        "the path is a symbolic link, which canal "
-        "does not follow (open the FIFO it names)",
-        err);
+    return ErrnoError(absl::StatusCode::kInvalidArgument, op, path,
+                      "the path is a symbolic link, which canal "
+                      "does not follow (open the FIFO it names)",
+                      err);
   }
-  return internal::posix::ErrnoError(op, path, what, err);
+  return ErrnoError(op, path, what, err);
 }
 
 // Gives the FIFO that mkfifo just made at `path` exactly `mode`, through a
@@ -102,20 +94,19 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
   }
   if (fd < 0) {
     const int err = errno;
-    return internal::posix::ErrnoError(
-        absl::StatusCode::kPermissionDenied, kOp, path,
-        "the FIFO was replaced right after mkfifo "
-        "(can others write its directory?)",
-        err);
+    return ErrnoError(absl::StatusCode::kPermissionDenied, kOp, path,
+                      "the FIFO was replaced right after mkfifo "
+                      "(can others write its directory?)",
+                      err);
   }
-  internal::posix::UniqueFd owned(fd);
+  UniqueFd owned(fd);
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) ||
       st.st_uid != ::geteuid() || st.st_nlink != 1) {
-    return internal::MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
-                               "the FIFO was replaced right after mkfifo "
-                               "(can others write its directory?); nothing "
-                               "at the path was changed");
+    return MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
+                     "the FIFO was replaced right after mkfifo "
+                     "(can others write its directory?); nothing "
+                     "at the path was changed");
   }
   if ((st.st_mode & 07777) == mode) return absl::OkStatus();
   int rc = -1;
@@ -125,9 +116,8 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
     rc = ::chmod(absl::StrCat("/proc/self/fd/", fd).c_str(), mode);
     if (rc != 0 && errno == ENOENT) {
       // No /proc: open the FIFO itself, and make sure it is the same one.
-      internal::posix::UniqueFd opened(
-          ::open(path.c_str(),
-                 O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+      UniqueFd opened(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW |
+                                               O_CLOEXEC | O_NOCTTY));
       struct stat again;
       if (opened.valid() && ::fstat(opened.get(), &again) == 0 &&
           again.st_dev == st.st_dev && again.st_ino == st.st_ino) {
@@ -142,11 +132,10 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
   if (rc != 0) {
     const int err = errno;
     // Remove our FIFO, not whatever the path names by now.
-    if (internal::posix::SameFile(internal::posix::FileIdOfFd(fd),
-                                  internal::posix::FileIdOfPath(path))) {
+    if (SameFile(FileIdOfFd(fd), FileIdOfPath(path))) {
       ::unlink(path.c_str());
     }
-    return internal::posix::ErrnoError(kOp, path, "chmod failed", err);
+    return ErrnoError(kOp, path, "chmod failed", err);
   }
   return absl::OkStatus();
 }
@@ -155,8 +144,7 @@ absl::Status SetNewFifoMode(const std::string& path, mode_t mode) {
 // /proc/self/fd where there is one (the descriptor names the file, whatever
 // the path names by now), else through the path, checked to be the same
 // FIFO.
-absl::StatusOr<internal::posix::UniqueFd> OpenOwnWriteEnd(
-    int read_fd, absl::string_view path) {
+absl::StatusOr<UniqueFd> OpenOwnWriteEnd(int read_fd, absl::string_view path) {
   constexpr absl::string_view kOp = "Fifo::OpenRead";
   // The /proc entry is a link by nature: followed on purpose.
   const std::string self = absl::StrCat("/proc/self/fd/", read_fd);
@@ -166,78 +154,67 @@ absl::StatusOr<internal::posix::UniqueFd> OpenOwnWriteEnd(
   } while (fd < 0 && errno == EINTR);
   if (fd < 0 && errno == ENOENT) fd = OpenFifo(std::string(path), O_WRONLY);
   if (fd == -2) {
-    return internal::MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
-                               "the FIFO was replaced while it was opened "
-                               "(can others write its directory?)");
+    return MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
+                     "the FIFO was replaced while it was opened "
+                     "(can others write its directory?)");
   }
   if (fd < 0) {
     return OpenError(kOp, path, "cannot open the FIFO's write side", errno);
   }
-  internal::posix::UniqueFd write_fd(fd);
-  if (!internal::posix::SameFile(internal::posix::FileIdOfFd(fd),
-                                 internal::posix::FileIdOfFd(read_fd))) {
-    return internal::MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
-                               "the FIFO was replaced while it was opened "
-                               "(can others write its directory?)");
+  UniqueFd write_fd(fd);
+  if (!SameFile(FileIdOfFd(fd), FileIdOfFd(read_fd))) {
+    return MakeError(absl::StatusCode::kPermissionDenied, kOp, path,
+                     "the FIFO was replaced while it was opened "
+                     "(can others write its directory?)");
   }
   return write_fd;
 }
 
 }  // namespace
 
-static absl::Status FifoCreate(absl::string_view path, uint32_t mode) {
-  if (absl::Status s = CheckPath("Fifo::Create", path); !s.ok()) return s;
-  if ((mode & ~0777u) != 0) {
-    return internal::MakeError(absl::StatusCode::kInvalidArgument,
-                               "Fifo::Create", path,
-                               "mode must be a subset of 0777");
-  }
+absl::Status FifoCreate(absl::string_view path, uint32_t mode) {
   const std::string p(path);
   if (::mkfifo(p.c_str(), static_cast<mode_t>(mode)) != 0) {
     const int err = errno;
     if (err == EEXIST) {
-      return internal::posix::ErrnoError(
-          absl::StatusCode::kAlreadyExists, "Fifo::Create", path,
-          "something already exists at the path", err);
+      return ErrnoError(absl::StatusCode::kAlreadyExists, "Fifo::Create", path,
+                        "something already exists at the path", err);
     }
-    return internal::posix::ErrnoError("Fifo::Create", path, "mkfifo failed",
-                                       err);
+    return ErrnoError("Fifo::Create", path, "mkfifo failed", err);
   }
   // mkfifo applies the umask; the caller asked for exactly `mode`.
   return SetNewFifoMode(p, static_cast<mode_t>(mode));
 }
 
-static absl::StatusOr<Channel> FifoOpenRead(absl::string_view path) {
-  if (absl::Status s = CheckPath("Fifo::OpenRead", path); !s.ok()) return s;
+absl::StatusOr<std::unique_ptr<ChannelImpl>> FifoOpenRead(
+    absl::string_view path) {
   const std::string p(path);
   const int fd = OpenFifo(p, O_RDONLY);
   if (fd == -2) return NotAFifo("Fifo::OpenRead", path);
   if (fd < 0) return OpenError("Fifo::OpenRead", path, "open failed", errno);
-  internal::posix::UniqueFd read_fd(fd);
+  UniqueFd read_fd(fd);
   // A private write end, held until the first byte arrives: without it a
   // read before any writer opened the FIFO would return 0 (end of stream).
   // Opening the write end cannot fail with ENXIO: we are a reader.
-  absl::StatusOr<internal::posix::UniqueFd> keep = OpenOwnWriteEnd(fd, path);
+  absl::StatusOr<UniqueFd> keep = OpenOwnWriteEnd(fd, path);
   if (!keep.ok()) return keep.status();
-  auto impl = internal::posix::PosixPipeChannel::Create(
-      std::move(read_fd), true, p, *std::move(keep));
+  auto impl =
+      PosixPipeChannel::Create(std::move(read_fd), true, p, *std::move(keep));
   if (!impl.ok()) return impl.status();
-  return Channel(*std::move(impl));
+  return std::unique_ptr<ChannelImpl>(*std::move(impl));
 }
 
-static absl::StatusOr<Channel> FifoOpenWrite(absl::string_view path,
-                                             absl::Duration timeout) {
-  if (absl::Status s = CheckPath("Fifo::OpenWrite", path); !s.ok()) return s;
+absl::StatusOr<std::unique_ptr<ChannelImpl>> FifoOpenWrite(
+    absl::string_view path, absl::Duration timeout) {
   const std::string p(path);
-  const internal::Deadline deadline(timeout);
+  const Deadline deadline(timeout);
   absl::Duration backoff = absl::Milliseconds(1);
   while (true) {
     const int fd = OpenFifo(p, O_WRONLY);
     if (fd >= 0) {
-      auto impl = internal::posix::PosixPipeChannel::Create(
-          internal::posix::UniqueFd(fd), false, p);
+      auto impl = PosixPipeChannel::Create(UniqueFd(fd), false, p);
       if (!impl.ok()) return impl.status();
-      return Channel(*std::move(impl));
+      return std::unique_ptr<ChannelImpl>(*std::move(impl));
     }
     if (fd == -2) return NotAFifo("Fifo::OpenWrite", path);
     const int err = errno;
@@ -246,52 +223,49 @@ static absl::StatusOr<Channel> FifoOpenWrite(absl::string_view path,
     if (err != ENXIO) return OpenError("Fifo::OpenWrite", path, "open failed", err);
     // ENXIO: no reader has the FIFO open yet.
     if (deadline.expired()) {
-      return internal::posix::ErrnoError(
-          absl::StatusCode::kDeadlineExceeded, "Fifo::OpenWrite", path,
-          "no reader opened the FIFO in time", err);
+      return ErrnoError(absl::StatusCode::kDeadlineExceeded, "Fifo::OpenWrite",
+                        path, "no reader opened the FIFO in time", err);
     }
-    internal::posix::SleepWithin(backoff, deadline);
+    SleepWithin(backoff, deadline);
     backoff = std::min(backoff * 2, absl::Milliseconds(20));
   }
 }
 
-static absl::Status FifoRemove(absl::string_view path) {
-  if (absl::Status s = CheckPath("Fifo::Remove", path); !s.ok()) return s;
+absl::Status FifoRemove(absl::string_view path) {
   const std::string p(path);
   struct stat st;
   if (::lstat(p.c_str(), &st) != 0) {
-    return internal::posix::ErrnoError("Fifo::Remove", path, "lstat failed",
-                                       errno);
+    return ErrnoError("Fifo::Remove", path, "lstat failed", errno);
   }
   if (!S_ISFIFO(st.st_mode)) {
-    return internal::MakeError(absl::StatusCode::kFailedPrecondition,
-                               "Fifo::Remove", path,
-                               "not a FIFO; left in place");
+    return MakeError(absl::StatusCode::kFailedPrecondition, "Fifo::Remove",
+                     path, "not a FIFO; left in place");
   }
   if (::unlink(p.c_str()) != 0) {
-    return internal::posix::ErrnoError("Fifo::Remove", path, "unlink failed",
-                                       errno);
+    return ErrnoError("Fifo::Remove", path, "unlink failed", errno);
   }
   return absl::OkStatus();
 }
 
-// The public functions: no allocation failure escapes as an exception.
-absl::Status Fifo::Create(absl::string_view path, uint32_t mode) {
-  return internal::GuardResources("Fifo::Create", path,
-                                  [&] { return FifoCreate(path, mode); });
-}
-absl::StatusOr<Channel> Fifo::OpenRead(absl::string_view path) {
-  return internal::GuardResources("Fifo::OpenRead", path,
-                                  [&] { return FifoOpenRead(path); });
-}
-absl::StatusOr<Channel> Fifo::OpenWrite(absl::string_view path,
-                                        absl::Duration timeout) {
-  return internal::GuardResources(
-      "Fifo::OpenWrite", path, [&] { return FifoOpenWrite(path, timeout); });
-}
-absl::Status Fifo::Remove(absl::string_view path) {
-  return internal::GuardResources("Fifo::Remove", path,
-                                  [&] { return FifoRemove(path); });
+}  // namespace posix
+
+absl::Status BackendFifoCreate(absl::string_view path, uint32_t mode) {
+  return posix::FifoCreate(path, mode);
 }
 
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendFifoOpenRead(
+    absl::string_view path) {
+  return posix::FifoOpenRead(path);
+}
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendFifoOpenWrite(
+    absl::string_view path, absl::Duration timeout) {
+  return posix::FifoOpenWrite(path, timeout);
+}
+
+absl::Status BackendFifoRemove(absl::string_view path) {
+  return posix::FifoRemove(path);
+}
+
+}  // namespace internal
 }  // namespace canal

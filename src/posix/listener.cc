@@ -1,7 +1,8 @@
 // The POSIX listener: a listening AF_UNIX stream socket plus the metadata
 // lock and slot files of src/posix/meta.h.
 //
-// Access control (issue 4):
+// Access control (secure by default: only the listener's own user gets in
+// unless its access policy says otherwise):
 //  - The socket gets the mode of the access policy (0600 by default, 0666
 //    for every local user, posix_mode for a custom policy) before listen(2):
 //    on Linux fchmod() on the unbound socket sets the mode bind() creates

@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "canal/pipe.h"
+#include "src/internal/backend.h"
 #include "src/internal/errors.h"
 #include "src/posix/error.h"
 
@@ -371,19 +372,13 @@ absl::StatusOr<PeerInfo> PosixPipeChannel::Peer() {
   return PeerInfo();  // A pipe does not know who is at the other end.
 }
 
-}  // namespace posix
-}  // namespace internal
-
-namespace {
-
-absl::StatusOr<PipePair> CreatePipeUnguarded(const PipeOptions& options) {
+absl::StatusOr<PipeEnds> CreatePipe(const PipeOptions& options) {
   int fds[2];
-  if (!internal::posix::MakeCloexecPipe(fds)) {
-    return internal::posix::ErrnoError("CreatePipe", "pipe", "pipe2 failed",
-                                       errno);
+  if (!MakeCloexecPipe(fds)) {
+    return ErrnoError("CreatePipe", "pipe", "pipe2 failed", errno);
   }
-  internal::posix::UniqueFd read_fd(fds[0]);
-  internal::posix::UniqueFd write_fd(fds[1]);
+  UniqueFd read_fd(fds[0]);
+  UniqueFd write_fd(fds[1]);
 #if defined(__linux__) && defined(F_SETPIPE_SZ)
   if (options.buffer_size > 0) {
     // Best effort: capped by /proc/sys/fs/pipe-max-size for normal users.
@@ -394,47 +389,53 @@ absl::StatusOr<PipePair> CreatePipeUnguarded(const PipeOptions& options) {
 #else
   (void)options;
 #endif
-  auto reader = internal::posix::PosixPipeChannel::Create(
-      std::move(read_fd), true, "pipe (read end)");
+  auto reader =
+      PosixPipeChannel::Create(std::move(read_fd), true, "pipe (read end)");
   if (!reader.ok()) return reader.status();
-  auto writer = internal::posix::PosixPipeChannel::Create(
-      std::move(write_fd), false, "pipe (write end)");
+  auto writer =
+      PosixPipeChannel::Create(std::move(write_fd), false, "pipe (write end)");
   if (!writer.ok()) return writer.status();
-  PipePair pair;
-  pair.read_end = Channel(*std::move(reader));
-  pair.write_end = Channel(*std::move(writer));
-  return pair;
+  PipeEnds ends;
+  ends.read_end = *std::move(reader);
+  ends.write_end = *std::move(writer);
+  return ends;
 }
 
-}  // namespace
-
-absl::StatusOr<PipePair> CreatePipe(const PipeOptions& options) {
-  return internal::GuardResources("CreatePipe", "pipe", [&] {
-    return CreatePipeUnguarded(options);
-  });
-}
-
-absl::StatusOr<Channel> AdoptPipeEnd(NativeHandle handle, PipeEnd end) {
+absl::StatusOr<std::unique_ptr<ChannelImpl>> AdoptPipeEnd(NativeHandle handle,
+                                                          PipeEnd end) {
   if (handle < 0 || ::fcntl(handle, F_GETFD) < 0) {
-    return internal::GuardResources(
-        "AdoptPipeEnd", "fd", [&]() -> absl::StatusOr<Channel> {
-          return internal::MakeError(absl::StatusCode::kInvalidArgument,
-                                     "AdoptPipeEnd",
-                                     absl::StrCat("fd ", handle),
-                                     "not an open descriptor");
+    return GuardResources(
+        "AdoptPipeEnd", "fd",
+        [&]() -> absl::StatusOr<std::unique_ptr<ChannelImpl>> {
+          return MakeError(absl::StatusCode::kInvalidArgument, "AdoptPipeEnd",
+                           absl::StrCat("fd ", handle),
+                           "not an open descriptor");
         });
   }
   // Owned from here on, so that it is closed after any failure, an
   // allocation failure included.
-  internal::posix::UniqueFd fd(handle);
-  return internal::GuardResources(
-      "AdoptPipeEnd", "fd", [&]() -> absl::StatusOr<Channel> {
-        std::string name = absl::StrCat("fd ", handle);
-        auto impl = internal::posix::PosixPipeChannel::Create(
-            std::move(fd), end == PipeEnd::kRead, std::move(name));
-        if (!impl.ok()) return impl.status();
-        return Channel(*std::move(impl));
-      });
+  UniqueFd fd(handle);
+  return GuardResources("AdoptPipeEnd", "fd",
+                        [&]() -> absl::StatusOr<std::unique_ptr<ChannelImpl>> {
+                          std::string name = absl::StrCat("fd ", handle);
+                          auto impl = PosixPipeChannel::Create(
+                              std::move(fd), end == PipeEnd::kRead,
+                              std::move(name));
+                          if (!impl.ok()) return impl.status();
+                          return std::unique_ptr<ChannelImpl>(*std::move(impl));
+                        });
 }
 
+}  // namespace posix
+
+absl::StatusOr<PipeEnds> BackendCreatePipe(const PipeOptions& options) {
+  return posix::CreatePipe(options);
+}
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendAdoptPipeEnd(
+    NativeHandle handle, PipeEnd end) {
+  return posix::AdoptPipeEnd(handle, end);
+}
+
+}  // namespace internal
 }  // namespace canal

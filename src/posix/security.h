@@ -1,6 +1,6 @@
 // Who is at the other end of a Unix socket, and the POSIX access rules built
-// on it: the listener's per-peer policy check (issue 4) and the client's
-// check of the server (anti-squatting).
+// on it: the listener's per-peer policy check (who may connect) and the
+// client's check of the server (anti-squatting: nobody else can pose as it).
 //
 // Credentials come from SO_PEERCRED (and SO_PEERGROUPS for supplementary
 // groups) on Linux, getpeereid (and LOCAL_PEERPID / LOCAL_PEERCRED where

@@ -302,7 +302,5 @@ absl::Status BackendWaitForListener(absl::string_view name,
                         [&] { return win32::WaitForListener(name, deadline); });
 }
 
-bool BackendUsesPosixNames() { return false; }
-
 }  // namespace internal
 }  // namespace canal

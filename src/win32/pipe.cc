@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "canal/pipe.h"
+#include "src/internal/backend.h"
 #include "src/internal/errors.h"
 #include "src/win32/channel.h"
 #include "src/win32/error.h"
@@ -109,55 +110,64 @@ absl::StatusOr<NamedPipePair> MakeNamedPipePair(bool server_reads,
   return pair;
 }
 
-}  // namespace win32
-}  // namespace internal
-
-absl::StatusOr<PipePair> CreatePipe(const PipeOptions& options) {
+absl::StatusOr<PipeEnds> CreatePipe(const PipeOptions& options) {
   const DWORD buffer = static_cast<DWORD>(
       options.buffer_size > 0x7fffffff ? 0x7fffffff : options.buffer_size);
-  auto pair = internal::win32::MakeNamedPipePair(/*server_reads=*/true,
-                                                 /*client_overlapped=*/true,
-                                                 buffer);
+  auto pair = MakeNamedPipePair(/*server_reads=*/true,
+                                /*client_overlapped=*/true, buffer);
   if (!pair.ok()) return pair.status();
-  internal::win32::ChannelSetup read_setup;
+  ChannelSetup read_setup;
   read_setup.pipe = std::move(pair->server);
   read_setup.can_write = false;
   read_setup.server = true;
   read_setup.name = pair->name;
-  internal::win32::ChannelSetup write_setup;
+  ChannelSetup write_setup;
   write_setup.pipe = std::move(pair->client);
   write_setup.can_read = false;
   write_setup.name = pair->name;
-  auto reader = internal::win32::Win32Channel::Create(std::move(read_setup));
+  auto reader = Win32Channel::Create(std::move(read_setup));
   if (!reader.ok()) return reader.status();
-  auto writer = internal::win32::Win32Channel::Create(std::move(write_setup));
+  auto writer = Win32Channel::Create(std::move(write_setup));
   if (!writer.ok()) return writer.status();
-  PipePair result;
-  result.read_end = Channel(*std::move(reader));
-  result.write_end = Channel(*std::move(writer));
+  PipeEnds result;
+  result.read_end = *std::move(reader);
+  result.write_end = *std::move(writer);
   return result;
 }
 
-absl::StatusOr<Channel> AdoptPipeEnd(NativeHandle handle, PipeEnd end) {
+absl::StatusOr<std::unique_ptr<ChannelImpl>> AdoptPipeEnd(NativeHandle handle,
+                                                          PipeEnd end) {
   DWORD info = 0;
   const std::string name = absl::StrCat(
       "handle ", static_cast<uint64_t>(reinterpret_cast<uintptr_t>(handle)));
   if (handle == nullptr || handle == INVALID_HANDLE_VALUE ||
       !GetHandleInformation(handle, &info)) {
-    return internal::MakeError(absl::StatusCode::kInvalidArgument,
-                               "AdoptPipeEnd", name, "not an open handle");
+    return MakeError(absl::StatusCode::kInvalidArgument, "AdoptPipeEnd", name,
+                     "not an open handle");
   }
   DWORD flags = 0;
-  internal::win32::ChannelSetup setup;
+  ChannelSetup setup;
   setup.server = GetNamedPipeInfo(handle, &flags, nullptr, nullptr, nullptr) &&
                  (flags & PIPE_SERVER_END) != 0;
-  setup.pipe = internal::win32::ScopedHandle(handle);
+  setup.pipe = ScopedHandle(handle);
   setup.can_read = end == PipeEnd::kRead;
   setup.can_write = end == PipeEnd::kWrite;
   setup.name = name;
-  auto impl = internal::win32::Win32Channel::Create(std::move(setup));
+  auto impl = Win32Channel::Create(std::move(setup));
   if (!impl.ok()) return impl.status();
-  return Channel(*std::move(impl));
+  return std::unique_ptr<ChannelImpl>(*std::move(impl));
 }
 
+}  // namespace win32
+
+absl::StatusOr<PipeEnds> BackendCreatePipe(const PipeOptions& options) {
+  return win32::CreatePipe(options);
+}
+
+absl::StatusOr<std::unique_ptr<ChannelImpl>> BackendAdoptPipeEnd(
+    NativeHandle handle, PipeEnd end) {
+  return win32::AdoptPipeEnd(handle, end);
+}
+
+}  // namespace internal
 }  // namespace canal

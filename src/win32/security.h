@@ -1,5 +1,6 @@
-// Access control and identity for the Win32 backend (issue 4, "secure by
-// default"): the security descriptors of pipe instances and of the
+// Access control and identity for the Win32 backend (secure by default:
+// only the listener's own user gets in unless its access policy says
+// otherwise): the security descriptors of pipe instances and of the
 // listener's metadata section, the users behind processes, the client's
 // check of the server (anti-squatting), and impersonation.
 //

@@ -16,10 +16,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "src/internal/backend.h"
 #include "src/internal/command_line.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
-#include "src/internal/process.h"
 #include "src/win32/channel.h"
 #include "src/win32/error.h"
 #include "src/win32/io.h"

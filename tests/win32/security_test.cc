@@ -1,6 +1,7 @@
-// Issue 4 on Windows: the DACL of every pipe instance and of the metadata
-// section, peer identity, the client's check of the server, impersonation,
-// the authorisation callback and the validation of custom SDDL.
+// Secure by default on Windows: the DACL of every pipe instance and of the
+// metadata section, peer identity, the client's check of the server,
+// impersonation, the authorisation callback and the validation of custom
+// SDDL.
 
 #include <windows.h>
 

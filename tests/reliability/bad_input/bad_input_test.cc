@@ -459,6 +459,24 @@ TEST(BadInput, PipesBadArguments) {
   CANAL_EXPECT_CODE(a, kInvalidArgument);
 }
 
+TEST(BadInput, AdoptPipeEndUnknownEndLeavesTheHandleAlone) {
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+  CANAL_ASSERT_OK(pipe);
+  absl::StatusOr<canal::Channel> adopted = canal::AdoptPipeEnd(
+      pipe->read_end.native_handle(), static_cast<canal::PipeEnd>(7));
+  CANAL_EXPECT_CODE(adopted, kInvalidArgument);
+  EXPECT_TRUE(Names(adopted.status(), "AdoptPipeEnd"));
+  adopted = absl::UnknownError("dropped");  // Closes nothing.
+  // The handle still belongs to the read end alone.
+  CANAL_ASSERT_OK(pipe->write_end.Write("x"));
+  char byte = 0;
+  absl::StatusOr<canal::ReadResult> r =
+      pipe->read_end.Read(absl::MakeSpan(&byte, 1), canal_test::kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 1u);
+  EXPECT_EQ(byte, 'x');
+}
+
 // --- Zero and negative timeouts, empty buffers -----------------------------
 
 TEST(BadInput, ZeroAndNegativeTimeoutsPoll) {
