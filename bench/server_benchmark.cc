@@ -57,8 +57,8 @@ namespace {
 
 constexpr size_t kRequestSize = 64;
 constexpr size_t kChunkSize = 64 * 1024;
-constexpr size_t kReadChunk = 64 * 1024;        // ServerOptions default.
-constexpr size_t kMaxQueued = 1024 * 1024;      // ServerOptions default.
+constexpr size_t kReadChunk = 64 * 1024;          // ServerOptions default.
+constexpr size_t kMaxQueued = 1024 * 1024;        // ServerOptions default.
 constexpr size_t kMaxMessage = 64 * 1024 * 1024;  // ListenerOptions default.
 
 // A private directory for the sockets of one run.
@@ -89,7 +89,8 @@ class UvEchoServer {
     std::unique_ptr<UvEchoServer> s(new UvEchoServer(path, message_mode));
     absl::Status st = s->Init();
     if (!st.ok()) return st;
-    s->thread_ = std::thread([p = s.get()] { uv_run(&p->loop_, UV_RUN_DEFAULT); });
+    s->thread_ =
+        std::thread([p = s.get()] { uv_run(&p->loop_, UV_RUN_DEFAULT); });
     return s;
   }
 
@@ -158,8 +159,7 @@ class UvEchoServer {
       const std::string line = absl::StrCat(
           "canal 1 mode=message access=duplex max_instances=0 "
           "max_message_size=",
-          kMaxMessage, " buffer_size=0 pid=", ::getpid(),
-          "\n");
+          kMaxMessage, " buffer_size=0 pid=", ::getpid(), "\n");
       if (::write(lock_fd_, line.data(), line.size()) !=
           static_cast<ssize_t>(line.size())) {
         return absl::InternalError("cannot write the metadata lock file");
@@ -235,7 +235,8 @@ class UvEchoServer {
       delete w;
       return;
     }
-    uv_buf_t out = uv_buf_init(&w->data[0], static_cast<unsigned>(w->data.size()));
+    uv_buf_t out =
+        uv_buf_init(&w->data[0], static_cast<unsigned>(w->data.size()));
     if (uv_write(&w->req, stream, &out, 1, &UvEchoServer::OnWritten) != 0) {
       delete w;
       CloseHandle(reinterpret_cast<uv_handle_t*>(stream));
@@ -276,15 +277,17 @@ class UvEchoServer {
       const unsigned char* h =
           reinterpret_cast<const unsigned char*>(data + pos);
       if (std::memcmp(h, "CNL1", 4) != 0) return false;
-      const uint32_t len = static_cast<uint32_t>(h[4]) |
-                           static_cast<uint32_t>(h[5]) << 8 |
-                           static_cast<uint32_t>(h[6]) << 16 |
-                           static_cast<uint32_t>(h[7]) << 24;
+      const uint32_t len =
+          static_cast<uint32_t>(h[4]) | static_cast<uint32_t>(h[5]) << 8 |
+          static_cast<uint32_t>(h[6]) << 16 | static_cast<uint32_t>(h[7]) << 24;
       if (len > kMaxMessage) return false;
       if (size - pos - 8 < len) break;
       // The handler's work: the reply is a copy of the request.
       std::string reply(data + pos + 8, len);
-      char header[8] = {'C', 'N', 'L', '1',
+      char header[8] = {'C',
+                        'N',
+                        'L',
+                        '1',
                         static_cast<char>(len & 0xff),
                         static_cast<char>((len >> 8) & 0xff),
                         static_cast<char>((len >> 16) & 0xff),
@@ -394,7 +397,9 @@ class Batches {
       uint64_t seen;
     } arg{this, *seen};
     mu_.Await(absl::Condition(
-        +[](Arg* a) { return a->self->stop_ || a->self->generation_ > a->seen; },
+        +[](Arg* a) {
+          return a->self->stop_ || a->self->generation_ > a->seen;
+        },
         &arg));
     if (stop_) return false;
     *seen = generation_;

@@ -28,8 +28,8 @@ std::string SelfPath(const char* argv0) {
   wchar_t path[MAX_PATH];
   DWORD n = GetModuleFileNameW(nullptr, path, MAX_PATH);
   if (n == 0 || n >= MAX_PATH) return argv0;
-  int size = WideCharToMultiByte(CP_UTF8, 0, path, static_cast<int>(n),
-                                 nullptr, 0, nullptr, nullptr);
+  int size = WideCharToMultiByte(CP_UTF8, 0, path, static_cast<int>(n), nullptr,
+                                 0, nullptr, nullptr);
   std::string utf8(static_cast<size_t>(size), '\0');
   WideCharToMultiByte(CP_UTF8, 0, path, static_cast<int>(n), &utf8[0], size,
                       nullptr, nullptr);
@@ -88,7 +88,8 @@ int Parent(const std::string& self) {
   absl::StatusOr<canal::RunResult> result =
       canal::Run({self, "--child"}, "run() works too\n", run);
   const bool run_ok = result.ok() && result->stdout_data == "RUN() WORKS TOO\n";
-  std::printf("Run: %s", result.ok() ? result->stdout_data.c_str() : "failed\n");
+  std::printf("Run: %s",
+              result.ok() ? result->stdout_data.c_str() : "failed\n");
   return ok && run_ok ? 0 : 1;
 }
 

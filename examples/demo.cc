@@ -43,8 +43,8 @@ std::string SelfPath(const char* argv0) {
   wchar_t path[MAX_PATH];
   DWORD n = GetModuleFileNameW(nullptr, path, MAX_PATH);
   if (n == 0 || n >= MAX_PATH) return argv0;
-  int size = WideCharToMultiByte(CP_UTF8, 0, path, static_cast<int>(n),
-                                 nullptr, 0, nullptr, nullptr);
+  int size = WideCharToMultiByte(CP_UTF8, 0, path, static_cast<int>(n), nullptr,
+                                 0, nullptr, nullptr);
   std::string utf8(static_cast<size_t>(size), '\0');
   WideCharToMultiByte(CP_UTF8, 0, path, static_cast<int>(n), &utf8[0], size,
                       nullptr, nullptr);
@@ -83,8 +83,8 @@ bool Serve(canal::Channel& ch) {
       ch.Close();
       return true;
     } else {
-      reply = absl::StrCat("server process ", OwnPid(), " got \"", *request,
-                           "\"");
+      reply =
+          absl::StrCat("server process ", OwnPid(), " got \"", *request, "\"");
     }
     if (!ch.WriteMessage(reply, kStepTimeout).ok()) return false;
   }
@@ -96,7 +96,8 @@ int RunServer(const std::string& name) {
   options.max_instances = 1;  // a second client waits for the first
   absl::StatusOr<canal::Listener> listener =
       canal::Listener::Create(name, options);
-  if (!listener.ok()) return Fail("server: Listener::Create", listener.status());
+  if (!listener.ok())
+    return Fail("server: Listener::Create", listener.status());
   // Tell the parent (through our stdout pipe) that the name exists now.
   std::printf("ready\n");
   std::fflush(stdout);
@@ -202,10 +203,10 @@ int RunDemo(const std::string& self) {
   first->Close();
   second.join();
   if (!second_status.ok()) return Fail("second client", second_status);
-  Say(absl::StrCat("   The second client waited ",
-                   absl::FormatDuration(absl::Trunc(waited,
-                                                    absl::Milliseconds(1))),
-                   ", connected, and got \"", second_reply, "\""));
+  Say(absl::StrCat(
+      "   The second client waited ",
+      absl::FormatDuration(absl::Trunc(waited, absl::Milliseconds(1))),
+      ", connected, and got \"", second_reply, "\""));
 
   // 6. Call: connect, transact and close in one call (CallNamedPipe).
   absl::StatusOr<std::string> called =
@@ -222,9 +223,9 @@ int RunDemo(const std::string& self) {
   absl::StatusOr<canal::ReadResult> after =
       last->Read(absl::MakeSpan(buf), kStepTimeout);
   if (after.ok() || !absl::IsOutOfRange(after.status())) {
-    return Fail("reading after the last message",
-                after.ok() ? absl::InternalError("got more data")
-                           : after.status());
+    return Fail(
+        "reading after the last message",
+        after.ok() ? absl::InternalError("got more data") : after.status());
   }
   Say(absl::StrCat("\n7. Sent \"bye\", got \"", *bye,
                    "\"; the next read found the end of the stream: the "
@@ -232,8 +233,8 @@ int RunDemo(const std::string& self) {
   absl::StatusOr<canal::ExitStatus> exit = server->Wait(kStepTimeout);
   if (!exit.ok()) return Fail("Wait", exit.status());
   if (!exit->success()) {
-    return Fail("server", absl::InternalError(absl::StrCat(
-                              "exited with code ", exit->exit_code)));
+    return Fail("server", absl::InternalError(absl::StrCat("exited with code ",
+                                                           exit->exit_code)));
   }
   Say(absl::StrCat("   The server process ", server->pid(), " exited with 0."));
 

@@ -27,8 +27,9 @@ absl::StatusOr<std::unique_ptr<canal::Server>> StartEchoServer(
   canal::ServerHandlers handlers;
   handlers.on_open = [connections](canal::Connection&) { ++*connections; };
   // Runs on the loop thread: never block here.
-  handlers.on_request = [](canal::Connection&, absl::string_view request)
-      -> absl::StatusOr<std::string> {
+  handlers.on_request =
+      [](canal::Connection&,
+         absl::string_view request) -> absl::StatusOr<std::string> {
     return absl::StrCat("echo: ", request);
   };
   return canal::Server::Start(name, options, std::move(handlers));
@@ -63,9 +64,10 @@ int SelfTest() {
   for (std::thread& t : clients) t.join();
   (*server)->Shutdown(absl::Seconds(1));
   const bool ok = good == kClients * kRequests && connections == kClients;
-  std::printf("event_server self-test: %d clients, %d of %d replies right: %s\n",
-              connections.load(), good.load(), kClients * kRequests,
-              ok ? "ok" : "FAILED");
+  std::printf(
+      "event_server self-test: %d clients, %d of %d replies right: %s\n",
+      connections.load(), good.load(), kClients * kRequests,
+      ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }
 

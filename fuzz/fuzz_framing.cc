@@ -120,8 +120,7 @@ class Pieces {
 // Drives one decoder over the stream and compares with the reference.
 class DecoderRun {
  public:
-  DecoderRun(uint8_t config, absl::string_view stream,
-             const Expected& expected)
+  DecoderRun(uint8_t config, absl::string_view stream, const Expected& expected)
       : style_(config & 3),
         part_(1 + ((config >> 2) & 15)),
         survey_(((config >> 6) & 1) != 0),
@@ -192,8 +191,8 @@ class DecoderRun {
     const size_t stage = decoder_.stage_capacity();
     const size_t held = decoder_.memory_held() - stage;
     if (stage > 2 * std::max(decoder_.body_size(), largest_) + part_) {
-      canal_fuzz::Fail(absl::StrCat("decoder keeps a staging buffer of ",
-                                    stage, " bytes"));
+      canal_fuzz::Fail(
+          absl::StrCat("decoder keeps a staging buffer of ", stage, " bytes"));
     }
     // Next into a view keeps the last message until the next call.
     const size_t lent = style_ == 0 ? largest_ : 0;
@@ -333,8 +332,7 @@ class DecoderRun {
           canal_fuzz::Fail("BodyRoom beyond the message");
         }
         const bool covers_rest = room.size() == decoder_.body_missing();
-        absl::string_view piece =
-            Receive(covers_rest ? SIZE_MAX : room.size());
+        absl::string_view piece = Receive(covers_rest ? SIZE_MAX : room.size());
         const size_t direct = std::min(piece.size(), room.size());
         std::memcpy(room.data(), piece.data(), direct);
         decoder_.CommitBody(direct);
@@ -377,8 +375,8 @@ canal::Listener& TheListener() {
 void CheckChannel(uint8_t config, const uint8_t* data, size_t size,
                   const Expected& expected) {
   canal::Listener& listener = TheListener();
-  const int fd = canal_fuzz::RawConnect(canal_fuzz::RuntimeDir() +
-                                        "/fuzz-framing");
+  const int fd =
+      canal_fuzz::RawConnect(canal_fuzz::RuntimeDir() + "/fuzz-framing");
   if (fd < 0) canal_fuzz::Fail("raw connect");
   // The whole input fits into the socket buffer (libFuzzer's default
   // -max_len is 4096), so write it all, then end the stream.

@@ -36,8 +36,9 @@ canal::Server& TheServer(bool message) {
     options.read_chunk_size = 64;
     canal::ServerHandlers handlers;
     if (message) {
-      handlers.on_request = [](canal::Connection&, absl::string_view req)
-          -> absl::StatusOr<std::string> {
+      handlers.on_request =
+          [](canal::Connection&,
+             absl::string_view req) -> absl::StatusOr<std::string> {
         if (req == "close-me") return absl::CancelledError("asked to");
         return absl::StrCat("echo:", req);
       };
@@ -46,9 +47,9 @@ canal::Server& TheServer(bool message) {
         (void)c.Send(d);
       };
     }
-    auto started = canal::Server::Start(
-        message ? "fuzz-hostile-msg" : "fuzz-hostile-byte", options,
-        std::move(handlers));
+    auto started =
+        canal::Server::Start(message ? "fuzz-hostile-msg" : "fuzz-hostile-byte",
+                             options, std::move(handlers));
     if (!started.ok()) canal_fuzz::Fail("Server::Start", started.status());
     s = started->release();
   }
@@ -88,8 +89,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ++data;
   --size;
   canal::Server& server = TheServer(message);
-  const std::string path = canal_fuzz::RuntimeDir() +
-                           (message ? "/fuzz-hostile-msg" : "/fuzz-hostile-byte");
+  const std::string path =
+      canal_fuzz::RuntimeDir() +
+      (message ? "/fuzz-hostile-msg" : "/fuzz-hostile-byte");
   const int fd = canal_fuzz::RawConnect(path);
   if (fd < 0) canal_fuzz::Fail("raw connect");
   // The server may close on us (DataLoss) or echo; either is fine, so a
@@ -97,8 +99,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t off = 0; off < size; off += piece) {
     const size_t n = size - off < piece ? size - off : piece;
     if (!canal_fuzz::WriteAll(
-            fd, absl::string_view(reinterpret_cast<const char*>(data) + off,
-                                  n))) {
+            fd,
+            absl::string_view(reinterpret_cast<const char*>(data) + off, n))) {
       break;
     }
   }
@@ -108,8 +110,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (server.connection_count() > 0) {
     if (absl::Now() > deadline) {
-      canal_fuzz::Fail(absl::StrCat("connections left open: ",
-                                    server.connection_count()));
+      canal_fuzz::Fail(
+          absl::StrCat("connections left open: ", server.connection_count()));
     }
     absl::SleepFor(absl::Microseconds(200));
   }

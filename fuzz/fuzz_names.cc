@@ -70,12 +70,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::Status win =
       canal::internal::ClassifyName("Op", name, false, &kind_win);
   const bool portable = canal::internal::IsPortableName(name);
-  if (portable != (posix.ok() &&
-                   kind_posix == canal::internal::NameKind::kPortable)) {
+  if (portable !=
+      (posix.ok() && kind_posix == canal::internal::NameKind::kPortable)) {
     canal_fuzz::Fail("IsPortableName and ClassifyName disagree");
   }
-  if (portable != (win.ok() &&
-                   kind_win == canal::internal::NameKind::kPortable)) {
+  if (portable !=
+      (win.ok() && kind_win == canal::internal::NameKind::kPortable)) {
     canal_fuzz::Fail("IsPortableName and ClassifyName(win) disagree");
   }
   if (!posix.ok() && posix.code() != absl::StatusCode::kInvalidArgument) {
@@ -109,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!name.empty() && name[0] == '/') return 0;  // Never create those.
   {
     canal::ListenerOptions lopts;
-    lopts.mode = (size & 1) ? canal::PipeMode::kMessage : canal::PipeMode::kByte;
+    lopts.mode =
+        (size & 1) ? canal::PipeMode::kMessage : canal::PipeMode::kByte;
     auto listener = canal::Listener::Create(use, lopts);
     CheckStatus("Listen", listener.status());
     if (portable && !listener.ok()) {
@@ -136,8 +137,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // Whatever happened, the runtime dir holds what it held before.
   if (List(dir) != before) {
-    canal_fuzz::Fail(absl::StrCat("runtime dir changed after name of size ",
-                                  size));
+    canal_fuzz::Fail(
+        absl::StrCat("runtime dir changed after name of size ", size));
   }
   return 0;
 }

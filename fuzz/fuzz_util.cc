@@ -16,8 +16,8 @@ const std::string& RuntimeDir() {
   static const std::string* dir = [] {
     signal(SIGPIPE, SIG_IGN);
     const char* tmp = getenv("TMPDIR");
-    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") +
-                       "/canal-fuzz-XXXXXX";
+    std::string tmpl =
+        std::string(tmp && *tmp ? tmp : "/tmp") + "/canal-fuzz-XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr) {
       perror("mkdtemp");
       abort();

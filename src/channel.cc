@@ -18,7 +18,8 @@ namespace {
 
 absl::Status Invalid(absl::string_view op) {
   return absl::FailedPreconditionError(
-      absl::StrCat("canal: ", op, ": the channel is not connected (default-"
+      absl::StrCat("canal: ", op,
+                   ": the channel is not connected (default-"
                    "constructed or moved from)"));
 }
 
@@ -30,9 +31,9 @@ absl::Status NeedMessageMode(absl::string_view op, absl::string_view name) {
 
 absl::Status NeedDirection(absl::string_view op, absl::string_view name,
                            absl::string_view what) {
-  return internal::MakeError(absl::StatusCode::kFailedPrecondition, op, name,
-                             absl::StrCat("this end of the pipe cannot ", what,
-                                          " (one-way pipe)"));
+  return internal::MakeError(
+      absl::StatusCode::kFailedPrecondition, op, name,
+      absl::StrCat("this end of the pipe cannot ", what, " (one-way pipe)"));
 }
 
 absl::Status CheckSize(absl::string_view op, const internal::ChannelImpl& impl,
@@ -96,14 +97,14 @@ absl::StatusOr<ReadResult> Channel::Read(absl::Span<char> buffer,
                                          absl::Duration timeout) {
   if (!impl_) return Invalid("Read");
   if (!impl_->can_read()) return NeedDirection("Read", impl_->name(), "read");
-  return internal::GuardResources("Read", impl_->name(), [&] {
-    return impl_->Read(buffer, timeout);
-  });
+  return internal::GuardResources("Read", impl_->name(),
+                                  [&] { return impl_->Read(buffer, timeout); });
 }
 
 absl::Status Channel::Write(absl::string_view data, absl::Duration timeout) {
   if (!impl_) return Invalid("Write");
-  if (!impl_->can_write()) return NeedDirection("Write", impl_->name(), "write");
+  if (!impl_->can_write())
+    return NeedDirection("Write", impl_->name(), "write");
   CANAL_RETURN_IF_ERROR(CheckSize("Write", *impl_, data.size()));
   return internal::GuardResources("Write", impl_->name(), [&] {
     return impl_->Write("Write", data, timeout);
@@ -118,9 +119,8 @@ absl::StatusOr<std::string> Channel::ReadMessage(absl::Duration timeout) {
   if (!impl_->can_read()) {
     return NeedDirection("ReadMessage", impl_->name(), "read");
   }
-  return internal::GuardResources("ReadMessage", impl_->name(), [&] {
-    return impl_->ReadMessage(timeout);
-  });
+  return internal::GuardResources("ReadMessage", impl_->name(),
+                                  [&] { return impl_->ReadMessage(timeout); });
 }
 
 absl::Status Channel::WriteMessage(absl::string_view message,

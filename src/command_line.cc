@@ -8,7 +8,8 @@ namespace canal {
 namespace internal {
 
 void AppendQuotedWindowsArgument(absl::string_view arg, std::string* out) {
-  if (!arg.empty() && arg.find_first_of(" \t\n\v\"") == absl::string_view::npos) {
+  if (!arg.empty() &&
+      arg.find_first_of(" \t\n\v\"") == absl::string_view::npos) {
     out->append(arg.data(), arg.size());
     return;
   }

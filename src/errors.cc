@@ -23,8 +23,8 @@ absl::Status MakeError(absl::StatusCode code, absl::string_view op,
                        absl::string_view native) {
   if (native.empty()) return MakeError(code, op, name, what);
   try {
-    return absl::Status(code, absl::StrCat("canal: ", op, " \"", name, "\": ",
-                                           what, " (", native, ")"));
+    return absl::Status(code, absl::StrCat("canal: ", op, " \"", name,
+                                           "\": ", what, " (", native, ")"));
   } catch (const std::bad_alloc&) {
     return absl::Status(code, "");
   } catch (const std::length_error&) {

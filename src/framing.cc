@@ -33,8 +33,7 @@ namespace {
 // The bytes `prefix` followed by `rest`, read at logical offsets.
 class Parts {
  public:
-  Parts(absl::string_view prefix,
-        std::initializer_list<absl::string_view> rest)
+  Parts(absl::string_view prefix, std::initializer_list<absl::string_view> rest)
       : prefix_(prefix), rest_(rest) {
     total_ = prefix.size();
     for (absl::string_view part : rest) total_ += part.size();
@@ -60,8 +59,8 @@ class Parts {
       *offset -= part.size();
       return 0;
     }
-    const size_t take = static_cast<size_t>(
-        std::min<uint64_t>(n, part.size() - *offset));
+    const size_t take =
+        static_cast<size_t>(std::min<uint64_t>(n, part.size() - *offset));
     std::memcpy(out, part.data() + *offset, take);
     *offset = 0;
     return take;
@@ -111,8 +110,7 @@ size_t FrameDecoder::ReadPartSlow(absl::string_view* input,
 }
 
 bool FrameDecoder::ParseHeaderFragment(absl::string_view* input) {
-  const size_t take =
-      std::min(kFrameHeaderSize - header_fill_, input->size());
+  const size_t take = std::min(kFrameHeaderSize - header_fill_, input->size());
   std::memcpy(header_ + header_fill_, input->data(), take);
   header_fill_ += take;
   input->remove_prefix(take);

@@ -31,9 +31,10 @@ absl::Status ValidateOptions(absl::string_view name,
     return bad("unknown PipeAccess");
   }
   if (options.max_instances < 0 || options.max_instances > kMaxInstanceLimit) {
-    return bad(absl::StrCat("max_instances must be kUnlimitedInstances (0) or "
-                            "1..",
-                            kMaxInstanceLimit, ", got ", options.max_instances));
+    return bad(
+        absl::StrCat("max_instances must be kUnlimitedInstances (0) or "
+                     "1..",
+                     kMaxInstanceLimit, ", got ", options.max_instances));
   }
   if (options.max_message_size == 0 ||
       options.max_message_size > internal::kMaxFramePayload) {
@@ -54,15 +55,17 @@ absl::Status ValidateOptions(absl::string_view name,
               policy.posix_mode));
         }
         if ((policy.posix_mode & 0600) != 0600) {
-          return bad("access_policy.posix_mode must give the owner read and "
-                     "write (0600)");
+          return bad(
+              "access_policy.posix_mode must give the owner read and "
+              "write (0600)");
         }
         if (policy.posix_group < -1) {
           return bad("access_policy.posix_group must be a gid or -1");
         }
       } else if (policy.windows_sddl.empty()) {
-        return bad("access_policy.windows_sddl is empty; a custom policy on "
-                   "Windows needs an SDDL security descriptor");
+        return bad(
+            "access_policy.windows_sddl is empty; a custom policy on "
+            "Windows needs an SDDL security descriptor");
       }
       break;
     default:

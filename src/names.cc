@@ -38,7 +38,8 @@ absl::Status ClassifyName(absl::string_view op, absl::string_view name,
   }
   if (!posix && absl::StartsWith(name, kWindowsPipePrefix) &&
       name.size() > kWindowsPipePrefix.size() &&
-      name.substr(kWindowsPipePrefix.size()).find('\\') == absl::string_view::npos &&
+      name.substr(kWindowsPipePrefix.size()).find('\\') ==
+          absl::string_view::npos &&
       name.size() <= 256) {
     *kind = NameKind::kNative;
     return absl::OkStatus();

@@ -34,8 +34,8 @@ absl::Status CheckArguments(const std::vector<std::string>& argv,
                                  argv[0], "an argument contains a NUL byte");
     }
   }
-  for (StdioMode m : {options.stdin_mode, options.stdout_mode,
-                      options.stderr_mode}) {
+  for (StdioMode m :
+       {options.stdin_mode, options.stdout_mode, options.stderr_mode}) {
     if (m != StdioMode::kInherit && m != StdioMode::kPipe &&
         m != StdioMode::kNull && m != StdioMode::kStdout) {
       return internal::MakeError(absl::StatusCode::kInvalidArgument, "Start",
@@ -49,8 +49,8 @@ absl::Status CheckArguments(const std::vector<std::string>& argv,
         "StdioMode::kStdout is only valid for stderr_mode");
   }
   for (const auto& [name, value] : options.environment) {
-    if (name.empty() || name.find('=', name[0] == '=' ? 1 : 0) !=
-                            std::string::npos ||
+    if (name.empty() ||
+        name.find('=', name[0] == '=' ? 1 : 0) != std::string::npos ||
         name.find('\0') != std::string::npos ||
         value.find('\0') != std::string::npos) {
       return internal::MakeError(
@@ -71,8 +71,7 @@ absl::Status CheckArguments(const std::vector<std::string>& argv,
     }
     if (options.extra.env_var.find('=') != std::string::npos) {
       return internal::MakeError(absl::StatusCode::kInvalidArgument, "Start",
-                                 argv[0],
-                                 "ExtraChannel::env_var contains '='");
+                                 argv[0], "ExtraChannel::env_var contains '='");
     }
   }
   return absl::OkStatus();
@@ -126,9 +125,8 @@ Channel Subprocess::TakeStderr() { return std::move(stderr_); }
 
 absl::StatusOr<ExitStatus> Subprocess::Wait(absl::Duration timeout) {
   if (!impl_) return Invalid("Wait");
-  return internal::GuardResources("Wait", "", [&] {
-    return impl_->Wait(timeout);
-  });
+  return internal::GuardResources("Wait", "",
+                                  [&] { return impl_->Wait(timeout); });
 }
 
 absl::Status Subprocess::Kill() {
@@ -249,8 +247,7 @@ absl::StatusOr<RunResult> RunUnguarded(const std::vector<std::string>& argv,
     return internal::MakeError(
         absl::StatusCode::kDeadlineExceeded, "Run", argv[0],
         absl::StrCat("the child ran past the timeout of ",
-                     absl::FormatDuration(options.timeout),
-                     " and was killed"));
+                     absl::FormatDuration(options.timeout), " and was killed"));
   }
   return error;
 }

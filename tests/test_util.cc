@@ -65,8 +65,8 @@ absl::StatusOr<std::string> ReadExactly(canal::Channel& channel, size_t size,
   std::string out(size, '\0');
   size_t got = 0;
   while (got < size) {
-    absl::StatusOr<canal::ReadResult> r = channel.Read(
-        absl::MakeSpan(&out[got], size - got), timeout);
+    absl::StatusOr<canal::ReadResult> r =
+        channel.Read(absl::MakeSpan(&out[got], size - got), timeout);
     if (!r.ok()) return r.status();
     if (r->size == 0 && !r->more && channel.mode() == canal::PipeMode::kByte) {
       return absl::InternalError("byte-mode Read returned 0 bytes");

@@ -116,36 +116,32 @@ inline ::testing::AssertionResult MessageNames(const absl::Status& status,
 
 }  // namespace canal_test
 
-#define CANAL_ASSERT_OK(expr)                                   \
-  do {                                                          \
-    const absl::Status canal_test_status_ =                     \
-        ::canal_test::ToStatus(expr);                           \
-    ASSERT_TRUE(canal_test_status_.ok()) << canal_test_status_; \
+#define CANAL_ASSERT_OK(expr)                                             \
+  do {                                                                    \
+    const absl::Status canal_test_status_ = ::canal_test::ToStatus(expr); \
+    ASSERT_TRUE(canal_test_status_.ok()) << canal_test_status_;           \
   } while (false)
 
-#define CANAL_EXPECT_OK(expr)                                   \
-  do {                                                          \
-    const absl::Status canal_test_status_ =                     \
-        ::canal_test::ToStatus(expr);                           \
-    EXPECT_TRUE(canal_test_status_.ok()) << canal_test_status_; \
+#define CANAL_EXPECT_OK(expr)                                             \
+  do {                                                                    \
+    const absl::Status canal_test_status_ = ::canal_test::ToStatus(expr); \
+    EXPECT_TRUE(canal_test_status_.ok()) << canal_test_status_;           \
   } while (false)
 
 // Asserts that `expr` (a Status or StatusOr) has exactly `code`, e.g.
 // CANAL_ASSERT_CODE(ch.Read(buf), kCancelled).
-#define CANAL_ASSERT_CODE(expr, expected_code)                                   \
-  do {                                                                  \
-    const absl::Status canal_test_status_ =                             \
-        ::canal_test::ToStatus(expr);                                   \
-    ASSERT_EQ(canal_test_status_.code(), ::absl::StatusCode::expected_code)      \
-        << canal_test_status_;                                          \
+#define CANAL_ASSERT_CODE(expr, expected_code)                              \
+  do {                                                                      \
+    const absl::Status canal_test_status_ = ::canal_test::ToStatus(expr);   \
+    ASSERT_EQ(canal_test_status_.code(), ::absl::StatusCode::expected_code) \
+        << canal_test_status_;                                              \
   } while (false)
 
-#define CANAL_EXPECT_CODE(expr, expected_code)                                   \
-  do {                                                                  \
-    const absl::Status canal_test_status_ =                             \
-        ::canal_test::ToStatus(expr);                                   \
-    EXPECT_EQ(canal_test_status_.code(), ::absl::StatusCode::expected_code)      \
-        << canal_test_status_;                                          \
+#define CANAL_EXPECT_CODE(expr, expected_code)                              \
+  do {                                                                      \
+    const absl::Status canal_test_status_ = ::canal_test::ToStatus(expr);   \
+    EXPECT_EQ(canal_test_status_.code(), ::absl::StatusCode::expected_code) \
+        << canal_test_status_;                                              \
   } while (false)
 
 #endif  // CANAL_TESTS_TEST_UTIL_H_

@@ -128,8 +128,8 @@ class PosixCallServer : public RawCallServer {
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
     absl::Status status;
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr),
-                  sizeof(addr)) != 0) {
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) !=
+        0) {
       status = Errno("connect");
     } else {
       status = WriteAll(fd, request);
@@ -193,8 +193,8 @@ absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options) {
 absl::StatusOr<std::unique_ptr<RawCallServer>> RawCallServer::Start(
     size_t request_size) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string dir = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp",
-                                 "/canal-raw-XXXXXX");
+  std::string dir =
+      absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/canal-raw-XXXXXX");
   if (::mkdtemp(&dir[0]) == nullptr) return Errno("mkdtemp");
   std::string path = dir + "/s";
   const int fd = ::socket(AF_UNIX, kSocketType, 0);

@@ -68,9 +68,9 @@ class PipeEnd : public StreamEnd {
   absl::Status Send(absl::string_view data) override {
     size_t done = 0;
     do {
-      IoResult r = Complete(handle_, event_, true,
-                            const_cast<char*>(data.data()) + done,
-                            static_cast<DWORD>(data.size() - done));
+      IoResult r =
+          Complete(handle_, event_, true, const_cast<char*>(data.data()) + done,
+                   static_cast<DWORD>(data.size() - done));
       if (r.error != ERROR_SUCCESS) return Win32Error("WriteFile", r.error);
       done += r.bytes;
     } while (done < data.size());
@@ -180,10 +180,9 @@ class Win32CallServer : public RawCallServer {
  public:
   // Creates one more instance of the message-mode pipe `name`.
   static HANDLE NewInstance(const std::wstring& name) {
-    return CreateNamedPipeW(name.c_str(),
-                            PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED,
-                            PipeType(true), PIPE_UNLIMITED_INSTANCES,
-                            64 * 1024, 64 * 1024, 0, nullptr);
+    return CreateNamedPipeW(
+        name.c_str(), PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED, PipeType(true),
+        PIPE_UNLIMITED_INSTANCES, 64 * 1024, 64 * 1024, 0, nullptr);
   }
 
  private:
@@ -212,9 +211,9 @@ absl::StatusOr<StreamPair> MakeRawPair(const PairOptions& options) {
   if (server == INVALID_HANDLE_VALUE) {
     return Win32Error("CreateNamedPipe", GetLastError());
   }
-  HANDLE client = CreateFileW(name.c_str(), GENERIC_READ | GENERIC_WRITE, 0,
-                              nullptr, OPEN_EXISTING, FILE_FLAG_OVERLAPPED,
-                              nullptr);
+  HANDLE client =
+      CreateFileW(name.c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr,
+                  OPEN_EXISTING, FILE_FLAG_OVERLAPPED, nullptr);
   if (client == INVALID_HANDLE_VALUE) {
     const DWORD error = GetLastError();
     CloseHandle(server);

@@ -182,8 +182,9 @@ struct ServerHandlers {
   std::function<void(Connection&, absl::string_view)> on_data;
   // Message mode only, instead of `on_data`: maps one request message to
   // one reply message, which is queued like `Send` does (also when the
-  // queue is full because of Sends from other threads). An error closes that connection with the error as its
-  // status. Pairs with the client's `Channel::Transact` and `canal::Call`.
+  // queue is full because of Sends from other threads). An error closes that
+  // connection with the error as its status. Pairs with the client's
+  // `Channel::Transact` and `canal::Call`.
   std::function<absl::StatusOr<std::string>(Connection&, absl::string_view)>
       on_request;
   // The connection ended; `status` says why: OutOfRange when the client

@@ -37,7 +37,8 @@ class Deadline {
   // rounded up so that a wait never ends before the deadline, at most `cap`.
   int64_t remaining_ms(int64_t cap = 0x7fffffff) const {
     if (infinite_) return -1;
-    int64_t ms = absl::ToInt64Milliseconds(remaining() + absl::Microseconds(999));
+    int64_t ms =
+        absl::ToInt64Milliseconds(remaining() + absl::Microseconds(999));
     return ms > cap ? cap : ms;
   }
 

@@ -46,8 +46,8 @@ absl::Status ThreadStartError(absl::string_view op, absl::string_view name,
 // could not start (std::system_error) becomes ResourceExhausted naming `op`
 // and `name`. `name` must stay valid while `body` runs.
 template <typename Body>
-auto GuardResources(absl::string_view op, absl::string_view name,
-                    Body&& body) -> decltype(body()) {
+auto GuardResources(absl::string_view op, absl::string_view name, Body&& body)
+    -> decltype(body()) {
   try {
     return body();
   } catch (const std::bad_alloc&) {

@@ -200,9 +200,8 @@ class FrameDecoder {
   // in_message().
   size_t ReadPart(absl::string_view* input, absl::Span<char> out) {
     const uint64_t remaining = size_ - delivered_;
-    const size_t want = out.size() < remaining
-                            ? out.size()
-                            : static_cast<size_t>(remaining);
+    const size_t want =
+        out.size() < remaining ? out.size() : static_cast<size_t>(remaining);
     // Nothing taken in and all of it in the input: the common case, a
     // message that arrived whole.
     if (end_ != 0 || in_result_ || result_lent_ || want > input->size()) {

@@ -13,15 +13,16 @@
 #define CANAL_CONCAT_(a, b) CANAL_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` (an absl::Status) is not OK.
-#define CANAL_RETURN_IF_ERROR(expr)              \
-  do {                                           \
-    ::absl::Status canal_status_ = (expr);       \
+#define CANAL_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status canal_status_ = (expr);         \
     if (!canal_status_.ok()) return canal_status_; \
   } while (false)
 
 // `lhs = *expr` if `expr` (an absl::StatusOr) is OK, else returns its status.
-#define CANAL_ASSIGN_OR_RETURN(lhs, expr) \
-  CANAL_ASSIGN_OR_RETURN_IMPL_(CANAL_CONCAT_(canal_statusor_, __LINE__), lhs, expr)
+#define CANAL_ASSIGN_OR_RETURN(lhs, expr)                                     \
+  CANAL_ASSIGN_OR_RETURN_IMPL_(CANAL_CONCAT_(canal_statusor_, __LINE__), lhs, \
+                               expr)
 
 #define CANAL_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                 \

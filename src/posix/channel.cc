@@ -136,9 +136,9 @@ class PosixChannel::OpGuard {
         return;
       }
       if ((s & role_bits) == 0) {
-        if (ch->op_state_.compare_exchange_weak(
-                s, (s | role_bits) + kOneOp, std::memory_order_acq_rel,
-                std::memory_order_acquire)) {
+        if (ch->op_state_.compare_exchange_weak(s, (s | role_bits) + kOneOp,
+                                                std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
           fd_ = ch->fd_;
           return;
         }
@@ -160,8 +160,9 @@ class PosixChannel::OpGuard {
       }
       ch->role_waiters_.fetch_sub(1, std::memory_order_seq_cst);
       if (!ready) {
-        status_ = ch->TimedOut(op, "waiting for another thread's operation "
-                                   "on this channel to finish");
+        status_ = ch->TimedOut(op,
+                               "waiting for another thread's operation "
+                               "on this channel to finish");
         return;
       }
       // Loop: take the role with a CAS (another thread may be faster).
@@ -191,8 +192,7 @@ void PosixChannel::EndOp(int roles) {
   const uint32_t after =
       op_state_.fetch_sub(role_bits + kOneOp, std::memory_order_seq_cst) -
       (role_bits + kOneOp);
-  if (role_bits != 0 &&
-      role_waiters_.load(std::memory_order_seq_cst) > 0) {
+  if (role_bits != 0 && role_waiters_.load(std::memory_order_seq_cst) > 0) {
     { std::lock_guard<std::mutex> lock(state_mu_); }
     roles_cv_.notify_all();
   }
@@ -423,8 +423,7 @@ absl::StatusOr<ReadResult> PosixChannel::Read(absl::Span<char> buffer,
   return ReadMessagePart("Read", guard.fd(), buffer, deadline);
 }
 
-absl::StatusOr<ReadResult> PosixChannel::ReadBytes(absl::string_view op,
-                                                   int fd,
+absl::StatusOr<ReadResult> PosixChannel::ReadBytes(absl::string_view op, int fd,
                                                    absl::Span<char> buffer,
                                                    const Deadline& deadline) {
   if (buffer.empty()) return ReadResult{0, false};
@@ -523,10 +522,10 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
     // Bytes are delivered only once `want` of them are here: a timed-out
     // Read consumes nothing.
     size_t unused = 0;
-    absl::Status received = ReceiveLocked(
-        op, fd, deadline, "waiting for a message",
-        std::max(kRecvChunk, std::min(need, rbuf_.size())), nullptr, 0,
-        &unused, &poll_first);
+    absl::Status received =
+        ReceiveLocked(op, fd, deadline, "waiting for a message",
+                      std::max(kRecvChunk, std::min(need, rbuf_.size())),
+                      nullptr, 0, &unused, &poll_first);
     if (!received.ok()) return received;
   }
 }
@@ -603,7 +602,8 @@ absl::Status PosixChannel::Write(absl::string_view op, absl::string_view data,
   const Deadline deadline(timeout);
   OpGuard guard(this, op, kWriter, deadline);
   if (!guard.status().ok()) return guard.status();
-  if (mode_ == PipeMode::kByte) return SendBytes(op, guard.fd(), data, deadline);
+  if (mode_ == PipeMode::kByte)
+    return SendBytes(op, guard.fd(), data, deadline);
   return SendFrame(op, guard.fd(), data, deadline);
 }
 
@@ -617,10 +617,10 @@ absl::Status PosixChannel::SendBytes(absl::string_view op, int fd,
   bool poll_first = false;
   while (sent < data.size()) {
     if (poll_first) {
-      absl::Status waited = WaitFor(
-          op, fd, POLLOUT, deadline,
-          absl::StrCat("waiting for the peer to read, after writing ", sent,
-                       " of ", data.size(), " bytes"));
+      absl::Status waited =
+          WaitFor(op, fd, POLLOUT, deadline,
+                  absl::StrCat("waiting for the peer to read, after writing ",
+                               sent, " of ", data.size(), " bytes"));
       if (!waited.ok()) return waited;
     }
     if (closed()) return Cancelled(op);
@@ -747,8 +747,9 @@ absl::StatusOr<std::string> PosixChannel::TransactWithin(
     int queued = 0;
     if (ioctl(guard.fd(), FIONREAD, &queued) == 0 && queued > 0) {
       return MakeError(absl::StatusCode::kFailedPrecondition, op, name_,
-                       absl::StrCat(queued, " bytes of unread data are queued "
-                                            "on the channel; read them first"));
+                       absl::StrCat(queued,
+                                    " bytes of unread data are queued "
+                                    "on the channel; read them first"));
     }
   }
   absl::Status sent = SendFrame(op, guard.fd(), request, deadline);
@@ -791,8 +792,9 @@ absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
     if (::ioctl(fd, FIONREAD, &queued) == 0) {
       // With nothing queued, peek one byte anyway to tell "nothing yet"
       // from "the peer finished".
-      want = queued > 0 ? std::min<size_t>(static_cast<size_t>(queued), kMaxPeek)
-                        : 1;
+      want = queued > 0
+                 ? std::min<size_t>(static_cast<size_t>(queued), kMaxPeek)
+                 : 1;
     }
     peeked.resize(want);
     ssize_t n;

@@ -76,11 +76,11 @@ bool PathExists(const std::string& path, int* err) {
 
 // What a probe of the name found.
 struct Target {
-  bool ready = false;   // Connectable now (as far as the files tell).
-  bool canal = false;   // A canal listener (with metadata), not a foreign one.
-  ListenerMeta meta;    // For a foreign server: byte mode, duplex, unlimited.
-  uid_t owner = 0;      // Owner of a canal listener's metadata and slots.
-  std::string busy;     // Why not ready, for the DeadlineExceeded message.
+  bool ready = false;  // Connectable now (as far as the files tell).
+  bool canal = false;  // A canal listener (with metadata), not a foreign one.
+  ListenerMeta meta;   // For a foreign server: byte mode, duplex, unlimited.
+  uid_t owner = 0;     // Owner of a canal listener's metadata and slots.
+  std::string busy;    // Why not ready, for the DeadlineExceeded message.
 };
 
 // Looks at the files of `socket_path`. NotFound if nobody listens there.
@@ -103,9 +103,8 @@ absl::StatusOr<Target> Probe(absl::string_view op, absl::string_view name,
       // (A link to a socket is fine: connect(2) follows it.)
       struct stat st;
       if (::stat(socket_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
-        return NoListener(op, name,
-                          absl::StrCat(" (\"", socket_path,
-                                       "\" is not a socket)"));
+        return NoListener(
+            op, name, absl::StrCat(" (\"", socket_path, "\" is not a socket)"));
       }
       // A socket with no canal metadata: some other program's server.
       target.meta = ListenerMeta();
@@ -134,8 +133,8 @@ enum class Attempt { kConnected, kRetry, kFailed };
 
 Attempt TryConnect(absl::string_view op, absl::string_view name,
                    const std::string& socket_path, bool canal,
-                   const Deadline& deadline, UniqueFd* out,
-                   std::string* busy, absl::Status* error) {
+                   const Deadline& deadline, UniqueFd* out, std::string* busy,
+                   absl::Status* error) {
   UniqueFd fd(MakeStreamSocket());
   if (!fd.valid()) {
     const int err = errno;
@@ -189,9 +188,8 @@ Attempt TryConnect(absl::string_view op, absl::string_view name,
     *busy = "the listener's connection backlog is full";
     return Attempt::kRetry;
   }
-  *error = ErrnoError(op, name,
-                      absl::StrCat("cannot connect to \"", socket_path, "\""),
-                      err);
+  *error = ErrnoError(
+      op, name, absl::StrCat("cannot connect to \"", socket_path, "\""), err);
   return Attempt::kFailed;
 }
 
@@ -224,8 +222,8 @@ absl::Status AuthenticateServer(absl::string_view op, absl::string_view name,
 }
 
 absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectAbstract(
-    absl::string_view op, absl::string_view name,
-    const ConnectOptions& options, const Deadline& deadline) {
+    absl::string_view op, absl::string_view name, const ConnectOptions& options,
+    const Deadline& deadline) {
   absl::Status allowed =
       CheckAbstractName(op, name, options.allow_abstract_namespace);
   if (!allowed.ok()) return allowed;
@@ -266,8 +264,8 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectAbstract(
 }
 
 absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
-    absl::string_view op, absl::string_view name,
-    const ConnectOptions& options, const Deadline& deadline) {
+    absl::string_view op, absl::string_view name, const ConnectOptions& options,
+    const Deadline& deadline) {
   absl::Status expectation =
       ValidateExpectedServer(op, name, options.expected_server);
   if (!expectation.ok()) return expectation;
@@ -292,9 +290,8 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
       UniqueFd slot;
       bool have_slot = true;
       if (target.canal && target.meta.max_instances > 0) {
-        absl::StatusOr<UniqueFd> slot_or =
-            TryAcquireSlot(op, name, socket_path, target.meta.max_instances,
-                           target.owner);
+        absl::StatusOr<UniqueFd> slot_or = TryAcquireSlot(
+            op, name, socket_path, target.meta.max_instances, target.owner);
         if (!slot_or.ok()) return slot_or.status();
         slot = *std::move(slot_or);
         have_slot = slot.valid();

@@ -23,49 +23,59 @@ struct ErrnoEntry {
 // connection Unavailable, an exhausted system resource ResourceExhausted.
 #define CANAL_ERRNO(e, code) {e, #e, absl::StatusCode::code},
 constexpr ErrnoEntry kErrnoTable[] = {
-    CANAL_ERRNO(ENOENT, kNotFound)
-    CANAL_ERRNO(ENOTDIR, kNotFound)
-    CANAL_ERRNO(ECONNREFUSED, kNotFound)
-    CANAL_ERRNO(EACCES, kPermissionDenied)
-    CANAL_ERRNO(EPERM, kPermissionDenied)
-    CANAL_ERRNO(EROFS, kPermissionDenied)
-    CANAL_ERRNO(EEXIST, kAlreadyExists)
-    CANAL_ERRNO(EADDRINUSE, kAlreadyExists)
-    CANAL_ERRNO(ETIMEDOUT, kDeadlineExceeded)
-    CANAL_ERRNO(EPIPE, kUnavailable)
-    CANAL_ERRNO(ECONNRESET, kUnavailable)
-    CANAL_ERRNO(ECONNABORTED, kUnavailable)
-    CANAL_ERRNO(ENOTCONN, kUnavailable)
-    CANAL_ERRNO(EAGAIN, kUnavailable)
+    CANAL_ERRNO(ENOENT, kNotFound) CANAL_ERRNO(ENOTDIR, kNotFound) CANAL_ERRNO(
+        ECONNREFUSED,
+        kNotFound) CANAL_ERRNO(EACCES,
+                               kPermissionDenied) CANAL_ERRNO(EPERM,
+                                                              kPermissionDenied)
+        CANAL_ERRNO(EROFS, kPermissionDenied) CANAL_ERRNO(
+            EEXIST, kAlreadyExists) CANAL_ERRNO(EADDRINUSE, kAlreadyExists)
+            CANAL_ERRNO(ETIMEDOUT, kDeadlineExceeded) CANAL_ERRNO(
+                EPIPE, kUnavailable) CANAL_ERRNO(ECONNRESET, kUnavailable)
+                CANAL_ERRNO(ECONNABORTED, kUnavailable) CANAL_ERRNO(
+                    ENOTCONN, kUnavailable) CANAL_ERRNO(EAGAIN, kUnavailable)
 #if defined(EWOULDBLOCK) && EWOULDBLOCK != EAGAIN
-    CANAL_ERRNO(EWOULDBLOCK, kUnavailable)
+                    CANAL_ERRNO(EWOULDBLOCK, kUnavailable)
 #endif
-    CANAL_ERRNO(EINTR, kUnavailable)
-    CANAL_ERRNO(EIO, kUnavailable)
-    CANAL_ERRNO(ECANCELED, kCancelled)
-    CANAL_ERRNO(EBADF, kCancelled)
-    CANAL_ERRNO(EINVAL, kInvalidArgument)
-    CANAL_ERRNO(ENAMETOOLONG, kInvalidArgument)
-    CANAL_ERRNO(ELOOP, kInvalidArgument)
-    CANAL_ERRNO(ENOTSOCK, kFailedPrecondition)
-    CANAL_ERRNO(EPROTOTYPE, kFailedPrecondition)
-    CANAL_ERRNO(EISDIR, kFailedPrecondition)
-    CANAL_ERRNO(EAFNOSUPPORT, kUnimplemented)
-    CANAL_ERRNO(EOPNOTSUPP, kUnimplemented)
+                        CANAL_ERRNO(EINTR, kUnavailable) CANAL_ERRNO(
+                            EIO, kUnavailable) CANAL_ERRNO(ECANCELED,
+                                                           kCancelled)
+                            CANAL_ERRNO(EBADF, kCancelled) CANAL_ERRNO(
+                                EINVAL,
+                                kInvalidArgument) CANAL_ERRNO(ENAMETOOLONG,
+                                                              kInvalidArgument)
+                                CANAL_ERRNO(ELOOP, kInvalidArgument) CANAL_ERRNO(
+                                    ENOTSOCK,
+                                    kFailedPrecondition) CANAL_ERRNO(EPROTOTYPE, kFailedPrecondition)
+                                    CANAL_ERRNO(EISDIR, kFailedPrecondition) CANAL_ERRNO(
+                                        EAFNOSUPPORT,
+                                        kUnimplemented) CANAL_ERRNO(EOPNOTSUPP, kUnimplemented)
 #if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
-    CANAL_ERRNO(ENOTSUP, kUnimplemented)
+                                        CANAL_ERRNO(ENOTSUP, kUnimplemented)
 #endif
-    CANAL_ERRNO(ENOSYS, kUnimplemented)
-    CANAL_ERRNO(ENOMEM, kResourceExhausted)
-    CANAL_ERRNO(ENOBUFS, kResourceExhausted)
-    CANAL_ERRNO(EMFILE, kResourceExhausted)
-    CANAL_ERRNO(ENFILE, kResourceExhausted)
-    CANAL_ERRNO(ENOSPC, kResourceExhausted)
+                                            CANAL_ERRNO(ENOSYS, kUnimplemented) CANAL_ERRNO(
+                                                ENOMEM,
+                                                kResourceExhausted)
+                                                CANAL_ERRNO(
+                                                    ENOBUFS,
+                                                    kResourceExhausted)
+                                                    CANAL_ERRNO(
+                                                        EMFILE,
+                                                        kResourceExhausted)
+                                                        CANAL_ERRNO(
+                                                            ENFILE,
+                                                            kResourceExhausted)
+                                                            CANAL_ERRNO(
+                                                                ENOSPC,
+                                                                kResourceExhausted)
 #ifdef EDQUOT
-    CANAL_ERRNO(EDQUOT, kResourceExhausted)
+                                                                CANAL_ERRNO(
+                                                                    EDQUOT,
+                                                                    kResourceExhausted)
 #endif
-    CANAL_ERRNO(EMSGSIZE, kResourceExhausted)
-};
+                                                                    CANAL_ERRNO(
+                                                                        EMSGSIZE,
+                                                                        kResourceExhausted)};
 #undef CANAL_ERRNO
 
 const ErrnoEntry* Find(int err) {

@@ -220,7 +220,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> FifoOpenWrite(
     const int err = errno;
     // A directory cannot be opened for writing (EISDIR): not a FIFO.
     if (err == EISDIR) return NotAFifo("Fifo::OpenWrite", path);
-    if (err != ENXIO) return OpenError("Fifo::OpenWrite", path, "open failed", err);
+    if (err != ENXIO)
+      return OpenError("Fifo::OpenWrite", path, "open failed", err);
     // ENXIO: no reader has the FIFO open yet.
     if (deadline.expired()) {
       return ErrnoError(absl::StatusCode::kDeadlineExceeded, "Fifo::OpenWrite",

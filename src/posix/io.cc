@@ -95,8 +95,8 @@ socklen_t MakeSockaddr(absl::string_view path, sockaddr_un* addr) {
   std::memset(addr, 0, sizeof(*addr));
   addr->sun_family = AF_UNIX;
   std::memcpy(addr->sun_path, path.data(), path.size());
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                path.size() + 1);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
+                                1);
 }
 
 socklen_t MakeAbstractSockaddr(absl::string_view abstract, sockaddr_un* addr) {

@@ -387,7 +387,8 @@ absl::Status SetSocketAccess(absl::string_view name, const std::string& path,
   }
   if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) {
     return MakeError(absl::StatusCode::kPermissionDenied, kListen, name,
-                     absl::StrCat("\"", path, "\" was replaced right after "
+                     absl::StrCat("\"", path,
+                                  "\" was replaced right after "
                                   "bind (is its directory writable by "
                                   "others?)"));
   }
@@ -395,10 +396,9 @@ absl::Status SetSocketAccess(absl::string_view name, const std::string& path,
     if (::lchown(path.c_str(), static_cast<uid_t>(-1),
                  static_cast<gid_t>(group)) != 0) {
       const int err = errno;
-      return ErrnoError(kListen, name,
-                        absl::StrCat("cannot give \"", path, "\" to group ",
-                                     group),
-                        err);
+      return ErrnoError(
+          kListen, name,
+          absl::StrCat("cannot give \"", path, "\" to group ", group), err);
     }
   }
   // Only ever widens (bind used at most `mode`, less the umask), or, where
@@ -417,7 +417,8 @@ absl::Status SetSocketAccess(absl::string_view name, const std::string& path,
       (st.st_mode & 07777) != mode || st.st_uid != ::geteuid() ||
       (group >= 0 && st.st_gid != static_cast<gid_t>(group))) {
     return MakeError(absl::StatusCode::kPermissionDenied, kListen, name,
-                     absl::StrCat("\"", path, "\" does not have the mode and "
+                     absl::StrCat("\"", path,
+                                  "\" does not have the mode and "
                                   "owner of the access policy after bind"));
   }
   return absl::OkStatus();
@@ -456,9 +457,9 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> Listen(
   struct stat st;
   if (::lstat(socket_path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      return MakeError(absl::StatusCode::kAlreadyExists, kListen, name,
-                       absl::StrCat("\"", socket_path,
-                                    "\" exists and is not a socket"));
+      return MakeError(
+          absl::StatusCode::kAlreadyExists, kListen, name,
+          absl::StrCat("\"", socket_path, "\" exists and is not a socket"));
     }
     // A socket nobody canal-locked: a crashed listener's leftover, or a
     // program that is not canal serving it. Only a connect tells them apart.
@@ -489,10 +490,10 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> Listen(
     // Stale: reclaim it.
     if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
       const int unlink_err = errno;
-      return ErrnoError(kListen, name,
-                        absl::StrCat("cannot remove the stale socket \"",
-                                     socket_path, "\""),
-                        unlink_err);
+      return ErrnoError(
+          kListen, name,
+          absl::StrCat("cannot remove the stale socket \"", socket_path, "\""),
+          unlink_err);
     }
   } else if (errno != ENOENT) {
     const int err = errno;
@@ -502,9 +503,8 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> Listen(
   }
 
   undo.SlotsMade(options.max_instances);
-  absl::Status slots =
-      CreateSlots(kListen, name, socket_path, options.max_instances, file_mode,
-                  group);
+  absl::Status slots = CreateSlots(kListen, name, socket_path,
+                                   options.max_instances, file_mode, group);
   if (!slots.ok()) return slots;
 
   UniqueFd listen_fd(MakeStreamSocket());

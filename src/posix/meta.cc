@@ -61,8 +61,8 @@ bool ReadSmallFile(int fd, std::string* out) {
   out->assign(kMaxMetaSize, '\0');
   size_t got = 0;
   while (got < out->size()) {
-    ssize_t n = ::pread(fd, &(*out)[got], out->size() - got,
-                        static_cast<off_t>(got));
+    ssize_t n =
+        ::pread(fd, &(*out)[got], out->size() - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return false;
     if (n == 0) break;
@@ -125,13 +125,13 @@ absl::Status RemoveEntry(absl::string_view op, absl::string_view name,
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     const int err = errno;
-    return ErrnoError(op, name,
-                      absl::StrCat("cannot remove ", KindOf(st), " \"", path,
-                                   "\" owned by uid ",
-                                   static_cast<int64_t>(st.st_uid),
-                                   " from where canal keeps a file of this "
-                                   "listener"),
-                      err);
+    return ErrnoError(
+        op, name,
+        absl::StrCat("cannot remove ", KindOf(st), " \"", path,
+                     "\" owned by uid ", static_cast<int64_t>(st.st_uid),
+                     " from where canal keeps a file of this "
+                     "listener"),
+        err);
   }
   return absl::OkStatus();
 }
@@ -187,12 +187,11 @@ std::string SlotPathFor(absl::string_view socket_path, int slot) {
 }
 
 std::string FormatMeta(const ListenerMeta& meta) {
-  return absl::StrCat("canal 1 mode=", ModeName(meta.mode),
-                      " access=", AccessName(meta.access),
-                      " max_instances=", meta.max_instances,
-                      " max_message_size=", meta.max_message_size,
-                      " buffer_size=", meta.buffer_size, " pid=", meta.pid,
-                      "\n");
+  return absl::StrCat(
+      "canal 1 mode=", ModeName(meta.mode), " access=", AccessName(meta.access),
+      " max_instances=", meta.max_instances,
+      " max_message_size=", meta.max_message_size,
+      " buffer_size=", meta.buffer_size, " pid=", meta.pid, "\n");
 }
 
 bool ParseMeta(absl::string_view text, ListenerMeta* meta) {
@@ -254,7 +253,6 @@ bool ParseMeta(absl::string_view text, ListenerMeta* meta) {
   return true;
 }
 
-
 absl::StatusOr<UniqueFd> AcquireNameLock(absl::string_view op,
                                          absl::string_view name,
                                          const std::string& lock_path) {
@@ -266,10 +264,10 @@ absl::StatusOr<UniqueFd> AcquireNameLock(absl::string_view op,
     if (::lstat(lock_path.c_str(), &st) != 0) {
       const int err = errno;
       if (err != ENOENT) {
-        return ErrnoError(op, name,
-                          absl::StrCat("cannot inspect the lock file \"",
-                                       lock_path, "\""),
-                          err);
+        return ErrnoError(
+            op, name,
+            absl::StrCat("cannot inspect the lock file \"", lock_path, "\""),
+            err);
       }
       // Read-only is enough for flock. Nobody else can open the new file
       // before we lock it except our own user and root (mode 0600).
@@ -279,10 +277,10 @@ absl::StatusOr<UniqueFd> AcquireNameLock(absl::string_view op,
       if (!fd.valid()) {
         const int open_err = errno;
         if (open_err == EEXIST) continue;
-        return ErrnoError(op, name,
-                          absl::StrCat("cannot create the lock file \"",
-                                       lock_path, "\""),
-                          open_err);
+        return ErrnoError(
+            op, name,
+            absl::StrCat("cannot create the lock file \"", lock_path, "\""),
+            open_err);
       }
       if (Flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         const int lock_err = errno;
@@ -314,10 +312,9 @@ absl::StatusOr<UniqueFd> AcquireNameLock(absl::string_view op,
       const int err = errno;
       // Replaced between lstat and open: look again.
       if (err == ENOENT || KindOfOpenError(err) != nullptr) continue;
-      return ErrnoError(op, name,
-                        absl::StrCat("cannot open the lock file \"", lock_path,
-                                     "\""),
-                        err);
+      return ErrnoError(
+          op, name,
+          absl::StrCat("cannot open the lock file \"", lock_path, "\""), err);
     }
     struct stat opened;
     if (::fstat(fd.get(), &opened) != 0 || !SameAsStat(st, opened)) continue;
@@ -344,9 +341,9 @@ absl::StatusOr<UniqueFd> AcquireNameLock(absl::string_view op,
     }
     return fd;  // A dead listener's lock file: ours again.
   }
-  return MakeError(absl::StatusCode::kUnavailable, op, name,
-                   absl::StrCat("the lock file \"", lock_path,
-                                "\" keeps being replaced"));
+  return MakeError(
+      absl::StatusCode::kUnavailable, op, name,
+      absl::StrCat("the lock file \"", lock_path, "\" keeps being replaced"));
 }
 
 absl::Status RemoveLeftovers(absl::string_view op, absl::string_view name,
@@ -376,22 +373,19 @@ absl::Status RemoveLeftovers(absl::string_view op, absl::string_view name,
   return absl::OkStatus();
 }
 
-absl::Status SetFileAccess(absl::string_view op, absl::string_view name,
-                           int fd, absl::string_view path, mode_t mode,
-                           int64_t group) {
-  if (group >= 0 && ::fchown(fd, static_cast<uid_t>(-1),
-                             static_cast<gid_t>(group)) != 0) {
+absl::Status SetFileAccess(absl::string_view op, absl::string_view name, int fd,
+                           absl::string_view path, mode_t mode, int64_t group) {
+  if (group >= 0 &&
+      ::fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(group)) != 0) {
     const int err = errno;
-    return ErrnoError(op, name,
-                      absl::StrCat("cannot give \"", path, "\" to group ",
-                                   group),
-                      err);
+    return ErrnoError(
+        op, name, absl::StrCat("cannot give \"", path, "\" to group ", group),
+        err);
   }
   if (::fchmod(fd, mode) != 0) {
     const int err = errno;
-    return ErrnoError(op, name,
-                      absl::StrCat("cannot set the mode of \"", path, "\""),
-                      err);
+    return ErrnoError(
+        op, name, absl::StrCat("cannot set the mode of \"", path, "\""), err);
   }
   return absl::OkStatus();
 }
@@ -429,9 +423,8 @@ absl::StatusOr<UniqueFd> PublishMeta(absl::string_view op,
     // EINVAL: a kernel without open file description locks (before 3.15);
     // clients then fall back to the name lock.
     if (err != EINVAL) {
-      return fail(ErrnoError(op, name,
-                             absl::StrCat("cannot lock \"", new_path, "\""),
-                             err));
+      return fail(ErrnoError(
+          op, name, absl::StrCat("cannot lock \"", new_path, "\""), err));
     }
   }
 #endif
@@ -443,20 +436,20 @@ absl::StatusOr<UniqueFd> PublishMeta(absl::string_view op,
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int err = errno;
-      return fail(ErrnoError(op, name,
-                             absl::StrCat("cannot write \"", new_path, "\""),
-                             err));
+      return fail(ErrnoError(
+          op, name, absl::StrCat("cannot write \"", new_path, "\""), err));
     }
     done += static_cast<size_t>(n);
   }
-  absl::Status access = SetFileAccess(op, name, fd.get(), new_path, mode, group);
+  absl::Status access =
+      SetFileAccess(op, name, fd.get(), new_path, mode, group);
   if (!access.ok()) return fail(access);
   if (::rename(new_path.c_str(), meta_path.c_str()) != 0) {
     const int err = errno;
-    return fail(ErrnoError(op, name,
-                           absl::StrCat("cannot rename \"", new_path,
-                                        "\" to \"", meta_path, "\""),
-                           err));
+    return fail(ErrnoError(
+        op, name,
+        absl::StrCat("cannot rename \"", new_path, "\" to \"", meta_path, "\""),
+        err));
   }
   if (!SameFile(FileIdOfFd(fd.get()), FileIdOfPath(meta_path))) {
     return MakeError(absl::StatusCode::kPermissionDenied, op, name,
@@ -485,10 +478,9 @@ absl::Status CreateSlots(absl::string_view op, absl::string_view name,
     if (fd < 0) {
       const int err = errno;
       RemoveSlots(socket_path, k);
-      return ErrnoError(op, name,
-                        absl::StrCat("cannot create the slot file \"", path,
-                                     "\""),
-                        err);
+      return ErrnoError(
+          op, name, absl::StrCat("cannot create the slot file \"", path, "\""),
+          err);
     }
     absl::Status access = SetFileAccess(op, name, fd, path, mode, group);
     CloseFd(fd);
@@ -547,11 +539,11 @@ absl::StatusOr<ProbeResult> ProbeListener(absl::string_view op,
       return result;
     }
     if (const char* kind = KindOfOpenError(err)) {
-      return ErrnoError(absl::StatusCode::kPermissionDenied, op, name,
-                        absl::StrCat("the listener's metadata file \"",
-                                     meta_path, "\" is ", kind,
-                                     "; canal does not use it"),
-                        err);
+      return ErrnoError(
+          absl::StatusCode::kPermissionDenied, op, name,
+          absl::StrCat("the listener's metadata file \"", meta_path, "\" is ",
+                       kind, "; canal does not use it"),
+          err);
     }
     return ErrnoError(op, name,
                       absl::StrCat("cannot open the listener's metadata "
@@ -566,10 +558,10 @@ absl::StatusOr<ProbeResult> ProbeListener(absl::string_view op,
                       absl::StrCat("cannot inspect \"", meta_path, "\""), err);
   }
   if (!S_ISREG(st.st_mode)) {
-    return MakeError(absl::StatusCode::kPermissionDenied, op, name,
-                     absl::StrCat("the listener's metadata file \"", meta_path,
-                                  "\" is ", KindOf(st),
-                                  "; canal does not use it"));
+    return MakeError(
+        absl::StatusCode::kPermissionDenied, op, name,
+        absl::StrCat("the listener's metadata file \"", meta_path, "\" is ",
+                     KindOf(st), "; canal does not use it"));
   }
   // Whoever wrote the file decides the mode and limits the client uses: it
   // must be the server the client is willing to talk to.
@@ -589,11 +581,12 @@ absl::StatusOr<ProbeResult> ProbeListener(absl::string_view op,
   }
   result.owner = st.st_uid;
   LockState alive = TestWriteLock(fd.get());
-  if (alive == LockState::kUnknown) alive = TestNameLock(socket_path, st.st_uid);
+  if (alive == LockState::kUnknown)
+    alive = TestNameLock(socket_path, st.st_uid);
   // Unknown (another user's lock file, on a system without open file
   // description locks): assume alive; connect(2) tells.
-  result.state = alive == LockState::kFree ? ListenerState::kStale
-                                           : ListenerState::kLive;
+  result.state =
+      alive == LockState::kFree ? ListenerState::kStale : ListenerState::kLive;
   return result;
 }
 
@@ -613,20 +606,19 @@ absl::StatusOr<UniqueFd> TryAcquireSlot(absl::string_view op,
       if (err == ENOENT) continue;  // Listener starting or stopping.
       if (const char* kind = KindOfOpenError(err)) {
         return ErrnoError(absl::StatusCode::kPermissionDenied, op, name,
-                          absl::StrCat("the slot file \"", path, "\" is ",
-                                       kind, "; canal does not use it"),
+                          absl::StrCat("the slot file \"", path, "\" is ", kind,
+                                       "; canal does not use it"),
                           err);
       }
-      return ErrnoError(op, name,
-                        absl::StrCat("cannot open the slot file \"", path,
-                                     "\""),
-                        err);
+      return ErrnoError(
+          op, name, absl::StrCat("cannot open the slot file \"", path, "\""),
+          err);
     }
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) {
       const int err = errno;
-      return ErrnoError(op, name,
-                        absl::StrCat("cannot inspect \"", path, "\""), err);
+      return ErrnoError(op, name, absl::StrCat("cannot inspect \"", path, "\""),
+                        err);
     }
     if (!S_ISREG(st.st_mode) || st.st_uid != owner) {
       return MakeError(
@@ -640,10 +632,9 @@ absl::StatusOr<UniqueFd> TryAcquireSlot(absl::string_view op,
     if (Flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;
       if (IsWouldBlock(err)) continue;
-      return ErrnoError(op, name,
-                        absl::StrCat("cannot lock the slot file \"", path,
-                                     "\""),
-                        err);
+      return ErrnoError(
+          op, name, absl::StrCat("cannot lock the slot file \"", path, "\""),
+          err);
     }
     // A new listener may have replaced the file between open and flock; a
     // lock on the old inode would not count against it.

@@ -101,9 +101,8 @@ absl::Status RemoveLeftovers(absl::string_view op, absl::string_view name,
 // `mode` and, if `group` >= 0, that group (fchmod/fchown on the descriptor:
 // no path is followed). Clients open these files read-only, so `mode` says
 // who may find the listener (see MetaModeFor in security.h).
-absl::Status SetFileAccess(absl::string_view op, absl::string_view name,
-                           int fd, absl::string_view path, mode_t mode,
-                           int64_t group);
+absl::Status SetFileAccess(absl::string_view op, absl::string_view name, int fd,
+                           absl::string_view path, mode_t mode, int64_t group);
 
 // Publishes `meta` for the listener on `socket_path` (see above), with
 // SetFileAccess(mode, group). Returns the metadata file, on which this

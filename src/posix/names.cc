@@ -50,10 +50,9 @@ absl::Status FixNewDirMode(absl::string_view op, absl::string_view name,
   absl::Status result;
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
-    result = ErrnoError(op, name,
-                        absl::StrCat("cannot inspect runtime directory \"",
-                                     dir, "\""),
-                        err);
+    result = ErrnoError(
+        op, name,
+        absl::StrCat("cannot inspect runtime directory \"", dir, "\""), err);
   } else if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
     // Someone else's directory in its place; CheckRuntimeDir says whose.
   } else if ((st.st_mode & 07777) != 0700 && ::fchmod(fd, 0700) != 0) {
@@ -86,9 +85,9 @@ absl::Status CheckRuntimeDir(absl::string_view op, absl::string_view name,
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0) {
     const int err = errno;
-    return ErrnoError(op, name,
-                      absl::StrCat("cannot use runtime directory \"", dir, "\""),
-                      err);
+    return ErrnoError(
+        op, name, absl::StrCat("cannot use runtime directory \"", dir, "\""),
+        err);
   }
   auto refuse = [&](absl::string_view why) {
     return MakeError(absl::StatusCode::kPermissionDenied, op, name,
@@ -118,10 +117,9 @@ absl::StatusOr<std::string> RuntimeDir(absl::string_view op,
       if (!fixed.ok()) return fixed;
     } else if (errno != EEXIST) {
       const int err = errno;
-      return ErrnoError(op, name,
-                        absl::StrCat("cannot create runtime directory \"", dir,
-                                     "\""),
-                        err);
+      return ErrnoError(
+          op, name,
+          absl::StrCat("cannot create runtime directory \"", dir, "\""), err);
     }
   }
   absl::Status checked = CheckRuntimeDir(op, name, dir);
@@ -160,10 +158,10 @@ absl::Status CheckAbstractName(absl::string_view op, absl::string_view name,
   }
   // sun_path holds the leading NUL and the name, with no terminator.
   if (name.size() - 1 > MaxSocketPathLength()) {
-    return MakeError(absl::StatusCode::kInvalidArgument, op, name,
-                     absl::StrCat("abstract name is ", name.size() - 1,
-                                  " bytes; sun_path holds at most ",
-                                  MaxSocketPathLength()));
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, op, name,
+        absl::StrCat("abstract name is ", name.size() - 1,
+                     " bytes; sun_path holds at most ", MaxSocketPathLength()));
   }
   return absl::OkStatus();
 #else
@@ -182,23 +180,24 @@ absl::StatusOr<std::string> SocketPathFor(absl::string_view op,
     return MakeError(absl::StatusCode::kInvalidArgument, op, name,
                      absl::StrCat("abstract-namespace names (\"@name\") are "
                                   "not supported by ",
-                                  op, "; use Channel::Connect with "
+                                  op,
+                                  "; use Channel::Connect with "
                                   "ConnectOptions::allow_abstract_namespace"));
   }
   const bool portable = IsPortableName(name);
   // Windows pipe names are case-insensitive, so a portable name is too: the
   // socket file is named in lower case ("Svc" and "svc" are one listener).
-  std::string path =
-      portable ? absl::StrCat(RuntimeDirPath(), "/", absl::AsciiStrToLower(name))
-               : std::string(name);
+  std::string path = portable ? absl::StrCat(RuntimeDirPath(), "/",
+                                             absl::AsciiStrToLower(name))
+                              : std::string(name);
   // Checked before touching the file system, so the answer does not depend
   // on the directory's state. The kernel would silently truncate (or refuse)
   // a longer path; a truncated path would name some other socket.
   if (path.size() > MaxSocketPathLength()) {
-    return MakeError(absl::StatusCode::kInvalidArgument, op, name,
-                     absl::StrCat("socket path \"", path, "\" is ",
-                                  path.size(), " bytes; sun_path holds at most ",
-                                  MaxSocketPathLength()));
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, op, name,
+        absl::StrCat("socket path \"", path, "\" is ", path.size(),
+                     " bytes; sun_path holds at most ", MaxSocketPathLength()));
   }
   if (portable) {
     absl::StatusOr<std::string> dir = RuntimeDir(op, name, create_dir);

@@ -146,8 +146,7 @@ absl::StatusOr<std::unique_ptr<PosixPipeChannel>> PosixPipeChannel::Create(
   int wake_read = -1;
   int wake_write = -1;
   if (!MakeWake(&wake_read, &wake_write)) {
-    return ErrnoError("Open", name, "cannot create the wake descriptor",
-                      errno);
+    return ErrnoError("Open", name, "cannot create the wake descriptor", errno);
   }
   // Not `new` that throws: the wake descriptors would leak.
   std::unique_ptr<PosixPipeChannel> channel(new (std::nothrow) PosixPipeChannel(
@@ -335,8 +334,8 @@ absl::StatusOr<PeekResult> PosixPipeChannel::Peek(absl::Span<char> buffer) {
   if (::ioctl(op.fd(), FIONREAD, &queued) < 0) queued = 0;
   bool pulled = false;
   while (rbuf_.size() < buffer.size() && queued > 0) {
-    const size_t want = std::min(buffer.size() - rbuf_.size(),
-                                 static_cast<size_t>(queued));
+    const size_t want =
+        std::min(buffer.size() - rbuf_.size(), static_cast<size_t>(queued));
     const size_t old = rbuf_.size();
     rbuf_.resize(old + want);
     const ssize_t n = ::read(op.fd(), &rbuf_[old], want);
@@ -382,9 +381,9 @@ absl::StatusOr<PipeEnds> CreatePipe(const PipeOptions& options) {
 #if defined(__linux__) && defined(F_SETPIPE_SZ)
   if (options.buffer_size > 0) {
     // Best effort: capped by /proc/sys/fs/pipe-max-size for normal users.
-    (void)::fcntl(write_fd.get(), F_SETPIPE_SZ,
-                  static_cast<int>(std::min<size_t>(options.buffer_size,
-                                                    1 << 30)));
+    (void)::fcntl(
+        write_fd.get(), F_SETPIPE_SZ,
+        static_cast<int>(std::min<size_t>(options.buffer_size, 1 << 30)));
   }
 #else
   (void)options;

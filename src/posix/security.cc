@@ -63,7 +63,8 @@ bool ReadPeerCred(int fd, PeerCred* cred) {
   socklen_t xlen = sizeof(xc);
   if (::getsockopt(fd, SOL_LOCAL, LOCAL_PEERCRED, &xc, &xlen) == 0 &&
       xc.cr_version == XUCRED_VERSION) {
-    for (int i = 0; i < xc.cr_ngroups; ++i) cred->groups.push_back(xc.cr_groups[i]);
+    for (int i = 0; i < xc.cr_ngroups; ++i)
+      cred->groups.push_back(xc.cr_groups[i]);
   }
 #endif
   return true;
@@ -190,9 +191,8 @@ absl::Status CheckExpectedServer(absl::string_view op, absl::string_view name,
                                  const ExpectedServer& expected,
                                  const PeerCred& server) {
   if (ExpectedServerAllows(expected, server.uid)) return absl::OkStatus();
-  const std::string found = server.uid >= 0
-                                ? absl::StrCat("uid ", server.uid)
-                                : std::string("an unknown user");
+  const std::string found = server.uid >= 0 ? absl::StrCat("uid ", server.uid)
+                                            : std::string("an unknown user");
   return MakeError(
       absl::StatusCode::kPermissionDenied, op, name,
       absl::StrCat("the server is run by ", found, ", expected ",

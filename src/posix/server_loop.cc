@@ -218,12 +218,12 @@ class PosixServerLoop final : public ServerLoop {
       int timeout_ms = -1;
       if (shutting_down_) {
         absl::Duration left = deadline_ - absl::Now();
-        timeout_ms = left <= absl::ZeroDuration()
-                         ? 0
-                         : static_cast<int>(std::min<int64_t>(
-                               absl::ToInt64Milliseconds(
-                                   left + absl::Microseconds(999)),
-                               1000 * 1000));
+        timeout_ms =
+            left <= absl::ZeroDuration()
+                ? 0
+                : static_cast<int>(std::min<int64_t>(
+                      absl::ToInt64Milliseconds(left + absl::Microseconds(999)),
+                      1000 * 1000));
       }
       if (next_sweep_ != IdleClock::time_point::max()) {
         const IdleClock::duration left = next_sweep_ - IdleClock::now();
@@ -347,10 +347,9 @@ class PosixServerLoop final : public ServerLoop {
     }
     absl::Status added = NotifyOpen(raw);
     if (added.ok()) {
-      added = raw->fd < 0
-                  ? ConnError(absl::StatusCode::kUnavailable, *config_,
-                              raw->id, "the channel was already closed")
-                  : poller_->Add(raw->fd, raw, false, false);
+      added = raw->fd < 0 ? ConnError(absl::StatusCode::kUnavailable, *config_,
+                                      raw->id, "the channel was already closed")
+                          : poller_->Add(raw->fd, raw, false, false);
       if (!added.ok()) raw->fd = -1;
     }
     if (!added.ok()) {
@@ -410,8 +409,8 @@ class PosixServerLoop final : public ServerLoop {
         // The client is gone. If its stream had ended (we had not read that
         // far: the queue was full), it finished and left; otherwise the
         // connection broke.
-        CloseConn(conn, StreamEnded(conn) ? EndOfInputStatus(conn, left)
-                                          : flushed);
+        CloseConn(conn,
+                  StreamEnded(conn) ? EndOfInputStatus(conn, left) : flushed);
         return;
       }
       if (ev.error && !ev.readable && (empty || !conn->reg_read)) {
@@ -453,12 +452,12 @@ class PosixServerLoop final : public ServerLoop {
     }
     const bool inside = input_closed && config_->mode == PipeMode::kMessage &&
                         (conn->decoder.mid_frame() || !conn->in.empty());
-    absl::string_view what = inside ? "stream ended inside a message"
-                                    : "the client closed the pipe";
+    absl::string_view what =
+        inside ? "stream ended inside a message" : "the client closed the pipe";
     if (undelivered == 0) {
-      return ConnError(inside ? absl::StatusCode::kDataLoss
-                              : absl::StatusCode::kOutOfRange,
-                       *config_, conn->id, what);
+      return ConnError(
+          inside ? absl::StatusCode::kDataLoss : absl::StatusCode::kOutOfRange,
+          *config_, conn->id, what);
     }
     return ConnError(
         inside ? absl::StatusCode::kDataLoss : absl::StatusCode::kOutOfRange,
@@ -537,17 +536,16 @@ class PosixServerLoop final : public ServerLoop {
       const FrameDecoder::Result result = conn->decoder.Next(&buf, &message);
       if (result == FrameDecoder::Result::kNeedMore) break;  // All taken.
       if (result == FrameDecoder::Result::kError) {
-        CloseConn(conn, ConnError(conn->decoder.ErrorCode(), *config_,
-                                  conn->id, conn->decoder.DescribeError()));
+        CloseConn(conn, ConnError(conn->decoder.ErrorCode(), *config_, conn->id,
+                                  conn->decoder.DescribeError()));
         return;
       }
       if (result == FrameDecoder::Result::kNoMemory) {
-        CloseConn(conn,
-                  ConnError(absl::StatusCode::kResourceExhausted, *config_,
-                            conn->id,
-                            absl::StrCat("out of memory for a message of ",
-                                         conn->decoder.message_size(),
-                                         " bytes")));
+        CloseConn(
+            conn,
+            ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
+                      absl::StrCat("out of memory for a message of ",
+                                   conn->decoder.message_size(), " bytes")));
         return;
       }
       // `message` is valid until the next call on the decoder.

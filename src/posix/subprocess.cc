@@ -39,7 +39,7 @@ extern char** environ;
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
 #define CANAL_HAVE_ADDCLOSEFROM 1
 #endif
-#if (defined(__GLIBC__) &&                                     \
+#if (defined(__GLIBC__) &&                                            \
      (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))) || \
     defined(__APPLE__)
 #define CANAL_HAVE_ADDCHDIR 1
@@ -137,7 +137,8 @@ class PosixProcess final : public ProcessImpl {
       }
       if (deadline.expired()) {
         return MakeError(absl::StatusCode::kDeadlineExceeded, "Wait",
-                         absl::StrCat("pid ", pid_), "the child is still running");
+                         absl::StrCat("pid ", pid_),
+                         "the child is still running");
       }
       if (pidfd_.valid()) {
         pollfd p;
@@ -261,7 +262,8 @@ absl::StatusOr<StartedProcess> StartProcess(
   };
   auto open_null = [&](int target) -> absl::Status {
     const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return ErrnoError("Start", program, "cannot open /dev/null", errno);
+    if (fd < 0)
+      return ErrnoError("Start", program, "cannot open /dev/null", errno);
     child_end[target].Reset(fd);
     return absl::OkStatus();
   };
@@ -297,7 +299,8 @@ absl::StatusOr<StartedProcess> StartProcess(
   for (int target = 0; target < 3 && rc == 0; ++target) {
     if (!child_end[target].valid()) continue;
     const int copy = high_copy(child_end[target].get());
-    if (copy < 0) return ErrnoError("Start", program, "fcntl(F_DUPFD) failed", errno);
+    if (copy < 0)
+      return ErrnoError("Start", program, "fcntl(F_DUPFD) failed", errno);
     rc = posix_spawn_file_actions_adddup2(&fa.actions, copy, target);
   }
   if (rc == 0 && options.stderr_mode == StdioMode::kStdout) {
@@ -306,7 +309,8 @@ absl::StatusOr<StartedProcess> StartProcess(
   }
   if (rc == 0 && extra_target >= 0) {
     const int copy = high_copy(options.extra.channel->native_handle());
-    if (copy < 0) return ErrnoError("Start", program, "fcntl(F_DUPFD) failed", errno);
+    if (copy < 0)
+      return ErrnoError("Start", program, "fcntl(F_DUPFD) failed", errno);
     rc = posix_spawn_file_actions_adddup2(&fa.actions, copy, extra_target);
   }
 #ifdef CANAL_HAVE_ADDCLOSEFROM
@@ -340,8 +344,8 @@ absl::StatusOr<StartedProcess> StartProcess(
   sigdelset(&all, SIGSTOP);
   posix_spawnattr_setsigmask(&sa.attr, &empty);
   posix_spawnattr_setsigdefault(&sa.attr, &all);
-  posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETSIGMASK |
-                                         POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&sa.attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   // The environment.
   std::map<std::string, std::string> env;
@@ -372,11 +376,11 @@ absl::StatusOr<StartedProcess> StartProcess(
 
   pid_t pid = 0;
   if (program.find('/') != std::string::npos) {
-    rc = posix_spawn(&pid, program.c_str(), &fa.actions, &sa.attr,
-                     argp.data(), envp.data());
+    rc = posix_spawn(&pid, program.c_str(), &fa.actions, &sa.attr, argp.data(),
+                     envp.data());
   } else {
-    rc = posix_spawnp(&pid, program.c_str(), &fa.actions, &sa.attr,
-                      argp.data(), envp.data());
+    rc = posix_spawnp(&pid, program.c_str(), &fa.actions, &sa.attr, argp.data(),
+                      envp.data());
   }
   if (rc != 0) return SpawnError(program, rc);
   // The child's ends (and their high copies) close here, so the parent's

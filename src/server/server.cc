@@ -87,10 +87,10 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
   }
   const bool message = params->mode == PipeMode::kMessage;
   if (message && data.size() > params->max_message_size) {
-    return ConnError(absl::StatusCode::kInvalidArgument, params->name, id,
-                     absl::StrCat("message of ", data.size(),
-                                  " bytes exceeds the limit of ",
-                                  params->max_message_size, " bytes"));
+    return ConnError(
+        absl::StatusCode::kInvalidArgument, params->name, id,
+        absl::StrCat("message of ", data.size(), " bytes exceeds the limit of ",
+                     params->max_message_size, " bytes"));
   }
   const size_t wire =
       data.size() + (message && kBackendFramesMessages ? kFrameHeaderSize : 0);
@@ -129,9 +129,9 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
       out.emplace_back(data);
     }
   } catch (const std::bad_alloc&) {
-    return ConnError(absl::StatusCode::kResourceExhausted, params->name, id,
-                     absl::StrCat("out of memory queueing ", data.size(),
-                                  " bytes"));
+    return ConnError(
+        absl::StatusCode::kResourceExhausted, params->name, id,
+        absl::StrCat("out of memory queueing ", data.size(), " bytes"));
   }
   queued += wire;
   loop->OnQueuedLocked(this);
@@ -247,8 +247,8 @@ absl::Status ServerLoop::IdleError(const ServerConn* conn) const {
 IdleClock::duration ServerLoop::IdleTimeout() const {
   // At most a century, so that adding it to a time point cannot overflow.
   return std::chrono::duration_cast<IdleClock::duration>(
-      absl::ToChronoNanoseconds(std::min(config_->idle_timeout,
-                                         absl::Hours(24 * 365 * 100))));
+      absl::ToChronoNanoseconds(
+          std::min(config_->idle_timeout, absl::Hours(24 * 365 * 100))));
 }
 
 IdleClock::duration ServerLoop::IdleSlack() const {
@@ -297,7 +297,8 @@ bool ServerLoop::QueueDrainedLocked(const ServerConn* conn) {
   return conn->queued < (conn->params->max_queued_bytes + 1) / 2;
 }
 
-// --- ServerCore ---------------------------------------------------------------
+// --- ServerCore
+// ---------------------------------------------------------------
 
 class ServerCore {
  public:
@@ -447,7 +448,8 @@ class ServerCore {
 
 }  // namespace internal
 
-// --- Connection ----------------------------------------------------------------
+// --- Connection
+// ----------------------------------------------------------------
 
 Connection::Connection() = default;
 Connection::Connection(std::shared_ptr<internal::ServerConn> conn)
@@ -485,7 +487,8 @@ size_t Connection::queued_bytes() const {
   return conn_ ? conn_->queued_bytes() : 0;
 }
 
-// --- Server ---------------------------------------------------------------------
+// --- Server
+// ---------------------------------------------------------------------
 
 Server::Server(std::unique_ptr<internal::ServerCore> core)
     : core_(std::move(core)) {}
@@ -515,8 +518,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
           "idle_timeout must be positive (absl::InfiniteDuration() for none)");
     }
     if (handlers.on_request && handlers.on_data) {
-      return internal::InvalidOption(
-          name, "set on_data or on_request, not both");
+      return internal::InvalidOption(name,
+                                     "set on_data or on_request, not both");
     }
     if (handlers.on_request && options.listener.mode != PipeMode::kMessage) {
       return internal::InvalidOption(

@@ -70,9 +70,9 @@ class ConnectionSlots {
   const size_t limit_;
   std::mutex mu_;
   std::condition_variable cv_;
-  size_t used_ = 0;         // Guarded by mu_.
-  uint64_t released_ = 0;   // Guarded by mu_: releases so far.
-  bool stopped_ = false;    // Guarded by mu_.
+  size_t used_ = 0;        // Guarded by mu_.
+  uint64_t released_ = 0;  // Guarded by mu_: releases so far.
+  bool stopped_ = false;   // Guarded by mu_.
 };
 
 // What a connection needs to answer its own methods. Shared by the server
@@ -222,9 +222,8 @@ std::string ConnWhat(uint64_t id, absl::string_view what);
 // throws: out of memory, it returns the bare code.
 absl::Status ConnError(absl::StatusCode code, absl::string_view name,
                        uint64_t id, absl::string_view what) noexcept;
-inline absl::Status ConnError(absl::StatusCode code,
-                              const ServerConfig& config, uint64_t id,
-                              absl::string_view what) noexcept {
+inline absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
+                              uint64_t id, absl::string_view what) noexcept {
   return ConnError(code, config.name, id, what);
 }
 

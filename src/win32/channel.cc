@@ -53,8 +53,8 @@ Win32Channel::Turns::Turns(Win32Channel* channel, int turns,
                            const Deadline& deadline, absl::string_view op)
     : channel_(channel), turns_(0) {
   absl::MutexLock lock(&channel_->mu_);
-  auto free_or_closed = [channel, turns]()
-                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(channel->mu_) {
+  auto free_or_closed = [channel,
+                         turns]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(channel->mu_) {
     return channel->closed_ || (channel->busy_turns_ & turns) == 0;
   };
   const bool free = channel_->mu_.AwaitWithDeadline(
@@ -64,10 +64,10 @@ Win32Channel::Turns::Turns(Win32Channel* channel, int turns,
     return;
   }
   if (!free) {
-    status_ = MakeError(absl::StatusCode::kDeadlineExceeded, op,
-                        channel_->name_,
-                        "timed out waiting for another thread's call on "
-                        "this channel to finish");
+    status_ =
+        MakeError(absl::StatusCode::kDeadlineExceeded, op, channel_->name_,
+                  "timed out waiting for another thread's call on "
+                  "this channel to finish");
     return;
   }
   channel_->busy_turns_ |= turns;
@@ -199,10 +199,10 @@ void Win32Channel::Stash(std::string data, bool more) {
 absl::Status Win32Channel::CheckMessageSize(size_t size,
                                             absl::string_view op) const {
   if (size <= max_message_size_) return absl::OkStatus();
-  return MakeError(absl::StatusCode::kResourceExhausted, op, name_,
-                   absl::StrCat("the peer sent a message of ", size,
-                                " bytes, over the limit of ",
-                                max_message_size_, " bytes"));
+  return MakeError(
+      absl::StatusCode::kResourceExhausted, op, name_,
+      absl::StrCat("the peer sent a message of ", size,
+                   " bytes, over the limit of ", max_message_size_, " bytes"));
 }
 
 absl::StatusOr<ReadResult> Win32Channel::ReadChunk(HANDLE handle, char* data,
@@ -217,8 +217,8 @@ absl::StatusOr<ReadResult> Win32Channel::ReadChunk(HANDLE handle, char* data,
     ResetEvent(ov.hEvent);
     const BOOL started = ReadFile(handle, data, want, nullptr, &ov);
     const DWORD start_error = started ? ERROR_SUCCESS : GetLastError();
-    const IoResult result =
-        FinishIo(handle, &ov, started, start_error, close_event_.get(), deadline);
+    const IoResult result = FinishIo(handle, &ov, started, start_error,
+                                     close_event_.get(), deadline);
     if (!result.completed()) {
       return IoError(result, ErrorContext::kRead, op);
     }
@@ -415,10 +415,10 @@ absl::StatusOr<std::string> Win32Channel::DoTransact(absl::string_view op,
   ov.hEvent = read_event_.get();
   ResetEvent(ov.hEvent);
   // TransactNamedPipe takes a non-const input buffer but only reads it.
-  const BOOL started = TransactNamedPipe(
-      io.handle(), const_cast<char*>(request.data()),
-      static_cast<DWORD>(request.size()), &reply[0],
-      static_cast<DWORD>(reply.size()), nullptr, &ov);
+  const BOOL started =
+      TransactNamedPipe(io.handle(), const_cast<char*>(request.data()),
+                        static_cast<DWORD>(request.size()), &reply[0],
+                        static_cast<DWORD>(reply.size()), nullptr, &ov);
   const DWORD start_error = started ? ERROR_SUCCESS : GetLastError();
   const IoResult result = FinishIo(io.handle(), &ov, started, start_error,
                                    close_event_.get(), deadline);
@@ -437,8 +437,7 @@ absl::StatusOr<std::string> Win32Channel::DoTransact(absl::string_view op,
   }
   reply.resize(result.bytes);
   if (result.error == ERROR_MORE_DATA) {
-    absl::Status status =
-        ReadRestOfMessage(io.handle(), &reply, deadline, op);
+    absl::Status status = ReadRestOfMessage(io.handle(), &reply, deadline, op);
     if (!status.ok()) return status;
   }
   return reply;
@@ -465,10 +464,9 @@ absl::StatusOr<PeekResult> Win32Channel::DoPeek(absl::Span<char> buffer) {
   DWORD copied = 0;
   DWORD total = 0;
   DWORD left = 0;
-  if (!PeekNamedPipe(op.handle(),
-                     room > 0 ? buffer.data() + peek.size : nullptr,
-                     static_cast<DWORD>(std::min(room, kMaxIo)), &copied,
-                     &total, &left)) {
+  if (!PeekNamedPipe(
+          op.handle(), room > 0 ? buffer.data() + peek.size : nullptr,
+          static_cast<DWORD>(std::min(room, kMaxIo)), &copied, &total, &left)) {
     const DWORD error = GetLastError();
     if (stash_.empty()) {
       return Win32Status(error, ErrorContext::kRead, "Peek", name_);

@@ -113,9 +113,9 @@ using NtQueryInformationFileFn = LONG(WINAPI*)(HANDLE, IoStatusBlock*, void*,
 // GENERIC_WRITE, not the specific rights canal asks for, so ask the pipe.
 void ApplyPipeDirection(HANDLE pipe, ChannelSetup* setup) {
   static const NtQueryInformationFileFn query =
-      reinterpret_cast<NtQueryInformationFileFn>(reinterpret_cast<void*>(
-          GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
-                         "NtQueryInformationFile")));
+      reinterpret_cast<NtQueryInformationFileFn>(
+          reinterpret_cast<void*>(GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                                 "NtQueryInformationFile")));
   if (query == nullptr) return;
   PipeLocalInformation info = {};
   IoStatusBlock io = {};
@@ -143,10 +143,9 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
   if (!path.ok()) return path.status();
   // The server may identify this client, and impersonate it only if the
   // caller allowed it.
-  const DWORD flags =
-      FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT |
-      (options.allow_impersonation ? SECURITY_IMPERSONATION
-                                   : SECURITY_IDENTIFICATION);
+  const DWORD flags = FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT |
+                      (options.allow_impersonation ? SECURITY_IMPERSONATION
+                                                   : SECURITY_IDENTIFICATION);
   LivenessProbe liveness(*path, options.expected_server);
   size_t first_try = 0;
   while (true) {
@@ -209,7 +208,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
       return Win32Status(error, ErrorContext::kConnect, op, name);
     }
     // Remember the access that got past the access check.
-    first_try = used < sizeof(kAccessTries) / sizeof(kAccessTries[0]) ? used : 0;
+    first_try =
+        used < sizeof(kAccessTries) / sizeof(kAccessTries[0]) ? used : 0;
     if (error == ERROR_FILE_NOT_FOUND) {
       // Only a live listener of a trusted user is worth waiting for: it is
       // creating its next instance.
@@ -263,8 +263,8 @@ absl::Status WaitForListener(absl::string_view name, const Deadline& deadline) {
                            name);
       }
       if (deadline.expired()) {
-        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect, kOp,
-                           name, "no instance became free before the timeout");
+        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect, kOp, name,
+                           "no instance became free before the timeout");
       }
       Sleep(1);  // The listener is creating its next instance.
       continue;
@@ -274,8 +274,7 @@ absl::Status WaitForListener(absl::string_view name, const Deadline& deadline) {
         return ListenerClosed(kOp, name);
       }
       if (deadline.expired()) {
-        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect, kOp,
-                           name,
+        return Win32Status(ERROR_SEM_TIMEOUT, ErrorContext::kConnect, kOp, name,
                            "every instance stayed busy until the timeout");
       }
       continue;

@@ -118,9 +118,9 @@ absl::StatusCode CodeForWin32Error(Win32Error error, ErrorContext context) {
       // reports unread data in the pipe with ERROR_PIPE_BUSY.
       return context == ErrorContext::kTransact
                  ? absl::StatusCode::kFailedPrecondition
-                 : context == ErrorContext::kListen
-                       ? absl::StatusCode::kAlreadyExists
-                       : absl::StatusCode::kDeadlineExceeded;
+             : context == ErrorContext::kListen
+                 ? absl::StatusCode::kAlreadyExists
+                 : absl::StatusCode::kDeadlineExceeded;
     case ERROR_SEM_TIMEOUT:
     case WAIT_TIMEOUT:
       return absl::StatusCode::kDeadlineExceeded;
@@ -243,8 +243,8 @@ std::string DescribeWin32Error(Win32Error error) {
     text = WideToUtf8(buffer);
     LocalFree(buffer);
   }
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' ||
-                           text.back() == ' ')) {
+  while (!text.empty() &&
+         (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
     text.pop_back();
   }
   std::string result = absl::StrCat(NameOf(error), " (", error, ")");

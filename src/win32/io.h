@@ -59,11 +59,11 @@ struct IoResult {
   // ERROR_SUCCESS, ERROR_MORE_DATA (a message-mode read returned part of a
   // message), or the failure.
   DWORD error = ERROR_SUCCESS;
-  DWORD bytes = 0;          // Bytes transferred.
-  bool timed_out = false;   // The deadline passed and the operation was
-                            // cancelled before it completed.
-  bool cancelled = false;   // `close_event` was set and the operation was
-                            // cancelled before it completed.
+  DWORD bytes = 0;         // Bytes transferred.
+  bool timed_out = false;  // The deadline passed and the operation was
+                           // cancelled before it completed.
+  bool cancelled = false;  // `close_event` was set and the operation was
+                           // cancelled before it completed.
   bool completed() const {
     return error == ERROR_SUCCESS || error == ERROR_MORE_DATA;
   }

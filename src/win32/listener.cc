@@ -204,10 +204,9 @@ HANDLE ListenerState::CreateInstance(bool first) {
   pipe_mode |= options_.mode == PipeMode::kMessage
                    ? PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE
                    : PIPE_TYPE_BYTE | PIPE_READMODE_BYTE;
-  const DWORD max_instances =
-      options_.max_instances == kUnlimitedInstances
-          ? PIPE_UNLIMITED_INSTANCES
-          : static_cast<DWORD>(options_.max_instances);
+  const DWORD max_instances = options_.max_instances == kUnlimitedInstances
+                                  ? PIPE_UNLIMITED_INSTANCES
+                                  : static_cast<DWORD>(options_.max_instances);
   // "System default" means a buffer, as CreatePipe's default does (see
   // kDefaultPipeBufferSize).
   const DWORD buffer_size = options_.buffer_size == 0
@@ -450,8 +449,7 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
                          "timed out (every peer that came was refused by "
                          "the authorisation callback)");
       }
-      mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed),
-                            deadline.when());
+      mu_.AwaitWithDeadline(absl::Condition(&ready_or_closed), deadline.when());
       if (!closed_ && ready_.empty() && AnyPendingConnected()) {
         // A client connected just now (or before a zero timeout began) and
         // the listener thread has yet to move its instance to ready_. It is
@@ -615,8 +613,7 @@ absl::StatusOr<std::unique_ptr<Win32Listener>> Win32Listener::Create(
   } catch (const std::exception&) {
     // std::system_error (no thread) or std::bad_alloc: no listener.
     state->Close();
-    return OutOfResources("Listen", name,
-                          "cannot start the listener's thread");
+    return OutOfResources("Listen", name, "cannot start the listener's thread");
   }
   return listener;
 }

@@ -108,8 +108,9 @@ enum class ProcessState { kRunning, kGone, kUnknown };
 // is gone.
 ProcessState CheckProcess(uint32_t pid, uint64_t creation) {
   if (pid == 0 || creation == 0) return ProcessState::kGone;
-  ScopedHandle process(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE,
-                                   FALSE, static_cast<DWORD>(pid)));
+  ScopedHandle process(
+      OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, FALSE,
+                  static_cast<DWORD>(pid)));
   if (!process.valid()) {
     // ERROR_INVALID_PARAMETER: no process has this id. Anything else
     // (ERROR_ACCESS_DENIED: a process we may not inspect) proves nothing.
@@ -143,9 +144,8 @@ class TrustedView {
     if (!section_.valid()) return;
     DWORD error = ERROR_SUCCESS;
     const std::wstring owner = KernelObjectOwnerSid(section_.get(), &error);
-    if (owner.empty() ||
-        std::find(trusted_owners.begin(), trusted_owners.end(), owner) ==
-            trusted_owners.end()) {
+    if (owner.empty() || std::find(trusted_owners.begin(), trusted_owners.end(),
+                                   owner) == trusted_owners.end()) {
       return;
     }
     view_ = MapViewOfFile(section_.get(), FILE_MAP_READ, 0, 0, 0);
@@ -220,12 +220,12 @@ absl::StatusOr<std::unique_ptr<PublishedMeta>> PublishedMeta::Publish(
   const DWORD error = GetLastError();
   if (!section.valid()) {
     if (error == ERROR_ACCESS_DENIED) {
-      return MakeError(absl::StatusCode::kAlreadyExists, "Listen", name,
-                       absl::StrCat("another user holds this listener's "
-                                    "metadata section ",
-                                    printable,
-                                    " and denies this user access to it"),
-                       DescribeWin32Error(error));
+      return MakeError(
+          absl::StatusCode::kAlreadyExists, "Listen", name,
+          absl::StrCat("another user holds this listener's "
+                       "metadata section ",
+                       printable, " and denies this user access to it"),
+          DescribeWin32Error(error));
     }
     return Win32Status(error, ErrorContext::kGeneric, "Listen", name,
                        "cannot create the listener's metadata section");

@@ -70,8 +70,8 @@ absl::StatusOr<NamedPipePair> MakeNamedPipePair(bool server_reads,
                                     : (GENERIC_READ | FILE_WRITE_ATTRIBUTES);
   const DWORD flags = (client_overlapped ? FILE_FLAG_OVERLAPPED : 0) |
                       SECURITY_SQOS_PRESENT | SECURITY_ANONYMOUS;
-  pair.client.reset(CreateFileW(wide.c_str(), access, 0, nullptr,
-                                OPEN_EXISTING, flags, nullptr));
+  pair.client.reset(CreateFileW(wide.c_str(), access, 0, nullptr, OPEN_EXISTING,
+                                flags, nullptr));
   if (!pair.client.valid()) {
     const DWORD error = GetLastError();
     pair.client.release();

@@ -81,12 +81,14 @@ absl::Status CheckCustomDescriptor(absl::string_view name,
   PACL dacl = nullptr;
   if (!GetSecurityDescriptorDacl(descriptor, &present, &dacl, &defaulted) ||
       !present) {
-    return bad("has no DACL (\"D:P(...)\"); the system default would admit "
-               "Everyone and Anonymous");
+    return bad(
+        "has no DACL (\"D:P(...)\"); the system default would admit "
+        "Everyone and Anonymous");
   }
   if (dacl == nullptr) {
-    return bad("has a NULL DACL (\"D:NO_ACCESS_CONTROL\"), which admits "
-               "everyone");
+    return bad(
+        "has a NULL DACL (\"D:NO_ACCESS_CONTROL\"), which admits "
+        "everyone");
   }
   SECURITY_DESCRIPTOR_CONTROL control = 0;
   DWORD revision = 0;
@@ -109,8 +111,9 @@ absl::Status CheckCustomDescriptor(absl::string_view name,
     if (IsWellKnownSid(sid, WinWorldSid) ||
         IsWellKnownSid(sid, WinAnonymousSid) ||
         IsWellKnownSid(sid, WinNetworkSid)) {
-      return bad("allows Everyone (WD), Anonymous (AN) or NETWORK (NU); "
-                 "use Authenticated Users (AU) or named users instead");
+      return bad(
+          "allows Everyone (WD), Anonymous (AN) or NETWORK (NU); "
+          "use Authenticated Users (AU) or named users instead");
     }
   }
   return absl::OkStatus();
@@ -131,9 +134,8 @@ class TokenRestorer {
  public:
   explicit TokenRestorer(HANDLE previous) : previous_(previous) {}
   ~TokenRestorer() {
-    const BOOL ok = previous_.valid()
-                        ? SetThreadToken(nullptr, previous_.get())
-                        : RevertToSelf();
+    const BOOL ok = previous_.valid() ? SetThreadToken(nullptr, previous_.get())
+                                      : RevertToSelf();
     if (!ok) {
       // Carrying on would leave this thread running with the client's
       // rights. Nothing else is safe: stop the process without running any
@@ -175,8 +177,8 @@ std::wstring KernelObjectOwnerSid(HANDLE object, DWORD* error) {
     *error = status;
     return std::wstring();
   }
-  std::wstring result = owner != nullptr ? SidString(owner, error)
-                                         : std::wstring();
+  std::wstring result =
+      owner != nullptr ? SidString(owner, error) : std::wstring();
   LocalFree(descriptor);
   return result;
 }
@@ -192,8 +194,8 @@ absl::StatusOr<std::wstring> CurrentUserSid() {
   DWORD error = ERROR_SUCCESS;
   std::wstring sid = TokenUserSid(token.get(), &error);
   if (sid.empty()) {
-    return Win32Status(error, ErrorContext::kGeneric, "GetTokenInformation",
-                       "", "cannot read this process's user");
+    return Win32Status(error, ErrorContext::kGeneric, "GetTokenInformation", "",
+                       "cannot read this process's user");
   }
   return sid;
 }
@@ -280,10 +282,10 @@ absl::StatusOr<std::wstring> ExpectedServerSid(const ExpectedServer& expected,
       std::wstring wanted;
       if (!Utf8ToWide(expected.windows_sid, &given) ||
           !CanonicalSid(given, &wanted)) {
-        return MakeError(absl::StatusCode::kInvalidArgument, op, name,
-                         absl::StrCat("expected_server.windows_sid \"",
-                                      expected.windows_sid,
-                                      "\" is not a SID string"));
+        return MakeError(
+            absl::StatusCode::kInvalidArgument, op, name,
+            absl::StrCat("expected_server.windows_sid \"", expected.windows_sid,
+                         "\" is not a SID string"));
       }
       return wanted;
     }
@@ -395,13 +397,13 @@ absl::Status Impersonate(HANDLE pipe, absl::FunctionRef<void()> fn,
                      DescribeWin32Error(error));
   }
   if (level < SecurityImpersonation) {
-    return MakeError(absl::StatusCode::kPermissionDenied, "RunAsClient", name,
-                     absl::StrCat("the client allows only ",
-                                  level == SecurityIdentification
-                                      ? "identification"
-                                      : "anonymous",
-                                  " level; it must connect with "
-                                  "ConnectOptions::allow_impersonation"));
+    return MakeError(
+        absl::StatusCode::kPermissionDenied, "RunAsClient", name,
+        absl::StrCat(
+            "the client allows only ",
+            level == SecurityIdentification ? "identification" : "anonymous",
+            " level; it must connect with "
+            "ConnectOptions::allow_impersonation"));
   }
   fn();
   return absl::OkStatus();

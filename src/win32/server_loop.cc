@@ -438,12 +438,12 @@ class Win32ServerLoop final : public ServerLoop {
     } else if (error == ERROR_MORE_DATA) {
       conn->msg.append(chunk.data(), chunk.size());
       if (conn->msg.size() > config_->max_message_size) {
-        CloseConn(conn, ConnError(absl::StatusCode::kResourceExhausted,
-                                  *config_, conn->id,
-                                  absl::StrCat("the client sent a message "
-                                               "over the limit of ",
-                                               config_->max_message_size,
-                                               " bytes")));
+        CloseConn(
+            conn,
+            ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
+                      absl::StrCat("the client sent a message "
+                                   "over the limit of ",
+                                   config_->max_message_size, " bytes")));
         return;
       }
       StartRead(conn);  // The rest of the message, whatever the queue.
@@ -453,9 +453,10 @@ class Win32ServerLoop final : public ServerLoop {
     } else {
       conn->msg.append(chunk.data(), chunk.size());
       if (conn->msg.size() > config_->max_message_size) {
-        handled = ConnError(absl::StatusCode::kResourceExhausted, *config_,
-                            conn->id, "the client sent a message over the "
-                                      "limit");
+        handled =
+            ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
+                      "the client sent a message over the "
+                      "limit");
       } else {
         handled = Dispatch(conn, conn->msg);
       }
@@ -551,9 +552,8 @@ class Win32ServerLoop final : public ServerLoop {
         close = expired || conn->queued == 0;
       }
       if (close) {
-        CloseConn(conn.get(), ConnError(absl::StatusCode::kCancelled,
-                                        *config_, conn->id,
-                                        "the server shut down"));
+        CloseConn(conn.get(), ConnError(absl::StatusCode::kCancelled, *config_,
+                                        conn->id, "the server shut down"));
       }
     }
   }

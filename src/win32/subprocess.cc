@@ -219,9 +219,8 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
       // A parent without that standard handle (kInherit): the child gets
       // none either.
       if (modes[i] != StdioMode::kInherit) {
-        return win32::Win32Status(GetLastError(),
-                                  win32::ErrorContext::kGeneric, "Start",
-                                  program, "DuplicateHandle failed");
+        return win32::Win32Status(GetLastError(), win32::ErrorContext::kGeneric,
+                                  "Start", program, "DuplicateHandle failed");
       }
       continue;
     }
@@ -306,10 +305,9 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
                                 "InitializeProcThreadAttributeList failed");
     }
     attributes.list = list;
-    if (!UpdateProcThreadAttribute(list, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
-                                   inherit.data(),
-                                   inherit.size() * sizeof(HANDLE), nullptr,
-                                   nullptr)) {
+    if (!UpdateProcThreadAttribute(
+            list, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, inherit.data(),
+            inherit.size() * sizeof(HANDLE), nullptr, nullptr)) {
       return win32::Win32Status(GetLastError(), win32::ErrorContext::kGeneric,
                                 "Start", program,
                                 "UpdateProcThreadAttribute failed");
@@ -319,13 +317,14 @@ absl::StatusOr<StartedProcess> BackendStartProcess(
   }
   PROCESS_INFORMATION pi;
   ZeroMemory(&pi, sizeof(pi));
-  const BOOL ok = CreateProcessW(
-      nullptr, &command_line[0], nullptr, nullptr,
-      inherit.empty() ? FALSE : TRUE, flags, &env_block[0],
-      working_dir.empty() ? nullptr : working_dir.c_str(), &si.StartupInfo,
-      &pi);
-  if (!ok) return win32::Win32Status(GetLastError(), win32::ErrorContext::kStart,
-                                     "Start", program);
+  const BOOL ok =
+      CreateProcessW(nullptr, &command_line[0], nullptr, nullptr,
+                     inherit.empty() ? FALSE : TRUE, flags, &env_block[0],
+                     working_dir.empty() ? nullptr : working_dir.c_str(),
+                     &si.StartupInfo, &pi);
+  if (!ok)
+    return win32::Win32Status(GetLastError(), win32::ErrorContext::kStart,
+                              "Start", program);
   CloseHandle(pi.hThread);
   // The inheritable copies and the child's pipe ends close when this
   // returns, so the parent's channels see the child's end of stream.

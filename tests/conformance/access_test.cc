@@ -27,8 +27,8 @@ canal::ListenerOptions Options(canal::PipeAccess access,
 }
 
 TEST(AccessTest, InboundCarriesDataFromClientToListener) {
-  absl::StatusOr<ConnectedPair> pair = MakePair(
-      UniqueName("acc-in-ok"), Options(canal::PipeAccess::kInbound));
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("acc-in-ok"), Options(canal::PipeAccess::kInbound));
   CANAL_ASSERT_OK(pair);
   CANAL_ASSERT_OK(pair->client.Write("up"));
   absl::StatusOr<std::string> got = canal_test::ReadExactly(pair->server, 2);
@@ -37,8 +37,8 @@ TEST(AccessTest, InboundCarriesDataFromClientToListener) {
 }
 
 TEST(AccessTest, InboundClientCannotRead) {
-  absl::StatusOr<ConnectedPair> pair = MakePair(
-      UniqueName("acc-in-cr"), Options(canal::PipeAccess::kInbound));
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("acc-in-cr"), Options(canal::PipeAccess::kInbound));
   CANAL_ASSERT_OK(pair);
   char buffer[4];
   CANAL_EXPECT_CODE(
@@ -49,16 +49,16 @@ TEST(AccessTest, InboundClientCannotRead) {
 }
 
 TEST(AccessTest, InboundListenerCannotWrite) {
-  absl::StatusOr<ConnectedPair> pair = MakePair(
-      UniqueName("acc-in-sw"), Options(canal::PipeAccess::kInbound));
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("acc-in-sw"), Options(canal::PipeAccess::kInbound));
   CANAL_ASSERT_OK(pair);
   CANAL_EXPECT_CODE(pair->server.Write("x", absl::Milliseconds(100)),
                     kFailedPrecondition);
 }
 
 TEST(AccessTest, OutboundCarriesDataFromListenerToClient) {
-  absl::StatusOr<ConnectedPair> pair = MakePair(
-      UniqueName("acc-out-ok"), Options(canal::PipeAccess::kOutbound));
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("acc-out-ok"), Options(canal::PipeAccess::kOutbound));
   CANAL_ASSERT_OK(pair);
   CANAL_ASSERT_OK(pair->server.Write("down"));
   absl::StatusOr<std::string> got = canal_test::ReadExactly(pair->client, 4);
@@ -67,16 +67,16 @@ TEST(AccessTest, OutboundCarriesDataFromListenerToClient) {
 }
 
 TEST(AccessTest, OutboundClientCannotWrite) {
-  absl::StatusOr<ConnectedPair> pair = MakePair(
-      UniqueName("acc-out-cw"), Options(canal::PipeAccess::kOutbound));
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("acc-out-cw"), Options(canal::PipeAccess::kOutbound));
   CANAL_ASSERT_OK(pair);
   CANAL_EXPECT_CODE(pair->client.Write("x", absl::Milliseconds(100)),
                     kFailedPrecondition);
 }
 
 TEST(AccessTest, OutboundListenerCannotRead) {
-  absl::StatusOr<ConnectedPair> pair = MakePair(
-      UniqueName("acc-out-sr"), Options(canal::PipeAccess::kOutbound));
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("acc-out-sr"), Options(canal::PipeAccess::kOutbound));
   CANAL_ASSERT_OK(pair);
   char buffer[4];
   CANAL_EXPECT_CODE(
@@ -103,9 +103,9 @@ TEST(AccessTest, InboundMessageCallsInTheWrongDirectionFail) {
 }
 
 TEST(AccessTest, OutboundMessageCallsInTheWrongDirectionFail) {
-  absl::StatusOr<ConnectedPair> pair =
-      MakePair(UniqueName("acc-out-msg"),
-               Options(canal::PipeAccess::kOutbound, canal::PipeMode::kMessage));
+  absl::StatusOr<ConnectedPair> pair = MakePair(
+      UniqueName("acc-out-msg"),
+      Options(canal::PipeAccess::kOutbound, canal::PipeMode::kMessage));
   CANAL_ASSERT_OK(pair);
   CANAL_EXPECT_CODE(pair->client.WriteMessage("x", absl::Milliseconds(100)),
                     kFailedPrecondition);

@@ -82,8 +82,8 @@ TEST(CloseTest, CloseWakesBlockedReadMessage) {
 TEST(CloseTest, CloseWakesWriteBlockedOnFullPipe) {
   canal::ListenerOptions options;
   options.buffer_size = 4096;
-  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("close-write"),
-                                                options);
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("close-write"), options);
   CANAL_ASSERT_OK(pair);
   const std::string big = Pattern(32 * 1024 * 1024);
   absl::Notification started;
@@ -266,8 +266,7 @@ TEST(CloseTest, CloseWakesTransactWaitingForItsReply) {
       transact_status =
           pair->client.Transact("request", kWakeBound * 3).status();
     });
-    absl::StatusOr<std::string> request =
-        pair->server.ReadMessage(kWakeBound);
+    absl::StatusOr<std::string> request = pair->server.ReadMessage(kWakeBound);
     CANAL_EXPECT_OK(request);
     if (request.ok()) {
       EXPECT_EQ(*request, "request");

@@ -84,9 +84,9 @@ void ReadBehindRead(canal::PipeMode mode, ReadCall call, const char* label) {
         char buffer[16];
         absl::StatusOr<canal::ReadResult> r =
             pair->server.Read(absl::MakeSpan(buffer), kFirstCall);
-        first = r.ok() ? absl::StatusOr<std::string>(
-                             std::string(buffer, r->size))
-                       : absl::StatusOr<std::string>(r.status());
+        first = r.ok()
+                    ? absl::StatusOr<std::string>(std::string(buffer, r->size))
+                    : absl::StatusOr<std::string>(r.status());
       }
     });
     started.WaitForNotification();
@@ -96,8 +96,7 @@ void ReadBehindRead(canal::PipeMode mode, ReadCall call, const char* label) {
                 return pair->server.ReadMessage(kShort).status();
               }
               char buffer[16];
-              return pair->server.Read(absl::MakeSpan(buffer), kShort)
-                  .status();
+              return pair->server.Read(absl::MakeSpan(buffer), kShort).status();
             },
             [&] { pair->server.Close(); })) {
       return;
@@ -183,8 +182,7 @@ void BehindAWaitingTransact(Second second, const char* label) {
                 return pair->client.Transact("two", kShort).status();
               }
               char buffer[16];
-              return pair->client.Read(absl::MakeSpan(buffer), kShort)
-                  .status();
+              return pair->client.Read(absl::MakeSpan(buffer), kShort).status();
             },
             [&] { pair->client.Close(); })) {
       return;

@@ -195,8 +195,8 @@ void ManyClientsConnectWithoutAccept(canal::PipeMode mode, const char* label) {
   clients.clear();  // Joins.
   EXPECT_EQ(seen.size(), static_cast<size_t>(kClients));
   for (int i = 0; i < kClients; ++i) {
-    EXPECT_TRUE(client_status[i].ok()) << "client " << i << ": "
-                                       << client_status[i];
+    EXPECT_TRUE(client_status[i].ok())
+        << "client " << i << ": " << client_status[i];
   }
 }
 

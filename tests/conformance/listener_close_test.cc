@@ -80,8 +80,7 @@ TEST(ListenerCloseTest, UnacceptedByteClientsSeeEndOfStream) {
 }
 
 TEST(ListenerCloseTest, UnacceptedMessageClientsSeeEndOfStream) {
-  UnacceptedClientsLoseTheirConnection(canal::PipeMode::kMessage,
-                                       "lc-unacc-m");
+  UnacceptedClientsLoseTheirConnection(canal::PipeMode::kMessage, "lc-unacc-m");
 }
 
 // A blocked Read of an unaccepted client wakes when the listener closes.
@@ -160,15 +159,13 @@ void NameIsGoneAtOnceWhileAcceptedChannelsLive(Probe probe, int max_instances,
 }
 
 TEST(ListenerCloseTest, ConnectIsNotFoundAtOnceWhileAcceptedChannelsLive) {
-  NameIsGoneAtOnceWhileAcceptedChannelsLive(Probe::kConnect,
-                                            canal::kUnlimitedInstances,
-                                            "lc-live-conn");
+  NameIsGoneAtOnceWhileAcceptedChannelsLive(
+      Probe::kConnect, canal::kUnlimitedInstances, "lc-live-conn");
 }
 
 TEST(ListenerCloseTest, WaitIsNotFoundAtOnceWhileAcceptedChannelsLive) {
-  NameIsGoneAtOnceWhileAcceptedChannelsLive(Probe::kWaitForListener,
-                                            canal::kUnlimitedInstances,
-                                            "lc-live-wait");
+  NameIsGoneAtOnceWhileAcceptedChannelsLive(
+      Probe::kWaitForListener, canal::kUnlimitedInstances, "lc-live-wait");
 }
 
 TEST(ListenerCloseTest, CallIsNotFoundAtOnceWhileAcceptedChannelsLive) {
@@ -177,8 +174,7 @@ TEST(ListenerCloseTest, CallIsNotFoundAtOnceWhileAcceptedChannelsLive) {
 }
 
 TEST(ListenerCloseTest, ConnectIsNotFoundAtOnceWhileAllInstancesAreInUse) {
-  NameIsGoneAtOnceWhileAcceptedChannelsLive(Probe::kConnect, 1,
-                                            "lc-full-conn");
+  NameIsGoneAtOnceWhileAcceptedChannelsLive(Probe::kConnect, 1, "lc-full-conn");
 }
 
 TEST(ListenerCloseTest, WaitIsNotFoundAtOnceWhileAllInstancesAreInUse) {

@@ -64,11 +64,11 @@ TEST_P(InvalidNameTest, CallIsInvalidArgument) {
                     kInvalidArgument);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Names, InvalidNameTest, ::testing::ValuesIn(InvalidNames()),
-    [](const ::testing::TestParamInfo<InvalidName>& info) {
-      return std::string(info.param.label);
-    });
+INSTANTIATE_TEST_SUITE_P(Names, InvalidNameTest,
+                         ::testing::ValuesIn(InvalidNames()),
+                         [](const ::testing::TestParamInfo<InvalidName>& info) {
+                           return std::string(info.param.label);
+                         });
 
 TEST(NamesTest, SixtyFourCharacterNameWorks) {
   std::string name = UniqueName("long");

@@ -30,7 +30,8 @@ TEST(PeekTest, EmptyPipeReportsNothingWithoutBlocking) {
   absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("peek-empty"));
   CANAL_ASSERT_OK(pair);
   char buffer[8];
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(p->size, 0u);
   EXPECT_EQ(p->available, 0u);
@@ -43,7 +44,8 @@ TEST(PeekTest, ByteModeCopiesAndReportsAvailableWithNoMessageRemaining) {
   CANAL_ASSERT_OK(pair->client.Write("hello "));
   CANAL_ASSERT_OK(pair->client.Write("world"));
   char buffer[5];
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(p->size, 5u);
   EXPECT_EQ(std::string(buffer, p->size), "hello");
@@ -77,7 +79,8 @@ TEST(PeekTest, ByteModePeekDoesNotConsume) {
   absl::StatusOr<std::string> got = canal_test::ReadExactly(pair->server, 4);
   CANAL_ASSERT_OK(got);
   EXPECT_EQ(*got, "stay");
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(p->available, 0u);
 }
@@ -89,7 +92,8 @@ TEST(PeekTest, MessageModeCopiesOnlyTheCurrentMessage) {
   CANAL_ASSERT_OK(pair->client.WriteMessage("abc"));
   CANAL_ASSERT_OK(pair->client.WriteMessage("defg"));
   char buffer[16];
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(p->size, 3u);
   EXPECT_EQ(std::string(buffer, p->size), "abc");
@@ -130,7 +134,8 @@ TEST(PeekTest, MessageRemainingShrinksAfterAPartialRead) {
   ASSERT_EQ(std::string(two, r->size), "ab");
   ASSERT_TRUE(r->more);
   char buffer[16];
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(std::string(buffer, p->size), "cdef");
   EXPECT_EQ(p->available, 6u);
@@ -149,7 +154,8 @@ TEST(PeekTest, MessageModePeekDoesNotConsume) {
   absl::StatusOr<std::string> m = pair->server.ReadMessage(kHangGuard);
   CANAL_ASSERT_OK(m);
   EXPECT_EQ(*m, "first");
-  absl::StatusOr<canal::PeekResult> p = pair->server.Peek(absl::MakeSpan(buffer));
+  absl::StatusOr<canal::PeekResult> p =
+      pair->server.Peek(absl::MakeSpan(buffer));
   CANAL_ASSERT_OK(p);
   EXPECT_EQ(std::string(buffer, p->size), "second");
   EXPECT_EQ(p->available, 6u);
@@ -234,9 +240,9 @@ TEST(PeekTest, EmptyMessageAloneReportsZerosAndIsStillRead) {
   CANAL_ASSERT_OK(r);
   EXPECT_EQ(r->size, 0u);
   EXPECT_FALSE(r->more);
-  CANAL_EXPECT_CODE(pair->server.Read(absl::MakeSpan(buffer),
-                                      absl::Milliseconds(100)),
-                    kDeadlineExceeded);
+  CANAL_EXPECT_CODE(
+      pair->server.Read(absl::MakeSpan(buffer), absl::Milliseconds(100)),
+      kDeadlineExceeded);
 }
 
 // Wine's test_CreateNamedPipe peeks with a buffer but a length of 0: nothing
@@ -293,9 +299,8 @@ TEST(PeekTest, BlockedWritersMessageIsCounted) {
   absl::StatusOr<canal::PeekResult> p;
   {
     // The writer outlasts the polling below, whatever it finds.
-    Background writer([&] {
-      write_status = pair->client.WriteMessage(big, 3 * kHangGuard);
-    });
+    Background writer(
+        [&] { write_status = pair->client.WriteMessage(big, 3 * kHangGuard); });
     const bool counted = canal_test::PollUntil(
         [&] {
           p = pair->server.Peek(absl::MakeSpan(buffer));
@@ -308,8 +313,7 @@ TEST(PeekTest, BlockedWritersMessageIsCounted) {
                            << big.size() << " bytes while the writer waited";
       EXPECT_EQ(p->message_remaining, big.size());
       EXPECT_LE(p->size, p->available);
-      EXPECT_TRUE(std::string(buffer.data(), p->size) ==
-                  big.substr(0, p->size))
+      EXPECT_TRUE(std::string(buffer.data(), p->size) == big.substr(0, p->size))
           << "Peek copied bytes that are not the start of the message";
     }
     // Reading the message lets the writer finish.

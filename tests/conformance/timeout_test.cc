@@ -92,7 +92,8 @@ TEST(TimeoutTest, ConnectToBusyListenerIsDeadlineExceeded) {
 TEST(TimeoutTest, WriteToFullPipeIsDeadlineExceeded) {
   canal::ListenerOptions options;
   options.buffer_size = 4096;
-  absl::StatusOr<ConnectedPair> pair = MakePair(UniqueName("to-write"), options);
+  absl::StatusOr<ConnectedPair> pair =
+      MakePair(UniqueName("to-write"), options);
   CANAL_ASSERT_OK(pair);
   // Nobody reads: far more than any pipe buffer cannot be written.
   CANAL_EXPECT_CODE(pair->client.Write(Pattern(32 * 1024 * 1024), kShort),
@@ -340,9 +341,8 @@ TEST(TimeoutTest, ZeroTimeoutAcceptTakesAClientThatHasConnected) {
     absl::StatusOr<std::string> got = ReadExactly(*server, 1);
     CANAL_ASSERT_OK(got);
   }
-  EXPECT_EQ(missed, 0) << "Accept(ZeroDuration()) missed " << missed
-                       << " of " << kRounds
-                       << " clients that had already connected";
+  EXPECT_EQ(missed, 0) << "Accept(ZeroDuration()) missed " << missed << " of "
+                       << kRounds << " clients that had already connected";
 }
 
 // Wine's test_wait_pipe: WaitNamedPipe(1) on a pipe whose instance is

@@ -193,8 +193,8 @@ TEST(CallTest, ByteModeListenerIsFailedPrecondition) {
 }
 
 TEST(CallTest, UnknownNameIsNotFound) {
-  CANAL_EXPECT_CODE(canal::Call(UniqueName("call-none"), "hi", absl::Seconds(2)),
-                    kNotFound);
+  CANAL_EXPECT_CODE(
+      canal::Call(UniqueName("call-none"), "hi", absl::Seconds(2)), kNotFound);
 }
 
 // TransactNamedPipe fails with ERROR_PIPE_BUSY "if there is already data in

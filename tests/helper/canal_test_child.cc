@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
   if (mode == "env" && args.size() == 3) {
     const char* value = std::getenv(args[2].c_str());
     return WriteAll(1, value != nullptr ? std::string(value) : "<unset>") ? 0
-                                                                         : 101;
+                                                                          : 101;
   }
   if (mode == "cwd") {
 #ifdef _WIN32

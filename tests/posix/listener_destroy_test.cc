@@ -61,7 +61,8 @@ TEST_F(ListenerDestroy, DestructorWakesBlockedAcceptsAndWaitsForThem) {
     {
       absl::MutexLock lock(&mu);
       ASSERT_TRUE(mu.AwaitWithTimeout(
-          absl::Condition(+[](int* n) { return *n >= kThreads; }, &arrived),
+          absl::Condition(
+              +[](int* n) { return *n >= kThreads; }, &arrived),
           kHangGuard));
     }
     listener.reset();  // Destroyed with every Accept still inside.

@@ -57,8 +57,7 @@ TEST_F(RuntimeDir, SocketLivesAtRuntimeDirSlashName) {
 }
 
 TEST_F(RuntimeDir, ClientWithMissingDirIsNotFound) {
-  CANAL_EXPECT_CODE(canal::Channel::Connect(UniqueName("rt-nodir")),
-                    kNotFound);
+  CANAL_EXPECT_CODE(canal::Channel::Connect(UniqueName("rt-nodir")), kNotFound);
   // Connecting does not create the dir.
   struct stat st;
   EXPECT_NE(lstat(runtime_dir().c_str(), &st), 0);
@@ -125,8 +124,7 @@ TEST_F(RuntimeDir, RegularFileInsteadOfDirIsRefused) {
       canal::Listener::Create(UniqueName("rt-file")).status();
   EXPECT_FALSE(status.ok());
   EXPECT_TRUE(absl::IsPermissionDenied(status) ||
-              absl::IsFailedPrecondition(status) ||
-              absl::IsNotFound(status))
+              absl::IsFailedPrecondition(status) || absl::IsNotFound(status))
       << status;
 }
 

@@ -118,7 +118,8 @@ TEST_F(StaleSocket, CrashedMessageListenerWithInstanceLimitIsReclaimed) {
 // A listener that lives in a child process until told to go.
 class ChildListener {
  public:
-  ChildListener(const std::string& name, const canal::ListenerOptions& options) {
+  ChildListener(const std::string& name,
+                const canal::ListenerOptions& options) {
     int ready[2], go[2];
     if (pipe(ready) != 0 || pipe(go) != 0) return;
     fflush(nullptr);

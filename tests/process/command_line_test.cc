@@ -108,10 +108,22 @@ TEST(CommandLineTest, ProgramName) {
 }
 
 TEST(CommandLineTest, TrickyCasesRoundTrip) {
-  const std::vector<std::string> argv = {
-      "C:\\a b\\prog.exe", "", " ", "\"", "\\", "\\\\", "\\\"", "a\\\\\"b",
-      "trailing\\", "two trailing\\\\", "\"\"", "a\"\"b", "x\ty",
-      "caf\xc3\xa9", "%PATH%", "^&|<>"};
+  const std::vector<std::string> argv = {"C:\\a b\\prog.exe",
+                                         "",
+                                         " ",
+                                         "\"",
+                                         "\\",
+                                         "\\\\",
+                                         "\\\"",
+                                         "a\\\\\"b",
+                                         "trailing\\",
+                                         "two trailing\\\\",
+                                         "\"\"",
+                                         "a\"\"b",
+                                         "x\ty",
+                                         "caf\xc3\xa9",
+                                         "%PATH%",
+                                         "^&|<>"};
   absl::StatusOr<std::string> line = BuildWindowsCommandLine(argv);
   CANAL_ASSERT_OK(line);
   EXPECT_EQ(Split(*line), argv);
@@ -126,7 +138,8 @@ TEST(CommandLineTest, RandomArgumentsRoundTrip) {
     for (int a = 0; a < count; ++a) {
       std::string arg;
       const int len = static_cast<int>(rng() % 8);
-      for (int c = 0; c < len; ++c) arg.push_back(alphabet[rng() % alphabet.size()]);
+      for (int c = 0; c < len; ++c)
+        arg.push_back(alphabet[rng() % alphabet.size()]);
       argv.push_back(arg);
     }
     absl::StatusOr<std::string> line = BuildWindowsCommandLine(argv);

@@ -43,8 +43,9 @@ TEST(CreatePipeTest, LargeTransferWithConcurrentReader) {
   CANAL_ASSERT_OK(got);
   EXPECT_TRUE(*got == data);
   char c;
-  CANAL_EXPECT_CODE(pipe->read_end.Read(absl::MakeSpan(&c, 1), absl::Seconds(5)),
-                    kOutOfRange);
+  CANAL_EXPECT_CODE(
+      pipe->read_end.Read(absl::MakeSpan(&c, 1), absl::Seconds(5)),
+      kOutOfRange);
 }
 
 TEST(CreatePipeTest, OneWay) {
@@ -65,8 +66,9 @@ TEST(CreatePipeTest, ReadTimeoutConsumesNothing) {
   CANAL_EXPECT_CODE(
       pipe->read_end.Read(absl::MakeSpan(buf), absl::Milliseconds(50)),
       kDeadlineExceeded);
-  CANAL_EXPECT_CODE(pipe->read_end.Read(absl::MakeSpan(buf), absl::ZeroDuration()),
-                    kDeadlineExceeded);
+  CANAL_EXPECT_CODE(
+      pipe->read_end.Read(absl::MakeSpan(buf), absl::ZeroDuration()),
+      kDeadlineExceeded);
   CANAL_ASSERT_OK(pipe->write_end.Write("abc"));
   absl::StatusOr<std::string> got = ReadExactly(pipe->read_end, 3);
   CANAL_ASSERT_OK(got);
@@ -110,8 +112,9 @@ TEST(CreatePipeTest, PeerClosedGivesOutOfRangeAfterData) {
   CANAL_ASSERT_OK(got);
   EXPECT_EQ(*got, "last words");
   char c;
-  CANAL_EXPECT_CODE(pipe->read_end.Read(absl::MakeSpan(&c, 1), absl::Seconds(5)),
-                    kOutOfRange);
+  CANAL_EXPECT_CODE(
+      pipe->read_end.Read(absl::MakeSpan(&c, 1), absl::Seconds(5)),
+      kOutOfRange);
 }
 
 TEST(CreatePipeTest, WriteAfterReaderClosedIsUnavailableWithoutSigpipe) {
@@ -179,7 +182,8 @@ TEST(CreatePipeTest, ManyPipesAtOnce) {
   }
   for (size_t i = 0; i < pipes.size(); ++i) {
     const std::string want = std::to_string(i);
-    absl::StatusOr<std::string> got = ReadExactly(pipes[i].read_end, want.size());
+    absl::StatusOr<std::string> got =
+        ReadExactly(pipes[i].read_end, want.size());
     CANAL_ASSERT_OK(got);
     EXPECT_EQ(*got, want);
   }

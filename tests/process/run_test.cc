@@ -65,8 +65,8 @@ TEST(RunTest, TimeoutKillsTheChild) {
 }
 
 TEST(RunTest, MissingProgram) {
-  CANAL_EXPECT_CODE(
-      canal::Run({canal_test::ChildPath() + "-missing"}, ""), kNotFound);
+  CANAL_EXPECT_CODE(canal::Run({canal_test::ChildPath() + "-missing"}, ""),
+                    kNotFound);
 }
 
 }  // namespace

@@ -129,8 +129,8 @@ TEST_F(SubprocessTest, BadArguments) {
 }
 
 TEST_F(SubprocessTest, MissingProgramIsNotFound) {
-  absl::StatusOr<canal::Subprocess> child = canal::Subprocess::Start(
-      {ChildPath() + "-does-not-exist", "exit", "0"});
+  absl::StatusOr<canal::Subprocess> child =
+      canal::Subprocess::Start({ChildPath() + "-does-not-exist", "exit", "0"});
   CANAL_EXPECT_CODE(child, kNotFound);
 }
 
@@ -252,8 +252,8 @@ TEST_F(SubprocessTest, EnvironmentAdditionsAndReplacement) {
   canal::SubprocessOptions options;
   options.stdout_mode = canal::StdioMode::kPipe;
   options.environment["CANAL_TEST_VALUE"] = "some value = 1";
-  absl::StatusOr<canal::Subprocess> child = canal::Subprocess::Start(
-      ChildArgv({"env", "CANAL_TEST_VALUE"}), options);
+  absl::StatusOr<canal::Subprocess> child =
+      canal::Subprocess::Start(ChildArgv({"env", "CANAL_TEST_VALUE"}), options);
   CANAL_ASSERT_OK(child);
   absl::StatusOr<std::string> out = ReadAll(child->stdout_channel());
   CANAL_ASSERT_OK(out);
@@ -263,8 +263,8 @@ TEST_F(SubprocessTest, EnvironmentAdditionsAndReplacement) {
   // The parent's environment is passed on unless cleared.
   canal::SubprocessOptions inherit;
   inherit.stdout_mode = canal::StdioMode::kPipe;
-  child = canal::Subprocess::Start(ChildArgv({"env", "CANAL_TEST_CHILD"}),
-                                   inherit);
+  child =
+      canal::Subprocess::Start(ChildArgv({"env", "CANAL_TEST_CHILD"}), inherit);
   CANAL_ASSERT_OK(child);
   out = ReadAll(child->stdout_channel());
   CANAL_ASSERT_OK(out);
@@ -278,8 +278,8 @@ TEST_F(SubprocessTest, EnvironmentAdditionsAndReplacement) {
   // Windows programs need SystemRoot to start; keep it.
   cleared.environment["SystemRoot"] = "C:\\windows";
 #endif
-  child = canal::Subprocess::Start(ChildArgv({"env", "CANAL_TEST_CHILD"}),
-                                   cleared);
+  child =
+      canal::Subprocess::Start(ChildArgv({"env", "CANAL_TEST_CHILD"}), cleared);
   CANAL_ASSERT_OK(child);
   out = ReadAll(child->stdout_channel());
   CANAL_ASSERT_OK(out);
@@ -408,8 +408,8 @@ TEST_F(SubprocessTest, ExtraDescriptorIsTheOnlyExtraOne) {
 TEST_F(SubprocessTest, DestructorReapsAChildThatExited) {
   int64_t pid = 0;
   {
-    absl::StatusOr<canal::Subprocess> child = canal::Subprocess::Start(
-        ChildArgv({"wait-eof"}), Piped());
+    absl::StatusOr<canal::Subprocess> child =
+        canal::Subprocess::Start(ChildArgv({"wait-eof"}), Piped());
     CANAL_ASSERT_OK(child);
     pid = child->pid();
     child->stdin_channel().Close();
@@ -455,7 +455,8 @@ TEST_F(SubprocessTest, OnlyListedHandlesAreInherited) {
       ASSERT_TRUE(p.ok());
     }
   });
-  const std::string inh = absl::StrCat(reinterpret_cast<uintptr_t>(inheritable));
+  const std::string inh =
+      absl::StrCat(reinterpret_cast<uintptr_t>(inheritable));
   const std::string prv =
       absl::StrCat(reinterpret_cast<uintptr_t>(private_handle));
   std::string result;

@@ -86,8 +86,7 @@ TEST(Abstract, WorksWithOptInAndHasNoFiles) {
   EXPECT_FALSE(IsSocket(name));
 
   listener->Close();
-  CANAL_EXPECT_CODE(canal::Channel::Connect(name, ConnectOptedIn()),
-                    kNotFound);
+  CANAL_EXPECT_CODE(canal::Channel::Connect(name, ConnectOptedIn()), kNotFound);
 }
 
 TEST(Abstract, OnlyByteModeDuplexUnlimited) {
@@ -107,8 +106,7 @@ TEST(Abstract, OnlyByteModeDuplexUnlimited) {
 
 TEST(Abstract, TooLongIsInvalidArgument) {
   const std::string name = "@" + std::string(108, 'a');
-  CANAL_EXPECT_CODE(canal::Listener::Create(name, OptedIn()),
-                    kInvalidArgument);
+  CANAL_EXPECT_CODE(canal::Listener::Create(name, OptedIn()), kInvalidArgument);
   CANAL_EXPECT_CODE(canal::Channel::Connect(name, ConnectOptedIn()),
                     kInvalidArgument);
   // 107 bytes fit.
@@ -130,7 +128,8 @@ pid_t ConnectAs(uid_t uid, gid_t gid, const std::string& name,
     char buf[8];
     absl::StatusOr<canal::ReadResult> read =
         ch->Read(absl::MakeSpan(buf), absl::Seconds(10));
-    if (read.ok()) return std::string(buf, read->size) == "ok" ? 0 : kChildUnexpected;
+    if (read.ok())
+      return std::string(buf, read->size) == "ok" ? 0 : kChildUnexpected;
     return ExitCodeOf(read.status());
   });
 }
@@ -205,8 +204,7 @@ TEST(Abstract, CustomPolicyChecksGroupAndOtherBits) {
 
 TEST(Abstract, RefusedEvenWithOptIn) {
   const std::string name = AbstractName("abs-nolinux");
-  CANAL_EXPECT_CODE(canal::Listener::Create(name, OptedIn()),
-                    kInvalidArgument);
+  CANAL_EXPECT_CODE(canal::Listener::Create(name, OptedIn()), kInvalidArgument);
   CANAL_EXPECT_CODE(canal::Channel::Connect(name, ConnectOptedIn()),
                     kInvalidArgument);
 }

@@ -23,12 +23,8 @@ namespace {
 
 using AccessPolicyTest = RuntimeDirTest;
 
-std::string LockOf(const std::string& socket) {
-  return socket + ".canal~lock";
-}
-std::string MetaOf(const std::string& socket) {
-  return socket + ".canal~meta";
-}
+std::string LockOf(const std::string& socket) { return socket + ".canal~lock"; }
+std::string MetaOf(const std::string& socket) { return socket + ".canal~meta"; }
 std::string SlotOf(const std::string& socket, int k) {
   return absl::StrCat(socket, ".canal~slot", k);
 }
@@ -118,8 +114,7 @@ TEST_F(AccessPolicyTest, CustomModeAndGroup) {
                               CustomCase{0620, 0640}, CustomCase{0640, 0640},
                               CustomCase{0606, 0604}, CustomCase{0666, 0644}}) {
     ScopedUmask scoped(027);
-    const std::string path =
-        dir.PathOf(absl::StrCat("svc-", c.socket_mode));
+    const std::string path = dir.PathOf(absl::StrCat("svc-", c.socket_mode));
     canal::ListenerOptions options;
     options.access_policy.scope = canal::AccessPolicy::Scope::kCustom;
     options.access_policy.posix_mode = c.socket_mode;
@@ -200,8 +195,8 @@ TEST_F(AccessPolicyTest, InvalidPosixModesAreInvalidArgument) {
     options.access_policy.posix_mode = mode;
     const std::string name = UniqueName("pol-bad");
     const absl::Status status = canal::Listener::Create(name, options).status();
-    EXPECT_TRUE(absl::IsInvalidArgument(status)) << "mode 0" << std::oct
-                                                 << mode << ": " << status;
+    EXPECT_TRUE(absl::IsInvalidArgument(status))
+        << "mode 0" << std::oct << mode << ": " << status;
     EXPECT_FALSE(IsSocket(PathOf(name)));
   }
 }
@@ -286,9 +281,9 @@ TEST_F(AccessPolicyTest, ClientRefusesASymlinkedRuntimeDir) {
       canal::Channel::Connect(UniqueName("rt-link")).status();
   EXPECT_TRUE(absl::IsPermissionDenied(status)) << status;
   EXPECT_TRUE(absl::StrContains(status.message(), "symbolic link")) << status;
-  CANAL_EXPECT_CODE(canal::WaitForListener(UniqueName("rt-link"),
-                                           absl::ZeroDuration()),
-                    kPermissionDenied);
+  CANAL_EXPECT_CODE(
+      canal::WaitForListener(UniqueName("rt-link"), absl::ZeroDuration()),
+      kPermissionDenied);
 }
 
 TEST_F(AccessPolicyTest, ClientRefusesARuntimeDirOwnedBySomeoneElse) {

@@ -78,8 +78,7 @@ TEST_F(Authorize, AcceptKeepsWaitingWithinItsTimeoutAfterARefusal) {
                     kDeadlineExceeded);
   EXPECT_EQ(calls.load(), 1);
   char buf[4];
-  CANAL_EXPECT_CODE(client->Read(absl::MakeSpan(buf), kHangGuard),
-                    kOutOfRange);
+  CANAL_EXPECT_CODE(client->Read(absl::MakeSpan(buf), kHangGuard), kOutOfRange);
   // A byte-mode writer to the refused connection sees it broken.
   CANAL_EXPECT_CODE(client->Write("x", kHangGuard), kUnavailable);
 }
@@ -108,7 +107,8 @@ TEST_F(Authorize, CanRefuseByProcessId) {
     if (!ch.ok()) return ExitCodeOf(ch.status());
     connected.Signal();
     char buf[4];
-    return ExitCodeOf(ch->Read(absl::MakeSpan(buf), absl::Seconds(10)).status());
+    return ExitCodeOf(
+        ch->Read(absl::MakeSpan(buf), absl::Seconds(10)).status());
   });
   ASSERT_GT(child, 0);
   connected.CloseWrite();

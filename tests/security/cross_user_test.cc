@@ -66,7 +66,8 @@ TEST(CrossUser, DefaultListenerChecksThePeerUidEvenIfFileModesAllowIt) {
     connected.Signal();
     // The listener disconnects us without a word: end of stream.
     char buf[8];
-    return ExitCodeOf(ch->Read(absl::MakeSpan(buf), absl::Seconds(10)).status());
+    return ExitCodeOf(
+        ch->Read(absl::MakeSpan(buf), absl::Seconds(10)).status());
   });
   ASSERT_GT(child, 0);
   connected.CloseWrite();
@@ -134,7 +135,9 @@ TEST(CrossUser, CustomGroupPolicyAdmitsGroupMembersOnly) {
   absl::StatusOr<canal::Listener> listener =
       canal::Listener::Create(path, options);
   CANAL_ASSERT_OK(listener);
-  auto connect = [&] { return ExitCodeOf(canal::Channel::Connect(path).status()); };
+  auto connect = [&] {
+    return ExitCodeOf(canal::Channel::Connect(path).status());
+  };
   // Primary group and supplementary group both count; anyone else is refused.
   const pid_t member = ForkAs(kOtherUid, kNoGroup, connect);
   ASSERT_GT(member, 0);
@@ -248,8 +251,7 @@ TEST(CrossUser, UnprivilegedClientRefusesAnotherUsersServer) {
   ASSERT_TRUE(server.started());
 
   const pid_t client = ForkAs(kOtherUid, kOtherGid, [&] {
-    const int by_default =
-        ExitCodeOf(canal::Channel::Connect(path).status());
+    const int by_default = ExitCodeOf(canal::Channel::Connect(path).status());
     canal::ConnectOptions anyone;
     anyone.expected_server.kind = canal::ExpectedServer::Kind::kAnyone;
     const int with_anyone =

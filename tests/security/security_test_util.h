@@ -38,12 +38,12 @@ inline constexpr int kChildUnexpected = 121;
 
 inline bool IsRoot() { return geteuid() == 0; }
 
-#define CANAL_SKIP_UNLESS_ROOT()                                        \
-  do {                                                                  \
-    if (!::canal_test::IsRoot()) {                                      \
-      GTEST_SKIP() << "needs root to run a child process as another "   \
-                      "uid (CI runs the suite as root)";                \
-    }                                                                   \
+#define CANAL_SKIP_UNLESS_ROOT()                                      \
+  do {                                                                \
+    if (!::canal_test::IsRoot()) {                                    \
+      GTEST_SKIP() << "needs root to run a child process as another " \
+                      "uid (CI runs the suite as root)";              \
+    }                                                                 \
   } while (false)
 
 // A child's exit code for a status: its code number.

@@ -59,8 +59,9 @@ TEST(ServerBackpressureTest, StuckClientIsBoundedOthersServed) {
   int written = 0;
   absl::Status last;
   while (written < 100000) {
-    last = stuck->WriteMessage(absl::StrCat("stuck", written, std::string(1000, '.')),
-                               absl::Milliseconds(300));
+    last = stuck->WriteMessage(
+        absl::StrCat("stuck", written, std::string(1000, '.')),
+        absl::Milliseconds(300));
     if (!last.ok()) break;
     ++written;
   }

@@ -63,8 +63,8 @@ class ServerKillTest : public ::testing::Test {
     if (pid == 0) {
       // Only async-signal-safe calls in the child.
       int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-      if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr),
-                            sizeof(addr)) != 0) {
+      if (fd < 0 ||
+          connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
         _exit(2);
       }
       size_t off = 0;
@@ -94,7 +94,8 @@ class ServerKillTest : public ::testing::Test {
   }
 
   void ExpectOthersServed() {
-    absl::StatusOr<std::string> r = canal::Call(path_, "still here", absl::Seconds(30));
+    absl::StatusOr<std::string> r =
+        canal::Call(path_, "still here", absl::Seconds(30));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(*r, "still here");
     // The Call's own connection ends cleanly.

@@ -56,7 +56,8 @@ struct Tracker {
     std::lock_guard<std::mutex> lock(mu);
     std::string out = absl::StrCat("opened ", opened, ", open ", open,
                                    ", max open ", max_open, ", closes:");
-    for (const absl::Status& s : closes) absl::StrAppend(&out, " [", s.ToString(), "]");
+    for (const absl::Status& s : closes)
+      absl::StrAppend(&out, " [", s.ToString(), "]");
     return out;
   }
 
@@ -151,8 +152,8 @@ TEST(ServerLimitsTest, AtTheCapNewClientsWaitUntilAConnectionEnds) {
   held[0].Close();
   ASSERT_TRUE(tracker.WaitUntil([&] { return tracker.opened == kCap + 1; }))
       << tracker.Describe() << "; connection_count "
-      << (*server)->connection_count() << "; "
-      << replies[0].status() << "; " << replies[1].status();
+      << (*server)->connection_count() << "; " << replies[0].status() << "; "
+      << replies[1].status();
   held[1].Close();
   for (auto& w : waiters) EXPECT_TRUE(w->Finished(absl::Seconds(60)));
   waiters.clear();

@@ -41,8 +41,9 @@ TEST(ServerManyClientsTest, EveryReplyRightNoneLost) {
     opened.fetch_add(1);
   };
   // Request "<client>:<seq>", reply "<client>:<seq>:ok".
-  handlers.on_request = [&](canal::Connection& c, absl::string_view request)
-      -> absl::StatusOr<std::string> {
+  handlers.on_request =
+      [&](canal::Connection& c,
+          absl::string_view request) -> absl::StatusOr<std::string> {
     std::vector<absl::string_view> parts = absl::StrSplit(request, ':');
     int64_t seq = -1;
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &seq) ||
@@ -85,7 +86,8 @@ TEST(ServerManyClientsTest, EveryReplyRightNoneLost) {
       canal::ConnectOptions connect;
       connect.timeout = absl::Seconds(30);
       for (int i = 0; i < kPerThread; ++i) {
-        absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name, connect);
+        absl::StatusOr<canal::Channel> ch =
+            canal::Channel::Connect(name, connect);
         if (!ch.ok()) {
           ADD_FAILURE() << ch.status();
           failures.fetch_add(1);
@@ -101,16 +103,15 @@ TEST(ServerManyClientsTest, EveryReplyRightNoneLost) {
       }
       for (int round = 0; round < kRounds; ++round) {
         for (size_t i = 0; i < channels.size(); ++i) {
-          const std::string request =
-              absl::StrCat(t * kPerThread + static_cast<int>(i), "-", t, ":",
-                           round);
+          const std::string request = absl::StrCat(
+              t * kPerThread + static_cast<int>(i), "-", t, ":", round);
           absl::StatusOr<std::string> reply =
               channels[i].Transact(request, absl::Seconds(60));
           if (!reply.ok() || *reply != request + ":ok") {
             if (failures.fetch_add(1) < 5) {
-              ADD_FAILURE() << "client " << i << " round " << round << ": "
-                            << (reply.ok() ? *reply
-                                           : reply.status().ToString());
+              ADD_FAILURE()
+                  << "client " << i << " round " << round << ": "
+                  << (reply.ok() ? *reply : reply.status().ToString());
             }
             return;
           }

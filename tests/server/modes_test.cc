@@ -83,8 +83,8 @@ TEST(ServerModesTest, PipelinedMessagesComeBackInOrder) {
   constexpr int kCount = 200;
   Background writer([&] {
     for (int i = 0; i < kCount; ++i) {
-      CANAL_EXPECT_OK(ch->WriteMessage(absl::StrCat("m", i, std::string(i * 37, 'x')),
-                                       absl::Seconds(30)));
+      CANAL_EXPECT_OK(ch->WriteMessage(
+          absl::StrCat("m", i, std::string(i * 37, 'x')), absl::Seconds(30)));
     }
   });
   for (int i = 0; i < kCount; ++i) {
@@ -105,8 +105,10 @@ TEST(ServerModesTest, ByteModeStreamsLargeDataInParts) {
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);
   const std::string data = Pattern(16 << 20, 7);
-  Background writer([&] { CANAL_EXPECT_OK(ch->Write(data, absl::Seconds(60))); });
-  absl::StatusOr<std::string> back = ReadExactly(*ch, data.size(), absl::Seconds(60));
+  Background writer(
+      [&] { CANAL_EXPECT_OK(ch->Write(data, absl::Seconds(60))); });
+  absl::StatusOr<std::string> back =
+      ReadExactly(*ch, data.size(), absl::Seconds(60));
   CANAL_ASSERT_OK(back);
   EXPECT_TRUE(*back == data);
   EXPECT_TRUE(writer.Finished(kHangGuard));
@@ -132,7 +134,8 @@ TEST(ServerModesTest, HandlersSeePeerAndCanReplyLater) {
     saved_request = std::string(data);
     cv.notify_all();
   };
-  auto server = canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);
@@ -152,8 +155,9 @@ TEST(ServerModesTest, HandlersSeePeerAndCanReplyLater) {
   EXPECT_EQ(*reply, "reply from another thread");
   // Over the listener's message limit: InvalidArgument, nothing sent.
   canal::ServerOptions defaults;
-  CANAL_EXPECT_CODE(conn.Send(std::string(defaults.listener.max_message_size + 1, 'x')),
-                    kInvalidArgument);
+  CANAL_EXPECT_CODE(
+      conn.Send(std::string(defaults.listener.max_message_size + 1, 'x')),
+      kInvalidArgument);
   // Close from this thread: the client sees the end, Send fails after.
   conn.Close();
   EXPECT_FALSE(conn.is_open());
@@ -168,13 +172,17 @@ TEST(ServerModesTest, RequestErrorClosesThatConnectionOnly) {
   const std::string name = UniqueName("srv-err");
   CloseLog log;
   canal::ServerHandlers handlers;
-  handlers.on_request = [](canal::Connection&, absl::string_view request)
-      -> absl::StatusOr<std::string> {
+  handlers.on_request =
+      [](canal::Connection&,
+         absl::string_view request) -> absl::StatusOr<std::string> {
     if (request == "bad") return absl::PermissionDeniedError("refused");
     return std::string(request);
   };
-  handlers.on_close = [&](canal::Connection&, const absl::Status& s) { log.Add(s); };
-  auto server = canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  handlers.on_close = [&](canal::Connection&, const absl::Status& s) {
+    log.Add(s);
+  };
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   absl::StatusOr<canal::Channel> good = canal::Channel::Connect(name);
   absl::StatusOr<canal::Channel> bad = canal::Channel::Connect(name);
@@ -193,7 +201,8 @@ TEST(ServerModesTest, RequestErrorClosesThatConnectionOnly) {
   CANAL_ASSERT_OK(reply);
   EXPECT_EQ(*reply, "fine");
   // Calls through canal::Call work too.
-  absl::StatusOr<std::string> called = canal::Call(name, "call", absl::Seconds(30));
+  absl::StatusOr<std::string> called =
+      canal::Call(name, "call", absl::Seconds(30));
   CANAL_ASSERT_OK(called);
   EXPECT_EQ(*called, "call");
 }
@@ -210,8 +219,11 @@ TEST(ServerModesTest, ClientClosingWithRequestOutstandingEndsWithOutOfRange) {
     held = c;  // Never answered.
     cv.notify_all();
   };
-  handlers.on_close = [&](canal::Connection&, const absl::Status& s) { log.Add(s); };
-  auto server = canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  handlers.on_close = [&](canal::Connection&, const absl::Status& s) {
+    log.Add(s);
+  };
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   {
     absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
@@ -250,14 +262,18 @@ TEST(ServerModesTest, AuthorizeCallbackApplies) {
   };
   canal::ServerHandlers handlers;
   handlers.on_open = [&](canal::Connection&) { opened.fetch_add(1); };
-  handlers.on_request = [](canal::Connection&, absl::string_view r)
-      -> absl::StatusOr<std::string> { return std::string(r); };
+  handlers.on_request = [](canal::Connection&,
+                           absl::string_view r) -> absl::StatusOr<std::string> {
+    return std::string(r);
+  };
   auto server = canal::Server::Start(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
   // The first peer is refused (disconnected), the second is served.
-  absl::StatusOr<std::string> first = canal::Call(name, "one", absl::Seconds(30));
+  absl::StatusOr<std::string> first =
+      canal::Call(name, "one", absl::Seconds(30));
   EXPECT_FALSE(first.ok());
-  absl::StatusOr<std::string> second = canal::Call(name, "two", absl::Seconds(30));
+  absl::StatusOr<std::string> second =
+      canal::Call(name, "two", absl::Seconds(30));
   CANAL_ASSERT_OK(second);
   EXPECT_EQ(*second, "two");
   EXPECT_EQ(opened.load(), 1);
@@ -266,11 +282,13 @@ TEST(ServerModesTest, AuthorizeCallbackApplies) {
 TEST(ServerModesTest, StartRejectsBadOptions) {
   canal::ServerHandlers both;
   both.on_data = [](canal::Connection&, absl::string_view) {};
-  both.on_request = [](canal::Connection&, absl::string_view)
-      -> absl::StatusOr<std::string> { return std::string(); };
-  CANAL_EXPECT_CODE(canal::Server::Start(UniqueName("srv-bad"),
-                                         MessageServerOptions(), both),
-                    kInvalidArgument);
+  both.on_request = [](canal::Connection&,
+                       absl::string_view) -> absl::StatusOr<std::string> {
+    return std::string();
+  };
+  CANAL_EXPECT_CODE(
+      canal::Server::Start(UniqueName("srv-bad"), MessageServerOptions(), both),
+      kInvalidArgument);
   canal::ServerHandlers request_only;
   request_only.on_request = both.on_request;
   CANAL_EXPECT_CODE(canal::Server::Start(UniqueName("srv-bad"),
@@ -292,8 +310,10 @@ TEST(ServerModesTest, SeveralLoopThreads) {
   canal::ServerOptions options = MessageServerOptions();
   options.threads = 4;
   canal::ServerHandlers handlers;
-  handlers.on_request = [](canal::Connection& c, absl::string_view r)
-      -> absl::StatusOr<std::string> { return absl::StrCat(r, "@", c.id()); };
+  handlers.on_request = [](canal::Connection& c,
+                           absl::string_view r) -> absl::StatusOr<std::string> {
+    return absl::StrCat(r, "@", c.id());
+  };
   auto server = canal::Server::Start(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
   std::vector<canal::Channel> channels;

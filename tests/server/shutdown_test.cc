@@ -51,7 +51,8 @@ TEST(ServerShutdownTest, DeliversQueuedRepliesCancelsTheRest) {
     }
     cv.notify_all();
   };
-  auto server = canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
 
   std::vector<canal::Channel> slow, fast;
@@ -64,7 +65,8 @@ TEST(ServerShutdownTest, DeliversQueuedRepliesCancelsTheRest) {
   for (int i = 0; i < kFast; ++i) {
     absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
     CANAL_ASSERT_OK(ch);
-    absl::StatusOr<std::string> r = ch->Transact(absl::StrCat("fast", i), absl::Seconds(30));
+    absl::StatusOr<std::string> r =
+        ch->Transact(absl::StrCat("fast", i), absl::Seconds(30));
     CANAL_ASSERT_OK(r);
     EXPECT_EQ(*r, absl::StrCat("fast", i, ":done"));
     fast.push_back(*std::move(ch));
@@ -83,9 +85,8 @@ TEST(ServerShutdownTest, DeliversQueuedRepliesCancelsTheRest) {
   // reply is still being written.
   {
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] {
-      return cancelled == kSlow + kFast;
-    }));
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30),
+                            [&] { return cancelled == kSlow + kFast; }));
   }
   absl::StatusOr<std::string> reply = big->ReadMessage(absl::Seconds(60));
   CANAL_ASSERT_OK(reply);
@@ -100,7 +101,8 @@ TEST(ServerShutdownTest, DeliversQueuedRepliesCancelsTheRest) {
   for (canal::Channel& ch : slow) {
     absl::StatusOr<std::string> r = ch.ReadMessage(absl::Seconds(30));
     EXPECT_FALSE(r.ok());
-    EXPECT_NE(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+    EXPECT_NE(r.status().code(), absl::StatusCode::kDeadlineExceeded)
+        << r.status();
   }
   for (canal::Connection& c : held) {
     EXPECT_FALSE(c.is_open());
@@ -129,14 +131,16 @@ TEST(ServerShutdownTest, GraceExpiresForAClientThatNeverReads) {
     std::lock_guard<std::mutex> lock(mu);
     closed_with = s;
   };
-  auto server = canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);
   CANAL_ASSERT_OK(ch->WriteMessage("give me lots"));
   {
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return replied; }));
+    ASSERT_TRUE(
+        cv.wait_for(lock, std::chrono::seconds(30), [&] { return replied; }));
   }
   const absl::Time start = absl::Now();
   Background shutdown([&] { (*server)->Shutdown(absl::Milliseconds(300)); });
@@ -158,7 +162,8 @@ TEST(ServerShutdownTest, ShutdownFromAHandlerAndDestructor) {
     EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
     closes.fetch_add(1);
   };
-  auto server = canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server =
+      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   raw = server->get();
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);

@@ -71,9 +71,9 @@ TEST(CliTest, HelpListsCommandsAndExitCodes) {
     Capture c;
     EXPECT_EQ(RunCli(args, c), 0);
     const std::string out = c.Out();
-    for (const char* word : {"serve", "connect", "call", "wait", "list",
-                             "bench", "--version", "Exit codes", "not found",
-                             "timeout", "permission denied"}) {
+    for (const char* word :
+         {"serve", "connect", "call", "wait", "list", "bench", "--version",
+          "Exit codes", "not found", "timeout", "permission denied"}) {
       EXPECT_TRUE(absl::StrContains(out, word)) << word << "\n" << out;
     }
   }
@@ -94,8 +94,8 @@ TEST(CliTest, EveryCommandHasHelp) {
           via_help_command ? std::vector<std::string>{"help", command}
                            : std::vector<std::string>{command, "--help"};
       EXPECT_EQ(RunCli(args, c), 0) << command;
-      EXPECT_TRUE(absl::StartsWith(c.Out(),
-                                   std::string("Usage: canal ") + command))
+      EXPECT_TRUE(
+          absl::StartsWith(c.Out(), std::string("Usage: canal ") + command))
           << c.Out();
       EXPECT_TRUE(absl::StrContains(c.Out(), "Exit codes"));
       EXPECT_TRUE(absl::StrContains(c.Out(), "--help"));
@@ -152,7 +152,8 @@ TEST(CliTest, UsageErrorsExit2WithOneLine) {
   for (const auto& args : cases) {
     Capture c;
     EXPECT_EQ(RunCli(args, c), canal_cli::kExitUsage)
-        << absl::StrJoin(args, " ") << "\n" << c.Err();
+        << absl::StrJoin(args, " ") << "\n"
+        << c.Err();
     EXPECT_EQ(LineCount(c.Err()), 1) << c.Err();
     EXPECT_TRUE(absl::StartsWith(c.Err(), "canal")) << c.Err();
     EXPECT_TRUE(absl::StrContains(c.Err(), "--help')")) << c.Err();
@@ -168,19 +169,22 @@ TEST(CliTest, ExitCodesForStatus) {
   EXPECT_EQ(canal_cli::ExitCodeFor(absl::UnavailableError("")), 1);
 }
 
-// --- wait ----------------------------------------------------------------------
+// --- wait
+// ----------------------------------------------------------------------
 
 TEST(CliTest, WaitWithoutListenerIsNotFound) {
   Capture c;
-  EXPECT_EQ(RunCli({"wait", UniqueName("cli-nf")}, c), canal_cli::kExitNotFound);
+  EXPECT_EQ(RunCli({"wait", UniqueName("cli-nf")}, c),
+            canal_cli::kExitNotFound);
   EXPECT_EQ(LineCount(c.Err()), 1) << c.Err();
 }
 
 TEST(CliTest, WaitPollTimesOut) {
   Capture c;
-  EXPECT_EQ(RunCli({"wait", UniqueName("cli-poll"), "--poll", "--timeout",
-                    "100ms"}, c),
-            canal_cli::kExitTimeout);
+  EXPECT_EQ(
+      RunCli({"wait", UniqueName("cli-poll"), "--poll", "--timeout", "100ms"},
+             c),
+      canal_cli::kExitTimeout);
   EXPECT_TRUE(absl::StrContains(c.Err(), "no listener appeared"));
 }
 
@@ -188,8 +192,9 @@ TEST(CliTest, WaitPollFindsALateListener) {
   const std::string name = UniqueName("cli-late");
   Capture c;
   int code = -1;
-  std::thread waiter(
-      [&] { code = RunCli({"wait", name, "--poll", "--timeout", "20s"}, c); });
+  std::thread waiter([&] {
+    code = RunCli({"wait", name, "--poll", "--timeout", "20s"}, c);
+  });
   Server server({"serve", name, "--echo"});
   waiter.join();
   EXPECT_EQ(code, 0) << c.Err();
@@ -216,7 +221,8 @@ TEST(CliTest, WaitOnBusyListenerTimesOut) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
-// --- call ------------------------------------------------------------------------
+// --- call
+// ------------------------------------------------------------------------
 
 TEST(CliTest, CallWithoutListenerIsNotFound) {
   Capture c;
@@ -296,7 +302,8 @@ TEST(CliTest, CallBinarySafeFormats) {
     // Zero frames, two frames, a cut frame: errors, nothing sent.
     Capture c;
     c.SetInput(bad);
-    EXPECT_EQ(RunCli({"call", name, "-", "--frames"}, c), canal_cli::kExitError);
+    EXPECT_EQ(RunCli({"call", name, "-", "--frames"}, c),
+              canal_cli::kExitError);
     EXPECT_EQ(LineCount(c.Err()), 1) << c.Err();
     EXPECT_EQ(c.Out(), "");
   }
@@ -352,9 +359,9 @@ TEST(CliTest, ExpectUserChecksTheServer) {
         << user << ": " << c.Err();
     Capture c2;
     InputUntil(c2, "ok\n", "ok\n");
-    EXPECT_EQ(RunCli({"connect", name, "--expect-user", user, "--linger",
-                      "0s"}, c2),
-              0)
+    EXPECT_EQ(
+        RunCli({"connect", name, "--expect-user", user, "--linger", "0s"}, c2),
+        0)
         << c2.Err();
     EXPECT_EQ(c2.Out(), "ok\n");
   }
@@ -382,7 +389,8 @@ TEST(CliTest, ExpectUserChecksTheServer) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
-// --- serve: the relay, echo, stop, count -----------------------------------------
+// --- serve: the relay, echo, stop, count
+// -----------------------------------------
 
 TEST(CliTest, ServeHandlesEchoClientsConcurrently) {
   const std::string name = UniqueName("cli-multi");
@@ -512,7 +520,8 @@ TEST(CliTest, ServeMessageModeLinesHexAndFrames) {
     // The server's stdin holds two messages for the client.
     input.Push(canal_cli::EncodeMessage(fc.format, payload) +
                canal_cli::EncodeMessage(fc.format, ""));
-    std::vector<std::string> args = {"serve", name, "--message", "--count", "1"};
+    std::vector<std::string> args = {"serve", name, "--message", "--count",
+                                     "1"};
     if (*fc.flag != '\0') args.push_back(fc.flag);
     Server server(args, &input);
     AwaitListener(name);
@@ -559,7 +568,8 @@ TEST(CliTest, ServeReportsMalformedInputAndGoesOn) {
       << server.capture().Err();
 }
 
-// --- connect ------------------------------------------------------------------------
+// --- connect
+// ------------------------------------------------------------------------
 
 TEST(CliTest, ConnectMessageModeLinesAreMessages) {
   const std::string name = UniqueName("cli-lines");
@@ -598,7 +608,8 @@ TEST(CliTest, ConnectFramesAndHexAreBinarySafe) {
                              canal_cli::EncodeMessage(f, "\n");
     Capture c;
     InputUntil(c, wire, wire);
-    const char* flag = f == canal_cli::MessageFormat::kHex ? "--hex" : "--frames";
+    const char* flag =
+        f == canal_cli::MessageFormat::kHex ? "--hex" : "--frames";
     EXPECT_EQ(RunCli({"connect", name, flag, "--linger", "0s"}, c), 0)
         << c.Err();
     EXPECT_EQ(c.Out(), wire) << flag;
@@ -646,7 +657,8 @@ TEST(CliTest, ConnectStopsOnCtrlC) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
-// --- --dump ----------------------------------------------------------------------------
+// --- --dump
+// ----------------------------------------------------------------------------
 
 TEST(CliTest, DumpShowsBothDirectionsOnStderr) {
   const std::string name = UniqueName("cli-dump");
@@ -675,8 +687,7 @@ TEST(CliTest, DumpOfTheStdioRelay) {
   AwaitListener(name);
   Capture c;
   c.SetInput("a\x01");
-  EXPECT_EQ(RunCli({"connect", name, "--dump", "text", "--linger", "0s"}, c),
-            0)
+  EXPECT_EQ(RunCli({"connect", name, "--dump", "text", "--linger", "0s"}, c), 0)
       << c.Err();
   EXPECT_EQ(server.Join(), 0);
   EXPECT_EQ(c.Err(), "> 2 bytes\na\\x01\n");
@@ -684,7 +695,8 @@ TEST(CliTest, DumpOfTheStdioRelay) {
   EXPECT_EQ(server.capture().Out(), "a\x01");
 }
 
-// --- access policy flags --------------------------------------------------------------
+// --- access policy flags
+// --------------------------------------------------------------
 
 // What the listener's security looks like from a client: POSIX, the socket
 // file's mode and group; Windows, the pipe's DACL as SDDL.
@@ -743,8 +755,8 @@ TEST(CliTest, ServeAccessFlagsSetThePolicy) {
       {{"--allow-group", group}, ";;;BU)"},
       {{"--allow-group", "Users"}, ";;;BU)"},
 #else
-      {{}, "180 gid"},  // 0600
-      {{"--allow-local-users"}, "1b6 gid"},  // 0666
+      {{}, "180 gid"},                                              // 0600
+      {{"--allow-local-users"}, "1b6 gid"},                         // 0666
       {{"--allow-group", group}, absl::StrCat("1b0 gid ", group)},  // 0660
 #endif
   };
@@ -759,8 +771,7 @@ TEST(CliTest, ServeAccessFlagsSetThePolicy) {
     CANAL_ASSERT_OK(ch);
     const std::string security = Security(name, *ch);
 #ifdef _WIN32
-    if (canal_test::RunningUnderWine() &&
-        absl::StartsWith(security, "<")) {
+    if (canal_test::RunningUnderWine() && absl::StartsWith(security, "<")) {
       GTEST_SKIP() << "Wine does not report the pipe's DACL: " << security;
     }
 #endif
@@ -776,7 +787,8 @@ TEST(CliTest, ServeAccessFlagsSetThePolicy) {
   }
 }
 
-// --- bench -------------------------------------------------------------------------------
+// --- bench
+// -------------------------------------------------------------------------------
 
 void ExpectBenchJson(const std::string& text, const char* mode, int clients) {
   EXPECT_EQ(LineCount(text), 1) << text;
@@ -793,25 +805,26 @@ void ExpectBenchJson(const std::string& text, const char* mode, int clients) {
     }
     EXPECT_GT(json[side]["bytes_per_second"].get<double>(), 0) << side;
   }
-  for (const char* key : {"throughput", "messages_per_second",
-                          "latency_median", "latency_p99"}) {
+  for (const char* key :
+       {"throughput", "messages_per_second", "latency_median", "latency_p99"}) {
     EXPECT_TRUE(json["ratio"][key].is_number()) << key;
   }
 }
 
 TEST(CliTest, BenchJsonHasBothFigures) {
   Capture c;
-  ASSERT_EQ(RunCli({"bench", "--duration", "100ms", "--size", "1024",
-                    "--json"}, c),
-            0)
+  ASSERT_EQ(
+      RunCli({"bench", "--duration", "100ms", "--size", "1024", "--json"}, c),
+      0)
       << c.Err();
   ExpectBenchJson(c.Out(), "byte", 1);
 }
 
 TEST(CliTest, BenchMessageModeJson) {
   Capture c;
-  ASSERT_EQ(RunCli({"bench", "--mode", "message", "--size", "64",
-                    "--clients", "2", "--duration", "100ms", "--json"}, c),
+  ASSERT_EQ(RunCli({"bench", "--mode", "message", "--size", "64", "--clients",
+                    "2", "--duration", "100ms", "--json"},
+                   c),
             0)
       << c.Err();
   ExpectBenchJson(c.Out(), "message", 2);
@@ -847,8 +860,9 @@ TEST(CliTest, BenchStopsOnCtrlC) {
   canal_cli::StopSource stop;
   c.io.progress = canal_cli::ProgressStyle::kPlain;
   int code = -1;
-  std::thread bench(
-      [&] { code = RunCli({"bench", "--duration", "1m"}, c, &stop); });
+  std::thread bench([&] {
+    code = RunCli({"bench", "--duration", "1m"}, c, &stop);
+  });
   ASSERT_TRUE(c.out_buf.WaitFor("throughput"));
   stop.Stop();
   bench.join();

@@ -110,8 +110,8 @@ struct Capture {
   }
   // Input that is `text`, then end of input.
   void SetInput(std::string text) {
-    auto state = std::make_shared<std::pair<std::string, size_t>>(
-        std::move(text), 0);
+    auto state =
+        std::make_shared<std::pair<std::string, size_t>>(std::move(text), 0);
     io.read_input = [state](absl::Span<char> buffer) -> absl::StatusOr<size_t> {
       const size_t n =
           std::min(buffer.size(), state->first.size() - state->second);

@@ -74,8 +74,8 @@ TEST(ExecTest, TheClientsEndClosesTheChildsInput) {
   // its input, which it gets only when the client has finished. The server
   // is not stopped, so the child ending at all shows that it got there.
   const std::string name = UniqueName("exec-ineof");
-  Server server({"serve", name, "--exec", ChildCommand("wait-eof"),
-                 "--verbose", "--count", "1"});
+  Server server({"serve", name, "--exec", ChildCommand("wait-eof"), "--verbose",
+                 "--count", "1"});
   AwaitListener(name);
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);
@@ -132,7 +132,8 @@ TEST(ExecTest, MessageModeCarriesMessagesAsLinesHexOrFrames) {
     CANAL_ASSERT_OK(ch);
     const std::string request = *format == '\0' ? "one line" : all;
     for (const std::string& m : {request, std::string()}) {
-      absl::StatusOr<std::string> reply = ch->Transact(m, canal_test::kHangGuard);
+      absl::StatusOr<std::string> reply =
+          ch->Transact(m, canal_test::kHangGuard);
       CANAL_ASSERT_OK(reply);
       EXPECT_TRUE(*reply == m) << reply->size();
     }
@@ -186,8 +187,9 @@ TEST(ExecTest, AProgramThatCannotStartIsReportedAndTheServerGoesOn) {
   }
   EXPECT_EQ(server.Join(), 0);
   const std::string err = server.capture().Err();
-  EXPECT_TRUE(absl::StrContains(err, "client 1: cannot start "
-                                     "\"no-such-program-canal-test\""))
+  EXPECT_TRUE(absl::StrContains(err,
+                                "client 1: cannot start "
+                                "\"no-such-program-canal-test\""))
       << err;
   EXPECT_TRUE(absl::StrContains(err, "client 2: cannot start")) << err;
 }

@@ -98,8 +98,8 @@ TEST(MessageFormatTest, HostileFramesFailWithoutBuffering) {
   // End of input inside a header or a payload is an error, not a message.
   CANAL_EXPECT_CODE(ReadAll(MessageFormat::kFrames, std::string("\0\0", 2)),
                     kDataLoss);
-  CANAL_EXPECT_CODE(ReadAll(MessageFormat::kFrames, std::string("\0\0\0\5ab", 6)),
-                    kDataLoss);
+  CANAL_EXPECT_CODE(
+      ReadAll(MessageFormat::kFrames, std::string("\0\0\0\5ab", 6)), kDataLoss);
 }
 
 TEST(MessageFormatTest, AnEndlessLineIsRefused) {
@@ -155,7 +155,8 @@ TEST(SplitCommandTest, QuotesAndBackslashes) {
     return v.ok() ? *v : V{"<error>"};
   };
   EXPECT_EQ(split("tr a-z A-Z"), (V{"tr", "a-z", "A-Z"}));
-  EXPECT_EQ(split("  a\t 'b c'  \"d \\\" e\" ''"), (V{"a", "b c", "d \" e", ""}));
+  EXPECT_EQ(split("  a\t 'b c'  \"d \\\" e\" ''"),
+            (V{"a", "b c", "d \" e", ""}));
   EXPECT_EQ(split("C:\\tools\\x.exe \\n"), (V{"C:\\tools\\x.exe", "\\n"}));
   EXPECT_EQ(split("a'b'\"c\"d"), (V{"abcd"}));
   CANAL_EXPECT_CODE(canal_cli::SplitCommand("echo 'open"), kInvalidArgument);
@@ -221,9 +222,11 @@ TEST(ListFormatTest, TableHasAHeaderAndDashesForTheUnknown) {
   p.max_instances = 4;
   p.instances = 1;
   const std::string table = canal_cli::FormatTable({p});
-  EXPECT_TRUE(absl::StartsWith(table, "NAME  MODE     ACCESS  INSTANCES  PID  USER\n"))
+  EXPECT_TRUE(
+      absl::StartsWith(table, "NAME  MODE     ACCESS  INSTANCES  PID  USER\n"))
       << table;
-  EXPECT_TRUE(absl::StrContains(table, "svc   message  duplex  1/4        -    -\n"))
+  EXPECT_TRUE(
+      absl::StrContains(table, "svc   message  duplex  1/4        -    -\n"))
       << table;
 }
 

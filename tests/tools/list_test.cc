@@ -43,7 +43,8 @@ nlohmann::json ListJson(std::vector<std::string> args) {
   return j;
 }
 
-const nlohmann::json* Find(const nlohmann::json& list, const std::string& name) {
+const nlohmann::json* Find(const nlohmann::json& list,
+                           const std::string& name) {
   for (const auto& p : list) {
     if (p.is_object() && p["name"] == name) return &p;
   }
@@ -133,8 +134,8 @@ class ListDirTest : public ::testing::Test {
 };
 
 TEST_F(ListDirTest, ShowsTheLiveListenerWithItsMetadata) {
-  Server server({"serve", Path("svc"), "--message", "--echo",
-                 "--max-instances", "3"});
+  Server server(
+      {"serve", Path("svc"), "--message", "--echo", "--max-instances", "3"});
   AwaitListener(Path("svc"));
   nlohmann::json list = ListJson({dir_});
   ASSERT_EQ(list.size(), 1u) << list.dump();
@@ -212,9 +213,9 @@ TEST_F(ListDirTest, HostileNamesAndStartingListeners) {
   // terminal specials, one whose line is not complete yet (starting).
   const std::string weird = "we\"ird\\name\x1b[31m\t";
   int a_meta = -1;
-  const int a = Plant(
-      weird, "canal 1 mode=byte access=outbound max_instances=2 pid=77\n",
-      &a_meta);
+  const int a =
+      Plant(weird, "canal 1 mode=byte access=outbound max_instances=2 pid=77\n",
+            &a_meta);
   HoldAsListener(a, a_meta);
   // Starting: the name lock is held, the metadata is not published yet.
   const int b = ::open(Path("starting.canal~lock").c_str(),

@@ -112,8 +112,8 @@ TEST(ToolProcessTest, VersionAndHelp) {
   ToolResult v = Tool({"--version"});
   EXPECT_EQ(v.code, 0) << v.err;
   EXPECT_EQ(v.out, absl::StrCat("canal ", CANAL_VERSION_STRING, "\n"));
-  for (const char* command : {"serve", "connect", "call", "wait", "list",
-                              "bench"}) {
+  for (const char* command :
+       {"serve", "connect", "call", "wait", "list", "bench"}) {
     ToolResult h = Tool({command, "--help"});
     EXPECT_EQ(h.code, 0) << command;
     EXPECT_TRUE(absl::StartsWith(h.out, std::string("Usage: canal ") + command))
@@ -155,8 +155,8 @@ TEST(ToolProcessTest, ServeEchoAndCall) {
   ToolResult b = Tool({"call", name, "-", "--hex"}, "00ff\n");
   EXPECT_EQ(b.code, 0) << b.err;
   EXPECT_EQ(b.out, "00ff\n");
-  ToolResult c = Tool({"call", name, "-", "--frames"},
-                      std::string("\0\0\0\3a\nb", 7));
+  ToolResult c =
+      Tool({"call", name, "-", "--frames"}, std::string("\0\0\0\3a\nb", 7));
   EXPECT_EQ(c.code, 0) << c.err;
   EXPECT_EQ(c.out, std::string("\0\0\0\3a\nb", 7));
   std::string out;
@@ -166,9 +166,9 @@ TEST(ToolProcessTest, ServeEchoAndCall) {
 
 TEST(ToolProcessTest, ExecAndConnect) {
   const std::string name = UniqueName("tool-exec");
-  ServerProcess server(
-      {name, "--exec", "'" + canal_test::ChildPath() + "' argv x", "--count",
-       "1"});
+  ServerProcess server({name, "--exec",
+                        "'" + canal_test::ChildPath() + "' argv x", "--count",
+                        "1"});
   AwaitListener(name);
   // The child prints its argument in hex and exits: connect gets that,
   // then the end of the stream.
@@ -247,8 +247,8 @@ TEST(ToolProcessTest, ExpectUserRefusesAnotherUsersServer) {
 }
 
 TEST(ToolProcessTest, BenchJson) {
-  ToolResult r = Tool({"bench", "--duration", "50ms", "--size", "512",
-                       "--json"});
+  ToolResult r =
+      Tool({"bench", "--duration", "50ms", "--size", "512", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_TRUE(j.is_object()) << r.out;

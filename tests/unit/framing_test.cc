@@ -80,8 +80,8 @@ TEST(FrameDecoderTest, WholeMessagesInOneInputAreViewsIntoIt) {
 }
 
 TEST(FrameDecoderTest, AnyCutOfTheStreamGivesTheSameMessages) {
-  const std::vector<std::string> expected = {"", "x", Pattern(1000, 1),
-                                             Pattern(70000, 2), "", "yz"};
+  const std::vector<std::string> expected = {
+      "", "x", Pattern(1000, 1), Pattern(70000, 2), "", "yz"};
   std::string stream;
   for (const std::string& m : expected) stream += Frame(m);
   for (size_t piece : {1, 2, 3, 7, 8, 9, 100, 4096, 65536, 1 << 20}) {

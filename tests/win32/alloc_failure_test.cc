@@ -245,9 +245,9 @@ TEST(AllocFailureTest, ReadMessageLosesNothing) {
     ExpectOkOrExhausted(got, n);
     if (!got.ok()) got = pair->server.ReadMessage(kHangGuard);
     CANAL_ASSERT_OK(got);
-    ASSERT_TRUE(*got == message) << "allocation " << n << ": the message "
-                                 << "came back with " << got->size()
-                                 << " bytes";
+    ASSERT_TRUE(*got == message)
+        << "allocation " << n << ": the message "
+        << "came back with " << got->size() << " bytes";
     if (!hit) break;
   }
 }

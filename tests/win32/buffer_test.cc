@@ -35,7 +35,8 @@ void ExpectWritesDoNotWaitForTheReader(canal::Channel& writer,
 }
 
 TEST(DefaultBufferTest, ListenerWritesDoNotWaitForTheReader) {
-  for (canal::PipeMode mode : {canal::PipeMode::kByte, canal::PipeMode::kMessage}) {
+  for (canal::PipeMode mode :
+       {canal::PipeMode::kByte, canal::PipeMode::kMessage}) {
     canal::ListenerOptions options;
     options.mode = mode;
     ASSERT_EQ(options.buffer_size, 0u);

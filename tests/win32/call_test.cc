@@ -31,7 +31,8 @@ TEST(CallTest, PeerClosingBeforeTheReplyIsUnavailable) {
   ASSERT_TRUE(pair.ok()) << pair.status();
   absl::StatusOr<std::string> reply;
   {
-    Background client([&] { reply = pair->client.Transact("hello", kHangGuard); });
+    Background client(
+        [&] { reply = pair->client.Transact("hello", kHangGuard); });
     absl::StatusOr<std::string> request = pair->server.ReadMessage(kHangGuard);
     CANAL_EXPECT_OK(request);
     pair->server.Close();

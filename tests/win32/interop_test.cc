@@ -113,7 +113,8 @@ TEST(RawClientTest, TransactNamedPipe) {
 
   DWORD error = 0;
   {
-    Handle raw = OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, true, &error);
+    Handle raw =
+        OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, true, &error);
     ASSERT_TRUE(raw.valid()) << error;
     char reply[64];
     DWORD read = 0;
@@ -125,7 +126,8 @@ TEST(RawClientTest, TransactNamedPipe) {
   }
   {
     // A reply larger than the buffer: ERROR_MORE_DATA, the rest by ReadFile.
-    Handle raw = OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, true, &error);
+    Handle raw =
+        OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, true, &error);
     ASSERT_TRUE(raw.valid()) << error;
     char reply[64];
     DWORD read = 0;
@@ -340,7 +342,8 @@ TEST(RawServerTest, MessageMode) {
   EXPECT_TRUE(server.Finished(kGuard));
 }
 
-// --- Busy instances -----------------------------------------------------------
+// --- Busy instances
+// -----------------------------------------------------------
 
 TEST(BusyTest, MaxInstancesOneIsBusyForRawAndCanalClients) {
   const std::string name = UniqueName("busy");
@@ -350,7 +353,8 @@ TEST(BusyTest, MaxInstancesOneIsBusyForRawAndCanalClients) {
       canal::Listener::Create(name, options);
   ASSERT_TRUE(listener.ok()) << listener.status();
   DWORD error = 0;
-  Handle first = OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, false, &error);
+  Handle first =
+      OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, false, &error);
   ASSERT_TRUE(first.valid()) << error;
 
   Handle second =
@@ -411,7 +415,8 @@ TEST(BusyTest, ManyRawClientsConnectWithoutAccept) {
   }
 }
 
-// --- One-way pipes ------------------------------------------------------------
+// --- One-way pipes
+// ------------------------------------------------------------
 
 TEST(AccessTest, InboundPipe) {
   const std::string name = UniqueName("inbound");
@@ -479,7 +484,8 @@ TEST(AccessTest, OutboundPipe) {
   EXPECT_EQ(client->Write("x").code(), absl::StatusCode::kFailedPrecondition);
 }
 
-// --- Cancellation -------------------------------------------------------------
+// --- Cancellation
+// -------------------------------------------------------------
 
 TEST(CancelTest, CloseCancelsAPendingOverlappedRead) {
   const std::string name = UniqueName("cancel");
@@ -521,9 +527,8 @@ TEST(CancelTest, CloseCancelsAPendingWriteAndAccept) {
       // Nobody reads: this blocks once the pipe's buffer is full.
       write_status = pair->server.Write(std::string(8 << 20, 'w'));
     });
-    Background acceptor([&] {
-      accept_status = pair->listener.Accept().status();
-    });
+    Background acceptor(
+        [&] { accept_status = pair->listener.Accept().status(); });
     started.WaitForNotification();
     pair->server.Close();
     pair->listener.Close();
@@ -535,7 +540,8 @@ TEST(CancelTest, CloseCancelsAPendingWriteAndAccept) {
       << accept_status;
 }
 
-// --- Peer gone, names ---------------------------------------------------------
+// --- Peer gone, names
+// ---------------------------------------------------------
 
 TEST(PeerGoneTest, DataWrittenBeforeServerCloseIsStillRead) {
   const std::string name = UniqueName("drain");

@@ -88,7 +88,8 @@ TEST(ClosedListenerTest, ConnectWaitingForABusyListenerEndsWhenItCloses) {
       started.Notify();
       connected = canal::Channel::Connect(name, Timeout(kLongTimeout)).status();
     });
-    Background wait([&] { waited = canal::WaitForListener(name, kLongTimeout); });
+    Background wait(
+        [&] { waited = canal::WaitForListener(name, kLongTimeout); });
     started.WaitForNotification();
     pair->listener.Close();
     EXPECT_TRUE(connect.Finished(kHangGuard));

@@ -124,8 +124,7 @@ Dacl ReadDescriptor(PSECURITY_DESCRIPTOR descriptor, GENERIC_MAPPING mapping) {
     ACCESS_ALLOWED_ACE* ace = static_cast<ACCESS_ALLOWED_ACE*>(raw);
     DWORD mask = ace->Mask;
     MapGenericMask(&mask, &mapping);
-    result.aces.push_back(
-        {ace->Header.AceType, SidText(&ace->SidStart), mask});
+    result.aces.push_back({ace->Header.AceType, SidText(&ace->SidStart), mask});
   }
   std::sort(result.aces.begin(), result.aces.end());
   return result;
@@ -141,10 +140,10 @@ const GENERIC_MAPPING kSectionMapping = {
 // The security descriptor of a kernel object, read back with GetSecurityInfo.
 Dacl DaclOf(HANDLE handle, GENERIC_MAPPING mapping) {
   PSECURITY_DESCRIPTOR descriptor = nullptr;
-  const DWORD error = GetSecurityInfo(
-      handle, SE_KERNEL_OBJECT,
-      DACL_SECURITY_INFORMATION | OWNER_SECURITY_INFORMATION, nullptr,
-      nullptr, nullptr, nullptr, &descriptor);
+  const DWORD error =
+      GetSecurityInfo(handle, SE_KERNEL_OBJECT,
+                      DACL_SECURITY_INFORMATION | OWNER_SECURITY_INFORMATION,
+                      nullptr, nullptr, nullptr, nullptr, &descriptor);
   EXPECT_EQ(error, static_cast<DWORD>(ERROR_SUCCESS));
   if (error != ERROR_SUCCESS) return Dacl();
   Dacl dacl = ReadDescriptor(descriptor, mapping);
@@ -199,8 +198,8 @@ void CheckPipeDacl(const canal::ListenerOptions& base,
   const Dacl expected = DaclOfSddl(expected_sddl, kFileMapping);
   {
     DWORD error = 0;
-    Handle raw = OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, false,
-                               &error);
+    Handle raw =
+        OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, false, &error);
     ASSERT_TRUE(raw.valid()) << error;
     const Dacl first = DaclOf(raw.get(), kFileMapping);
     ExpectDacl(first, expected, "first instance, client end");
@@ -216,7 +215,8 @@ void CheckPipeDacl(const canal::ListenerOptions& base,
   // and the listener makes a new one, which a canal client waits for.
   canal::ConnectOptions connect;
   connect.timeout = kGuard;
-  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name, connect);
+  absl::StatusOr<canal::Channel> client =
+      canal::Channel::Connect(name, connect);
   ASSERT_TRUE(client.ok()) << client.status();
   absl::StatusOr<canal::Channel> server = listener->Accept(kGuard);
   ASSERT_TRUE(server.ok()) << server.status();
@@ -229,8 +229,7 @@ void CheckPipeDacl(const canal::ListenerOptions& base,
 TEST(PipeDaclTest, CurrentUserIsSystemAndTheUserOnly) {
   const std::string user = CurrentUserSid();
   ASSERT_FALSE(user.empty());
-  CheckPipeDacl({}, absl::StrCat("D:P(A;;FA;;;SY)(A;;FA;;;", user, ")"),
-                true);
+  CheckPipeDacl({}, absl::StrCat("D:P(A;;FA;;;SY)(A;;FA;;;", user, ")"), true);
 }
 
 TEST(PipeDaclTest, AllLocalUsersAddsAuthenticatedUsersWithoutNewInstances) {
@@ -238,16 +237,16 @@ TEST(PipeDaclTest, AllLocalUsersAddsAuthenticatedUsersWithoutNewInstances) {
   canal::ListenerOptions options;
   options.access_policy.scope = canal::AccessPolicy::Scope::kAllLocalUsers;
   // FILE_GENERIC_READ | FILE_GENERIC_WRITE without FILE_CREATE_PIPE_INSTANCE.
-  CheckPipeDacl(options,
-                absl::StrCat("D:P(A;;FA;;;SY)(A;;FA;;;", user,
-                             ")(A;;0x12019b;;;AU)"),
-                true);
+  CheckPipeDacl(
+      options,
+      absl::StrCat("D:P(A;;FA;;;SY)(A;;FA;;;", user, ")(A;;0x12019b;;;AU)"),
+      true);
 }
 
 TEST(PipeDaclTest, CustomIsWhatTheSddlSays) {
   const std::string user = CurrentUserSid();
-  const std::string sddl =
-      absl::StrCat("D:P(A;;GA;;;SY)(A;;GA;;;", user, ")(A;;GR;;;BA)(D;;GA;;;BG)");
+  const std::string sddl = absl::StrCat("D:P(A;;GA;;;SY)(A;;GA;;;", user,
+                                        ")(A;;GR;;;BA)(D;;GA;;;BG)");
   canal::ListenerOptions options;
   options.access_policy.scope = canal::AccessPolicy::Scope::kCustom;
   options.access_policy.windows_sddl = sddl;
@@ -269,12 +268,11 @@ TEST(MetaSectionTest, HasTheRestrictiveDacl) {
     absl::StatusOr<canal::Listener> listener =
         canal::Listener::Create(name, options);
     ASSERT_TRUE(listener.ok()) << listener.status();
-    Handle section(OpenFileMappingW(READ_CONTROL, FALSE,
-                                    MetaSectionName(name).c_str()));
+    Handle section(
+        OpenFileMappingW(READ_CONTROL, FALSE, MetaSectionName(name).c_str()));
     ASSERT_TRUE(section.valid()) << GetLastError();
-    const std::string expected =
-        absl::StrCat("D:P(A;;GA;;;SY)(A;;GA;;;", user, ")",
-                     all_users ? "(A;;GR;;;AU)" : "");
+    const std::string expected = absl::StrCat(
+        "D:P(A;;GA;;;SY)(A;;GA;;;", user, ")", all_users ? "(A;;GR;;;AU)" : "");
     const Dacl dacl = DaclOf(section.get(), kSectionMapping);
     ExpectDacl(dacl, DaclOfSddl(expected, kSectionMapping),
                all_users ? "kAllLocalUsers" : "kCurrentUser");
@@ -282,20 +280,21 @@ TEST(MetaSectionTest, HasTheRestrictiveDacl) {
   }
 }
 
-// --- Custom SDDL validation ----------------------------------------------------
+// --- Custom SDDL validation
+// ----------------------------------------------------
 
 TEST(CustomSddlTest, BadDescriptorsAreInvalidArgument) {
   const std::string user = CurrentUserSid();
   const std::string sddls[] = {
-      "",                                   // empty
-      "this is not SDDL",                   // unparsable
-      "D:P(A;;GA;;;NoSuchAlias)",           // unparsable SID
-      "O:SY",                               // no DACL
-      "D:NO_ACCESS_CONTROL",                // NULL DACL
-      "D:(A;;GA;;;SY)",                     // not protected
-      "D:P(A;;GA;;;SY)(A;;GR;;;WD)",        // Everyone
-      "D:P(A;;GA;;;SY)(A;;GR;;;AN)",        // Anonymous
-      "D:P(A;;GA;;;SY)(A;;GR;;;NU)",        // NETWORK
+      "",                             // empty
+      "this is not SDDL",             // unparsable
+      "D:P(A;;GA;;;NoSuchAlias)",     // unparsable SID
+      "O:SY",                         // no DACL
+      "D:NO_ACCESS_CONTROL",          // NULL DACL
+      "D:(A;;GA;;;SY)",               // not protected
+      "D:P(A;;GA;;;SY)(A;;GR;;;WD)",  // Everyone
+      "D:P(A;;GA;;;SY)(A;;GR;;;AN)",  // Anonymous
+      "D:P(A;;GA;;;SY)(A;;GR;;;NU)",  // NETWORK
   };
   for (const std::string& sddl : sddls) {
     SCOPED_TRACE(sddl);
@@ -326,7 +325,8 @@ TEST(CustomSddlTest, DenyEntriesForEveryoneAreFine) {
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
 }
 
-// --- Peer identity -------------------------------------------------------------
+// --- Peer identity
+// -------------------------------------------------------------
 
 TEST(PeerTest, BothSidesReportThisProcessAndUser) {
   absl::StatusOr<canal_test::ConnectedPair> pair =
@@ -343,7 +343,8 @@ TEST(PeerTest, BothSidesReportThisProcessAndUser) {
   }
 }
 
-// --- The client's check of the server -------------------------------------------
+// --- The client's check of the server
+// -------------------------------------------
 
 TEST(ExpectedServerTest, AnotherUserIsRefusedBeforeAnyByteIsSent) {
   const std::string name = UniqueName("squat");
@@ -353,10 +354,11 @@ TEST(ExpectedServerTest, AnotherUserIsRefusedBeforeAnyByteIsSent) {
   canal::ConnectOptions options;
   options.expected_server.kind = canal::ExpectedServer::Kind::kUser;
   options.expected_server.windows_sid = "S-1-5-21-1-2-3-1001";
-  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name, options);
+  absl::StatusOr<canal::Channel> client =
+      canal::Channel::Connect(name, options);
   CANAL_ASSERT_CODE(client, kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(client.status().message(),
-                                "S-1-5-21-1-2-3-1001"))
+  EXPECT_TRUE(
+      absl::StrContains(client.status().message(), "S-1-5-21-1-2-3-1001"))
       << client.status();
   EXPECT_TRUE(absl::StrContains(client.status().message(), CurrentUserSid()))
       << client.status();
@@ -387,7 +389,8 @@ TEST(ExpectedServerTest, DefaultSameUserAndAnyoneAreAccepted) {
   CANAL_EXPECT_CODE(canal::Channel::Connect(name, options), kInvalidArgument);
 }
 
-// --- Impersonation -----------------------------------------------------------------
+// --- Impersonation
+// -----------------------------------------------------------------
 
 // Whether this thread has a token, and its impersonation level.
 bool ThreadToken(SECURITY_IMPERSONATION_LEVEL* level, DWORD* error) {
@@ -410,7 +413,8 @@ absl::StatusOr<canal_test::ConnectedPair> ImpersonationPair(bool allow) {
   if (!listener.ok()) return listener.status();
   canal::ConnectOptions options;
   options.allow_impersonation = allow;
-  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name, options);
+  absl::StatusOr<canal::Channel> client =
+      canal::Channel::Connect(name, options);
   if (!client.ok()) return client.status();
   absl::StatusOr<canal::Channel> server = listener->Accept(kGuard);
   if (!server.ok()) return server.status();
@@ -490,7 +494,8 @@ TEST(RunAsClientTest, ClientSideChannelIsFailedPrecondition) {
   EXPECT_FALSE(ran);
 }
 
-// --- The authorisation callback ----------------------------------------------------
+// --- The authorisation callback
+// ----------------------------------------------------
 
 TEST(AuthorizeTest, RefusesOnePeerAndServesTheNext) {
   const std::string name = UniqueName("authz");
@@ -534,7 +539,8 @@ TEST(AuthorizeTest, RefusesOnePeerAndServesTheNext) {
   EXPECT_EQ(calls.load(), 2);
 }
 
-// --- Other users ---------------------------------------------------------------------
+// --- Other users
+// ---------------------------------------------------------------------
 
 // Runs `fn` impersonating this process's own token with the user SID and
 // Authenticated Users either kept or made deny-only: to the access check,
@@ -551,7 +557,8 @@ void AsOtherUser(bool keep_authenticated_users,
   ASSERT_TRUE(GetTokenInformation(process_token, ::TokenUser, buffer.data(),
                                   size, &size));
   std::vector<SID_AND_ATTRIBUTES> disable;
-  disable.push_back({reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid, 0});
+  disable.push_back(
+      {reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid, 0});
   PSID authenticated = nullptr;
   ASSERT_TRUE(ConvertStringSidToSidW(L"S-1-5-11", &authenticated));
   if (!keep_authenticated_users) disable.push_back({authenticated, 0});
@@ -563,8 +570,8 @@ void AsOtherUser(bool keep_authenticated_users,
   ASSERT_TRUE(made) << GetLastError();
   Handle token(restricted);
   HANDLE impersonation = nullptr;
-  ASSERT_TRUE(DuplicateToken(restricted, SecurityImpersonation,
-                             &impersonation));
+  ASSERT_TRUE(
+      DuplicateToken(restricted, SecurityImpersonation, &impersonation));
   Handle impersonation_token(impersonation);
   ASSERT_TRUE(SetThreadToken(nullptr, impersonation));
   fn();
@@ -625,8 +632,9 @@ TEST(OtherUserTest, FirstInstanceRefusesAHeldName) {
   absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
   ASSERT_TRUE(listener.ok()) << listener.status();
   Handle squat(CreateNamedPipeW(
-      PipePath(name).c_str(), PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
-      PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, 0, 0, 0, nullptr));
+      PipePath(name).c_str(),
+      PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE, PIPE_TYPE_BYTE,
+      PIPE_UNLIMITED_INSTANCES, 0, 0, 0, nullptr));
   EXPECT_FALSE(squat.valid());
 }
 

@@ -31,9 +31,9 @@ TEST(StartErrorTest, MissingWorkingDirectoryIsNotFoundNamingTheError) {
   absl::StatusOr<canal::Subprocess> child =
       canal::Subprocess::Start({"cmd.exe", "/c", "exit 0"}, options);
   CANAL_EXPECT_CODE(child, kNotFound);
-  EXPECT_TRUE(absl::StrContains(child.status().message(), "ERROR_DIRECTORY") ||
-              absl::StrContains(child.status().message(),
-                                "ERROR_PATH_NOT_FOUND"))
+  EXPECT_TRUE(
+      absl::StrContains(child.status().message(), "ERROR_DIRECTORY") ||
+      absl::StrContains(child.status().message(), "ERROR_PATH_NOT_FOUND"))
       << child.status();
   EXPECT_TRUE(absl::StrContains(child.status().message(), "Start"))
       << child.status();

@@ -95,8 +95,8 @@ std::wstring MetaSectionName(absl::string_view name) {
   return section;
 }
 
-std::string MetaBytes(uint32_t max_message_size, MetaState state,
-                      uint32_t pid, uint64_t creation_time) {
+std::string MetaBytes(uint32_t max_message_size, MetaState state, uint32_t pid,
+                      uint64_t creation_time) {
   std::string bytes(32, '\0');
   auto put = [&bytes](size_t at, uint64_t value, int size) {
     for (int i = 0; i < size; ++i) {

@@ -68,8 +68,8 @@ std::wstring MetaSectionName(absl::string_view name);
 
 // What a listener writes into that section (version 2, 32 bytes).
 enum class MetaState : uint32_t { kWriting = 0, kOpen = 1, kClosed = 2 };
-std::string MetaBytes(uint32_t max_message_size, MetaState state,
-                      uint32_t pid, uint64_t creation_time);
+std::string MetaBytes(uint32_t max_message_size, MetaState state, uint32_t pid,
+                      uint64_t creation_time);
 
 }  // namespace canal_win32_test
 

@@ -24,7 +24,8 @@ constexpr size_t kMaxBuffer = size_t{1} << 20;
 
 }  // namespace
 
-absl::StatusOr<canal::ExpectedServer> ExpectedServerFor(absl::string_view user) {
+absl::StatusOr<canal::ExpectedServer> ExpectedServerFor(
+    absl::string_view user) {
   canal::ExpectedServer expected;
   if (user.empty()) return expected;
   if (user == "any") {

@@ -60,9 +60,9 @@ absl::StatusOr<std::string> ResolveSid(absl::string_view flag,
   if (absl::StartsWith(account, "S-") || absl::StartsWith(account, "s-")) {
     PSID sid = nullptr;
     if (!ConvertStringSidToSidW(wide.c_str(), &sid)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          flag, ": \"", account, "\" is not a SID (",
-          WindowsError(GetLastError()), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": \"", account, "\" is not a SID (",
+                       WindowsError(GetLastError()), ")"));
     }
     std::string text = SidText(sid);
     LocalFree(sid);
@@ -97,15 +97,14 @@ absl::StatusOr<std::string> ResolveSid(absl::string_view flag,
 absl::StatusOr<std::string> CurrentUserSid() {
   HANDLE token = nullptr;
   if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) {
-    return absl::UnknownError(absl::StrCat(
-        "canal: OpenProcessToken failed: ", WindowsError(GetLastError())));
+    return absl::UnknownError(absl::StrCat("canal: OpenProcessToken failed: ",
+                                           WindowsError(GetLastError())));
   }
   DWORD size = 0;
   GetTokenInformation(token, TokenUser, nullptr, 0, &size);
   std::vector<unsigned char> buffer(size > 0 ? size : 1);
-  const bool ok =
-      size > 0 &&
-      GetTokenInformation(token, TokenUser, buffer.data(), size, &size);
+  const bool ok = size > 0 && GetTokenInformation(token, TokenUser,
+                                                  buffer.data(), size, &size);
   const DWORD error = GetLastError();
   CloseHandle(token);
   if (!ok) {
@@ -120,7 +119,8 @@ absl::StatusOr<std::string> CurrentUserSid() {
 
 }  // namespace
 
-absl::StatusOr<canal::ExpectedServer> ExpectedServerFor(absl::string_view user) {
+absl::StatusOr<canal::ExpectedServer> ExpectedServerFor(
+    absl::string_view user) {
   canal::ExpectedServer expected;
   if (user.empty()) return expected;
   if (user == "any") {

@@ -63,9 +63,10 @@ bool RunFor(absl::Duration duration, StopSource* stop,
             const std::function<void(absl::string_view)>& progress) {
   absl::Notification stopped;
   int id = -1;
-  if (stop != nullptr) id = stop->Register([&stopped] {
-    if (!stopped.HasBeenNotified()) stopped.Notify();
-  });
+  if (stop != nullptr)
+    id = stop->Register([&stopped] {
+      if (!stopped.HasBeenNotified()) stopped.Notify();
+    });
   const absl::Time end = absl::Now() + duration;
   bool completed = true;
   while (absl::Now() < end) {
@@ -85,21 +86,20 @@ std::string Rate(double bytes_per_second) {
   return absl::StrFormat("%.1f MiB/s", bytes_per_second / (1024.0 * 1024.0));
 }
 
-absl::Status MeasureThroughput(const PairFactory& factory,
-                               const BenchOptions& options,
-                               absl::string_view label, StopSource* stop,
-                               const std::function<void(absl::string_view)>&
-                                   progress,
-                               BenchFigures* figures) {
+absl::Status MeasureThroughput(
+    const PairFactory& factory, const BenchOptions& options,
+    absl::string_view label, StopSource* stop,
+    const std::function<void(absl::string_view)>& progress,
+    BenchFigures* figures) {
   absl::StatusOr<std::vector<StreamPair>> pairs = factory(options.clients);
   if (!pairs.ok()) return pairs.status();
   std::atomic<bool> done{false};
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> sent_messages{0};
   const std::string chunk(options.size, 'x');
-  const size_t read_size =
-      options.message_mode ? options.size : std::max<size_t>(options.size,
-                                                             64 * 1024);
+  const size_t read_size = options.message_mode
+                               ? options.size
+                               : std::max<size_t>(options.size, 64 * 1024);
   std::vector<std::thread> threads;
   const absl::Time start = absl::Now();
   for (StreamPair& pair : *pairs) {
@@ -142,12 +142,11 @@ absl::Status MeasureThroughput(const PairFactory& factory,
   return absl::OkStatus();
 }
 
-absl::Status MeasureLatency(const PairFactory& factory,
-                            const BenchOptions& options,
-                            absl::string_view label, StopSource* stop,
-                            const std::function<void(absl::string_view)>&
-                                progress,
-                            BenchFigures* figures) {
+absl::Status MeasureLatency(
+    const PairFactory& factory, const BenchOptions& options,
+    absl::string_view label, StopSource* stop,
+    const std::function<void(absl::string_view)>& progress,
+    BenchFigures* figures) {
   absl::StatusOr<std::vector<StreamPair>> pairs = factory(options.clients);
   if (!pairs.ok()) return pairs.status();
   std::atomic<bool> done{false};
@@ -227,8 +226,7 @@ nlohmann::ordered_json FiguresJson(const BenchFigures& f) {
 
 absl::StatusOr<BenchReport> RunBench(
     const BenchOptions& options,
-    const std::function<void(absl::string_view)>& progress,
-    StopSource* stop) {
+    const std::function<void(absl::string_view)>& progress, StopSource* stop) {
   BenchReport report;
   report.options = options;
   report.primitive = canal_raw::RawPrimitiveName();
@@ -281,14 +279,16 @@ std::string ReportText(const BenchReport& r) {
       "canal bench: %s mode, %d-byte %s, %d client%s, %s per phase\n",
       r.options.message_mode ? "message" : "byte", r.options.size,
       r.options.message_mode ? "messages" : "writes", r.options.clients,
-      r.options.clients == 1 ? "" : "s", absl::FormatDuration(r.options.duration));
-  absl::StrAppendFormat(&out, "%-22s %16s %16s %8s\n", "", "canal",
-                        r.primitive, "ratio");
+      r.options.clients == 1 ? "" : "s",
+      absl::FormatDuration(r.options.duration));
+  absl::StrAppendFormat(&out, "%-22s %16s %16s %8s\n", "", "canal", r.primitive,
+                        "ratio");
   auto row = [&out](const char* what, const std::string& a,
                     const std::string& b, double ratio) {
     absl::StrAppendFormat(&out, "%-22s %16s %16s %7.2fx\n", what, a, b, ratio);
   };
-  row("throughput", Rate(r.canal.bytes_per_second), Rate(r.raw.bytes_per_second),
+  row("throughput", Rate(r.canal.bytes_per_second),
+      Rate(r.raw.bytes_per_second),
       Ratio(r.canal.bytes_per_second, r.raw.bytes_per_second));
   row("writes/s", absl::StrFormat("%.0f", r.canal.messages_per_second),
       absl::StrFormat("%.0f", r.raw.messages_per_second),

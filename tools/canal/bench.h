@@ -31,8 +31,8 @@ struct BenchOptions {
 
 // The figures for one transport.
 struct BenchFigures {
-  double bytes_per_second = 0;     // Throughput phase.
-  double messages_per_second = 0;  // Throughput phase: writes per second.
+  double bytes_per_second = 0;        // Throughput phase.
+  double messages_per_second = 0;     // Throughput phase: writes per second.
   double round_trips_per_second = 0;  // Latency phase, all clients.
   double latency_median_us = 0;       // Latency phase.
   double latency_p99_us = 0;          // Latency phase.
@@ -52,8 +52,7 @@ struct BenchReport {
 // ten times a second. Returns Cancelled if `stop` is stopped meanwhile.
 absl::StatusOr<BenchReport> RunBench(
     const BenchOptions& options,
-    const std::function<void(absl::string_view)>& progress,
-    StopSource* stop);
+    const std::function<void(absl::string_view)>& progress, StopSource* stop);
 
 // The report as one JSON object on one line: "mode", "size", "clients",
 // "duration_ms", "primitive", "canal" and "raw" (each with the BenchFigures

@@ -50,9 +50,9 @@ absl::StatusOr<std::string> RequestFromInput(const Io& io,
       }
       absl::StatusOr<std::string> request = DecodeHex(digits);
       if (!request.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "canal call: the request on standard input is ",
-            request.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("canal call: the request on standard input is ",
+                         request.status().message()));
       }
       return request;
     }
@@ -67,9 +67,9 @@ absl::StatusOr<std::string> RequestFromInput(const Io& io,
       if (status.ok()) status = reader.Finish(collect);
       if (!status.ok()) return status;
       if (frames.size() != 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "canal call: standard input holds ", frames.size(),
-            " frames; a request is exactly one"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("canal call: standard input holds ", frames.size(),
+                         " frames; a request is exactly one"));
       }
       return std::move(frames.front());
     }
@@ -87,7 +87,8 @@ absl::StatusOr<std::string> RequestFromInput(const Io& io,
 int CallCommand(const CallFlags& flags, const Io& io) {
   absl::StatusOr<canal::ExpectedServer> expected =
       ExpectedServerFor(flags.expect_user);
-  if (!expected.ok()) return UsageError(io, "call", expected.status().message());
+  if (!expected.ok())
+    return UsageError(io, "call", expected.status().message());
   std::string request;
   if (flags.request_from_input) {
     absl::StatusOr<std::string> r = RequestFromInput(io, flags.format);
@@ -112,7 +113,8 @@ int CallCommand(const CallFlags& flags, const Io& io) {
   io.out->write(out.data(), static_cast<std::streamsize>(out.size()));
   io.out->flush();
   if (!io.out->good()) {
-    return Fail(io, absl::UnavailableError("canal call: cannot write the reply"));
+    return Fail(io,
+                absl::UnavailableError("canal call: cannot write the reply"));
   }
   return kExitOk;
 }

@@ -32,11 +32,11 @@ namespace canal_cli {
 
 // The process exit codes of `canal`.
 enum ExitCode : int {
-  kExitOk = 0,                // Success.
-  kExitError = 1,             // Any other failure.
-  kExitUsage = 2,             // Bad command line.
-  kExitNotFound = 3,          // No listener has the name.
-  kExitTimeout = 4,           // A timeout expired (or the listener stayed busy).
+  kExitOk = 0,        // Success.
+  kExitError = 1,     // Any other failure.
+  kExitUsage = 2,     // Bad command line.
+  kExitNotFound = 3,  // No listener has the name.
+  kExitTimeout = 4,   // A timeout expired (or the listener stayed busy).
   kExitPermissionDenied = 5,  // The system or the peer refused access.
 };
 

@@ -49,7 +49,8 @@ int ConnectCommand(const ConnectFlags& flags, const Io& io, StopSource* stop) {
   canal::ConnectOptions options;
   options.timeout = flags.timeout;
   options.expected_server = *expected;
-  absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(flags.name, options);
+  absl::StatusOr<canal::Channel> ch =
+      canal::Channel::Connect(flags.name, options);
   if (!ch.ok()) return Fail(io, ch.status());
   const bool message = ch->mode() == canal::PipeMode::kMessage;
   if (!message && (flags.message || flags.format != MessageFormat::kLines)) {
@@ -118,9 +119,8 @@ int ConnectCommand(const ConnectFlags& flags, const Io& io, StopSource* stop) {
         if (absl::Now() >= deadline) break;
         state.mu.AwaitWithDeadline(
             absl::Condition(
-                +[](ConnectState* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
-                  return s->Over();
-                },
+                +[](ConnectState* s)
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) { return s->Over(); },
                 &state),
             deadline);
       } else {

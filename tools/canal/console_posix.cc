@@ -21,7 +21,8 @@ absl::StatusOr<size_t> ReadStdin(absl::Span<char> buffer) {
   while (true) {
     const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
     if (n >= 0) return static_cast<size_t>(n);
-    if (errno != EINTR) return absl::ErrnoToStatus(errno, "canal: reading stdin");
+    if (errno != EINTR)
+      return absl::ErrnoToStatus(errno, "canal: reading stdin");
   }
 }
 

@@ -48,8 +48,9 @@ absl::StatusOr<size_t> ReadStdin(absl::Span<char> buffer) {
                 nullptr)) {
     const DWORD error = GetLastError();
     if (error == ERROR_BROKEN_PIPE || error == ERROR_HANDLE_EOF) return 0;
-    return absl::UnknownError(absl::StrCat(
-        "canal: reading stdin: Windows error ", static_cast<unsigned long>(error)));
+    return absl::UnknownError(
+        absl::StrCat("canal: reading stdin: Windows error ",
+                     static_cast<unsigned long>(error)));
   }
   return static_cast<size_t>(read);
 }

@@ -67,7 +67,8 @@ void RunExecSession(canal::Channel& channel, int client,
           relay);
       child_in.Close();  // the child sees the end of its input
     });
-    from_child_status = LocalToChannel(ChannelReader(&child_out), channel, relay);
+    from_child_status =
+        LocalToChannel(ChannelReader(&child_out), channel, relay);
     // The child's output ended (the client then sees the end of the
     // stream), or the connection broke: then the child has nobody to talk
     // to and is ended.

@@ -18,7 +18,8 @@
 namespace canal_cli {
 namespace {
 
-// --- Help texts -----------------------------------------------------------------
+// --- Help texts
+// -----------------------------------------------------------------
 
 constexpr absl::string_view kExitCodes =
     "Exit codes:\n"
@@ -37,7 +38,8 @@ constexpr absl::string_view kNames =
 
 constexpr absl::string_view kFormats =
     "Messages on standard input and output (message mode):\n"
-    "  lines     (default) one message per line; a \"\\r\" before the \"\\n\" is\n"
+    "  lines     (default) one message per line; a \"\\r\" before the \"\\n\" "
+    "is\n"
     "            dropped; not binary-safe\n"
     "  --hex     one message per line in hex (spaces ignored, either case;\n"
     "            an empty line is an empty message); output in lower case\n"
@@ -123,7 +125,8 @@ const std::vector<CommandText>& Texts() {
        "POSIX: the listeners in the runtime directory, or in DIR: each\n"
        "socket whose <socket>.canal~lock file is locked by a live listener\n"
        "(files of listeners that exited are left out); the owner is the\n"
-       "lock file's owner. Windows: every pipe in \\\\.\\pipe\\ (canal's pipes\n"
+       "lock file's owner. Windows: every pipe in \\\\.\\pipe\\ (canal's "
+       "pipes\n"
        "are ordinary named pipes), with the instances in use and the limit.\n"
        "Windows tells a pipe's mode, direction and server only to a client\n"
        "that connects, which would take an instance and reach the server's\n"
@@ -250,9 +253,9 @@ struct RawValues {
 void AddFormatFlags(CLI::App* sub, RawValues* raw, CLI::Option* needs) {
   CLI::Option* hex = sub->add_flag(
       "--hex", raw->hex, "messages on stdin/stdout in hex, one a line");
-  CLI::Option* frames = sub->add_flag(
-      "--frames", raw->frames,
-      "messages on stdin/stdout as length-prefixed frames");
+  CLI::Option* frames =
+      sub->add_flag("--frames", raw->frames,
+                    "messages on stdin/stdout as length-prefixed frames");
   frames->excludes(hex);
   if (needs != nullptr) {
     hex->needs(needs);
@@ -294,14 +297,15 @@ void Describe(CLI::App& app, CommandLine* cl, RawValues* raw) {
   ServeFlags& s = cl->serve;
   serve->set_help_flag("-h,--help", "this help");
   serve->add_option("NAME", s.name)->required();
-  CLI::Option* message = serve->add_flag(
-      "--message", s.message, "message mode (default: byte mode)");
+  CLI::Option* message = serve->add_flag("--message", s.message,
+                                         "message mode (default: byte mode)");
   CLI::Option* echo = serve->add_flag(
       "--echo", s.echo, "send back what arrives, to many clients at once");
   CLI::Option* exec =
-      serve->add_option("--exec", raw->exec,
-                        "run CMD for each client, the connection as its\n"
-                        "stdin and stdout")
+      serve
+          ->add_option("--exec", raw->exec,
+                       "run CMD for each client, the connection as its\n"
+                       "stdin and stdout")
           ->option_text("CMD");
   exec->excludes(echo);
   serve
@@ -324,9 +328,9 @@ void Describe(CLI::App& app, CommandLine* cl, RawValues* raw) {
       ->check(CLI::Range(int64_t{1}, int64_t{INT32_MAX}));
   AddFormatFlags(serve, raw, message);
   AddDumpOption(serve, raw);
-  CLI::Option* all = serve->add_flag(
-      "--allow-local-users", s.allow_local_users,
-      "admit every local user (default: only this user)");
+  CLI::Option* all =
+      serve->add_flag("--allow-local-users", s.allow_local_users,
+                      "admit every local user (default: only this user)");
   serve
       ->add_option("--allow-group", s.allow_group,
                    "admit the members of GROUP too (a name, or a gid\n"
@@ -389,8 +393,7 @@ void Describe(CLI::App& app, CommandLine* cl, RawValues* raw) {
   CLI::App* bench = app.add_subcommand("bench");
   BenchFlags& b = cl->bench;
   bench->set_help_flag("-h,--help", "this help");
-  bench
-      ->add_option("--mode", raw->mode, "byte (default) or message mode")
+  bench->add_option("--mode", raw->mode, "byte (default) or message mode")
       ->option_text("byte|message")
       ->check(OneOf({"byte", "message"}));
   bench

@@ -66,7 +66,7 @@ struct ConnectFlags {
 // `canal call`.
 struct CallFlags {
   std::string name;
-  std::string request;         // Unless request_from_input.
+  std::string request;              // Unless request_from_input.
   bool request_from_input = false;  // REQUEST was "-".
   absl::Duration timeout = absl::Seconds(5);
   MessageFormat format = MessageFormat::kLines;

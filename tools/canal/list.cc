@@ -26,7 +26,8 @@ std::string Cell(const std::optional<T>& value) {
 std::string InstancesCell(const ListedPipe& p) {
   std::string limit = "-";
   if (p.max_instances.has_value()) {
-    limit = *p.max_instances == 0 ? "unlimited" : absl::StrCat(*p.max_instances);
+    limit =
+        *p.max_instances == 0 ? "unlimited" : absl::StrCat(*p.max_instances);
   }
   if (!p.instances.has_value()) return limit;
   return absl::StrCat(*p.instances, "/", limit);

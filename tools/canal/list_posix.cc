@@ -106,8 +106,7 @@ Lock TestNameLock(const std::string& lock_path, uid_t owner) {
     ::flock(fd.get(), LOCK_UN);
     return Lock::kFree;
   }
-  return errno == EWOULDBLOCK || errno == EAGAIN ? Lock::kHeld
-                                                 : Lock::kUnknown;
+  return errno == EWOULDBLOCK || errno == EAGAIN ? Lock::kHeld : Lock::kUnknown;
 }
 
 // Reads at most kMaxLine bytes of `fd` from its start.
@@ -131,8 +130,7 @@ Probe ProbeListener(const std::string& socket_path, ListedPipe* pipe) {
   const std::string lock_path = absl::StrCat(socket_path, kLockSuffix);
   Fd meta(OpenUntrusted(absl::StrCat(socket_path, kMetaSuffix)));
   struct stat st;
-  if (meta.get() >= 0 && ::fstat(meta.get(), &st) == 0 &&
-      S_ISREG(st.st_mode)) {
+  if (meta.get() >= 0 && ::fstat(meta.get(), &st) == 0 && S_ISREG(st.st_mode)) {
     Lock alive = TestWriteLock(meta.get());
     if (alive == Lock::kUnknown) alive = TestNameLock(lock_path, st.st_uid);
     // Still unknown (another user's listener on a system without open file
@@ -181,13 +179,14 @@ absl::StatusOr<ListResult> FindListeners(const std::string& dir_flag) {
     const int err = errno;
     if (err == ENOENT && dir_flag.empty()) return result;  // nothing yet
     return absl::ErrnoToStatus(
-        err, absl::StrCat("canal list: cannot read the directory \"", dir,
-                          "\""));
+        err,
+        absl::StrCat("canal list: cannot read the directory \"", dir, "\""));
   }
   const std::string prefix = absl::EndsWith(dir, "/") ? dir : dir + "/";
   while (dirent* entry = ::readdir(d.get())) {
     const absl::string_view file = entry->d_name;
-    if (!absl::EndsWith(file, kLockSuffix) || file.size() == kLockSuffix.size()) {
+    if (!absl::EndsWith(file, kLockSuffix) ||
+        file.size() == kLockSuffix.size()) {
       continue;
     }
     ListedPipe pipe;
@@ -204,10 +203,9 @@ absl::StatusOr<ListResult> FindListeners(const std::string& dir_flag) {
         break;
     }
   }
-  std::sort(result.pipes.begin(), result.pipes.end(),
-            [](const ListedPipe& a, const ListedPipe& b) {
-              return a.name < b.name;
-            });
+  std::sort(
+      result.pipes.begin(), result.pipes.end(),
+      [](const ListedPipe& a, const ListedPipe& b) { return a.name < b.name; });
   return result;
 }
 

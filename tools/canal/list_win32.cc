@@ -53,9 +53,9 @@ std::string Narrow(const wchar_t* text, size_t size) {
 }
 
 absl::Status CannotList(absl::string_view what) {
-  return absl::UnimplementedError(absl::StrCat(
-      "canal list: this system cannot list named pipes (", what,
-      "); Wine, for one, does not implement it"));
+  return absl::UnimplementedError(
+      absl::StrCat("canal list: this system cannot list named pipes (", what,
+                   "); Wine, for one, does not implement it"));
 }
 
 }  // namespace
@@ -82,10 +82,10 @@ absl::StatusOr<ListResult> FindListeners(const std::string& dir) {
   absl::Status status;
   while (true) {
     IO_STATUS_BLOCK io{};
-    const LONG rc = query(root, nullptr, nullptr, nullptr, &io, storage.data(),
-                          static_cast<ULONG>(storage.size() * sizeof(LONGLONG)),
-                          kFileDirectoryInformation, FALSE, nullptr,
-                          first ? TRUE : FALSE);
+    const LONG rc =
+        query(root, nullptr, nullptr, nullptr, &io, storage.data(),
+              static_cast<ULONG>(storage.size() * sizeof(LONGLONG)),
+              kFileDirectoryInformation, FALSE, nullptr, first ? TRUE : FALSE);
     first = false;
     if (rc == kStatusNoMoreFiles) break;
     if (rc < 0) {
@@ -99,7 +99,8 @@ absl::StatusOr<ListResult> FindListeners(const std::string& dir) {
     while (true) {
       const auto* entry = reinterpret_cast<const PipeEntry*>(base + offset);
       ListedPipe pipe;
-      pipe.name = Narrow(entry->FileName, entry->FileNameLength / sizeof(WCHAR));
+      pipe.name =
+          Narrow(entry->FileName, entry->FileNameLength / sizeof(WCHAR));
       pipe.path = "\\\\.\\pipe\\" + pipe.name;
       pipe.instances = static_cast<int>(entry->EndOfFile.LowPart);
       const LONG limit = static_cast<LONG>(entry->AllocationSize.LowPart);
@@ -113,10 +114,9 @@ absl::StatusOr<ListResult> FindListeners(const std::string& dir) {
   }
   CloseHandle(root);
   if (!status.ok()) return status;
-  std::sort(result.pipes.begin(), result.pipes.end(),
-            [](const ListedPipe& a, const ListedPipe& b) {
-              return a.name < b.name;
-            });
+  std::sort(
+      result.pipes.begin(), result.pipes.end(),
+      [](const ListedPipe& a, const ListedPipe& b) { return a.name < b.name; });
   return result;
 }
 

@@ -90,9 +90,9 @@ absl::Status MessageReader::Finish(EmitFn emit) {
   rest.swap(pending_);
   scanned_ = 0;
   if (format_ == MessageFormat::kFrames) {
-    return absl::DataLossError(absl::StrCat(
-        "canal: the input ended inside a frame (", rest.size(),
-        " bytes of it were there)"));
+    return absl::DataLossError(
+        absl::StrCat("canal: the input ended inside a frame (", rest.size(),
+                     " bytes of it were there)"));
   }
   return EmitLine(rest, emit);
 }
@@ -117,9 +117,9 @@ absl::StatusOr<std::string> DecodeHex(absl::string_view text) {
     if (c == ' ' || c == '\t') continue;
     const int v = HexValue(c);
     if (v < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "not hex: character ", i + 1, " is \"",
-          absl::CHexEscape(absl::string_view(&text[i], 1)), "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("not hex: character ", i + 1, " is \"",
+                       absl::CHexEscape(absl::string_view(&text[i], 1)), "\""));
     }
     if (high < 0) {
       high = v;

@@ -48,7 +48,8 @@ absl::Status SyncWriter::Write(absl::string_view data) {
   absl::MutexLock lock(&mu_);
   out_->write(data.data(), static_cast<std::streamsize>(data.size()));
   out_->flush();
-  if (!out_->good()) return absl::UnavailableError("canal: cannot write output");
+  if (!out_->good())
+    return absl::UnavailableError("canal: cannot write output");
   return absl::OkStatus();
 }
 

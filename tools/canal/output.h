@@ -20,8 +20,7 @@ int Fail(const Io& io, const absl::Status& status);
 
 // Prints a command-line error as one line, pointing at `--help`, and
 // returns kExitUsage. `command` may be empty (the main command).
-int UsageError(const Io& io, absl::string_view command,
-               absl::string_view what);
+int UsageError(const Io& io, absl::string_view command, absl::string_view what);
 
 // Writes whole chunks to one stream from any thread, each flushed at once
 // (a relay's output must not wait in a buffer).

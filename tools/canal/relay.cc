@@ -52,9 +52,9 @@ absl::Status ChannelToLocal(canal::Channel& channel, const WriteFn& write,
       status = write(data);
     } else if (options.format == MessageFormat::kFrames &&
                data.size() > UINT32_MAX) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "canal: a message of ", data.size(),
-          " bytes does not fit in a frame (at most 4 GiB - 1)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("canal: a message of ", data.size(),
+                       " bytes does not fit in a frame (at most 4 GiB - 1)"));
     } else {
       status = write(EncodeMessage(options.format, data));
     }
@@ -96,15 +96,16 @@ ReadFn ChannelReader(canal::Channel* channel) {
   };
 }
 
-// --- InputPump ----------------------------------------------------------------
+// --- InputPump
+// ----------------------------------------------------------------
 
 // Shared with the reading thread, which may outlive the pump.
 struct InputPump::State {
   explicit State(ReadFn r) : read(std::move(r)) {}
   const ReadFn read;
   absl::Mutex mu;
-  std::string chunk ABSL_GUARDED_BY(mu);  // read ahead, not yet taken
-  size_t taken ABSL_GUARDED_BY(mu) = 0;   // bytes of `chunk` handed out
+  std::string chunk ABSL_GUARDED_BY(mu);   // read ahead, not yet taken
+  size_t taken ABSL_GUARDED_BY(mu) = 0;    // bytes of `chunk` handed out
   bool ended ABSL_GUARDED_BY(mu) = false;  // no more input after `chunk`
   absl::Status error ABSL_GUARDED_BY(mu);  // why it ended, if not EOF
   bool interrupted ABSL_GUARDED_BY(mu) = false;

@@ -46,7 +46,8 @@ absl::Status Echo(canal::Channel& channel, const RelayOptions& relay) {
       msg = *std::move(m);
       data = msg;
     } else {
-      absl::StatusOr<canal::ReadResult> r = channel.Read(absl::MakeSpan(buffer));
+      absl::StatusOr<canal::ReadResult> r =
+          channel.Read(absl::MakeSpan(buffer));
       if (!r.ok()) return r.status();
       data = absl::string_view(buffer.data(), r->size);
     }
@@ -297,11 +298,12 @@ int ServeCommand(const ServeFlags& flags, const Io& io, StopSource* stop) {
         continue;
       }
       if (exec) slots.Take();
-      sessions.Start([session, exec, &slots, c = std::make_shared<canal::Channel>(
-                                                  std::move(*ch))]() mutable {
-        session(std::move(*c));
-        if (exec) slots.Give();
-      });
+      sessions.Start(
+          [session, exec, &slots,
+           c = std::make_shared<canal::Channel>(std::move(*ch))]() mutable {
+            session(std::move(*c));
+            if (exec) slots.Give();
+          });
     }
   }
   sessions.JoinAll();

@@ -46,7 +46,8 @@ absl::Status InstallStopHandler(StopSource* stop) {
   sigemptyset(&action.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     if (::sigaction(sig, &action, nullptr) != 0) {
-      return absl::ErrnoToStatus(errno, "canal: cannot install a signal handler");
+      return absl::ErrnoToStatus(errno,
+                                 "canal: cannot install a signal handler");
     }
   }
   // The watcher blocks for the life of the process, so it is detached.

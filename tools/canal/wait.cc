@@ -20,10 +20,10 @@ int WaitCommand(const WaitFlags& flags, const Io& io) {
     if (status.ok()) return kExitOk;
     if (!absl::IsNotFound(status) || !flags.poll) return Fail(io, status);
     if (left == absl::ZeroDuration()) {
-      return Fail(io, absl::DeadlineExceededError(absl::StrCat(
-                          "canal wait \"", flags.name,
-                          "\": no listener appeared within ",
-                          absl::FormatDuration(flags.timeout))));
+      return Fail(io, absl::DeadlineExceededError(
+                          absl::StrCat("canal wait \"", flags.name,
+                                       "\": no listener appeared within ",
+                                       absl::FormatDuration(flags.timeout))));
     }
     // No notification exists for "a name appeared": look again shortly.
     absl::SleepFor(std::min(left, absl::Milliseconds(10)));

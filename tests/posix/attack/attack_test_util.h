@@ -30,8 +30,8 @@ namespace canal_test {
 
 // What an attacker puts at a path before canal uses it.
 enum class PlantKind {
-  kSymlink,      // To a file of the victim (root), which must stay as it is.
-  kFifo,         // Opening it for reading blocks until a writer comes.
+  kSymlink,  // To a file of the victim (root), which must stay as it is.
+  kFifo,     // Opening it for reading blocks until a writer comes.
   kDirectory,
   kForeignFile,  // A regular file of the attacker, with a plausible line.
   kSocket,       // A bound, never listening socket of the attacker.
@@ -157,8 +157,8 @@ inline std::ostream& operator<<(std::ostream& os, const Snapshot& s) {
 // A file of the victim (root) that a planted link points at: mode 0600,
 // known contents.
 inline std::string MakeVictimFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                      0600);
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return "";
   const char kPrecious[] = "precious\n";
   const ssize_t n = write(fd, kPrecious, sizeof(kPrecious) - 1);

@@ -72,9 +72,8 @@ TEST(Flood, RefusedByAuthorizeAcceptStillTimesOut) {
   ASSERT_TRUE(queued.Wait());
 
   absl::Status status;
-  Background accept([&] {
-    status = listener->Accept(absl::Milliseconds(300)).status();
-  });
+  Background accept(
+      [&] { status = listener->Accept(absl::Milliseconds(300)).status(); });
   const bool returned = accept.Finished(kHangGuard);
   EXPECT_TRUE(returned) << "Accept(300 ms) was still running after "
                         << kHangGuard << " of refused peers";
@@ -119,8 +118,7 @@ TEST(Flood, RefusedByPolicyAcceptStopsAtItsDeadline) {
     for (Fd& fd : peers) {
       pollfd p{fd.get(), POLLIN, 0};
       char byte;
-      if (poll(&p, 1, 0) == 1 &&
-          recv(fd.get(), &byte, 1, MSG_DONTWAIT) == 0) {
+      if (poll(&p, 1, 0) == 1 && recv(fd.get(), &byte, 1, MSG_DONTWAIT) == 0) {
         ++closed;
       }
     }

@@ -91,13 +91,13 @@ constexpr int kWrongStatus = 10;
 constexpr int kTooMuchMemory = 11;
 constexpr int kWrongData = 12;
 
-#define CHILD_CHECK(cond, code, ...)                 \
-  do {                                               \
-    if (!(cond)) {                                   \
-      std::fprintf(stderr, "child: " __VA_ARGS__);   \
+#define CHILD_CHECK(cond, code, ...)                  \
+  do {                                                \
+    if (!(cond)) {                                    \
+      std::fprintf(stderr, "child: " __VA_ARGS__);    \
       std::fprintf(stderr, " (line %d)\n", __LINE__); \
-      return code;                                   \
-    }                                                \
+      return code;                                    \
+    }                                                 \
   } while (false)
 
 // Runs `body` in a forked child and returns its exit code (200 + signal if
@@ -280,8 +280,7 @@ TEST_P(ManyPeers, AnnouncementsCostOnlyTheBytesSent) {
               absl::StatusOr<canal::ReadResult> r =
                   ch.Read(absl::MakeSpan(small, 2), absl::Seconds(5));
               CHILD_CHECK(r.ok() && r->size == 2 && r->more, kWrongData,
-                          "Read after Peek: %s",
-                          r.status().ToString().c_str());
+                          "Read after Peek: %s", r.status().ToString().c_str());
             }
             continue;
           }
@@ -423,8 +422,8 @@ TEST_F(MemoryAnnounce, TimedOutReadMessageKeepsOnlyWhatArrived) {
                                std::min<size_t>(kSent - sent, 256 * 1024),
                                MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) sent += static_cast<size_t>(n);
-      CHILD_CHECK(n > 0 || errno == EAGAIN || errno == EINTR,
-                  kChildSetupFailed, "send: %s", std::strerror(errno));
+      CHILD_CHECK(n > 0 || errno == EAGAIN || errno == EINTR, kChildSetupFailed,
+                  "send: %s", std::strerror(errno));
       absl::StatusOr<std::string> m = ch->ReadMessage(absl::Milliseconds(1));
       CHILD_CHECK(m.status().code() == absl::StatusCode::kDeadlineExceeded,
                   kWrongStatus, "ReadMessage: %s",

@@ -44,13 +44,13 @@ namespace {
 constexpr int kWrongStatus = 10;
 constexpr int kNotReaped = 11;
 
-#define CHILD_CHECK(cond, code, ...)                 \
-  do {                                               \
-    if (!(cond)) {                                   \
-      std::fprintf(stderr, "child: " __VA_ARGS__);   \
+#define CHILD_CHECK(cond, code, ...)                  \
+  do {                                                \
+    if (!(cond)) {                                    \
+      std::fprintf(stderr, "child: " __VA_ARGS__);    \
       std::fprintf(stderr, " (line %d)\n", __LINE__); \
-      return code;                                   \
-    }                                                \
+      return code;                                    \
+    }                                                 \
   } while (false)
 
 void SkipIfSanitized() {

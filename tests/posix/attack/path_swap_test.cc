@@ -96,8 +96,7 @@ extern "C" int mkdir(const char* path, mode_t mode) {
 
 extern "C" int bind(int fd, const struct sockaddr* addr, socklen_t len) {
   static const auto real =
-      canal_test::Real<int (*)(int, const struct sockaddr*, socklen_t)>(
-          "bind");
+      canal_test::Real<int (*)(int, const struct sockaddr*, socklen_t)>("bind");
   const int rc = real(fd, addr, len);
   if (rc == 0 && addr != nullptr && addr->sa_family == AF_UNIX) {
     const auto* un = reinterpret_cast<const struct sockaddr_un*>(addr);
@@ -214,7 +213,8 @@ TEST_F(PathSwap, RuntimeDirModeIsNeverSetThroughASwappedPath) {
   const Snapshot victim_dir_before = Snap(victim_dir);
   const std::string runtime_dir = dir_.PathOf("rt");
   ScopedEnv env("CANAL_RUNTIME_DIR", runtime_dir);
-  Arm(Call::kMkdir, runtime_dir, [&] { SwapInSymlink(runtime_dir, victim_dir); });
+  Arm(Call::kMkdir, runtime_dir,
+      [&] { SwapInSymlink(runtime_dir, victim_dir); });
   const std::string name = UniqueName("swap-rt");
   const absl::Status status = canal::Listener::Create(name).status();
   EXPECT_TRUE(absl::IsPermissionDenied(status)) << status;
@@ -273,8 +273,8 @@ TEST_F(PathSwap, FifoOpenReadKeepsItsWriteEndOnTheSameFifo) {
                     kDeadlineExceeded);
   // A writer of our FIFO (now at the moved path) reaches the channel.
   {
-    Fd writer(open((path + ".moved").c_str(),
-                   O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    Fd writer(
+        open((path + ".moved").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
     ASSERT_TRUE(writer.valid()) << strerror(errno);
     ASSERT_EQ(write(writer.get(), "ours", 4), 4);
   }

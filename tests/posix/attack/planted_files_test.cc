@@ -108,7 +108,8 @@ void ExpectServes(canal::Listener& listener, canal::Channel& client) {
   EXPECT_TRUE(server.Finished(kHangGuard));
 }
 
-class PlantedTest : public ::testing::TestWithParam<std::tuple<Where, PlantKind>> {
+class PlantedTest
+    : public ::testing::TestWithParam<std::tuple<Where, PlantKind>> {
  protected:
   void SetUp() override {
     CANAL_SKIP_UNLESS_ROOT();
@@ -224,13 +225,13 @@ TEST_P(PlantedWithoutListener, ClientsFailFastAndChangeNothing) {
                                         ? absl::StatusCode::kNotFound
                                         : absl::StatusCode::kPermissionDenied;
   const auto unblock = [&] { UnblockFifoReaders(planted); };
-  absl::Status status = Guarded(
-      [&] { return canal::WaitForListener(socket, kShort); }, unblock,
-      "WaitForListener");
+  absl::Status status =
+      Guarded([&] { return canal::WaitForListener(socket, kShort); }, unblock,
+              "WaitForListener");
   EXPECT_EQ(status.code(), expected) << status;
-  status = Guarded(
-      [&] { return canal::Channel::Connect(socket, Quick()).status(); },
-      unblock, "Connect");
+  status =
+      Guarded([&] { return canal::Channel::Connect(socket, Quick()).status(); },
+              unblock, "Connect");
   EXPECT_EQ(status.code(), expected) << status;
   status = Guarded([&] { return canal::Call(socket, "x", kShort).status(); },
                    unblock, "Call");
@@ -238,11 +239,11 @@ TEST_P(PlantedWithoutListener, ClientsFailFastAndChangeNothing) {
   EXPECT_EQ(Snap(planted), before);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Attack, PlantedWithoutListener,
-    ::testing::Combine(::testing::Values(Where::kLock, Where::kMeta),
-                       ::testing::ValuesIn(kAllPlants)),
-    PlantedTestName);
+INSTANTIATE_TEST_SUITE_P(Attack, PlantedWithoutListener,
+                         ::testing::Combine(::testing::Values(Where::kLock,
+                                                              Where::kMeta),
+                                            ::testing::ValuesIn(kAllPlants)),
+                         PlantedTestName);
 
 // --- Replaced while the listener runs ------------------------------------
 // In a directory the attacker may write (not sticky), it can remove the
@@ -280,9 +281,9 @@ TEST_P(ReplacedWhileLive, ClientsAreNotMisledAndNeverHang) {
   } else {
     // Metadata or a slot file that is not the listener's own regular file:
     // refused, within the timeout, for all three calls.
-    absl::Status status = Guarded(
-        [&] { return canal::WaitForListener(socket, kShort); }, unblock,
-        "WaitForListener");
+    absl::Status status =
+        Guarded([&] { return canal::WaitForListener(socket, kShort); }, unblock,
+                "WaitForListener");
     EXPECT_TRUE(absl::IsPermissionDenied(status)) << status;
     status = Guarded(
         [&] { return canal::Channel::Connect(socket, Quick()).status(); },
@@ -299,12 +300,12 @@ TEST_P(ReplacedWhileLive, ClientsAreNotMisledAndNeverHang) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Attack, ReplacedWhileLive,
-    ::testing::Combine(::testing::Values(Where::kLock, Where::kMeta,
-                                         Where::kSlot),
-                       ::testing::ValuesIn(kAllPlants)),
-    PlantedTestName);
+INSTANTIATE_TEST_SUITE_P(Attack, ReplacedWhileLive,
+                         ::testing::Combine(::testing::Values(Where::kLock,
+                                                              Where::kMeta,
+                                                              Where::kSlot),
+                                            ::testing::ValuesIn(kAllPlants)),
+                         PlantedTestName);
 
 // --- The runtime directory of portable names ------------------------------
 

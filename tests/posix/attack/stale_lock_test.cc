@@ -185,8 +185,7 @@ TEST(StaleLock, LocksHeldByAnotherUserAfterACrashDoNotKeepTheName) {
   // the timeout (DeadlineExceeded). Also a client of another user, which
   // cannot open the lock file.
   CANAL_EXPECT_CODE(canal::Channel::Connect(path), kNotFound);
-  CANAL_EXPECT_CODE(canal::WaitForListener(path, absl::Seconds(5)),
-                    kNotFound);
+  CANAL_EXPECT_CODE(canal::WaitForListener(path, absl::Seconds(5)), kNotFound);
   CANAL_EXPECT_CODE(canal::Call(path, "x"), kNotFound);
   const pid_t other_client = ForkAs(kOtherUid, kOtherGid, [&] {
     const absl::Status wait = canal::WaitForListener(path, absl::Seconds(5));

@@ -27,16 +27,11 @@ using canal_test::UniqueName;
 
 // The malformed names every name-taking function must refuse.
 std::vector<std::string> BadNames() {
-  return {"",
-          std::string(201, 'n'),
-          "a/b",
-          std::string("ab\0cd", 5),
-          ".",
-          "..",
-          "sp ace",
-          "caf\xc3\xa9",
-          "@",
-          std::string(5000, 'x')};
+  return {"",       std::string(201, 'n'),
+          "a/b",    std::string("ab\0cd", 5),
+          ".",      "..",
+          "sp ace", "caf\xc3\xa9",
+          "@",      std::string(5000, 'x')};
 }
 
 ::testing::AssertionResult Names(const absl::Status& s, absl::string_view op) {
@@ -46,11 +41,10 @@ std::vector<std::string> BadNames() {
 }
 
 // Runs `fn` on a thread and fails the test if it does not return in time.
-#define CANAL_NO_HANG(body)                                  \
-  do {                                                       \
-    canal_test::Background bg_([&] { body; });               \
-    ASSERT_TRUE(bg_.Finished(canal_test::kHangGuard))        \
-        << "hung: " #body;                                   \
+#define CANAL_NO_HANG(body)                                              \
+  do {                                                                   \
+    canal_test::Background bg_([&] { body; });                           \
+    ASSERT_TRUE(bg_.Finished(canal_test::kHangGuard)) << "hung: " #body; \
   } while (false)
 
 // --- Names --------------------------------------------------------------
@@ -191,8 +185,10 @@ TEST(BadInput, ServerStartBadOptions) {
   const std::string name = UniqueName("bi-server");
   auto echo = [] {
     canal::ServerHandlers h;
-    h.on_request = [](canal::Connection&, absl::string_view r)
-        -> absl::StatusOr<std::string> { return std::string(r); };
+    h.on_request = [](canal::Connection&,
+                      absl::string_view r) -> absl::StatusOr<std::string> {
+      return std::string(r);
+    };
     return h;
   };
   canal::ServerOptions good;
@@ -480,8 +476,8 @@ TEST(BadInput, AdoptPipeEndUnknownEndLeavesTheHandleAlone) {
 // --- Zero and negative timeouts, empty buffers -----------------------------
 
 TEST(BadInput, ZeroAndNegativeTimeoutsPoll) {
-  for (absl::Duration d : {absl::ZeroDuration(), -absl::Seconds(5),
-                           -absl::InfiniteDuration()}) {
+  for (absl::Duration d :
+       {absl::ZeroDuration(), -absl::Seconds(5), -absl::InfiniteDuration()}) {
     SCOPED_TRACE(absl::FormatDuration(d));
     auto pair = canal_test::MakePair(UniqueName("bi-zero"),
                                      canal_test::MessageOptions());
@@ -517,7 +513,8 @@ TEST(BadInput, ZeroAndNegativeTimeoutsPoll) {
     // Connect and WaitForListener with the listener free.
     canal::ConnectOptions o;
     o.timeout = d;
-    CANAL_EXPECT_OK(canal::WaitForListener(std::string(pair->listener.name()), d));
+    CANAL_EXPECT_OK(
+        canal::WaitForListener(std::string(pair->listener.name()), d));
     auto extra = canal::Channel::Connect(pair->listener.name(), o);
     CANAL_EXPECT_OK(extra);
     // A client that is already waiting is accepted by a polling Accept.
@@ -561,9 +558,9 @@ TEST(BadInput, EmptyBuffersAndEmptyData) {
     absl::StatusOr<canal::ReadResult> r;
     CANAL_NO_HANG(r = pair->server.Read(absl::Span<char>(buf, 0),
                                         absl::Milliseconds(50)));
-    EXPECT_TRUE(r.ok() ? r->size == 0
-                       : r.status().code() ==
-                             absl::StatusCode::kDeadlineExceeded)
+    EXPECT_TRUE(r.ok()
+                    ? r->size == 0
+                    : r.status().code() == absl::StatusCode::kDeadlineExceeded)
         << r.status();
     // Peek with a larger buffer than the data.
     CANAL_ASSERT_OK(pair->client.Write("abc", absl::Seconds(1)));

@@ -22,8 +22,7 @@ TEST(PeerGoneBeforeReply, TransactIsUnavailable) {
       MakePair(UniqueName("gone-transact"), MessageOptions());
   CANAL_ASSERT_OK(pair);
   Background server([&] {
-    absl::StatusOr<std::string> request =
-        pair->server.ReadMessage(kHangGuard);
+    absl::StatusOr<std::string> request = pair->server.ReadMessage(kHangGuard);
     EXPECT_TRUE(request.ok()) << request.status();
     if (request.ok()) {
       EXPECT_EQ(*request, "question");
@@ -64,8 +63,7 @@ TEST(PeerGoneBeforeReply, ReplyWrittenBeforeTheCloseIsDelivered) {
       MakePair(UniqueName("gone-replied"), MessageOptions());
   CANAL_ASSERT_OK(pair);
   Background server([&] {
-    absl::StatusOr<std::string> request =
-        pair->server.ReadMessage(kHangGuard);
+    absl::StatusOr<std::string> request = pair->server.ReadMessage(kHangGuard);
     EXPECT_TRUE(request.ok()) << request.status();
     EXPECT_TRUE(pair->server.WriteMessage("answer", kHangGuard).ok());
     pair->server.Close();

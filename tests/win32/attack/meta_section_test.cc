@@ -192,8 +192,7 @@ TEST_P(PlantedSectionTest, ClientsGetNotFoundAtOnce) {
 
 INSTANTIATE_TEST_SUITE_P(
     NoListener, PlantedSectionTest,
-    ::testing::Values(Planted{"default", "garbage"},
-                      Planted{"self", "garbage"},
+    ::testing::Values(Planted{"default", "garbage"}, Planted{"self", "garbage"},
                       Planted{"self", "closed-self"},
                       Planted{"self", "open-self-wrong-time"},
                       Planted{kOtherUser, "open-self"},
@@ -207,8 +206,9 @@ TEST(OwnSectionTest, LiveSectionOfOwnUserMakesClientsWait) {
   const std::string name = UniqueName("own-live");
   std::unique_ptr<Child> planter = Plant(name, {"self", "open-self"});
   ASSERT_NE(planter, nullptr);
-  CANAL_EXPECT_CODE(canal::Channel::Connect(name, Timeout(absl::Milliseconds(200))),
-                    kDeadlineExceeded);
+  CANAL_EXPECT_CODE(
+      canal::Channel::Connect(name, Timeout(absl::Milliseconds(200))),
+      kDeadlineExceeded);
   CANAL_EXPECT_OK(planter->Release());
   ExpectNotFoundAtOnce(name);
 }
@@ -216,8 +216,8 @@ TEST(OwnSectionTest, LiveSectionOfOwnUserMakesClientsWait) {
 // --- What a new listener does with a section it finds -----------------------
 
 TEST(OwnSectionTest, StaleSectionOfOwnUserIsTakenOver) {
-  for (const char* content : {"garbage", "closed-self",
-                              "open-self-wrong-time"}) {
+  for (const char* content :
+       {"garbage", "closed-self", "open-self-wrong-time"}) {
     SCOPED_TRACE(content);
     const std::string name = UniqueName("own-stale");
     std::unique_ptr<Child> planter = Plant(name, {"self", content});
@@ -225,8 +225,8 @@ TEST(OwnSectionTest, StaleSectionOfOwnUserIsTakenOver) {
     ExpectListenerServes(name, 300);
     // It now has the listener's DACL, not the planted one (which let
     // Everyone in).
-    Handle section(OpenFileMappingW(READ_CONTROL, FALSE,
-                                    MetaSectionName(name).c_str()));
+    Handle section(
+        OpenFileMappingW(READ_CONTROL, FALSE, MetaSectionName(name).c_str()));
     ASSERT_TRUE(section.valid()) << GetLastError();
     PSECURITY_DESCRIPTOR descriptor = nullptr;
     ASSERT_EQ(GetSecurityInfo(section.get(), SE_KERNEL_OBJECT,

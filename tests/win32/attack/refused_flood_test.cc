@@ -50,10 +50,11 @@ class Flood {
  private:
   void Run() {
     while (!stop_.load()) {
-      HANDLE pipe = CreateFileW(path_.c_str(), GENERIC_READ | GENERIC_WRITE,
-                                0, nullptr, OPEN_EXISTING, 0, nullptr);
+      HANDLE pipe = CreateFileW(path_.c_str(), GENERIC_READ | GENERIC_WRITE, 0,
+                                nullptr, OPEN_EXISTING, 0, nullptr);
       if (pipe == INVALID_HANDLE_VALUE) {
-        if (GetLastError() == ERROR_PIPE_BUSY) WaitNamedPipeW(path_.c_str(), 20);
+        if (GetLastError() == ERROR_PIPE_BUSY)
+          WaitNamedPipeW(path_.c_str(), 20);
         continue;
       }
       connections_.fetch_add(1);
@@ -82,9 +83,8 @@ TEST(RefusedFloodTest, AcceptStillEndsAtItsDeadline) {
   {
     Flood flood(name, 4);
     flood.WaitFor(8);  // The flood is on before Accept starts.
-    Background accept([&] {
-      accepted = listener->Accept(absl::Milliseconds(300)).status();
-    });
+    Background accept(
+        [&] { accepted = listener->Accept(absl::Milliseconds(300)).status(); });
     EXPECT_TRUE(accept.Finished(kHangGuard))
         << "Accept(300 ms) kept refusing peers past its deadline ("
         << refused.load() << " so far)";
