@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything canal's tests need on Debian bookworm (scripts/test.sh
 # calls this): the native toolchain and libraries, clang for the fuzz leg,
+# clang-format for the format check,
 # CMake for the consumer leg, mingw-w64 and Wine for the Windows leg, and
 # Abseil's Debian source tarball for the builds that compile Abseil.
 # scripts/demo.sh needs much less and installs it itself.
@@ -18,7 +19,8 @@ NATIVE_PKGS=(meson ninja-build pkg-config g++ cmake git python3 dpkg-dev
              nlohmann-json3-dev  # the canal tool: JSON output (header-only)
              nodejs              # tests/tools: Node.js net as a peer
              socat               # tests/tools: socat as a peer
-             clang libclang-rt-14-dev)
+             clang libclang-rt-14-dev
+             clang-format)       # the format leg
 CROSS_PKGS=(mingw-w64 wine64 wine)
 
 want=()

@@ -5,7 +5,7 @@
 # first (scripts/setup.sh). Safe to run twice. Exits non-zero if any leg fails.
 #
 #   scripts/test.sh            # all legs
-#   CANAL_LEGS="native" scripts/test.sh   # a subset: native asan tsan wine consumer fuzz
+#   CANAL_LEGS="native" scripts/test.sh   # a subset: format native asan tsan wine consumer fuzz
 #
 # The consumer leg (native) builds the projects in tests/consumer/ against a
 # fresh clone of this repository: canal as a Meson wrap (the README's
@@ -18,7 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh || { echo "test: set-up failed"; exit 1; }
 
-LEGS="${CANAL_LEGS:-native asan tsan wine consumer fuzz}"
+LEGS="${CANAL_LEGS:-format native asan tsan wine consumer fuzz}"
 JOBS="${CANAL_JOBS:-$(nproc)}"
 export WINEDEBUG="${WINEDEBUG:--all}"
 # A Wine prefix of our own: its wineserver serves only this run, so Wine
@@ -72,6 +72,20 @@ run_consumer_leg() {
   RESULT[consumer]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py build/consumer/results)"
 }
 
+# The format leg: every C++ file as .clang-format says (Google style).
+run_format_leg() {
+  echo
+  echo "=== canal test leg: format ==="
+  local t0=$SECONDS
+  if bash scripts/check_format.sh; then
+    RESULT[format]="ok"
+  else
+    RESULT[format]="FAILED"
+    failed=1
+  fi
+  RESULT[format]+=" ($((SECONDS - t0)) s)"
+}
+
 # The fuzz leg: scripts/fuzz.sh builds the libFuzzer targets with clang and
 # runs each for CANAL_FUZZ_SECONDS (15 s); each target counts as one test.
 run_fuzz_leg() {
@@ -89,6 +103,7 @@ run_fuzz_leg() {
 
 for leg in $LEGS; do
   case "$leg" in
+    format) run_format_leg ;;
     consumer) run_consumer_leg ;;
     fuzz) run_fuzz_leg ;;
     native) run_leg native build/native -Dwerror=true ;;
