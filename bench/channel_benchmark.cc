@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Google Benchmark suite: canal beside a raw Unix socket and beside libuv,
 // each with its own defaults, the two ends of every connection in two
 // processes, measured the same way in the same run. Every benchmark is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Google Benchmark suite for canal::Server, beside an equivalent echo server
 // written with libuv, measured the same way in the same run. Every benchmark
 // is registered twice, as "<Name>/canal/<clients>" and

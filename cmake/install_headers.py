@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Installs Abseil's headers beside canal's (a Meson install script).
 
 When canal builds Abseil from its wrap, the installed canal headers include

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A child process with redirected input and output (Microsoft's "Creating a
 // Child Process with Redirected Input and Output"): the parent writes to the
 // child's stdin through a pipe and reads its stdout through another.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Named pipe client (Microsoft's "Named Pipe Client"): waits for a busy
 // listener, connects, sends a message and reads the reply in pieces with a
 // small buffer, continuing while `more` is set (ERROR_MORE_DATA on Windows).

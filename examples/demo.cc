@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The canal demo: IPC between two real processes. It starts itself again as
 // a message-mode server in a second process, then talks to it: the peer's
 // process id, a reply read in pieces, a transaction, a second client waiting

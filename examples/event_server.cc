@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An event-driven server (Microsoft's "Named Pipe Server Using Overlapped
 // I/O" / "Using Completion Routines"): one canal::Server serves many clients
 // on a single loop thread (IOCP on Windows, epoll or poll() elsewhere).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Multithreaded pipe server (Microsoft's "Multithreaded Pipe Server"): a
 // message-mode listener that hands every client to a thread of its own. Each
 // request gets the reply "answer to <request>".

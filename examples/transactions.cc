@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Transactions on named pipes (Microsoft's "Transactions on Named Pipes"):
 // `Channel::Transact` writes one request and reads one reply on an open
 // channel (TransactNamedPipe); `canal::Call` connects, transacts and closes

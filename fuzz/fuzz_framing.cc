@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes canal's message framing: the one frame decoder
 // (src/internal/framing.h) in memory, without a socket, and (for inputs
 // whose config byte has its top bit set) the POSIX channel that uses it,

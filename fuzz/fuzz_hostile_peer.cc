@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A hostile peer over a real socket against canal::Server. The first input
 // byte picks the server (message or byte mode) and how the rest is cut into
 // pieces; the pieces are written from a raw Unix socket client, which then

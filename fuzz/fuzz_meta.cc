@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the parser of the metadata line a POSIX listener keeps beside its
 // socket (src/posix/meta.h), which every client reads before connecting: the
 // nearest thing canal has to a handshake, and written by the peer. ParseMeta

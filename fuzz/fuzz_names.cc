@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes name parsing and validation: ClassifyName (both platforms' rules),
 // and Listener::Create / Channel::Connect / WaitForListener / Call with
 // arbitrary names in a private runtime dir. Each must return a status and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers shared by canal's libFuzzer targets (POSIX only).
 #ifndef CANAL_FUZZ_FUZZ_UTIL_H_
 #define CANAL_FUZZ_FUZZ_UTIL_H_

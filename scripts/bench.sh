@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds canal with -Dbuildtype=release in build/release and runs both
 # Google Benchmark suites (bench/: canal beside a raw Unix socket and libuv,
 # canal::Server beside a libuv echo server), each with its defaults, twice in

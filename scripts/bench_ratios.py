@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Prints canal's ratios to its baselines from Google Benchmark JSON output
 of bench/canal_benchmark (baselines "raw" and "libuv") and
 bench/server_benchmark (baseline "libuv"), one table per placement, against

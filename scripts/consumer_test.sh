@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds and runs the consumer projects in tests/consumer/ against a fresh
 # clone of this repository (its committed HEAD, so uncommitted changes are
 # not in it):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds and runs the canal demo (examples/demo.cc: two processes talking
 # over a canal pipe) and builds the `canal` tool, on Debian bookworm.
 # Installs only what that needs: a compiler, Meson, Ninja, pkg-config,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds canal's libFuzzer targets (fuzz/) with clang, AddressSanitizer and
 # UndefinedBehaviorSanitizer in build/fuzz, and runs each for a bounded time
 # from its committed seed corpus (fuzz/corpus/<target>/). Fails on any crash,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Reruns, once, Wine tests that hung at process exit after passing.
 
 Under Wine a test process very occasionally hangs in ExitProcess after

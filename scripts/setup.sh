@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs everything canal's tests need on Debian bookworm (scripts/test.sh
 # calls this): the native toolchain and libraries, clang for the fuzz leg,
 # clang-format for the format check,

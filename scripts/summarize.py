@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Counts test results from Meson's testlog.json files.
 
 Each Meson test is a GoogleTest executable; this also adds up the test cases

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every canal test: the native suite (g++), the native suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the Win32 backend
 # cross-compiled with mingw-w64 and run under Wine. Installs what it needs

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The platform-independent half of canal::Channel: argument, mode and
 // direction checks, so that both backends reject the same misuse with the
 // same status.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The platform-independent half of canal::Fifo (canal/fifo.h): argument
 // checks and the Channels; the backend does the rest (src/posix/fifo.cc,
 // src/win32/fifo.cc). Where there are no FIFOs (Windows) every call is

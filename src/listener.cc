@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The platform-independent half of canal::Listener: option checks shared by
 // both backends.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "src/internal/names.h"
 
 #include "absl/strings/match.h"

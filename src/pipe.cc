@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The platform-independent half of canal::CreatePipe and canal::AdoptPipeEnd
 // (canal/pipe.h): argument checks and the Channels; the backend makes the
 // pipe (src/posix/pipe.cc, src/win32/pipe.cc).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The platform-independent half of canal::Subprocess: argument checks, the
 // object itself, and Run. Starting, waiting and killing are the backend's
 // (src/internal/backend.h).

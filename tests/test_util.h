@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small helpers shared by canal's test suites. Only the public API, absl and
 // the standard library appear here, so the conformance suite built on top of
 // it compiles unchanged for Windows.

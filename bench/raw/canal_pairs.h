@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal's side of the comparison that `canal bench` and bench/ make:
 // canal::Channel pairs behind the same StreamEnd interface as the raw
 // primitives (raw.h).

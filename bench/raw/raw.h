@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The raw system primitives that `canal bench` (tools/canal/) and the Google
 // Benchmark suite (bench/) measure canal against: a connected Unix stream
 // socket pair on POSIX, a pair of raw overlapped named-pipe handles on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The raw POSIX primitives: a Unix stream socket pair and a raw Unix-socket
 // request/reply server.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The raw Windows primitives: a pair of overlapped named-pipe handles and a
 // raw named-pipe request/reply server used with CallNamedPipe.
 

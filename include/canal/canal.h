@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal: one portable Channel/Listener API over Win32 named pipes on Windows
 // and Unix domain sockets elsewhere, with Windows named-pipe semantics
 // (message mode, instances and busy waits, transactions, peek, peer identity)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Channel: one connected end of a pipe.
 //
 //   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect("my-service");

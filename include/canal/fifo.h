@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Fifo: POSIX named one-way pipes (mkfifo), for interoperating with
 // shell tools and programs that write to or read from a path.
 //

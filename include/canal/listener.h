@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Listener: the server end of a named pipe.
 //
 //   canal::ListenerOptions options;

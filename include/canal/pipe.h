@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::CreatePipe: an anonymous one-way pipe, as two connected channels.
 //
 //   absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Server: an event-driven server for many clients on a few threads.
 //
 //   canal::ServerOptions options;

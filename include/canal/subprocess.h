@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Subprocess: start a program with redirected standard I/O.
 //
 //   canal::SubprocessOptions options;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal: local inter-process communication with Windows named-pipe semantics
 // on every OS.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The contract between the shared front end (src/channel.cc,
 // src/listener.cc, src/pipe.cc, src/fifo.cc, src/subprocess.cc,
 // src/server/) and a platform backend (src/posix/, src/win32/).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Building a Windows command line from an argv vector. Windows passes a
 // program one string; the program (through CommandLineToArgvW or the
 // Microsoft C runtime) splits it by these rules:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A point in time derived from an absl::Duration timeout, so that a call
 // that waits several times (connect, then read) keeps one overall budget.
 

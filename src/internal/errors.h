@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Building canal's error statuses. Every message names the operation, the
 // pipe name and, where there is one, the native error, e.g.
 //   canal: Connect "svc": no listener has this name (ENOENT: No such file...)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The message framing used where the platform has no message pipes (POSIX),
 // and the one incremental decoder of it.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pipe names: validation of portable names and recognition of native ones.
 // The mapping of a portable name to a path or `\\.\pipe\` name is the
 // backend's (src/posix/names.cc, src/win32/names.cc).

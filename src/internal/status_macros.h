@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small RETURN_IF_ERROR / ASSIGN_OR_RETURN helpers: Abseil 20220623 does not
 // ship absl/status/status_macros.h.
 

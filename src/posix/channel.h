@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The POSIX ChannelImpl: one connected AF_UNIX SOCK_STREAM socket.
 //
 // Byte mode is the plain stream, with no handshake and no framing, so any

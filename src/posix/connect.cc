@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Client side of the POSIX backend: Connect (also for Call) and
 // WaitForListener.
 //

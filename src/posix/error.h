@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The POSIX backend's one translation of errno values into canal statuses,
 // like libuv's error table: every backend file builds its errors here so
 // that the same errno always yields the same absl::StatusCode and a message

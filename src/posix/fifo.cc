@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Fifo for POSIX (src/fifo.cc checks the arguments): mkfifo, and
 // non-blocking opens so that no call hangs in open(2) without a peer.
 //

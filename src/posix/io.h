@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small portable POSIX helpers shared by the backend: an owning descriptor,
 // socket creation with close-on-exec / non-blocking / no-SIGPIPE set on
 // every system, and poll(2) against a Deadline.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The POSIX listener: a listening AF_UNIX stream socket plus the metadata
 // lock and slot files of src/posix/meta.h.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The files a POSIX listener keeps beside its socket, so that clients learn
 // its mode, direction and limits without any handshake on the socket (which
 // keeps byte mode a plain Unix stream socket):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where POSIX canal sockets live: the mapping of a pipe name to a socket path
 // and the checks on the runtime directory. Exposed for the POSIX-only tests.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CreatePipe and AdoptPipeEnd for POSIX, and PosixPipeChannel (see
 // pipe.h).
 

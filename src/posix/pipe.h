@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The POSIX ChannelImpl for one end of a pipe or FIFO (byte mode, one way),
 // used by CreatePipe, Subprocess and Fifo.
 //

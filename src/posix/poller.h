@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Readiness notification for the POSIX server loop (server_loop.cc): epoll
 // on Linux (poller_epoll.cc), poll(2) everywhere (poller_poll.cc). Both are
 // level-triggered: an event repeats until the condition is handled. Only the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Linux epoll Poller, level-triggered: EPOLLIN while the loop reads,
 // EPOLLOUT only while a connection's outbound queue is not empty.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The portable poll(2) Poller: a pollfd array rebuilt in place (swap-remove)
 // and an fd -> slot index.
 

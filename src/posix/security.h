@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Who is at the other end of a Unix socket, and the POSIX access rules built
 // on it: the listener's per-peer policy check (who may connect) and the
 // client's check of the server (anti-squatting: nobody else can pose as it).

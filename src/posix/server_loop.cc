@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The POSIX server loop: readiness-based non-blocking I/O on the accepted
 // Unix sockets, with epoll (Linux) or poll(2) underneath (see poller.h),
 // chosen when the loop is made: epoll on Linux unless CANAL_SERVER_LOOP=poll

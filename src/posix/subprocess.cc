@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Subprocess for POSIX: posix_spawn with file actions (no fork in a
 // threaded process; glibc's posix_spawn uses CLONE_VFORK and reports exec
 // failures), waiting with a pidfd where Linux has one.

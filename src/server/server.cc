@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Server: the listener, the accept thread, the loop threads and the
 // parts of a connection that do not depend on the event loop. See
 // server_internal.h for the structure.

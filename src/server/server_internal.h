@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The parts of canal::Server shared by its event loops.
 //
 //  - ServerCore (server.cc): the listener, the accept thread, the loops, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A connected Win32 named-pipe end (client or listener side).
 
 #ifndef CANAL_SRC_WIN32_CHANNEL_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Client side of the Win32 backend: Connect (also for Call) and
 // WaitForListener over real named pipes.
 

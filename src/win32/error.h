@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Translation of Win32 error codes to absl::Status for the Win32 backend,
 // in the spirit of libuv's src/win/error.c. The same situation yields the
 // same absl::StatusCode as the POSIX backend (see the error table in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Fifo on Windows: there are no FIFOs; every call says so, whatever
 // its arguments (src/fifo.cc checks them only where kBackendHasFifos).
 

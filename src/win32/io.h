@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Handles and overlapped I/O for the Win32 backend: every ReadFile,
 // WriteFile, ConnectNamedPipe and TransactNamedPipe is issued overlapped
 // and completed with FinishIo, which honours a Deadline and a close event.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The listener end of a Win32 named pipe: a pool of instances with
 // ConnectNamedPipe outstanding, kept topped up by a small internal thread so
 // that clients connect whether or not anyone is blocked in Accept.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A listener's limits and liveness, published for its clients.
 //
 // Windows tells a client the pipe type (GetNamedPipeInfo) but not canal's

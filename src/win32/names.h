@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pipe names and text conversion for the Win32 backend. The API takes UTF-8;
 // Windows' wide-character calls take UTF-16.
 

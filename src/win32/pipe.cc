@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CreatePipe and AdoptPipeEnd for Windows (see pipe.h).
 
 #include "src/win32/pipe.h"

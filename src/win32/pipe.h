@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A connected pair of ends of a uniquely named, single-instance byte pipe:
 // Windows' anonymous pipes (CreatePipe) cannot do overlapped I/O, so canal
 // makes its "anonymous" pipes the way libuv and CPython do.

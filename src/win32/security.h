@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Access control and identity for the Win32 backend (secure by default:
 // only the listener's own user gets in unless its access policy says
 // otherwise): the security descriptors of pipe instances and of the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Windows server loop: one I/O completion port per loop thread, with
 // every accepted pipe HANDLE (opened FILE_FLAG_OVERLAPPED by the listener,
 // message read mode on message pipes) associated with it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Subprocess for Windows: CreateProcessW with STARTUPINFOEXW and
 // PROC_THREAD_ATTRIBUTE_HANDLE_LIST, so that exactly the child's standard
 // handles and the extra handle are inherited. They are inheritable

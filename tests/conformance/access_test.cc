@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 5: PipeAccess, seen from the listener. On an inbound pipe clients write
 // and the listener reads; on an outbound pipe the reverse. The forbidden
 // direction fails with FailedPrecondition on both sides.

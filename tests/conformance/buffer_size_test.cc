@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 14: ListenerOptions::buffer_size. 0, the default, is the system's buffer
 // size, never a zero quota; a small explicit size still carries data of any
 // size (the writer waits for the reader instead).

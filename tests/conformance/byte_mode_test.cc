@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 1: byte mode is a stream. Read blocks until at least one byte and
 // returns at most buffer.size() bytes with more == false; Write writes all of
 // its data; write boundaries are not kept.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 10: Close() from another thread wakes a blocked Read, Write or Accept
 // with Cancelled; a channel may be read on one thread while written on
 // another; operations after Close fail with Cancelled; moved-from and

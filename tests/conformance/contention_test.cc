@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 9, continued: a call that has to wait for another thread's call on the
 // same channel (or listener) still honours its own timeout. One thread may
 // read while another writes; a second reader (or writer, or a Transact,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 12: the error table, identical on both backends, and error messages
 // that name the operation and the pipe.
 

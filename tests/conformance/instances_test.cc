@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 6: instances. With max_instances = N and N channels connected, the next
 // Connect waits up to its timeout and then fails with DeadlineExceeded; when
 // one closes, a waiting Connect succeeds. Clients connect without anyone

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 13: Listener::Close. Clients that connected but were never accepted lose
 // their connection (they read end of stream, their writes fail); channels
 // already accepted keep working, but the name is released at once: a new

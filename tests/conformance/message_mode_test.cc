@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 2: message mode keeps boundaries, delivers empty messages, continues a
 // message read in parts (more == true), carries messages up to
 // max_message_size and refuses larger ones before sending; the message calls

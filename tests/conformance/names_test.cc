@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 11: names. Portable names are 1..200 characters from [A-Za-z0-9._-],
 // not "." or ".."; anything else that is not a native name is
 // InvalidArgument. A live listener's name cannot be taken (AlreadyExists);

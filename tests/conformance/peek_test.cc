@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 4: Peek copies without consuming and reports `size` copied,
 // `available` bytes queued in total and `message_remaining` unread bytes of
 // the current message (0 in byte mode). It never blocks.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 8: when the peer is gone, the reader first gets every byte already
 // sent and then OutOfRange; a writer gets Unavailable. Writing to a closed
 // peer never kills the process (no SIGPIPE).

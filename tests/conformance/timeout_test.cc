@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 9: every blocking call honours its timeout with DeadlineExceeded; a
 // timed-out Read consumes nothing, and a message is never delivered torn.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 3: Transact writes one request message and reads one reply message;
 // Call is Connect + Transact + close.
 

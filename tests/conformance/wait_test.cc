@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Row 7: WaitForListener, like WaitNamedPipe. OK as soon as the name can be
 // connected to, NotFound at once when no listener has the name,
 // DeadlineExceeded when every instance stays busy past the timeout.

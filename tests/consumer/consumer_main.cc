@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A consumer of canal: a message-mode listener and one Call, through the
 // installed headers only. Built by tests/consumer/wrap (canal as a Meson
 // subproject) and tests/consumer/pkgconfig (the installed canal.pc).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Fifo on POSIX.
 
 #include <fcntl.h>

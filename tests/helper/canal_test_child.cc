@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal_test_child: the child process of canal's process tests. The first
 // argument selects what it does:
 //   echo                 copy stdin to stdout until end of file

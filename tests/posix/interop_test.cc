@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Byte mode is a plain Unix stream socket: a plain socket()/connect() client
 // talks to a canal listener, and a canal Channel talks to a plain
 // bind()/listen()/accept() server, both ways. Message mode uses the framing

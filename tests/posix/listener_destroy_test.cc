@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Destroying a Listener while other threads are blocked in its Accept: the
 // destructor closes the listener, each blocked Accept returns Cancelled, and
 // nothing is freed before the last one has left (the sanitizer legs report

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Portable names are case-insensitive on POSIX too, as Windows pipe names
 // are: "Svc" and "svc" are one listener (the socket file is named in lower
 // case), while name() still returns what the caller gave. Native socket

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Native names on POSIX: an absolute path is used unchanged, its directory
 // is the caller's choice and is not checked.
 

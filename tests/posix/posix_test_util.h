@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the POSIX-only tests: a fresh runtime dir per test (through
 // $CANAL_RUNTIME_DIR) and plain Unix-socket peers.
 

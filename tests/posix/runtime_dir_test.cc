@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The POSIX runtime dir: portable names live in $CANAL_RUNTIME_DIR, else
 // $XDG_RUNTIME_DIR/canal, else /tmp/canal-<uid>; the dir is created with
 // mode 0700 and must be a real directory owned by us without group/other

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Stale socket reclaim: a socket file left behind by a listener that is gone
 // (a crash, or a bare bind()) does not block Listener::Create; a live
 // listener in another process does (AlreadyExists).

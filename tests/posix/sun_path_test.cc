@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sun_path limit: a socket path that does not fit into sockaddr_un is
 // InvalidArgument, for native and portable names alike, and is never
 // silently truncated.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Windows command-line quoting (src/internal/command_line.h), tested on
 // every platform against fixed cases and against a splitter written from
 // the documented CommandLineToArgvW / Microsoft C runtime rules.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Fifo is POSIX-only: on Windows every call is Unimplemented with a
 // message that points to the alternatives.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CreatePipe: round trips, direction, timeouts, Close cancellation on each
 // end, peer close. Runs on both backends.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the process tests: where the child program is, and the
 // pattern it writes.
 

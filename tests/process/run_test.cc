@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // canal::Run: stdin fed and stdout/stderr collected concurrently, so a child
 // writing megabytes to both never deadlocks; timeouts kill the child.
 

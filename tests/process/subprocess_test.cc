@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Subprocess: exit codes, Kill, redirection modes, EOF on stdin, argv round
 // trips, environment, working directory, the extra channel, and no leaked
 // descriptors/handles. Runs on both backends with tests/helper's child.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Linux abstract-namespace names ("@name"): refused unless both sides opt
 // in; with the opt-in they work (byte mode), and since they have no file
 // permissions the listener's peer check is what keeps other users out.

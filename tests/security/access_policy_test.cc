@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Access policies on POSIX: the modes of the socket, its lock, metadata and
 // slot files and the runtime dir for each policy (whatever the umask),
 // invalid policies, and the runtime-dir refusals not already covered by

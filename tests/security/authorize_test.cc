@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The authorisation callback: it sees each peer's identity before Accept
 // returns it, a refused peer is disconnected, and the listener keeps
 // serving the others.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Access across users: child processes that drop from root to another uid
 // are refused by a default listener and admitted by one for every local
 // user, and clients refuse servers run by an unexpected uid (anti-

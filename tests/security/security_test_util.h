@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the POSIX security tests: child processes that drop to
 // another uid (the suite runs as root in CI; tests that need it skip
 // otherwise), pipes to synchronise with them, and a private directory for

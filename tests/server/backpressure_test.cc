@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A client that stops reading: its outbound queue stays bounded, the server
 // stops reading from it (its writes then stall), Send reports
 // ResourceExhausted, and other clients keep being served. When it reads

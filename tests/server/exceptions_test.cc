@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Exceptions thrown by handlers never leave the server's threads (which
 // would end the process): each one closes only the connection it was
 // handling, with Internal (ResourceExhausted for std::bad_alloc) in

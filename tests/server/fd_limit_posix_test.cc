@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // POSIX only: a server in a process with few descriptors (RLIMIT_NOFILE of
 // 64 in a forked child) and more idle clients than that. With the default
 // max_connections the server stays below the limit (it never runs into

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // POSIX only: clients that send their request and then shut down their
 // sending side (shutdown(SHUT_WR), as socat, `nc -N` and many scripts do)
 // and read the reply until the end of the stream. The server must deliver

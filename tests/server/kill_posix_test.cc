@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // POSIX only: a client process killed in the middle of a message. Its
 // connection ends with an error status (DataLoss: the stream ended inside a
 // frame), and so do clients that send malformed or oversized frames, while

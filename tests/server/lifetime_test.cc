@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Connection handles that outlive their Server. server.h allows every
 // Connection method from any thread, also after the server is gone: Send
 // then fails with FailedPrecondition, Close does nothing, and id(), Peer(),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ServerOptions::max_connections and idle_timeout. At the cap the server
 // stops accepting and new clients wait until a connection ends; clients
 // that hold a connection without moving a byte are closed after the idle

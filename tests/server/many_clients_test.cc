@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // 1,000 concurrent clients (200 under Wine), each doing 100 request/reply
 // round trips with sequence numbers, served by one loop thread.
 

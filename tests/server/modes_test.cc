@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Message and byte mode through the server loop: whole messages (empty to
 // 16 MiB), pipelined requests, large byte streams written in parts, and the
 // handler contract (peer info, Send/Close errors, on_request errors).

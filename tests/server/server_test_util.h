@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the canal::Server tests (tests/server/). Public API only, so
 // the same tests run on the epoll, poll() and IOCP loops.
 

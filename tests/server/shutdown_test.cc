@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shutdown while clients are mid-request: completed replies are delivered
 // (also a large one still queued when Shutdown starts), the rest end with
 // Cancelled, and nothing hangs.

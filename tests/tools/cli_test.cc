@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the `canal` command-line tool, run in-process through the cli
 // library (tools/canal/cli.h) so that they run unchanged on both backends:
 // help, version, usage errors and exit codes, serve (relay, echo, access

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the in-process tests of the `canal` tool: captured standard
 // streams, scripted standard input, and a `canal serve` running on a
 // thread. Public API and the tool's library only, so that every test runs

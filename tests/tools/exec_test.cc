@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal serve --exec`, in-process on both backends, with
 // tests/helper/canal_test_child as the program: the relay both ways, end of
 // stream each way, the environment, message formats, the bound on children,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The text formats of the `canal` tool, on both backends: message formats
 // (lines, hex, frames) against hostile input, the traffic dump, --exec's
 // word splitting, the lock-file line that `list` reads, and list's output.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal list`, in-process. POSIX: live listeners in a directory against
 // planted files (stale locks, symlinks, FIFOs, hostile names, a listener
 // still starting). Windows: the pipes of \\.\pipe\, or under Wine (which

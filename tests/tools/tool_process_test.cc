@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The built `canal` binary (canal.exe under Wine) as separate processes, on
 // both backends: version and help, exit codes, serve + call, serve --exec +
 // connect, the stdin/stdout relay, list and bench. The binary is found

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Drives the real `canal` binary as separate processes (POSIX build), for
 # what the C++ tests (tool_process_test.cc, both backends) cannot do:
 # signals, servers and clients of other users (setpriv), and programs nobody

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The frame decoder (src/internal/framing.h) on its own, fed in memory: whole
 // and partial messages from inputs cut anywhere, the errors, and the memory
 // rule (memory follows the bytes that arrived, never the announced length).

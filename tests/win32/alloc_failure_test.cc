@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // No exception leaves the Win32 backend when memory runs out: every
 // allocation that fails inside Listener::Create (the listener's thread
 // included), Connect, Accept and ReadMessage becomes a status

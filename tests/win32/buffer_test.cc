@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ListenerOptions::buffer_size = 0 (the default) and PipeOptions::buffer_size
 // = 0 mean a 64 KiB quota on Windows: a write that fits does not wait for
 // the reader. (A zero quota, which Windows would pass on as such, makes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Transact and Call when the peer goes away before replying, and Call's
 // check of the request size: Win32 specifics of semantics row 3.
 

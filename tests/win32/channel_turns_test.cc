@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A call that waits behind another thread's call on the same channel (two
 // readers, two writers, two transactions) still honours its own timeout:
 // DeadlineExceeded, the wait for the other call included, and nothing of it

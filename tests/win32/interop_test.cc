@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Interoperability of canal's Win32 backend with plain Win32 named-pipe
 // code: raw clients against a canal listener, a canal Channel against raw
 // servers, busy instances, one-way pipes and cancellation.

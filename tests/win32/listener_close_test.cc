@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What closing (or destroying) a listener does on Windows while the
 // channels it accepted live on: the pipe, and so the name, stays until
 // their instances are gone, so clients must learn from the listener's

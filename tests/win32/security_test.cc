@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Secure by default on Windows: the DACL of every pipe instance and of the
 // metadata section, peer identity, the client's check of the server,
 // impersonation, the authorisation callback and the validation of custom

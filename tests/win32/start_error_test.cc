@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Subprocess::Start's failures on Windows come from the backend's one Win32
 // error table (src/win32/error.cc): the most specific code, and the native
 // error by name in the message.

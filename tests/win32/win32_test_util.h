@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the Win32-only interop tests: raw Win32 pipe code that talks
 // to canal, so that canal is checked against what any Windows program does.
 

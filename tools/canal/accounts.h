@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Users and groups named on the command line, turned into canal's security
 // options: `--expect-user` (connect, call), `--allow-group` and
 // `--allow-local-users` (serve), and the owner column of `list`.

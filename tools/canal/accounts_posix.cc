@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // POSIX users and groups: getpwnam_r / getgrnam_r and friends.
 
 #include <grp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Windows accounts: SIDs from account names (LookupAccountNameW) and the
 // current user's SID from the process token.
 

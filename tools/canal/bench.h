@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal bench`: measures canal against the raw system primitive (see
 // bench/raw/raw.h) in the same run, the same way: throughput with clients
 // streaming writes of one size, and round-trip latency with clients doing

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal bench [--mode byte|message] [--size BYTES] [--clients N]
 // [--duration DURATION] [--json]`.
 

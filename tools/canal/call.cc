@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal call NAME REQUEST|- [--hex|--frames] [--timeout DURATION]
 // [--expect-user USER]`.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The `canal` command-line tool as a library, so that its command parsing and
 // every command can be tested in-process on both backends. `main.cc` only
 // wires the process's standard streams and signals to `Run`.

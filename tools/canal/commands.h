@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The commands of `canal`, one file each (serve.cc, connect.cc, call.cc,
 // wait.cc, list.cc, bench_command.cc). Each takes its parsed flags
 // (flags.h), prints its errors as one line on io.err and returns the exit

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal connect NAME ...`: standard input to the pipe, the pipe to
 // standard output, both at once.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The process's standard streams as `canal`'s main() hands them to commands
 // (canal_cli::Io): raw binary input, and what standard output can display.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Windows standard streams and the console.
 
 #include <fcntl.h>

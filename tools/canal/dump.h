@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `--dump text|hex`: the traffic of `serve` and `connect` on stderr, like
 // socat -v / -x. Each chunk read from or written to the pipe is one record:
 // a header line, then the bytes. For instance, `connect --dump text`

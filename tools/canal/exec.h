@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `serve --exec`: one child process per client, the connection as its
 // standard input and output. End of stream travels both ways: the client
 // finishing closes the child's stdin; the child closing its stdout closes

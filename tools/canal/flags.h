@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The command line of `canal`, parsed with CLI11 into one struct per
 // command, and the help texts. Nothing here touches a pipe.
 //

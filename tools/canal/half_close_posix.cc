@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // POSIX half-close of a channel: its socket's sending direction.
 
 #include <sys/socket.h>

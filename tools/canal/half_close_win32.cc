@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Windows named pipes cannot be half-closed (see relay.h).
 
 #include "tools/canal/relay.h"

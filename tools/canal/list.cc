@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal list [DIR] [--json]`: printing what list_posix.cc / list_win32.cc
 // found.
 

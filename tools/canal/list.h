@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal list`: finding the live listeners (list_posix.cc, list_win32.cc)
 // and printing them (list.cc).
 

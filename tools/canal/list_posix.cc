@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // POSIX: the live listeners of a directory, from the files they keep
 // beside their sockets (src/posix/meta.h).
 //

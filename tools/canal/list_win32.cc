@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Windows: every pipe in \\.\pipe\, from the named-pipe file system's
 // directory (NtQueryDirectoryFile with FileDirectoryInformation, which is
 // what FindFirstFile uses underneath; it also reports each pipe's instance

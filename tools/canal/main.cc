@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal`: the command-line tool. Everything but the process wiring lives in
 // the canal_cli library (see cli.h).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "tools/canal/message_format.h"
 
 #include <algorithm>

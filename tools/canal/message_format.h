@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How messages travel over a byte stream (standard input and output, or a
 // child's pipes) when the pipe is in message mode:
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How commands print: errors as one line on stderr with the exit code that
 // goes with them, and data written whole from several threads.
 

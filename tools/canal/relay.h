@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Moving data between a canal channel and a local byte stream (standard
 // input and output, or a child's pipes), both directions, as `connect`,
 // `serve` and `serve --exec` do. In message mode each message is carried on

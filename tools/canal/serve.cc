@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal serve NAME ...`: a listener whose clients are relayed to standard
 // input and output (one at a time), echoed, or handed to a child process
 // each (--exec).

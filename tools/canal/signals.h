@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Turns the process's stop requests into StopSource::Stop(): SIGINT, SIGTERM
 // and SIGHUP on POSIX; Ctrl-C, Ctrl-Break and closing the console window on
 // Windows. Only main() installs it; tests call StopSource::Stop() directly.

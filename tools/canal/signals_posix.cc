@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // POSIX stop requests: SIGINT, SIGTERM and SIGHUP through a self-pipe.
 
 #include <fcntl.h>

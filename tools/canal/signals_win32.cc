@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Windows stop requests: console control events.
 
 #include <windows.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How a running command (`serve`, `connect`, `bench`) is asked to stop: from
 // a signal watcher or console control handler (signals.h), or from a test.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `canal wait NAME [--timeout DURATION] [--poll]`.
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the POSIX attack suite: the attacker (a child that drops to
 // uid 65534, see security_test_util.h) plants files of every kind, snapshots
 // prove that nothing which is not canal's own was changed, and a guard turns

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Floods of refused peers: the attacker (uid 65534) connects again and again
 // to a listener that refuses it, by its access policy or by `authorize`.
 // Listener::Accept(timeout) must still return DeadlineExceeded once its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The child of tests/posix/attack/inherit_test.cc: told which descriptors
 // the parent had just created (as "<fd>:<st_dev>:<st_ino>"), it reports
 // every one of them that it inherited across exec. Exit status 0: none, 1:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Attack: a program that forks and execs children from other threads while
 // it uses canal (any program that runs a helper tool, a shell command or a
 // Subprocess) must never hand one of canal's descriptors to such a child:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Memory attacks on the POSIX message channel: peers announce large
 // (allowed: the default 64 MiB max_message_size) messages and send only a
 // few bytes, many of them at once, through ReadMessage, Read, Peek and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Resource exhaustion where canal starts threads: with the address space
 // limited (setrlimit(RLIMIT_AS)) so that no thread stack can be mapped,
 // std::thread throws std::system_error. Run, which starts a writer thread,

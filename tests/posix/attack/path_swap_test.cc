@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Paths swapped between create and use: in a directory another user can
 // write, the path canal just created (a FIFO, the runtime directory, the
 // socket) or just opened (a FIFO's read end) may name something else a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Planted files: the attacker (uid 65534) puts a symlink, a FIFO, a
 // directory, a regular file of its own or a socket at each path canal uses
 // (the socket, the lock file, the metadata file and its temporary, the slot

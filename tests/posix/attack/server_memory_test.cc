@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Attack: clients that make a canal::Server run out of memory. Each test
 // runs the server in a forked child under an address-space limit
 // (RLIMIT_AS) a little above what it already uses, so an allocation the

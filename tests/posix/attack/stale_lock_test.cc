@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Locks held by another user: the attacker (uid 65534) opens every file
 // beside an all-users listener's socket that it can open and takes or waits
 // for a lock on each (flock, and a read lock of the kind canal uses for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bad input from the API user: every public function given bad arguments
 // (empty, oversized or malformed names, invalid options, default-constructed,
 // moved-from or closed objects, zero and negative timeouts, empty buffers)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Peers that die: a client killed (SIGKILL / TerminateProcess) in the middle
 // of writing a large message, and a listener process killed and replaced.
 // Both run on both backends with tests/helper/canal_test_child

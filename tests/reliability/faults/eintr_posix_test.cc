@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EINTR storms (POSIX): a thread sends SIGUSR1, whose handler is installed
 // without SA_RESTART, every ~100 us to the thread blocked in Read, Accept,
 // Connect (waiting for a free instance) or Write. Timeouts still hold (never

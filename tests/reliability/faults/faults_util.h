@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the fault and load tests (tests/reliability/faults/): the child
 // program, the process's descriptor / handle count, and a bounded wait.
 

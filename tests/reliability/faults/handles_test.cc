@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // 10,000 connect / transact / close cycles, sequentially and from 8 threads,
 // against a canal::Server: the process's open descriptor (Linux) or handle
 // (Windows) count afterwards is within 2 of the count before. Under Wine

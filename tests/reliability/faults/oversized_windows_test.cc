@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Windows: a raw client (plain CreateFileW / WriteFile, not bound by canal's
 // client-side limit) writes a 2 MiB message to a listener whose
 // max_message_size is 1 MiB. ReadMessage refuses it with ResourceExhausted

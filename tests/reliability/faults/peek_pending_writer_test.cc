@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Peek while a writer is blocked part-way through a message larger than the
 // pipe's buffers. Message mode, both backends: as PeekNamedPipe does
 // (Wine's dlls/kernel32/tests/pipe.c, test_blocking_rw), `available` and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A peer that reads the request and closes without replying: Transact and
 // Call fail with Unavailable ("the peer closed the pipe before replying") on
 // both backends, as TransactNamedPipe does on Windows, not OutOfRange (which

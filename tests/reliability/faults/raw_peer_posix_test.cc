@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hostile peers on POSIX, speaking raw bytes over a Unix socket to a
 // message-mode listener: malformed frames and random byte streams fail that
 // channel (DataLoss, or the connection is closed) while the listener keeps

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Soak: 64 clients x 1,000 messages (under Wine 16 x 250, see
 // handles_test.cc for why; the full size passes there in about 20 s) through a
 // canal::Server, each client pipelining: a writer thread sends every request

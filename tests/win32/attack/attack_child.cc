@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // win32_attack_child: the second process of the Win32 attack tests. It plays
 // the attacker (or the innocent bystander) who holds or plants canal's
 // kernel objects, and keeps them until its standard input reaches end of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "win32/attack/attack_util.h"
 
 #include <cstdlib>

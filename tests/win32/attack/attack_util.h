@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers of the Win32 attack tests: a second process (win32_attack_child,
 // or canal_test_child) that holds or plants kernel objects while a test
 // runs.

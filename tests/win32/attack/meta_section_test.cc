@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Attacks on the section in which a listener publishes its limits and
 // liveness (`Local\canal-pipe-meta-<hash>`, src/win32/meta.h). Every user of
 // the session may open it for reading, and anyone may create a section of

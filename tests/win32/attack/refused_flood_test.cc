@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A flood of peers that the authorisation callback refuses: Accept must
 // still end at its deadline (DeadlineExceeded), however many refused peers
 // keep arriving, and the listener must keep serving once the flood ends.
