@@ -36,6 +36,10 @@ constexpr size_t kPendingTarget = 4;
 constexpr size_t kMaxBacklog = 250;
 // nDefaultTimeOut: what WaitNamedPipe(NMPWAIT_USE_DEFAULT_WAIT) waits.
 constexpr DWORD kDefaultWaitMs = 50;
+// How long an Accept whose deadline has passed waits for a client that has
+// already connected to be handed over by the listener thread (one round of
+// it, or the completion of the client's ConnectNamedPipe under Wine).
+constexpr int kConnectedWaitMs = 250;
 // How soon the listener thread retries a failed CreateNamedPipeW (or an
 // allocation that failed).
 constexpr DWORD kRetryMs = 10;
@@ -175,10 +179,6 @@ class ListenerState final : public InstanceOwner,
   int live_ ABSL_GUARDED_BY(mu_) = 0;
   // Threads inside Accept.
   int accepting_ ABSL_GUARDED_BY(mu_) = 0;
-  // Rounds of the listener thread that looked at pending_ (Poll): Accept
-  // waits for the next one when a client has connected to an instance the
-  // thread has not moved to ready_ yet.
-  uint64_t polls_ ABSL_GUARDED_BY(mu_) = 0;
   // See src/win32/meta.h. Kept until the state is gone, that is until the
   // last accepted channel is, so that clients who find only those
   // channels' instances learn that the listener is closed.
@@ -347,6 +347,15 @@ bool ListenerState::AnyPendingConnected() const {
     if (WaitForSingleObject(instance->event.get(), 0) == WAIT_OBJECT_0) {
       return true;
     }
+    // The client's CreateFile can return before the server's
+    // ConnectNamedPipe completes (Wine signals the completion later); the
+    // instance already answers PeekNamedPipe then, where a listening one
+    // fails.
+    DWORD available = 0;
+    if (PeekNamedPipe(instance->pipe.get(), nullptr, 0, nullptr, &available,
+                      nullptr)) {
+      return true;
+    }
   }
   return false;
 }
@@ -417,7 +426,6 @@ DWORD ListenerState::RunOnce(std::vector<HANDLE>* handles, DWORD timeout) {
   absl::MutexLock lock(&mu_);
   if (closed_) return timeout;
   Poll();
-  ++polls_;
   return Replenish() ? INFINITE : kRetryMs;
 }
 
@@ -455,16 +463,16 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
         // A client connected just now (or before a zero timeout began) and
         // the listener thread has yet to move its instance to ready_. It is
         // already there for the caller, so wait for that round instead of
-        // timing out. The thread is awake (the instance's event is set); it
-        // cannot hand the instance to us itself, since it waits on the event
-        // handle without the lock. Bounded in case the thread is starved.
-        const uint64_t seen = polls_;
-        auto moved = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return closed_ || !ready_.empty() || polls_ != seen;
+        // timing out. The thread wakes when the instance's event is set; this
+        // call cannot take the instance itself, since the thread waits on
+        // that event handle without the lock. Bounded in case the thread is
+        // starved or the client has already left again.
+        auto moved = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return closed_ || !ready_.empty();
         };
         SetEvent(wake_event_.get());
         mu_.AwaitWithTimeout(absl::Condition(&moved),
-                             absl::Milliseconds(kDefaultWaitMs));
+                             absl::Milliseconds(kConnectedWaitMs));
       }
       if (closed_) {
         return MakeError(absl::StatusCode::kCancelled, "Accept", name_,
