@@ -5,7 +5,6 @@
 
 #include "canal/subprocess.h"
 #include "gtest/gtest.h"
-#include "process_test_util.h"
 #include "test_util.h"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "win32/attack/attack_util.h"
+#include "win32/attack/second_process.h"
 
 #include <cstdlib>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "win32/win32_test_util.h"
+#include "win32/raw_win32.h"
 
 #include <sddl.h>
 
