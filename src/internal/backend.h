@@ -38,7 +38,9 @@
 // limits (meta.cc), access control and peer identity (security.cc),
 // descriptors or handles and waiting on them (io.cc). Backend-only files:
 // POSIX poller.h, poller_epoll.cc and poller_poll.cc (the server loop's
-// readiness).
+// readiness), op_guard.cc (the close/cancel guard and the reader and writer
+// roles of the socket and pipe channels) and byte_queue.cc (the socket
+// channel's receive buffer).
 
 #ifndef CANAL_SRC_INTERNAL_BACKEND_H_
 #define CANAL_SRC_INTERNAL_BACKEND_H_

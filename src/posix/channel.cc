@@ -29,11 +29,6 @@ namespace internal {
 namespace posix {
 namespace {
 
-// How much one recv() asks for when filling the receive buffer.
-constexpr size_t kRecvChunk = 64 * 1024;
-// A receive buffer this large is freed once it runs empty, so one huge
-// message does not pin memory for the rest of the connection.
-constexpr size_t kKeepCapacity = 1024 * 1024;
 // A frame up to this size (header included) is copied into one buffer and
 // sent with send(2): sendmsg(2) costs noticeably more per call than send
 // for small messages (measured on Linux 6.x: about 0.75x the message rate
@@ -65,184 +60,34 @@ size_t CopyFromParts(std::initializer_list<absl::string_view> parts,
 
 }  // namespace
 
-// --- ByteQueue -------------------------------------------------------------
-
-void ByteQueue::Consume(size_t n) {
-  begin_ += n;
-  if (begin_ == end_) {
-    begin_ = end_ = 0;
-    if (cap_ > kKeepCapacity) {
-      buf_.reset();
-      cap_ = 0;
-    }
-  }
-}
-
-char* ByteQueue::PrepareWrite(size_t n) {
-  if (cap_ - end_ >= n) return buf_.get() + end_;
-  const size_t used = size();
-  if (cap_ - used >= n && used <= cap_ / 2) {
-    // Enough room if the data moves to the front; cheap when little is left.
-    std::memmove(buf_.get(), buf_.get() + begin_, used);
-  } else {
-    // Doubling, so that a frame straddling the end of the buffer does not
-    // reallocate it every time. Callers ask for at most
-    // max(kRecvChunk, size()) at a time, so the buffer grows with what is
-    // queued (bytes that arrived), never with a length a peer announced.
-    const size_t new_cap = std::max({2 * cap_, used + n, kRecvChunk});
-    std::unique_ptr<char[]> fresh(new (std::nothrow) char[new_cap]);
-    if (!fresh) return nullptr;
-    if (used > 0) std::memcpy(fresh.get(), buf_.get() + begin_, used);
-    buf_ = std::move(fresh);
-    cap_ = new_cap;
-  }
-  begin_ = 0;
-  end_ = used;
-  return buf_.get() + end_;
-}
-
-// --- In-flight tracking ----------------------------------------------------
-//
-// op_state_ packs the closed flag, the two roles and the number of
-// operations using the descriptor, so that taking and releasing a role is
-// one compare-and-swap / fetch_sub without a lock (these run twice per Read
-// or Write). Only a thread that finds its role taken sleeps, on roles_cv_
-// under state_mu_:
-//  - it registers in role_waiters_ and then re-reads op_state_ (both
-//    seq_cst) before sleeping; a releaser changes op_state_ and then reads
-//    role_waiters_ (both seq_cst), so either the waiter sees the role free
-//    or the releaser sees the waiter, and then notifies under state_mu_,
-//    which the waiter holds until it is inside wait();
-//  - the role hand-over orders the reader's (writer's) unlocked state
-//    (likely_buffered_, write_broken_, sbuf_): the release RMW in EndOp is
-//    read by the acquiring CAS of the next holder.
-// The descriptor is closed exactly once, by whoever brings the count to zero
-// with the closed flag set; Close() holds a count itself while it calls
-// shutdown(), so the number is never touched after it was closed.
-
-// Registers an operation that uses the descriptor, so that Close() leaves
-// closing it to the last operation out, and takes the reader and/or writer
-// role, waiting for them no longer than the operation's deadline. On
-// failure status() says why (Cancelled or DeadlineExceeded) and fd() is -1.
-class PosixChannel::OpGuard {
- public:
-  OpGuard(PosixChannel* ch, absl::string_view op, int roles,
-          const Deadline& deadline)
-      : ch_(ch), roles_(roles) {
-    const uint32_t role_bits = RoleBits(roles);
-    uint32_t s = ch->op_state_.load(std::memory_order_acquire);
-    while (true) {
-      if ((s & kClosedBit) || ch->fd_ < 0) {
-        status_ = ch->Cancelled(op);
-        return;
-      }
-      if ((s & role_bits) == 0) {
-        if (ch->op_state_.compare_exchange_weak(s, (s | role_bits) + kOneOp,
-                                                std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-          fd_ = ch->fd_;
-          return;
-        }
-        continue;  // `s` was reloaded.
-      }
-      // Held by another thread: sleep until it is released or we close.
-      std::unique_lock<std::mutex> lock(ch->state_mu_);
-      ch->role_waiters_.fetch_add(1, std::memory_order_seq_cst);
-      auto free = [ch, role_bits, &s] {
-        s = ch->op_state_.load(std::memory_order_seq_cst);
-        return (s & kClosedBit) || (s & role_bits) == 0;
-      };
-      bool ready = true;
-      if (deadline.infinite()) {
-        ch->roles_cv_.wait(lock, free);
-      } else {
-        ready = ch->roles_cv_.wait_until(
-            lock, absl::ToChronoTime(deadline.when()), free);
-      }
-      ch->role_waiters_.fetch_sub(1, std::memory_order_seq_cst);
-      if (!ready) {
-        status_ = ch->TimedOut(op,
-                               "waiting for another thread's operation "
-                               "on this channel to finish");
-        return;
-      }
-      // Loop: take the role with a CAS (another thread may be faster).
-    }
-  }
-  // For Peek and Peer: no role, never waits.
-  OpGuard(PosixChannel* ch, absl::string_view op)
-      : OpGuard(ch, op, kNoRole, Deadline(absl::ZeroDuration())) {}
-  ~OpGuard() {
-    if (fd_ >= 0) ch_->EndOp(roles_);
-  }
-  OpGuard(const OpGuard&) = delete;
-  OpGuard& operator=(const OpGuard&) = delete;
-  int fd() const { return fd_; }
-  const absl::Status& status() const { return status_; }
-
- private:
-  PosixChannel* ch_;
-  int roles_;
-  int fd_ = -1;
-  absl::Status status_;
-};
-
-void PosixChannel::EndOp(int roles) {
-  const uint32_t role_bits = RoleBits(roles);
-  // The role bits are set (we hold them), so subtracting clears them.
-  const uint32_t after =
-      op_state_.fetch_sub(role_bits + kOneOp, std::memory_order_seq_cst) -
-      (role_bits + kOneOp);
-  if (role_bits != 0 && role_waiters_.load(std::memory_order_seq_cst) > 0) {
-    { std::lock_guard<std::mutex> lock(state_mu_); }
-    roles_cv_.notify_all();
-  }
-  if ((after & kClosedBit) && (after >> kOpsShift) == 0) CloseFd(fd_);
-}
-
 PosixChannel::PosixChannel(UniqueFd fd, UniqueFd slot, Params params)
     : name_(std::move(params.name)),
       mode_(params.mode),
       can_read_(params.can_read),
       can_write_(params.can_write),
       max_message_size_(params.max_message_size),
-      fd_(fd.Release()),
+      ops_(fd.Release(), name_),
       slot_(std::move(slot)),
       decoder_(params.max_message_size) {
   // Blocking, so that a read or write with an infinite timeout is a single
   // syscall; every call that must not block passes MSG_DONTWAIT. A failure
   // only costs speed: every path also copes with EAGAIN.
-  if (fd_ >= 0) SetNonBlocking(fd_, false);
+  OpGuard guard(&ops_, "Open");
+  if (guard.ok()) SetNonBlocking(guard.fd(), false);
 }
 
 PosixChannel::~PosixChannel() { Close(); }
 
 void PosixChannel::Close() {
-  // Sets the closed flag and counts ourselves as an operation, so that the
-  // descriptor stays open while we shut it down.
-  uint32_t s = op_state_.load(std::memory_order_acquire);
-  do {
-    if (s & kClosedBit) return;
-  } while (!op_state_.compare_exchange_weak(s, (s | kClosedBit) + kOneOp,
-                                            std::memory_order_acq_rel,
-                                            std::memory_order_acquire));
-  if (fd_ >= 0) {
+  const bool first = ops_.Close([](int fd) {
     // Wakes every thread polling or blocked in recv/send on this socket
     // (they then see the closed flag and return Cancelled) and tells the
     // peer we are gone. Data already written is still delivered before the
     // peer's end of stream.
-    ::shutdown(fd_, SHUT_RDWR);
-  }
-  UniqueFd slot;
-  {
-    std::lock_guard<std::mutex> lock(state_mu_);
-    slot = std::move(slot_);
-  }
-  roles_cv_.notify_all();  // Role waiters return Cancelled.
-  const uint32_t after =
-      op_state_.fetch_sub(kOneOp, std::memory_order_acq_rel) - kOneOp;
-  if ((after >> kOpsShift) == 0 && fd_ >= 0) CloseFd(fd_);
-  // `slot` closes here, which releases the instance for the next client.
+    ::shutdown(fd, SHUT_RDWR);
+  });
+  // Closing the slot releases the instance for the next client.
+  if (first) ReleaseSlot();
 }
 
 absl::Status PosixChannel::SendFailure(absl::string_view op, int err) {
@@ -258,29 +103,18 @@ absl::Status PosixChannel::SendFailure(absl::string_view op, int err) {
 
 NativeHandle PosixChannel::native_handle() const {
   // An operation of its own, so the descriptor cannot be closed meanwhile.
-  OpGuard guard(const_cast<PosixChannel*>(this), "native_handle");
+  OpGuard guard(&ops_, "native_handle");
   if (guard.fd() < 0) return -1;
   // The descriptor stays in blocking mode: whoever needs non-blocking calls
   // on it (canal::Server's event loop) passes MSG_DONTWAIT. Our own calls
   // also cope with a descriptor someone made non-blocking (EAGAIN -> poll).
-  return fd_;
+  return guard.fd();
 }
 
 void PosixChannel::ReleaseSlot() {
   UniqueFd slot;
-  std::lock_guard<std::mutex> lock(state_mu_);
+  std::lock_guard<std::mutex> lock(slot_mu_);
   slot = std::move(slot_);
-}
-
-absl::Status PosixChannel::Cancelled(absl::string_view op) const {
-  return MakeError(absl::StatusCode::kCancelled, op, name_,
-                   "the channel was closed");
-}
-
-absl::Status PosixChannel::TimedOut(absl::string_view op,
-                                    absl::string_view what) const {
-  return MakeError(absl::StatusCode::kDeadlineExceeded, op, name_,
-                   absl::StrCat("timed out ", what));
 }
 
 absl::Status PosixChannel::WaitFor(absl::string_view op, int fd, short events,
@@ -416,7 +250,7 @@ absl::Status PosixChannel::MessageTooBigForMemory(absl::string_view op) const {
 absl::StatusOr<ReadResult> PosixChannel::Read(absl::Span<char> buffer,
                                               absl::Duration timeout) {
   const Deadline deadline(timeout);
-  OpGuard guard(this, "Read", kReader, deadline);
+  OpGuard guard(&ops_, "Read", OpState::kReader, deadline);
   if (!guard.status().ok()) return guard.status();
   if (mode_ == PipeMode::kByte) {
     return ReadBytes("Read", guard.fd(), buffer, deadline);
@@ -533,7 +367,7 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
 
 absl::StatusOr<std::string> PosixChannel::ReadMessage(absl::Duration timeout) {
   const Deadline deadline(timeout);
-  OpGuard guard(this, "ReadMessage", kReader, deadline);
+  OpGuard guard(&ops_, "ReadMessage", OpState::kReader, deadline);
   if (!guard.status().ok()) return guard.status();
   return ReadWholeMessage("ReadMessage", guard.fd(), deadline);
 }
@@ -601,7 +435,7 @@ absl::StatusOr<std::string> PosixChannel::ReadWholeMessage(
 absl::Status PosixChannel::Write(absl::string_view op, absl::string_view data,
                                  absl::Duration timeout) {
   const Deadline deadline(timeout);
-  OpGuard guard(this, op, kWriter, deadline);
+  OpGuard guard(&ops_, op, OpState::kWriter, deadline);
   if (!guard.status().ok()) return guard.status();
   if (mode_ == PipeMode::kByte)
     return SendBytes(op, guard.fd(), data, deadline);
@@ -614,30 +448,19 @@ absl::Status PosixChannel::SendBytes(absl::string_view op, int fd,
   // Infinite deadline: one blocking send writes everything (Close()'s
   // shutdown makes it fail with EPIPE). Otherwise try, then poll.
   const int flags = kSendFlags | (deadline.infinite() ? 0 : MSG_DONTWAIT);
-  size_t sent = 0;
-  bool poll_first = false;
-  while (sent < data.size()) {
-    if (poll_first) {
-      absl::Status waited =
-          WaitFor(op, fd, POLLOUT, deadline,
-                  absl::StrCat("waiting for the peer to read, after writing ",
-                               sent, " of ", data.size(), " bytes"));
-      if (!waited.ok()) return waited;
-    }
-    if (closed()) return Cancelled(op);
-    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, flags);
-    if (n >= 0) {
-      sent += static_cast<size_t>(n);
-      poll_first = false;
-      continue;
-    }
-    const int err = errno;
-    if (err == EINTR) continue;
-    absl::Status failed = SendFailure(op, err);
-    if (!failed.ok()) return failed;
-    poll_first = true;
-  }
-  return absl::OkStatus();
+  return WriteAll(
+      data.size(),
+      [&](size_t sent) {
+        return ::send(fd, data.data() + sent, data.size() - sent, flags);
+      },
+      [&](size_t sent) {
+        return WaitFor(
+            op, fd, POLLOUT, deadline,
+            absl::StrCat("waiting for the peer to read, after writing ", sent,
+                         " of ", data.size(), " bytes"));
+      },
+      [&](int err) { return SendFailure(op, err); },
+      [&] { return closed() ? Cancelled(op) : absl::OkStatus(); });
 }
 
 absl::Status PosixChannel::SendFrame(absl::string_view op, int fd,
@@ -661,68 +484,55 @@ absl::Status PosixChannel::SendFrame(absl::string_view op, int fd,
       std::memcpy(sbuf_.get() + kFrameHeaderSize, data.data(), data.size());
     }
   }
-  size_t sent = 0;
-  bool poll_first = false;
-  while (sent < total) {
-    if (poll_first) {
-      absl::Status waited =
-          WaitFor(op, fd, POLLOUT, deadline, "waiting for the peer to read");
-      if (absl::IsDeadlineExceeded(waited) && sent > 0) {
-        // Part of the frame is out. Stopping here would leave the reader
-        // waiting for the rest forever, and continuing later would tear the
-        // message; ending the stream makes the reader see DataLoss instead.
-        ::shutdown(fd, SHUT_WR);
-        write_broken_ = true;
-        return MakeError(
-            absl::StatusCode::kDeadlineExceeded, op, name_,
-            absl::StrCat("timed out after sending ", sent, " of ", total,
-                         " bytes of a message; the write side was shut down "
-                         "so that the reader sees DataLoss rather than a "
-                         "torn message"));
-      }
-      if (!waited.ok()) return waited;
-    }
-    if (closed()) return Cancelled(op);
-    ssize_t n;
+  auto attempt = [&](size_t sent) -> ssize_t {
     if (coalesced) {
-      n = ::send(fd, sbuf_.get() + sent, total - sent, flags);
-    } else {
-      // Header and payload go out in one sendmsg.
-      iovec iov[2];
-      int iovcnt = 0;
-      if (sent < kFrameHeaderSize) {
-        iov[iovcnt].iov_base = header + sent;
-        iov[iovcnt].iov_len = kFrameHeaderSize - sent;
-        ++iovcnt;
-        if (!data.empty()) {
-          iov[iovcnt].iov_base = const_cast<char*>(data.data());
-          iov[iovcnt].iov_len = data.size();
-          ++iovcnt;
-        }
-      } else {
-        const size_t off = sent - kFrameHeaderSize;
-        iov[iovcnt].iov_base = const_cast<char*>(data.data() + off);
-        iov[iovcnt].iov_len = data.size() - off;
+      return ::send(fd, sbuf_.get() + sent, total - sent, flags);
+    }
+    // Header and payload go out in one sendmsg.
+    iovec iov[2];
+    int iovcnt = 0;
+    if (sent < kFrameHeaderSize) {
+      iov[iovcnt].iov_base = header + sent;
+      iov[iovcnt].iov_len = kFrameHeaderSize - sent;
+      ++iovcnt;
+      if (!data.empty()) {
+        iov[iovcnt].iov_base = const_cast<char*>(data.data());
+        iov[iovcnt].iov_len = data.size();
         ++iovcnt;
       }
-      msghdr msg;
-      std::memset(&msg, 0, sizeof(msg));
-      msg.msg_iov = iov;
-      msg.msg_iovlen = iovcnt;
-      n = ::sendmsg(fd, &msg, flags);
+    } else {
+      const size_t off = sent - kFrameHeaderSize;
+      iov[iovcnt].iov_base = const_cast<char*>(data.data() + off);
+      iov[iovcnt].iov_len = data.size() - off;
+      ++iovcnt;
     }
-    if (n >= 0) {
-      sent += static_cast<size_t>(n);
-      poll_first = false;
-      continue;
+    msghdr msg;
+    std::memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = iovcnt;
+    return ::sendmsg(fd, &msg, flags);
+  };
+  auto wait = [&](size_t sent) {
+    absl::Status waited =
+        WaitFor(op, fd, POLLOUT, deadline, "waiting for the peer to read");
+    if (absl::IsDeadlineExceeded(waited) && sent > 0) {
+      // Part of the frame is out. Stopping here would leave the reader
+      // waiting for the rest forever, and continuing later would tear the
+      // message; ending the stream makes the reader see DataLoss instead.
+      ::shutdown(fd, SHUT_WR);
+      write_broken_ = true;
+      return MakeError(
+          absl::StatusCode::kDeadlineExceeded, op, name_,
+          absl::StrCat("timed out after sending ", sent, " of ", total,
+                       " bytes of a message; the write side was shut down "
+                       "so that the reader sees DataLoss rather than a "
+                       "torn message"));
     }
-    const int err = errno;
-    if (err == EINTR) continue;
-    absl::Status failed = SendFailure(op, err);
-    if (!failed.ok()) return failed;
-    poll_first = true;
-  }
-  return absl::OkStatus();
+    return waited;
+  };
+  return WriteAll(
+      total, attempt, wait, [&](int err) { return SendFailure(op, err); },
+      [&] { return closed() ? Cancelled(op) : absl::OkStatus(); });
 }
 
 // --- Transact, Peek, Peer --------------------------------------------------
@@ -735,7 +545,7 @@ absl::StatusOr<std::string> PosixChannel::Transact(absl::string_view op,
 
 absl::StatusOr<std::string> PosixChannel::TransactWithin(
     absl::string_view op, absl::string_view request, const Deadline& deadline) {
-  OpGuard guard(this, op, kReader | kWriter, deadline);
+  OpGuard guard(&ops_, op, OpState::kReader | OpState::kWriter, deadline);
   if (!guard.status().ok()) return guard.status();
   {
     std::lock_guard<std::mutex> lock(buf_mu_);
@@ -770,7 +580,7 @@ absl::StatusOr<std::string> PosixChannel::TransactWithin(
 
 absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
   const absl::string_view op = "Peek";
-  OpGuard guard(this, op);
+  OpGuard guard(&ops_, op);
   if (!guard.status().ok()) return guard.status();
   const int fd = guard.fd();
   std::lock_guard<std::mutex> lock(buf_mu_);
@@ -852,7 +662,7 @@ absl::StatusOr<PeekResult> PosixChannel::Peek(absl::Span<char> buffer) {
 
 absl::StatusOr<PeerInfo> PosixChannel::Peer() {
   const absl::string_view op = "Peer";
-  OpGuard guard(this, op);
+  OpGuard guard(&ops_, op);
   if (!guard.status().ok()) return guard.status();
   // The credentials recorded at connect() (the client) or listen() (the
   // listener), on either side of the socket; still valid after the peer

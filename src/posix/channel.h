@@ -33,8 +33,8 @@
 // announced, and after a timeout only what arrived is kept.
 //
 // Threads: one reader and one writer may run at once (the "reader" and
-// "writer" roles, taken with one compare-and-swap on op_state_; a second
-// reader sleeps on roles_cv_ at most its own timeout); Peek takes no role, only
+// "writer" roles of op_guard.h, taken with one compare-and-swap; a second
+// reader sleeps at most its own timeout); Peek takes no role, only
 // buf_mu_ briefly, never blocks, and never takes bytes off the socket (it
 // uses MSG_PEEK), so it cannot leave a reader asleep in poll() or recv().
 // The receive state (rbuf_, the decoder, eof_) is changed
@@ -75,32 +75,13 @@
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/framing.h"
+#include "src/posix/byte_queue.h"
 #include "src/posix/io.h"
+#include "src/posix/op_guard.h"
 
 namespace canal {
 namespace internal {
 namespace posix {
-
-// A growable FIFO of bytes with cheap consumption from the front.
-class ByteQueue {
- public:
-  size_t size() const { return end_ - begin_; }
-  bool empty() const { return begin_ == end_; }
-  const char* data() const { return buf_.get() + begin_; }
-  // Drops `n` bytes from the front.
-  void Consume(size_t n);
-  // Room for at least `n` more bytes at the back; returns where they go, or
-  // nullptr if memory ran out (nothing changed).
-  char* PrepareWrite(size_t n);
-  size_t writable() const { return cap_ - end_; }
-  void Commit(size_t n) { end_ += n; }
-
- private:
-  std::unique_ptr<char[]> buf_;
-  size_t cap_ = 0;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-};
 
 class PosixChannel final : public ChannelImpl {
  public:
@@ -139,24 +120,13 @@ class PosixChannel final : public ChannelImpl {
   NativeHandle native_handle() const override;
 
  private:
-  class OpGuard;
-  enum Role { kNoRole = 0, kReader = 1, kWriter = 2 };
-  // op_state_ layout (see channel.cc, "In-flight tracking").
-  static constexpr uint32_t kClosedBit = 1;
-  static constexpr uint32_t kReadingBit = 2;
-  static constexpr uint32_t kWritingBit = 4;
-  static constexpr int kOpsShift = 3;
-  static constexpr uint32_t kOneOp = 1u << kOpsShift;
-  static constexpr uint32_t RoleBits(int roles) {
-    return ((roles & kReader) ? kReadingBit : 0) |
-           ((roles & kWriter) ? kWritingBit : 0);
+  bool closed() const { return ops_.closed(); }
+  absl::Status Cancelled(absl::string_view op) const {
+    return ops_.Cancelled(op);
   }
-
-  bool closed() const {
-    return (op_state_.load(std::memory_order_acquire) & kClosedBit) != 0;
+  absl::Status TimedOut(absl::string_view op, absl::string_view what) const {
+    return ops_.TimedOut(op, what);
   }
-  absl::Status Cancelled(absl::string_view op) const;
-  absl::Status TimedOut(absl::string_view op, absl::string_view what) const;
   // The peer finished: release the instance slot early (the connection can
   // never carry data again, so the instance is as good as free).
   void ReleaseSlot();
@@ -164,7 +134,6 @@ class PosixChannel final : public ChannelImpl {
   // Close(), Unavailable once the peer is gone (releasing the instance
   // slot), another error status, or OK for "would block" (wait, retry).
   absl::Status SendFailure(absl::string_view op, int err);
-  void EndOp(int roles);
 
   // Waits for `events` on `fd`; OK when ready, DeadlineExceeded/Cancelled/
   // the poll error otherwise. Called with no lock held.
@@ -219,23 +188,19 @@ class PosixChannel final : public ChannelImpl {
   const bool can_write_;
   const size_t max_message_size_;
 
-  // Lock order: buf_mu_, then state_mu_. std::mutex rather than
+  // Lock order: buf_mu_, then slot_mu_. std::mutex rather than
   // absl::Mutex: buf_mu_ is taken once or twice per Read, and an absl::Mutex
   // built without NDEBUG (as Debian ships it) runs deadlock detection on
   // every Lock, which cost more than the syscall itself. Members below say
   // which mutex guards them (the annotations need a capability-annotated
   // mutex type).
   std::mutex buf_mu_;
-  // Guards slot_ and the sleeping side of role waits.
-  mutable std::mutex state_mu_;
-  // Signalled when a role is released (and someone waits) or on Close().
-  std::condition_variable roles_cv_;
-  std::atomic<int> role_waiters_{0};
+  // Guards slot_.
+  std::mutex slot_mu_;
 
-  // The descriptor; closed once op_state_ is closed with no operation left.
-  const int fd_;
-  // kClosedBit | kReadingBit | kWritingBit | operations << kOpsShift.
-  std::atomic<uint32_t> op_state_{0};
+  // The descriptor, the roles and Close() (op_guard.h). Mutable: taking no
+  // role (native_handle) still counts as an operation.
+  mutable OpState ops_;
   UniqueFd slot_;
 
   // Receive side, guarded by buf_mu_ (and changed only by the reader role).

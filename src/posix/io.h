@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Small portable POSIX helpers shared by the backend: an owning descriptor,
 // socket creation with close-on-exec / non-blocking / no-SIGPIPE set on
-// every system, and poll(2) against a Deadline.
+// every system, poll(2) against a Deadline, and the channels' write loop.
 //
 // Sockets are created non-blocking (connect and accept need that to detect a
 // full backlog / a vanished client without waiting); a PosixChannel then
@@ -15,9 +15,12 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <string>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "src/internal/deadline.h"
 
@@ -97,6 +100,39 @@ int PollUntil(pollfd* fds, nfds_t count, const Deadline& deadline);
 
 // Sleeps for `d`, but never past `deadline`.
 void SleepWithin(absl::Duration d, const Deadline& deadline);
+
+// The write loop of the POSIX channels (sockets and pipes): writes `total`
+// bytes, `attempt(done)` making one send/write call for the bytes from
+// offset `done` on and returning what it returned (errno set on -1).
+// Before each attempt `cancelled()` says whether to stop (OK: go on). EINTR
+// retries at once; "would block" waits with `wait(done)` (OK: try again,
+// else the status to return) before the next attempt; any other errno `err`
+// returns `failed(err)`.
+template <typename Attempt, typename Wait, typename Failed, typename Cancelled>
+absl::Status WriteAll(size_t total, Attempt&& attempt, Wait&& wait,
+                      Failed&& failed, Cancelled&& cancelled) {
+  size_t done = 0;
+  bool wait_first = false;
+  while (done < total) {
+    if (wait_first) {
+      absl::Status waited = wait(done);
+      if (!waited.ok()) return waited;
+    }
+    absl::Status stop = cancelled();
+    if (!stop.ok()) return stop;
+    const ssize_t n = attempt(done);
+    if (n >= 0) {
+      done += static_cast<size_t>(n);
+      wait_first = false;
+      continue;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err != EAGAIN && err != EWOULDBLOCK) return failed(err);
+    wait_first = true;
+  }
+  return absl::OkStatus();
+}
 
 // stat(2) identity of a file, used to check that a path still names the
 // file we created before removing it.

@@ -101,37 +101,6 @@ bool MakeWake(int* read_fd, int* write_fd) {
 
 }  // namespace
 
-// Marks an operation in flight so that Close() does not close the
-// descriptor under it.
-class PosixPipeChannel::Op {
- public:
-  explicit Op(PosixPipeChannel* channel) : channel_(channel) {
-    absl::MutexLock lock(&channel_->mu_);
-    if (channel_->closed_) return;
-    ++channel_->in_flight_;
-    fd_ = channel_->fd_;
-  }
-  ~Op() {
-    if (fd_ < 0) return;
-    int to_close = -1;
-    {
-      absl::MutexLock lock(&channel_->mu_);
-      if (--channel_->in_flight_ == 0 && channel_->closed_) {
-        to_close = std::exchange(channel_->fd_, -1);
-      }
-    }
-    if (to_close >= 0) CloseFd(to_close);
-  }
-  Op(const Op&) = delete;
-  Op& operator=(const Op&) = delete;
-  bool ok() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
-
- private:
-  PosixPipeChannel* channel_;
-  int fd_ = -1;
-};
-
 absl::StatusOr<std::unique_ptr<PosixPipeChannel>> PosixPipeChannel::Create(
     UniqueFd fd, bool read_end, std::string name, UniqueFd keep_writer) {
   const int fd_flags = ::fcntl(fd.get(), F_GETFD);
@@ -169,22 +138,13 @@ PosixPipeChannel::PosixPipeChannel(UniqueFd fd, bool read_end, std::string name,
       read_end_(read_end),
       wake_read_(wake_read),
       wake_write_(wake_write),
-      fd_(fd.Release()),
+      ops_(fd.Release(), name_),
       keep_writer_(std::move(keep_writer)) {}
 
 PosixPipeChannel::~PosixPipeChannel() {
-  Close();
-  {
-    absl::MutexLock lock(&mu_);
-    if (fd_ >= 0) CloseFd(std::exchange(fd_, -1));
-  }
+  Close();  // Closes the pipe descriptor: no operation is left.
   CloseFd(wake_read_);
   if (wake_write_ != wake_read_) CloseFd(wake_write_);
-}
-
-absl::Status PosixPipeChannel::Cancelled(absl::string_view op) const {
-  return MakeError(absl::StatusCode::kCancelled, op, name_,
-                   "the channel was closed");
 }
 
 void PosixPipeChannel::Kick() {
@@ -218,39 +178,31 @@ absl::Status PosixPipeChannel::WaitFor(absl::string_view op, int fd,
     return MakeError(absl::StatusCode::kDeadlineExceeded, op, name_,
                      "timed out");
   }
-  if ((fds[1].revents & POLLIN) != 0 && !closed_flag_.load()) DrainWake();
+  if ((fds[1].revents & POLLIN) != 0 && !ops_.closed()) DrainWake();
   return absl::OkStatus();
 }
 
 void PosixPipeChannel::Close() {
-  int to_close = -1;
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    closed_ = true;
-    closed_flag_.store(true);
-    Kick();  // Sticky: never drained once closed.
-    if (in_flight_ == 0) to_close = std::exchange(fd_, -1);
-  }
-  if (to_close >= 0) CloseFd(to_close);
+  // shutdown(2) does not work on pipes: wake the pollers through the wake
+  // descriptor instead (sticky: never drained once closed).
+  if (!ops_.Close([this](int) { Kick(); })) return;
   absl::MutexLock lock(&buf_mu_);
   keep_writer_.Reset();
 }
 
 NativeHandle PosixPipeChannel::native_handle() const {
-  absl::MutexLock lock(&mu_);
-  return closed_ ? -1 : fd_;
+  OpGuard op(&ops_, "native_handle");
+  return op.fd();
 }
 
 absl::StatusOr<ReadResult> PosixPipeChannel::Read(absl::Span<char> buffer,
                                                   absl::Duration timeout) {
-  absl::MutexLock io_lock(&io_mu_);
   const Deadline deadline(timeout);
-  Op op(this);
-  if (!op.ok()) return Cancelled("Read");
+  OpGuard op(&ops_, "Read", OpState::kReader, deadline);
+  if (!op.ok()) return op.status();
   if (buffer.empty()) return ReadResult();
   while (true) {
-    if (closed_flag_.load()) return Cancelled("Read");
+    if (ops_.closed()) return Cancelled("Read");
     {
       absl::MutexLock lock(&buf_mu_);
       ReadResult result;
@@ -288,31 +240,23 @@ absl::StatusOr<ReadResult> PosixPipeChannel::Read(absl::Span<char> buffer,
 absl::Status PosixPipeChannel::Write(absl::string_view op_name,
                                      absl::string_view data,
                                      absl::Duration timeout) {
-  absl::MutexLock io_lock(&io_mu_);
   const Deadline deadline(timeout);
-  Op op(this);
-  if (!op.ok()) return Cancelled(op_name);
-  size_t done = 0;
-  while (done < data.size()) {
-    if (closed_flag_.load()) return Cancelled(op_name);
-    const ssize_t n =
-        WriteNoSigPipe(op.fd(), data.data() + done, data.size() - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EPIPE) {
-      return ErrnoError(absl::StatusCode::kUnavailable, op_name, name_,
-                        "the reading end is closed", EPIPE);
-    }
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return ErrnoError(op_name, name_, "write failed", errno);
-    }
-    absl::Status waited = WaitFor(op_name, op.fd(), POLLOUT, deadline);
-    if (!waited.ok()) return waited;
-  }
-  return absl::OkStatus();
+  OpGuard op(&ops_, op_name, OpState::kWriter, deadline);
+  if (!op.ok()) return op.status();
+  return WriteAll(
+      data.size(),
+      [&](size_t done) {
+        return WriteNoSigPipe(op.fd(), data.data() + done, data.size() - done);
+      },
+      [&](size_t) { return WaitFor(op_name, op.fd(), POLLOUT, deadline); },
+      [&](int err) {
+        if (err == EPIPE) {
+          return ErrnoError(absl::StatusCode::kUnavailable, op_name, name_,
+                            "the reading end is closed", EPIPE);
+        }
+        return ErrnoError(op_name, name_, "write failed", err);
+      },
+      [&] { return ops_.closed() ? Cancelled(op_name) : absl::OkStatus(); });
 }
 
 absl::StatusOr<std::string> PosixPipeChannel::ReadMessage(absl::Duration) {
@@ -328,8 +272,8 @@ absl::StatusOr<std::string> PosixPipeChannel::Transact(absl::string_view,
 }
 
 absl::StatusOr<PeekResult> PosixPipeChannel::Peek(absl::Span<char> buffer) {
-  Op op(this);
-  if (!op.ok()) return Cancelled("Peek");
+  OpGuard op(&ops_, "Peek");
+  if (!op.ok()) return op.status();
   absl::MutexLock lock(&buf_mu_);
   int queued = 0;
   if (::ioctl(op.fd(), FIONREAD, &queued) < 0) queued = 0;
@@ -367,8 +311,8 @@ absl::StatusOr<PeekResult> PosixPipeChannel::Peek(absl::Span<char> buffer) {
 }
 
 absl::StatusOr<PeerInfo> PosixPipeChannel::Peer() {
-  Op op(this);
-  if (!op.ok()) return Cancelled("Peer");
+  OpGuard op(&ops_, "Peer");
+  if (!op.ok()) return op.status();
   return PeerInfo();  // A pipe does not know who is at the other end.
 }
 

@@ -4,8 +4,11 @@
 //
 // shutdown(2) does not work on pipes, so Close() wakes a thread blocked in
 // poll() through a private wake descriptor (an eventfd on Linux, a self-pipe
-// elsewhere). The pipe descriptor is closed by the last operation to leave,
-// so a number reused by another open() is never touched.
+// elsewhere). Operations and Close() share the socket channel's guard
+// (op_guard.h): one reader or writer at a time, waiting for its turn no
+// longer than its timeout, and the pipe descriptor is closed by the last
+// operation to leave, so a number reused by another open() is never
+// touched.
 //
 // Pipes have no MSG_PEEK: Peek moves the queued bytes into `rbuf_`, which
 // Read serves first, and kicks the wake descriptor so that a reader asleep
@@ -31,6 +34,7 @@
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/posix/io.h"
+#include "src/posix/op_guard.h"
 
 namespace canal {
 namespace internal {
@@ -60,7 +64,7 @@ class PosixPipeChannel final : public ChannelImpl {
   bool can_read() const override { return read_end_; }
   bool can_write() const override { return !read_end_; }
   absl::string_view name() const override { return name_; }
-  bool is_open() const override { return !closed_flag_.load(); }
+  bool is_open() const override { return !ops_.closed(); }
   size_t max_message_size() const override { return 0xffffffffu; }
 
   absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
@@ -77,11 +81,12 @@ class PosixPipeChannel final : public ChannelImpl {
   NativeHandle native_handle() const override;
 
  private:
-  class Op;
   PosixPipeChannel(UniqueFd fd, bool read_end, std::string name,
                    UniqueFd keep_writer, int wake_read, int wake_write);
 
-  absl::Status Cancelled(absl::string_view op) const;
+  absl::Status Cancelled(absl::string_view op) const {
+    return ops_.Cancelled(op);
+  }
   void Kick();
   void DrainWake();
   // poll() for `events` on `fd` and the wake descriptor. OK when `fd` is
@@ -95,14 +100,11 @@ class PosixPipeChannel final : public ChannelImpl {
   const int wake_read_;   // Polled for POLLIN.
   const int wake_write_;  // Written to wake (same as wake_read_ for eventfd).
 
-  mutable absl::Mutex mu_;
-  std::atomic<bool> closed_flag_{false};
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  int fd_ ABSL_GUARDED_BY(mu_);
-  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // The pipe descriptor, the reader or writer role and Close(). Mutable:
+  // native_handle counts as an operation.
+  mutable OpState ops_;
 
-  absl::Mutex io_mu_;  // One reader (or one writer) at a time.
-  absl::Mutex buf_mu_ ABSL_ACQUIRED_AFTER(io_mu_);
+  absl::Mutex buf_mu_;
   std::string rbuf_ ABSL_GUARDED_BY(buf_mu_);  // Taken by Peek, not yet read.
   bool eof_ ABSL_GUARDED_BY(buf_mu_) = false;
   UniqueFd keep_writer_ ABSL_GUARDED_BY(buf_mu_);

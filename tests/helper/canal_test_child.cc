@@ -92,7 +92,7 @@ bool WriteAll(int which, const std::string& data) {
   return true;
 }
 
-// The same pattern as StreamPattern in tests/process/process_test_util.h.
+// The same pattern as StreamPattern in tests/test_util.h.
 std::string StreamPattern(size_t size, int stream) {
   std::string out(size, '\0');
   for (size_t i = 0; i < size; ++i) {

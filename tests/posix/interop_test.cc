@@ -14,7 +14,8 @@
 #include "absl/types/span.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "posix/posix_test_util.h"
+#include "posix/raw_socket.h"
+#include "posix/runtime_dir_fixture.h"
 #include "test_util.h"
 
 namespace canal_test {

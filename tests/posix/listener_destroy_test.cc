@@ -13,7 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "posix/posix_test_util.h"
+#include "posix/runtime_dir_fixture.h"
 #include "test_util.h"
 
 namespace canal_test {

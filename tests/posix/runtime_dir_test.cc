@@ -15,7 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "posix/posix_test_util.h"
+#include "posix/raw_socket.h"
+#include "posix/runtime_dir_fixture.h"
 #include "test_util.h"
 
 namespace canal_test {

@@ -159,6 +159,80 @@ TEST(CreatePipeTest, CloseWakesBlockedWrite) {
   CANAL_EXPECT_CODE(status, kCancelled);
 }
 
+// A second Read (or Write) on one end waits for the first one, but never
+// longer than its own timeout (row 9, as on named channels). The first call
+// outlasts the hang guard, so a second call stuck behind it fails the test
+// instead of being freed by the end of the first; the channel is then
+// closed, which ends both.
+constexpr absl::Duration kShort = absl::Milliseconds(100);
+constexpr absl::Duration kFirstCall = absl::Seconds(30);
+
+TEST(CreatePipeTest, ReadBehindABlockedReadTimesOut) {
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+  CANAL_ASSERT_OK(pipe);
+  absl::Notification started;
+  absl::StatusOr<std::string> first;
+  {
+    Background reader([&] {
+      started.Notify();
+      first = ReadExactly(pipe->read_end, 4, kFirstCall);
+    });
+    started.WaitForNotification();
+    absl::Status second;
+    Background caller([&] {
+      char buf[16];
+      second = pipe->read_end.Read(absl::MakeSpan(buf), kShort).status();
+    });
+    if (!caller.Finished(kHangGuard)) {
+      ADD_FAILURE() << "the second Read waited for the first one instead of "
+                       "timing out after its own "
+                    << kShort;
+      pipe->read_end.Close();
+      return;
+    }
+    CANAL_EXPECT_CODE(second, kDeadlineExceeded);
+    // The first Read still gets the data.
+    CANAL_EXPECT_OK(pipe->write_end.Write("data"));
+  }
+  CANAL_ASSERT_OK(first);
+  EXPECT_EQ(*first, "data");
+}
+
+TEST(CreatePipeTest, WriteBehindABlockedWriteTimesOut) {
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+  CANAL_ASSERT_OK(pipe);
+  const std::string data(16 << 20, 'w');  // More than the pipe holds.
+  absl::Status first;
+  {
+    Background writer([&] { first = pipe->write_end.Write(data, kFirstCall); });
+    // The first Write is under way once its first byte arrives.
+    absl::StatusOr<std::string> head = ReadExactly(pipe->read_end, 1);
+    CANAL_ASSERT_OK(head);
+    absl::Status second;
+    Background caller(
+        [&] { second = pipe->write_end.Write("second", kShort); });
+    if (!caller.Finished(kHangGuard)) {
+      ADD_FAILURE() << "the second Write waited for the first one instead of "
+                       "timing out after its own "
+                    << kShort;
+      pipe->write_end.Close();
+      return;
+    }
+    CANAL_EXPECT_CODE(second, kDeadlineExceeded);
+    // The first Write still delivers all of its bytes, and nothing else.
+    absl::StatusOr<std::string> rest =
+        ReadExactly(pipe->read_end, data.size() - 1, kFirstCall);
+    CANAL_ASSERT_OK(rest);
+    EXPECT_TRUE(*head + *rest == data);
+    char buf[8];
+    absl::StatusOr<canal::PeekResult> left =
+        pipe->read_end.Peek(absl::MakeSpan(buf));
+    CANAL_ASSERT_OK(left);
+    EXPECT_EQ(left->available, 0u);
+  }
+  CANAL_EXPECT_OK(first);
+}
+
 TEST(CreatePipeTest, OperationsAfterCloseAreCancelled) {
   absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
   CANAL_ASSERT_OK(pipe);

@@ -6,7 +6,6 @@
 
 #include "canal/subprocess.h"
 #include "gtest/gtest.h"
-#include "process_test_util.h"
 #include "test_util.h"
 
 namespace {

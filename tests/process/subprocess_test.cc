@@ -15,7 +15,6 @@
 #include "canal/pipe.h"
 #include "canal/subprocess.h"
 #include "gtest/gtest.h"
-#include "process_test_util.h"
 #include "test_util.h"
 
 #ifdef _WIN32

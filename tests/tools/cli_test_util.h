@@ -21,7 +21,6 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
-#include "tests/process/process_test_util.h"
 #include "tools/canal/cli.h"
 
 namespace canal_cli_test {

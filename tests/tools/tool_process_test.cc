@@ -21,7 +21,6 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "test_util.h"
-#include "tests/process/process_test_util.h"
 
 #ifndef _WIN32
 #include <unistd.h>

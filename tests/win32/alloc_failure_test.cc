@@ -22,7 +22,7 @@
 #include "canal/canal.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
-#include "win32/win32_test_util.h"
+#include "win32/raw_win32.h"
 
 namespace {
 

@@ -15,7 +15,7 @@
 #include "canal/pipe.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
-#include "win32/win32_test_util.h"
+#include "win32/raw_win32.h"
 
 namespace {
 

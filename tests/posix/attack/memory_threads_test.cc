@@ -28,7 +28,7 @@
 #include "absl/time/time.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "security_test_util.h"
+#include "posix/other_user.h"
 #include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

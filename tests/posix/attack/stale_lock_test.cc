@@ -24,9 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "posix/attack/attack_test_util.h"
-#include "posix/posix_test_util.h"
-#include "security/security_test_util.h"
+#include "posix/attack/attacker.h"
+#include "posix/other_user.h"
 #include "test_util.h"
 
 namespace canal_test {

@@ -11,7 +11,6 @@
 #include "absl/time/time.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "process/process_test_util.h"
 #include "reliability/faults/faults_util.h"
 #include "test_util.h"
 

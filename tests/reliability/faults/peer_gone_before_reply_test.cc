@@ -4,7 +4,7 @@
 // both backends, as TransactNamedPipe does on Windows, not OutOfRange (which
 // a plain read of a finished stream reports). The conformance expectation,
 // written here too; the POSIX-only case of a stream that ends inside the
-// reply (DataLoss) is in raw_peer_posix_test.cc.
+// reply (DataLoss) is in tests/posix/faults/raw_peer_test.cc.
 
 #include <string>
 #include <utility>

@@ -28,7 +28,7 @@
 #include <cstring>
 #include <string>
 
-#include "win32/win32_test_util.h"
+#include "win32/raw_win32.h"
 
 namespace {
 

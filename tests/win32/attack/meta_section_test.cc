@@ -28,8 +28,8 @@
 #include "canal/canal.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
-#include "win32/attack/attack_util.h"
-#include "win32/win32_test_util.h"
+#include "win32/attack/second_process.h"
+#include "win32/raw_win32.h"
 
 namespace {
 

@@ -3,8 +3,8 @@
 // or canal_test_child) that holds or plants kernel objects while a test
 // runs.
 
-#ifndef CANAL_TESTS_WIN32_ATTACK_ATTACK_UTIL_H_
-#define CANAL_TESTS_WIN32_ATTACK_ATTACK_UTIL_H_
+#ifndef CANAL_TESTS_WIN32_ATTACK_SECOND_PROCESS_H_
+#define CANAL_TESTS_WIN32_ATTACK_SECOND_PROCESS_H_
 
 #include <memory>
 #include <string>
@@ -45,4 +45,4 @@ std::string TestChildPath();
 
 }  // namespace canal_win32_test
 
-#endif  // CANAL_TESTS_WIN32_ATTACK_ATTACK_UTIL_H_
+#endif  // CANAL_TESTS_WIN32_ATTACK_SECOND_PROCESS_H_

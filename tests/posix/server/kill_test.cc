@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server_test_util.h"
+#include "server/server_test_util.h"
 
 namespace canal_test {
 namespace {

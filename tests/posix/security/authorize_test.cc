@@ -13,8 +13,8 @@
 #include "absl/synchronization/mutex.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "posix/posix_test_util.h"
-#include "security/security_test_util.h"
+#include "posix/runtime_dir_fixture.h"
+#include "posix/other_user.h"
 #include "test_util.h"
 
 namespace canal_test {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Helpers for the Win32-only interop tests: raw Win32 pipe code that talks
+// Raw Win32 pipe code for the Win32-only tests: it talks
 // to canal, so that canal is checked against what any Windows program does.
 
-#ifndef CANAL_TESTS_WIN32_WIN32_TEST_UTIL_H_
-#define CANAL_TESTS_WIN32_WIN32_TEST_UTIL_H_
+#ifndef CANAL_TESTS_WIN32_RAW_WIN32_H_
+#define CANAL_TESTS_WIN32_RAW_WIN32_H_
 
 #include <windows.h>
 
@@ -74,4 +74,4 @@ std::string MetaBytes(uint32_t max_message_size, MetaState state, uint32_t pid,
 
 }  // namespace canal_win32_test
 
-#endif  // CANAL_TESTS_WIN32_WIN32_TEST_UTIL_H_
+#endif  // CANAL_TESTS_WIN32_RAW_WIN32_H_

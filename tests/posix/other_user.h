@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Helpers for the POSIX security tests: child processes that drop to
-// another uid (the suite runs as root in CI; tests that need it skip
-// otherwise), pipes to synchronise with them, and a private directory for
-// native socket paths that other users can reach.
+// Another user for the POSIX security and attack tests: child processes
+// that drop to another uid (the suite runs as root in CI; tests that need
+// it skip otherwise), pipes to synchronise with them, and a private
+// directory for native socket paths that other users can reach.
 
-#ifndef CANAL_TESTS_SECURITY_SECURITY_TEST_UTIL_H_
-#define CANAL_TESTS_SECURITY_SECURITY_TEST_UTIL_H_
+#ifndef CANAL_TESTS_POSIX_OTHER_USER_H_
+#define CANAL_TESTS_POSIX_OTHER_USER_H_
 
 #include <grp.h>
 #include <poll.h>
@@ -172,4 +172,4 @@ inline long GroupOf(const std::string& path) {
 
 }  // namespace canal_test
 
-#endif  // CANAL_TESTS_SECURITY_SECURITY_TEST_UTIL_H_
+#endif  // CANAL_TESTS_POSIX_OTHER_USER_H_

@@ -15,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "posix/posix_test_util.h"
-#include "security/security_test_util.h"
+#include "posix/raw_socket.h"
+#include "posix/other_user.h"
 #include "test_util.h"
 
 namespace canal_test {

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers for the POSIX attack suite: the attacker (a child that drops to
-// uid 65534, see security_test_util.h) plants files of every kind, snapshots
+// uid 65534, see posix/other_user.h) plants files of every kind, snapshots
 // prove that nothing which is not canal's own was changed, and a guard turns
 // a call that would hang into a test failure instead of a hung test.
 
-#ifndef CANAL_TESTS_POSIX_ATTACK_ATTACK_TEST_UTIL_H_
-#define CANAL_TESTS_POSIX_ATTACK_ATTACK_TEST_UTIL_H_
+#ifndef CANAL_TESTS_POSIX_ATTACK_ATTACKER_H_
+#define CANAL_TESTS_POSIX_ATTACK_ATTACKER_H_
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -23,8 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "posix/posix_test_util.h"
-#include "security/security_test_util.h"
+#include "posix/raw_socket.h"
+#include "posix/other_user.h"
 #include "test_util.h"
 
 namespace canal_test {
@@ -197,4 +197,4 @@ inline void UnblockFifoReaders(const std::string& path) {
 
 }  // namespace canal_test
 
-#endif  // CANAL_TESTS_POSIX_ATTACK_ATTACK_TEST_UTIL_H_
+#endif  // CANAL_TESTS_POSIX_ATTACK_ATTACKER_H_

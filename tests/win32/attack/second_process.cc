@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "win32/attack/attack_util.h"
+#include "win32/attack/second_process.h"
 
 #include <cstdlib>
 #include <utility>

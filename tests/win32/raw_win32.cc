@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "win32/win32_test_util.h"
+#include "win32/raw_win32.h"
 
 #include <sddl.h>
 
