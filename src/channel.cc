@@ -177,13 +177,7 @@ void Channel::Close() {
 }
 
 NativeHandle Channel::native_handle() const {
-  if (!impl_) {
-#ifdef _WIN32
-    return nullptr;
-#else
-    return -1;
-#endif
-  }
+  if (!impl_) return internal::kBackendNoHandle;
   return impl_->native_handle();
 }
 

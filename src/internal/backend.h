@@ -73,6 +73,8 @@ inline constexpr bool kBackendUsesPosixNames = false;
 inline constexpr bool kBackendFramesMessages = false;
 // No FIFOs: every Fifo call is Unimplemented.
 inline constexpr bool kBackendHasFifos = false;
+// What native_handle() returns for a channel that holds none.
+inline constexpr NativeHandle kBackendNoHandle = nullptr;
 #else
 // Native names are POSIX paths (absolute, or abstract on Linux).
 inline constexpr bool kBackendUsesPosixNames = true;
@@ -80,6 +82,8 @@ inline constexpr bool kBackendUsesPosixNames = true;
 inline constexpr bool kBackendFramesMessages = true;
 // mkfifo.
 inline constexpr bool kBackendHasFifos = true;
+// What native_handle() returns for a channel that holds none.
+inline constexpr NativeHandle kBackendNoHandle = -1;
 #endif
 
 // One connected end. All methods may be called from several threads at once,
