@@ -36,7 +36,8 @@
 // Shared by those: a name to its native form (src/names.cc; names.cc), native
 // errors to statuses (src/errors.cc; error.cc), the listener's published
 // limits (meta.cc), access control and peer identity (security.cc),
-// descriptors or handles and waiting on them (io.cc). Backend-only files:
+// descriptors or handles and waiting on them (io.cc), the shared-memory
+// transport's memory objects (shared_memory.cc). Backend-only files:
 // POSIX poller.h, poller_epoll.cc and poller_poll.cc (the server loop's
 // readiness), op_guard.cc (the close/cancel guard and the reader and writer
 // roles of the socket and pipe channels) and byte_queue.cc (the socket
@@ -216,6 +217,40 @@ absl::string_view BackendServerLoopKind();
 // ServerOptions::max_connections = 0: how many clients a server serves at
 // once (see include/canal/server.h).
 size_t BackendAutomaticMaxConnections();
+
+// A shared-memory object mapped read-write into this process, for the
+// shared-memory transport: the handle names the object so that it can be
+// passed to the peer (close-on-exec / not inheritable); the mapping stays
+// valid after the handle is closed. Destruction unmaps and closes.
+class SharedMemoryImpl {
+ public:
+  virtual ~SharedMemoryImpl() = default;
+  // The whole mapping (exactly the size asked for).
+  virtual absl::Span<char> memory() const = 0;
+  // The object's descriptor or section handle, or kBackendNoHandle once
+  // CloseHandle has run.
+  virtual NativeHandle handle() const = 0;
+  // Closes the handle, keeping the mapping (once the peer has its own).
+  virtual void CloseHandle() = 0;
+};
+
+// Creates an anonymous object of `size` bytes (> 0) and maps it. It never
+// has a name another user could open or squat, and nothing of it is left
+// behind by a crash: a sealed memfd on Linux, shm_open with a random name,
+// O_EXCL and an immediate shm_unlink elsewhere, an unnamed section on
+// Windows. ResourceExhausted when the system has no memory or descriptors
+// for it; InvalidArgument for a size of 0 or past the address space.
+// `name` is the pipe's, for messages.
+absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> BackendCreateSharedMemory(
+    absl::string_view name, size_t size);
+
+// Maps `size` bytes of an object a peer sent (the handle is taken, and
+// closed on failure too). The peer is not trusted: an object smaller than
+// `size`, not shared memory at all, or (Linux) one whose size the peer could
+// still change under the mapping is refused with FailedPrecondition, so a
+// later access can never fault.
+absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> BackendMapSharedMemory(
+    absl::string_view name, NativeHandle handle, size_t size);
 
 }  // namespace internal
 }  // namespace canal
