@@ -69,8 +69,10 @@ absl::Status CheckSize(absl::string_view op, absl::string_view name,
 // Maps `size` bytes of `fd` read-write and shared; takes `fd`. EPERM or
 // EACCES (an object sealed against writing, or opened read-only) is
 // FailedPrecondition: that object cannot carry a ring.
-absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> MapFd(
-    absl::string_view op, absl::string_view name, UniqueFd fd, size_t size) {
+absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> MapFd(absl::string_view op,
+                                                        absl::string_view name,
+                                                        UniqueFd fd,
+                                                        size_t size) {
   void* base =
       mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (base == MAP_FAILED) {
@@ -78,14 +80,10 @@ absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> MapFd(
     absl::StatusCode code = (err == EPERM || err == EACCES)
                                 ? absl::StatusCode::kFailedPrecondition
                                 : ErrnoToStatusCode(err);
-    return ErrnoError(code, op, name, "mapping the shared-memory object",
-                      err);
+    return ErrnoError(code, op, name, "mapping the shared-memory object", err);
   }
-  std::unique_ptr<SharedMemoryImpl> memory(new (std::nothrow)
-                                               PosixSharedMemory(
-                                                   std::move(fd),
-                                                   static_cast<char*>(base),
-                                                   size));
+  std::unique_ptr<SharedMemoryImpl> memory(new (std::nothrow) PosixSharedMemory(
+      std::move(fd), static_cast<char*>(base), size));
   if (!memory) {
     munmap(base, size);
     return OutOfMemoryError(op, name);
@@ -106,8 +104,8 @@ absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> CreateMemfd(
   // Sealed before anyone else has the descriptor: from here on nobody,
   // this process included, can change the size, so no mapping of it can
   // ever fault.
-  if (fcntl(fd.get(), F_ADD_SEALS,
-            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) !=
+      0) {
     return ErrnoError(kCreateOp, name, "sealing the memfd's size", errno);
   }
   return MapFd(kCreateOp, name, std::move(fd), size);
@@ -173,8 +171,7 @@ absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> BackendMapSharedMemory(
     return MakeError(absl::StatusCode::kInvalidArgument, posix::kMapOp, name,
                      "no descriptor");
   }
-  if (absl::Status ok = posix::CheckSize(posix::kMapOp, name, size);
-      !ok.ok()) {
+  if (absl::Status ok = posix::CheckSize(posix::kMapOp, name, size); !ok.ok()) {
     return ok;
   }
   struct stat st;
@@ -184,23 +181,21 @@ absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> BackendMapSharedMemory(
                              errno);
   }
   if (!S_ISREG(st.st_mode)) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, posix::kMapOp,
-                     name, "the peer's descriptor is not shared memory");
+    return MakeError(absl::StatusCode::kFailedPrecondition, posix::kMapOp, name,
+                     "the peer's descriptor is not shared memory");
   }
 #ifdef __linux__
   // Only a size the peer can no longer change: otherwise it could shrink
   // the object after we checked, and our next access would fault.
   int seals = fcntl(fd.get(), F_GET_SEALS);
   if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, posix::kMapOp,
-                     name,
+    return MakeError(absl::StatusCode::kFailedPrecondition, posix::kMapOp, name,
                      "the peer's shared-memory object is not a memfd with "
                      "its size sealed");
   }
 #endif
   if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < size) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, posix::kMapOp,
-                     name,
+    return MakeError(absl::StatusCode::kFailedPrecondition, posix::kMapOp, name,
                      absl::StrCat("the peer's shared-memory object has ",
                                   static_cast<int64_t>(st.st_size),
                                   " bytes, fewer than the ", size, " agreed"));

@@ -86,8 +86,8 @@ bool WholeViewIsUsable(const char* base, size_t size) {
 absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> MapSection(
     absl::string_view op, absl::string_view name, ScopedHandle section,
     size_t size) {
-  void* base = MapViewOfFile(section.get(), FILE_MAP_READ | FILE_MAP_WRITE,
-                             0, 0, size);
+  void* base =
+      MapViewOfFile(section.get(), FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, size);
   if (base == nullptr) {
     Win32Error error = GetLastError();
     // A handle that is not a writable section of at least `size` bytes.
@@ -107,11 +107,8 @@ absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> MapSection(
                      "the shared-memory section has pages that are not "
                      "committed and writable");
   }
-  std::unique_ptr<SharedMemoryImpl> memory(new (std::nothrow)
-                                               Win32SharedMemory(
-                                                   std::move(section),
-                                                   static_cast<char*>(base),
-                                                   size));
+  std::unique_ptr<SharedMemoryImpl> memory(new (std::nothrow) Win32SharedMemory(
+      std::move(section), static_cast<char*>(base), size));
   if (!memory) {
     UnmapViewOfFile(base);
     return OutOfMemoryError(op, name);
@@ -148,8 +145,7 @@ absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> BackendMapSharedMemory(
     return MakeError(absl::StatusCode::kInvalidArgument, win32::kMapOp, name,
                      "no section handle");
   }
-  if (absl::Status ok = win32::CheckSize(win32::kMapOp, name, size);
-      !ok.ok()) {
+  if (absl::Status ok = win32::CheckSize(win32::kMapOp, name, size); !ok.ok()) {
     return ok;
   }
   return win32::MapSection(win32::kMapOp, name, std::move(section), size);

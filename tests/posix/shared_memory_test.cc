@@ -124,8 +124,7 @@ TEST(PosixSharedMemoryTest, ObjectSmallerThanAgreedIsRefused) {
   ASSERT_TRUE(created.ok()) << created.status();
   int copy = fcntl((*created)->handle(), F_DUPFD_CLOEXEC, 0);
   ASSERT_GE(copy, 0);
-  absl::Status status =
-      BackendMapSharedMemory(kName, copy, 2 * kSize).status();
+  absl::Status status = BackendMapSharedMemory(kName, copy, 2 * kSize).status();
   ExpectRefusedNamingTheCall(status);
   EXPECT_FALSE(IsOpen(copy));
 }

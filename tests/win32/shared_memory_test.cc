@@ -22,8 +22,8 @@ constexpr size_t kSize = 4 * 4096;
 
 HANDLE Duplicate(HANDLE handle) {
   HANDLE copy = nullptr;
-  if (!DuplicateHandle(GetCurrentProcess(), handle, GetCurrentProcess(),
-                       &copy, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+  if (!DuplicateHandle(GetCurrentProcess(), handle, GetCurrentProcess(), &copy,
+                       0, FALSE, DUPLICATE_SAME_ACCESS)) {
     return nullptr;
   }
   return copy;
