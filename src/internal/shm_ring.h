@@ -109,16 +109,21 @@
 namespace canal {
 namespace internal {
 
-inline constexpr uint32_t kShmMagic = 0x52534e43;  // "CNSR" little-endian
+// The region header's magic ("CNSR" in memory) and layout version.
+inline constexpr uint32_t kShmMagic = 0x52534e43;
 inline constexpr uint32_t kShmVersion = 1;
+// Ring capacities allowed (powers of two in between).
 inline constexpr uint32_t kShmMinRingCapacity = 64;
 inline constexpr uint32_t kShmMaxRingCapacity = uint32_t{1} << 30;
+// Each control block line, and the region's alignment.
 inline constexpr size_t kShmCacheLine = 64;
+// Message mode: the record header, the records' alignment, the flags.
 inline constexpr size_t kShmRecordHeaderSize = 16;
 inline constexpr size_t kShmRecordAlign = 16;
 inline constexpr uint32_t kShmRecordFirst = 1;
 inline constexpr uint32_t kShmRecordLast = 2;
-inline constexpr uint32_t kShmRecordCheck = 0x43524543;  // "CERC"
+// XORed into every record's check word.
+inline constexpr uint32_t kShmRecordCheck = 0x43524543;
 // The largest message (as canal's message framing).
 inline constexpr uint64_t kShmMaxMessage = 0xffffffffu;
 
@@ -133,7 +138,7 @@ struct ShmRegionOptions {
 
 // The region header, at offset 0. Read by the attacher once, by copy.
 struct ShmRegionHeader {
-  uint32_t magic;
+  uint32_t magic;  // kShmMagic, kShmVersion, the options, BytesFor().
   uint32_t version;
   uint32_t ring_capacity;
   uint32_t mode;
@@ -145,16 +150,16 @@ struct ShmRegionHeader {
 
 // A control block line written only by the ring's producer.
 struct alignas(kShmCacheLine) ShmProducerLine {
-  std::atomic<uint64_t> tail;
-  std::atomic<uint32_t> data_seq;
-  std::atomic<uint32_t> writer_waiting;
+  std::atomic<uint64_t> tail;            // Bytes ever published.
+  std::atomic<uint32_t> data_seq;        // Bumped after each publish.
+  std::atomic<uint32_t> writer_waiting;  // 1: wake me on space_seq.
 };
 
 // A control block line written only by the ring's consumer.
 struct alignas(kShmCacheLine) ShmConsumerLine {
-  std::atomic<uint64_t> head;
-  std::atomic<uint32_t> space_seq;
-  std::atomic<uint32_t> reader_waiting;
+  std::atomic<uint64_t> head;            // Bytes ever consumed.
+  std::atomic<uint32_t> space_seq;       // Bumped after each release.
+  std::atomic<uint32_t> reader_waiting;  // 1: wake me on data_seq.
 };
 
 // One ring's control block: the two lines, so that the producer's and the
@@ -211,6 +216,7 @@ class ShmRegionView {
  public:
   ShmRegionView() = default;
 
+  // The capacity and mode both sides agreed on.
   uint32_t ring_capacity() const { return capacity_; }
   ShmRingMode mode() const { return mode_; }
   // The ring the creator writes and the attacher reads.
@@ -290,6 +296,7 @@ struct ShmPeekResult {
 // The producing end of one ring.
 class ShmRingWriter {
  public:
+  // Writes into `ring` (from a validated ShmRegionView), from index 0.
   explicit ShmRingWriter(const ShmRingView& ring) : ring_(ring) {}
 
   // Message mode. Writes the next part of a message: `rest` is the whole
@@ -342,6 +349,7 @@ class ShmRingWriter {
 // The consuming end of one ring.
 class ShmRingReader {
  public:
+  // Reads from `ring` (from a validated ShmRegionView), from index 0.
   explicit ShmRingReader(const ShmRingView& ring) : ring_(ring) {}
 
   // Message mode. Copies the next bytes of the current message into `out`,
