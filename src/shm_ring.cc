@@ -192,15 +192,15 @@ absl::StatusOr<uint64_t> ShmRingWriter::LoadFree(absl::string_view op) {
   // writes over them.
   const uint64_t head =
       ring_.control->consumer.head.load(std::memory_order_acquire);
-  const uint64_t used = tail_ - head;
-  if (used > ring_.capacity) {
-    return Fail(op, absl::StrCat("head ", head, " is not within ",
-                                 ring_.capacity, " bytes before tail ", tail_));
-  }
+  // The head only moves forward, never past the tail: it lies in
+  // [last_head_, tail_], a span of at most the capacity (in wrapping
+  // arithmetic, so the counters may overflow).
   if (head - last_head_ > tail_ - last_head_) {
     return Fail(
-        op, absl::StrCat("head moved back from ", last_head_, " to ", head));
+        op, absl::StrCat("head ", head, " is not between the head ", last_head_,
+                         " seen before and the tail ", tail_));
   }
+  const uint64_t used = tail_ - head;
   if (ring_.mode == ShmRingMode::kMessages && head % kShmRecordAlign != 0) {
     return Fail(op, absl::StrCat("head ", head, " is not at a record"));
   }
