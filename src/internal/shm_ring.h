@@ -12,10 +12,10 @@
 // never an access outside the region, a loop that does not end or an
 // allocation sized by the peer.
 //
-//   // Creator (after creating and mapping the object):
+//   // Creator, after creating and mapping an object of
+//   // ShmRingLayout::BytesFor(options.ring_capacity) bytes at `mapping`:
 //   ShmRegionOptions options;  // 64 KiB rings of messages
-//   std::vector<char> region(ShmRingLayout::BytesFor(options.ring_capacity));
-//   absl::StatusOr<ShmRegionView> view = InitializeShmRegion(region, options);
+//   absl::StatusOr<ShmRegionView> view = InitializeShmRegion(mapping, options);
 //   ShmRingWriter out(view->creator_to_attacher());
 //   ShmRingReader in(view->attacher_to_creator());
 //   // Peer (told the capacity and mode over the pipe, not by the region):
@@ -63,7 +63,9 @@
 // A record becomes visible only when the producer stores the tail past it
 // with release ordering, which the consumer loads with acquire ordering, so a
 // torn record is never read; a record that extends beyond the published tail
-// is corrupt.
+// is corrupt. A hostile peer can still rewrite a published payload while it
+// is copied out: the reader then delivers its bytes, garbage but from
+// within the ring (the header was copied once and checked before).
 //
 // Wake-ups (for a futex / WaitOnAddress waiter built on this later). Each
 // ring has two doorbells, 32-bit words a waiter can sleep on:
