@@ -126,7 +126,9 @@ absl::StatusOr<ShmRegionView> InitializeShmRegion(
     control->consumer.space_seq.store(0, std::memory_order_relaxed);
     control->consumer.reader_waiting.store(0, std::memory_order_relaxed);
   }
-  std::atomic_thread_fence(std::memory_order_release);
+  // No fence: the region reaches the peer only through the system (its
+  // handle or name sent over the pipe, then a mapping), which orders these
+  // stores before anything the peer does with it.
   ShmRegionView view;
   view.base_ = region.data();
   view.capacity_ = options.ring_capacity;
@@ -164,7 +166,6 @@ absl::StatusOr<ShmRegionView> AttachShmRegion(
   }
   const uint32_t check = ShmHeaderCheck(header);
   if (header.check != check) return bad("check word", header.check, check);
-  std::atomic_thread_fence(std::memory_order_acquire);
   ShmRegionView view;
   view.base_ = region.data();
   view.capacity_ = expected.ring_capacity;
