@@ -6,7 +6,7 @@
 # sanitizer report, leak or timeout (-timeout=10 s per input); the input that
 # did it is printed in hex and kept in build/fuzz/artifacts/<target>/.
 #
-#   scripts/fuzz.sh                         # every target, 15 s each (about a minute)
+#   scripts/fuzz.sh                         # every target, 15 s each (about 75 s)
 #   CANAL_FUZZ_SECONDS=300 scripts/fuzz.sh fuzz_framing
 #
 # Results are also written as Meson-style build/fuzz/results/meson-logs/
@@ -20,7 +20,7 @@ cd "$ROOT"
 SECS="${CANAL_FUZZ_SECONDS:-15}"
 BUILD="${CANAL_FUZZ_BUILD:-build/fuzz}"
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_framing fuzz_meta fuzz_names fuzz_hostile_peer)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_framing fuzz_meta fuzz_names fuzz_hostile_peer fuzz_shm_ring)
 
 rm -rf "$BUILD/results"  # no stale results if the build fails
 CXX_FUZZ="${CXX_FUZZ:-$(command -v clang++ || command -v clang++-14)}"
