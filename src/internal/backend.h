@@ -37,7 +37,8 @@
 // errors to statuses (src/errors.cc; error.cc), the listener's published
 // limits (meta.cc), access control and peer identity (security.cc),
 // descriptors or handles and waiting on them (io.cc), the shared-memory
-// transport's memory objects (shared_memory.cc). Backend-only files:
+// transport's memory objects and doorbells (shared_memory.cc,
+// doorbell.cc). Backend-only files:
 // POSIX poller.h, poller_epoll.cc and poller_poll.cc (the server loop's
 // readiness), op_guard.cc (the close/cancel guard and the reader and writer
 // roles of the socket and pipe channels) and byte_queue.cc (the socket
@@ -46,6 +47,7 @@
 #ifndef CANAL_SRC_INTERNAL_BACKEND_H_
 #define CANAL_SRC_INTERNAL_BACKEND_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -251,6 +253,39 @@ absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> BackendCreateSharedMemory(
 // later access can never fault.
 absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> BackendMapSharedMemory(
     absl::string_view name, NativeHandle handle, size_t size);
+
+// Sleeping on one of a shared-memory ring's doorbell words (see
+// src/internal/shm_ring.h) across processes. Linux: a shared (not private)
+// futex on the word itself, which both processes map. Windows has no wait
+// on an address shared between processes, so each doorbell is an
+// auto-reset event as well, created by the side that creates the memory and
+// passed to the peer with it. Other POSIX systems have neither: there a
+// wait sleeps in short slices and re-checks the word. The word is in memory
+// the peer can write, so a wait may end early or only at its timeout; the
+// caller re-checks the ring after every wait, as the ring's protocol says.
+class DoorbellImpl {
+ public:
+  virtual ~DoorbellImpl() = default;
+  // Sleeps while `word` still holds `seen`, at most `timeout`, and returns
+  // early after a Wake (or, rarely, for no reason).
+  virtual void Wait(const std::atomic<uint32_t>& word, uint32_t seen,
+                    absl::Duration timeout) = 0;
+  // Wakes a Wait on `word` (the peer's, in its process).
+  virtual void Wake(const std::atomic<uint32_t>& word) = 0;
+  // The event to pass to the peer (Windows), else kBackendNoHandle.
+  virtual NativeHandle handle() const = 0;
+};
+
+// A new doorbell (with its event on Windows). `name` is the pipe's, for
+// messages. ResourceExhausted when the system has no event left.
+absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendCreateDoorbell(
+    absl::string_view name);
+
+// The peer's doorbell, from the event it sent (Windows; the handle is taken
+// and closed on failure too; FailedPrecondition if it is not an event). On
+// POSIX `handle` must be kBackendNoHandle.
+absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendOpenDoorbell(
+    absl::string_view name, NativeHandle handle);
 
 }  // namespace internal
 }  // namespace canal
