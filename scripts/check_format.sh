@@ -7,7 +7,9 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-mapfile -t files < <(git ls-files '*.cc' '*.h' '*.h.in')
+# Files not yet added count too, so that --fix before a commit covers them.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard \
+  '*.cc' '*.h' '*.h.in')
 if [[ "${1:-}" == "--fix" ]]; then
   clang-format -i "${files[@]}"
   exit 0

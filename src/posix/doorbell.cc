@@ -50,7 +50,8 @@ class PosixDoorbell final : public DoorbellImpl {
 #else
     // No wait on a shared address here: sleep a slice and let the caller
     // re-check.
-    timespec slice = BoundedTimespec(std::min(timeout, absl::Microseconds(200)));
+    timespec slice =
+        BoundedTimespec(std::min(timeout, absl::Microseconds(200)));
     nanosleep(&slice, nullptr);
 #endif
   }

@@ -45,8 +45,8 @@ class Win32Doorbell final : public DoorbellImpl {
 };
 
 absl::StatusOr<std::unique_ptr<DoorbellImpl>> Wrap(absl::string_view op,
-                                                  absl::string_view name,
-                                                  ScopedHandle event) {
+                                                   absl::string_view name,
+                                                   ScopedHandle event) {
   std::unique_ptr<DoorbellImpl> doorbell(new (std::nothrow)
                                              Win32Doorbell(std::move(event)));
   if (!doorbell) return OutOfMemoryError(op, name);
@@ -82,7 +82,8 @@ absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendOpenDoorbell(
   if (!ResetEvent(event.get()) ||
       WaitForSingleObject(event.get(), 0) == WAIT_FAILED) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "OpenDoorbell",
-                     name, "the peer's doorbell is not an event this side "
+                     name,
+                     "the peer's doorbell is not an event this side "
                      "can wait on and signal",
                      win32::DescribeWin32Error(GetLastError()));
   }

@@ -50,8 +50,8 @@ TEST(PosixDoorbellTest, WakeReachesAWaiterInAnotherProcess) {
   auto memory = BackendCreateSharedMemory(kName, 4096);
   ASSERT_TRUE(memory.ok()) << memory.status();
   auto* word = new ((*memory)->memory().data()) std::atomic<uint32_t>(0);
-  auto* child_ready = new ((*memory)->memory().data() + 64)
-      std::atomic<uint32_t>(0);
+  auto* child_ready =
+      new ((*memory)->memory().data() + 64) std::atomic<uint32_t>(0);
   auto doorbell = BackendCreateDoorbell(kName);
   ASSERT_TRUE(doorbell.ok()) << doorbell.status();
 

@@ -21,8 +21,8 @@ constexpr absl::string_view kName = "doorbell-test-pipe";
 
 HANDLE Duplicate(HANDLE handle, DWORD access, DWORD options) {
   HANDLE copy = nullptr;
-  if (!DuplicateHandle(GetCurrentProcess(), handle, GetCurrentProcess(),
-                       &copy, access, FALSE, options)) {
+  if (!DuplicateHandle(GetCurrentProcess(), handle, GetCurrentProcess(), &copy,
+                       access, FALSE, options)) {
     return nullptr;
   }
   return copy;
