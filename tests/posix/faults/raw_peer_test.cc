@@ -24,7 +24,6 @@
 #include "absl/time/clock.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "reliability/faults/faults_util.h"
 #include "test_util.h"
 
 namespace canal_test {
@@ -168,11 +167,12 @@ TEST_F(FaultsRawPeer, HostileByteStreamsDoNotDisturbServer) {
   canal::ServerOptions options;
   options.listener = Options();
   options.threads = 2;
+  ConnectionCounter connections;  // Outlives the server.
   canal::ServerHandlers handlers;
   handlers.on_request = [](canal::Connection&, absl::string_view request)
       -> absl::StatusOr<std::string> { return absl::StrCat("re:", request); };
-  absl::StatusOr<std::unique_ptr<canal::Server>> server =
-      canal::Server::Start(path_, options, std::move(handlers));
+  absl::StatusOr<std::unique_ptr<canal::Server>> server = canal::Server::Start(
+      path_, options, connections.Wrap(std::move(handlers)));
   ASSERT_TRUE(server.ok()) << server.status();
 
   absl::StatusOr<canal::Channel> good = canal::Channel::Connect(path_);
@@ -197,9 +197,9 @@ TEST_F(FaultsRawPeer, HostileByteStreamsDoNotDisturbServer) {
     EXPECT_EQ(*reply, "re:" + request);
   }
   good->Close();
-  EXPECT_TRUE(WaitUntil([&] { return (*server)->connection_count() == 0; },
-                        absl::Seconds(10)))
-      << (*server)->connection_count() << " connections left";
+  EXPECT_TRUE(connections.WaitUntilAllClosed(absl::Seconds(10)))
+      << connections.open() << " connections left";
+  EXPECT_EQ((*server)->connection_count(), 0u);
   // And a brand-new client still works.
   absl::StatusOr<std::string> reply =
       canal::Call(path_, "after", absl::Seconds(10));
