@@ -49,8 +49,9 @@ inline int64_t OpenHandleCount() {
 }
 
 // Polls `cond` every millisecond until it holds or `bound` passed. Only for
-// state outside the tests' reach that nothing signals (the process's
-// descriptor or handle count); wait for anything else on a real signal.
+// what nothing signals (the process's descriptor or handle count) or where
+// a signal would disturb what is measured (handles_test.cc says why); wait
+// for anything else on a real signal.
 inline bool SleepPollUntil(const std::function<bool()>& cond,
                            absl::Duration bound) {
   const absl::Time deadline = absl::Now() + bound;
