@@ -86,6 +86,42 @@ bool PollUntil(const std::function<bool()>& condition, absl::Duration bound) {
   }
 }
 
+canal::ServerHandlers ConnectionCounter::Wrap(canal::ServerHandlers handlers) {
+  handlers.on_open = [this, on_open = std::move(handlers.on_open)](
+                         canal::Connection& connection) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++opened_;
+    }
+    if (on_open) on_open(connection);
+  };
+  handlers.on_close = [this, on_close = std::move(handlers.on_close)](
+                          canal::Connection& connection,
+                          const absl::Status& status) {
+    struct Count {
+      ConnectionCounter* counter;
+      ~Count() {
+        std::lock_guard<std::mutex> lock(counter->mu_);
+        ++counter->closed_;
+        counter->cv_.notify_all();
+      }
+    } count{this};
+    if (on_close) on_close(connection, status);
+  };
+  return handlers;
+}
+
+bool ConnectionCounter::WaitUntilAllClosed(absl::Duration bound) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, absl::ToChronoNanoseconds(bound),
+                      [this] { return closed_ == opened_; });
+}
+
+int ConnectionCounter::open() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return opened_ - closed_;
+}
+
 absl::StatusOr<ConnectedPair> MakePair(absl::string_view name,
                                        const canal::ListenerOptions& options) {
   ConnectedPair pair;

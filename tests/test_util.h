@@ -6,10 +6,12 @@
 #ifndef CANAL_TESTS_TEST_UTIL_H_
 #define CANAL_TESTS_TEST_UTIL_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -86,6 +88,29 @@ class Background {
  private:
   absl::Notification done_;
   std::thread thread_;
+};
+
+// Counts a canal::Server's connections through its handlers, so that a
+// test can wait for every connection to end on a signal instead of polling
+// Server::connection_count(). A connection counts as ended once its
+// on_close has run, which is after the server closed its end.
+class ConnectionCounter {
+ public:
+  // `handlers` with on_open and on_close also counting; they still run the
+  // given handlers (on_close counts even if its handler throws). The
+  // counter must outlive the server that gets them.
+  canal::ServerHandlers Wrap(canal::ServerHandlers handlers);
+  // Waits until every connection opened so far has ended, at most `bound`
+  // (a hang guard). Whether they all had.
+  bool WaitUntilAllClosed(absl::Duration bound);
+  // Connections opened and not yet ended.
+  int open();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int opened_ = 0;  // Guarded by mu_.
+  int closed_ = 0;  // Guarded by mu_.
 };
 
 // The bound used by hang guards: far longer than any correct run needs.

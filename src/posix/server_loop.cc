@@ -53,6 +53,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -105,9 +106,8 @@ class PosixServerConn final : public ServerConn {
   int fd = -1;
   // Guarded by mu: the client's end of stream was read (see the top).
   bool input_closed = false;
-  // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
-  bool in_inbox = false;
-  std::shared_ptr<PosixServerConn> next_inbox;
+  // In the loop's inbox of connections to look at.
+  LoopInbox<PosixServerConn>::Link inbox;
   // Loop thread only.
   bool in_pending = false;  // In the loop's own list of the same.
   std::shared_ptr<PosixServerConn> next_pending;
@@ -136,10 +136,6 @@ class PosixServerLoop final : public ServerLoop {
     if (wake_write_ >= 0) ::close(wake_write_);
     // Unlink what the lists still hold, so that a Connection handle kept by
     // the user does not keep other connections alive through them.
-    while (inbox_attention_ != nullptr) {
-      std::shared_ptr<PosixServerConn> conn = std::move(inbox_attention_);
-      inbox_attention_ = std::move(conn->next_inbox);
-    }
     while (pending_ != nullptr) {
       std::shared_ptr<PosixServerConn> conn = std::move(pending_);
       pending_ = std::move(conn->next_pending);
@@ -173,17 +169,13 @@ class PosixServerLoop final : public ServerLoop {
   }
 
   void Adopt(uint64_t id, Channel channel, PeerInfo peer) override {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_new_.push_back(std::make_shared<PosixServerConn>(
-        id, std::move(channel), std::move(peer), config_, this));
-    WakeLocked();
+    inbox_.AddNew(std::make_shared<PosixServerConn>(
+                      id, std::move(channel), std::move(peer), config_, this),
+                  [this] { Wake(); });
   }
 
   void BeginShutdown(absl::Time deadline) override {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_shutdown_ = true;
-    inbox_deadline_ = deadline;
-    WakeLocked();
+    inbox_.RequestShutdown(deadline, [this] { Wake(); });
   }
 
   void OnQueuedLocked(ServerConn* base) override {
@@ -262,9 +254,8 @@ class PosixServerLoop final : public ServerLoop {
   }
 
  private:
-  void WakeLocked() {
-    if (wake_pending_) return;
-    wake_pending_ = true;
+  // Wakes the loop thread (called by inbox_, at most once a Drain).
+  void Wake() {
     char byte = 1;
     while (::write(wake_write_, &byte, 1) < 0 && errno == EINTR) {
     }
@@ -281,14 +272,7 @@ class PosixServerLoop final : public ServerLoop {
           std::static_pointer_cast<PosixServerConn>(conn->shared_from_this());
       return;
     }
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    if (!conn->in_inbox) {
-      conn->in_inbox = true;
-      conn->next_inbox = std::move(inbox_attention_);
-      inbox_attention_ =
-          std::static_pointer_cast<PosixServerConn>(conn->shared_from_this());
-    }
-    WakeLocked();
+    inbox_.AddAttention(conn, [this] { Wake(); });
   }
 
   void ClearGraveyard() {
@@ -303,31 +287,14 @@ class PosixServerLoop final : public ServerLoop {
     char buf[64];
     while (::read(wake_read_, buf, sizeof(buf)) > 0) {
     }
-    std::vector<std::shared_ptr<PosixServerConn>> fresh;
-    std::shared_ptr<PosixServerConn> attention;
-    bool shutdown = false;
-    absl::Time deadline;
-    {
-      std::lock_guard<std::mutex> lock(inbox_mu_);
-      wake_pending_ = false;
-      fresh.swap(inbox_new_);
-      attention = std::move(inbox_attention_);
-      shutdown = inbox_shutdown_;
-      deadline = inbox_deadline_;
-    }
-    for (auto& conn : fresh) AddConn(std::move(conn));
-    while (attention != nullptr) {
-      std::shared_ptr<PosixServerConn> conn = std::move(attention);
-      {
-        std::lock_guard<std::mutex> lock(inbox_mu_);
-        attention = std::move(conn->next_inbox);
-        conn->in_inbox = false;
-      }
-      UpdateGuarded(conn.get());
-    }
-    if (shutdown && !shutting_down_) {
+    const std::optional<absl::Time> shutdown = inbox_.Drain(
+        [this](std::shared_ptr<PosixServerConn> conn) {
+          AddConn(std::move(conn));
+        },
+        [this](PosixServerConn* conn) { UpdateGuarded(conn); });
+    if (shutdown.has_value() && !shutting_down_) {
       shutting_down_ = true;
-      deadline_ = deadline;
+      deadline_ = *shutdown;
     }
   }
 
@@ -736,13 +703,8 @@ class PosixServerLoop final : public ServerLoop {
   // The next idle sweep; max(): none due (no timeout, or no connections).
   IdleClock::time_point next_sweep_ = IdleClock::time_point::max();
 
-  std::mutex inbox_mu_;  // After any ServerConn::mu.
-  bool wake_pending_ = false;
-  std::vector<std::shared_ptr<PosixServerConn>> inbox_new_;
-  std::shared_ptr<PosixServerConn>
-      inbox_attention_;  // Linked through next_inbox.
-  bool inbox_shutdown_ = false;
-  absl::Time inbox_deadline_;
+  // Other threads' way in: new connections, attention, shutdown.
+  LoopInbox<PosixServerConn> inbox_;
 };
 
 }  // namespace

@@ -10,6 +10,8 @@
 //    server_loop.cc (src/posix/: readiness, with epoll or poll() chosen at
 //    run time, see poller.h; src/win32/: completions) and makes it through
 //    BackendNewServerLoop (src/internal/backend.h).
+//  - LoopInbox: how other threads reach a loop thread, shared by both
+//    backends' loops.
 //
 // Exceptions. None may leave a server thread or a public call: allocation
 // failures (std::bad_alloc) become ResourceExhausted (a failed Send returns
@@ -36,7 +38,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -208,6 +213,121 @@ class ServerLoop {
 
   const ServerConfig* const config_;
   std::atomic<size_t> open_{0};
+};
+
+// How other threads reach a loop thread: the connections handed to it, the
+// connections that want its attention (data queued, a close requested) and
+// the shutdown request. The loop thread takes everything at once with
+// Drain. `Conn` (a ServerConn) carries a `Link inbox;` member, so that
+// asking for attention never allocates (Send and Close must not fail once
+// the data is queued).
+//
+// `wake` (a callable, one per posting call) wakes the loop thread, which
+// then calls Drain. It runs with the inbox's mutex held (so it must not
+// block or take the inbox again), and only once until the next Drain.
+// The mutex comes after any ServerConn::mu.
+template <typename Conn>
+class LoopInbox {
+ public:
+  // Conn's inbox membership. Guarded by the inbox's mutex.
+  struct Link {
+    bool queued = false;
+    std::shared_ptr<Conn> next;
+  };
+
+  LoopInbox() = default;
+  LoopInbox(const LoopInbox&) = delete;
+  LoopInbox& operator=(const LoopInbox&) = delete;
+
+  ~LoopInbox() {
+    // Unlink the attention list one at a time, so that a Connection handle
+    // kept by the user does not keep other connections alive through it,
+    // and a long list does not recurse in the destructors.
+    while (attention_ != nullptr) {
+      std::shared_ptr<Conn> conn = std::move(attention_);
+      attention_ = std::move(conn->inbox.next);
+    }
+  }
+
+  // From the accept thread: hands `conn` to the loop. Throws std::bad_alloc
+  // if the list cannot grow (`conn` is then dropped).
+  template <typename Wake>
+  void AddNew(std::shared_ptr<Conn> conn, Wake wake) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fresh_.push_back(std::move(conn));
+    WakeLocked(wake);
+  }
+
+  // From a thread other than the loop's: asks the loop to look at `conn`.
+  // Never allocates.
+  template <typename Wake>
+  void AddAttention(Conn* conn, Wake wake) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!conn->inbox.queued) {
+      conn->inbox.queued = true;
+      conn->inbox.next = std::move(attention_);
+      attention_ = std::static_pointer_cast<Conn>(conn->shared_from_this());
+    }
+    WakeLocked(wake);
+  }
+
+  // From any thread: asks the loop to shut down by `deadline`.
+  template <typename Wake>
+  void RequestShutdown(absl::Time deadline, Wake wake) {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+    deadline_ = deadline;
+    WakeLocked(wake);
+  }
+
+  // On the loop thread, once woken: passes each new connection to
+  // `on_new(std::shared_ptr<Conn>)`, then each connection that asked for
+  // attention to `on_attention(Conn*)` (it may ask again meanwhile).
+  // Returns the shutdown deadline once a shutdown was requested (on every
+  // later call too), else nullopt.
+  template <typename OnNew, typename OnAttention>
+  std::optional<absl::Time> Drain(OnNew&& on_new, OnAttention&& on_attention) {
+    std::vector<std::shared_ptr<Conn>> fresh;
+    std::shared_ptr<Conn> attention;
+    bool shutdown = false;
+    absl::Time deadline;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      wake_pending_ = false;
+      fresh.swap(fresh_);
+      attention = std::move(attention_);
+      shutdown = shutdown_;
+      deadline = deadline_;
+    }
+    for (auto& conn : fresh) on_new(std::move(conn));
+    while (attention != nullptr) {
+      std::shared_ptr<Conn> conn = std::move(attention);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        attention = std::move(conn->inbox.next);
+        conn->inbox.queued = false;
+      }
+      on_attention(conn.get());
+    }
+    if (!shutdown) return std::nullopt;
+    return deadline;
+  }
+
+ private:
+  template <typename Wake>
+  void WakeLocked(const Wake& wake) {
+    if (wake_pending_) return;
+    wake_pending_ = true;
+    wake();
+  }
+
+  std::mutex mu_;
+  bool wake_pending_ = false;                 // Guarded by mu_.
+  std::vector<std::shared_ptr<Conn>> fresh_;  // Guarded by mu_.
+  // Guarded by mu_; linked through Conn::inbox.next.
+  std::shared_ptr<Conn> attention_;
+  bool shutdown_ = false;  // Guarded by mu_.
+  absl::Time deadline_;    // Guarded by mu_.
 };
 
 // The operation named in the errors of a running server's connections.

@@ -33,6 +33,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -72,9 +73,8 @@ class Win32ServerConn final : public ServerConn {
   IoOp read_op;
   IoOp write_op;
   std::vector<char> read_buf;
-  // In the loop's inbox of connections to look at. Guarded by inbox_mu_.
-  bool in_inbox = false;
-  std::shared_ptr<Win32ServerConn> next_inbox;
+  // In the loop's inbox of connections to look at.
+  LoopInbox<Win32ServerConn>::Link inbox;
   // Loop thread only.
   bool in_pending = false;  // In the loop's own list of the same.
   std::shared_ptr<Win32ServerConn> next_pending;
@@ -94,10 +94,6 @@ class Win32ServerLoop final : public ServerLoop {
     if (port_ != nullptr) CloseHandle(port_);
     // Unlink what the lists still hold, so that a Connection handle kept by
     // the user does not keep other connections alive through them.
-    while (inbox_attention_ != nullptr) {
-      std::shared_ptr<Win32ServerConn> conn = std::move(inbox_attention_);
-      inbox_attention_ = std::move(conn->next_inbox);
-    }
     while (pending_ != nullptr) {
       std::shared_ptr<Win32ServerConn> conn = std::move(pending_);
       pending_ = std::move(conn->next_pending);
@@ -119,17 +115,13 @@ class Win32ServerLoop final : public ServerLoop {
   }
 
   void Adopt(uint64_t id, Channel channel, PeerInfo peer) override {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_new_.push_back(std::make_shared<Win32ServerConn>(
-        id, std::move(channel), std::move(peer), config_, this));
-    WakeLocked();
+    inbox_.AddNew(std::make_shared<Win32ServerConn>(
+                      id, std::move(channel), std::move(peer), config_, this),
+                  [this] { Wake(); });
   }
 
   void BeginShutdown(absl::Time deadline) override {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_shutdown_ = true;
-    inbox_deadline_ = deadline;
-    WakeLocked();
+    inbox_.RequestShutdown(deadline, [this] { Wake(); });
   }
 
   void OnQueuedLocked(ServerConn* base) override {
@@ -218,11 +210,8 @@ class Win32ServerLoop final : public ServerLoop {
   }
 
  private:
-  void WakeLocked() {
-    if (wake_pending_) return;
-    wake_pending_ = true;
-    PostQueuedCompletionStatus(port_, 0, kWakeKey, nullptr);
-  }
+  // Wakes the loop thread (called by inbox_, at most once a Drain).
+  void Wake() { PostQueuedCompletionStatus(port_, 0, kWakeKey, nullptr); }
 
   // Asks the loop to re-examine `conn`. Never allocates.
   void Attention(Win32ServerConn* conn) {
@@ -234,14 +223,7 @@ class Win32ServerLoop final : public ServerLoop {
           std::static_pointer_cast<Win32ServerConn>(conn->shared_from_this());
       return;
     }
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    if (!conn->in_inbox) {
-      conn->in_inbox = true;
-      conn->next_inbox = std::move(inbox_attention_);
-      inbox_attention_ =
-          std::static_pointer_cast<Win32ServerConn>(conn->shared_from_this());
-    }
-    WakeLocked();
+    inbox_.AddAttention(conn, [this] { Wake(); });
   }
 
   void UpdateGuarded(Win32ServerConn* conn) {
@@ -253,31 +235,14 @@ class Win32ServerLoop final : public ServerLoop {
   }
 
   void DrainInbox() {
-    std::vector<std::shared_ptr<Win32ServerConn>> fresh;
-    std::shared_ptr<Win32ServerConn> attention;
-    bool shutdown = false;
-    absl::Time deadline;
-    {
-      std::lock_guard<std::mutex> lock(inbox_mu_);
-      wake_pending_ = false;
-      fresh.swap(inbox_new_);
-      attention = std::move(inbox_attention_);
-      shutdown = inbox_shutdown_;
-      deadline = inbox_deadline_;
-    }
-    for (auto& conn : fresh) AddConn(std::move(conn));
-    while (attention != nullptr) {
-      std::shared_ptr<Win32ServerConn> conn = std::move(attention);
-      {
-        std::lock_guard<std::mutex> lock(inbox_mu_);
-        attention = std::move(conn->next_inbox);
-        conn->in_inbox = false;
-      }
-      UpdateGuarded(conn.get());
-    }
-    if (shutdown && !shutting_down_) {
+    const std::optional<absl::Time> shutdown = inbox_.Drain(
+        [this](std::shared_ptr<Win32ServerConn> conn) {
+          AddConn(std::move(conn));
+        },
+        [this](Win32ServerConn* conn) { UpdateGuarded(conn); });
+    if (shutdown.has_value() && !shutting_down_) {
       shutting_down_ = true;
-      deadline_ = deadline;
+      deadline_ = *shutdown;
       for (auto& entry : conns_) {
         Win32ServerConn* conn = entry.second.get();
         // No new requests: cancel the outstanding read.
@@ -571,13 +536,8 @@ class Win32ServerLoop final : public ServerLoop {
   // The next idle sweep; max(): none due (no timeout, or no connections).
   IdleClock::time_point next_sweep_ = IdleClock::time_point::max();
 
-  std::mutex inbox_mu_;  // After any ServerConn::mu.
-  bool wake_pending_ = false;
-  std::vector<std::shared_ptr<Win32ServerConn>> inbox_new_;
-  std::shared_ptr<Win32ServerConn>
-      inbox_attention_;  // Linked through next_inbox.
-  bool inbox_shutdown_ = false;
-  absl::Time inbox_deadline_;
+  // Other threads' way in: new connections, attention, shutdown.
+  LoopInbox<Win32ServerConn> inbox_;
 };
 
 }  // namespace

@@ -24,7 +24,9 @@
 namespace {
 
 using canal_test::Background;
+using canal_test::ConnectedPair;
 using canal_test::kHangGuard;
+using canal_test::MakePair;
 using canal_test::ReadExactly;
 using canal_test::UniqueName;
 
@@ -44,13 +46,8 @@ canal::ListenerOptions Limited(int max_instances,
 
 TEST(InstancesTest, SecondConnectToSingleInstanceIsDeadlineExceeded) {
   const std::string name = UniqueName("inst-one");
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, Limited(1));
-  CANAL_ASSERT_OK(listener);
-  absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);
-  CANAL_ASSERT_OK(first);
-  absl::StatusOr<canal::Channel> accepted = listener->Accept(kHangGuard);
-  CANAL_ASSERT_OK(accepted);
+  absl::StatusOr<ConnectedPair> pair = MakePair(name, Limited(1));
+  CANAL_ASSERT_OK(pair);
   const absl::Time start = absl::Now();
   absl::StatusOr<canal::Channel> second =
       canal::Channel::Connect(name, Timeout(absl::Milliseconds(150)));
@@ -90,13 +87,8 @@ TEST(InstancesTest, ThirdConnectToTwoInstancesIsDeadlineExceeded) {
 
 TEST(InstancesTest, WaitingConnectSucceedsWhenAChannelCloses) {
   const std::string name = UniqueName("inst-wait");
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, Limited(1));
-  CANAL_ASSERT_OK(listener);
-  absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);
-  CANAL_ASSERT_OK(first);
-  absl::StatusOr<canal::Channel> accepted = listener->Accept(kHangGuard);
-  CANAL_ASSERT_OK(accepted);
+  absl::StatusOr<ConnectedPair> pair = MakePair(name, Limited(1));
+  CANAL_ASSERT_OK(pair);
 
   std::atomic<bool> closing{false};
   bool connected_before_close = false;
@@ -112,14 +104,14 @@ TEST(InstancesTest, WaitingConnectSucceedsWhenAChannelCloses) {
     closing.store(true);
     // Windows frees the instance when the listener's end closes; POSIX when
     // the client's end does. Close both, as a real conversation ends.
-    accepted->Close();
-    first->Close();
+    pair->server.Close();
+    pair->client.Close();
     EXPECT_TRUE(waiter.Finished(kHangGuard + absl::Seconds(5)));
   }
   CANAL_ASSERT_OK(second);
   EXPECT_FALSE(connected_before_close)
       << "a second client connected while the only instance was in use";
-  absl::StatusOr<canal::Channel> accepted2 = listener->Accept(kHangGuard);
+  absl::StatusOr<canal::Channel> accepted2 = pair->listener.Accept(kHangGuard);
   CANAL_ASSERT_OK(accepted2);
   CANAL_ASSERT_OK(second->Write("again"));
   absl::StatusOr<std::string> got = ReadExactly(*accepted2, 5);
@@ -219,17 +211,12 @@ TEST(InstancesTest, SixtyFourMessageClientsConnectWithoutAccept) {
 // ends have closed the instance is free again.
 TEST(InstancesTest, ClosedClientsInstanceIsFreeOnceBothEndsClosed) {
   const std::string name = UniqueName("inst-cliclose");
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, Limited(1));
-  CANAL_ASSERT_OK(listener);
-  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
-  CANAL_ASSERT_OK(client);
-  absl::StatusOr<canal::Channel> accepted = listener->Accept(kHangGuard);
-  CANAL_ASSERT_OK(accepted);
-  client->Close();
+  absl::StatusOr<ConnectedPair> pair = MakePair(name, Limited(1));
+  CANAL_ASSERT_OK(pair);
+  pair->client.Close();
   // The listener's side has seen the client go.
   char buffer[8];
-  CANAL_ASSERT_CODE(accepted->Read(absl::MakeSpan(buffer), kHangGuard),
+  CANAL_ASSERT_CODE(pair->server.Read(absl::MakeSpan(buffer), kHangGuard),
                     kOutOfRange);
 #ifdef _WIN32
   CANAL_EXPECT_CODE(
@@ -243,16 +230,17 @@ TEST(InstancesTest, ClosedClientsInstanceIsFreeOnceBothEndsClosed) {
         canal::Channel::Connect(name, Timeout(kHangGuard));
     CANAL_ASSERT_OK(early);
     absl::StatusOr<canal::Channel> early_accepted =
-        listener->Accept(kHangGuard);
+        pair->listener.Accept(kHangGuard);
     CANAL_ASSERT_OK(early_accepted);
     // Both close here: the instance is free again.
   }
 #endif
-  accepted->Close();
+  pair->server.Close();
   absl::StatusOr<canal::Channel> next =
       canal::Channel::Connect(name, Timeout(kHangGuard));
   CANAL_ASSERT_OK(next);
-  absl::StatusOr<canal::Channel> accepted_next = listener->Accept(kHangGuard);
+  absl::StatusOr<canal::Channel> accepted_next =
+      pair->listener.Accept(kHangGuard);
   CANAL_ASSERT_OK(accepted_next);
   CANAL_ASSERT_OK(next->Write("again"));
   absl::StatusOr<std::string> got = ReadExactly(*accepted_next, 5);

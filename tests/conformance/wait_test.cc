@@ -16,7 +16,9 @@
 namespace {
 
 using canal_test::Background;
+using canal_test::ConnectedPair;
 using canal_test::kHangGuard;
+using canal_test::MakePair;
 using canal_test::UniqueName;
 
 TEST(WaitForListenerTest, FreeListenerIsOk) {
@@ -53,13 +55,8 @@ TEST(WaitForListenerTest, BusyListenerIsDeadlineExceeded) {
   const std::string name = UniqueName("wait-busy");
   canal::ListenerOptions options;
   options.max_instances = 1;
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
-  CANAL_ASSERT_OK(listener);
-  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
-  CANAL_ASSERT_OK(client);
-  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
-  CANAL_ASSERT_OK(server);
+  absl::StatusOr<ConnectedPair> pair = MakePair(name, options);
+  CANAL_ASSERT_OK(pair);
   const absl::Time start = absl::Now();
   CANAL_EXPECT_CODE(canal::WaitForListener(name, absl::Milliseconds(150)),
                     kDeadlineExceeded);
@@ -70,13 +67,8 @@ TEST(WaitForListenerTest, ReturnsOkWhenABusyInstanceIsFreed) {
   const std::string name = UniqueName("wait-freed");
   canal::ListenerOptions options;
   options.max_instances = 1;
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
-  CANAL_ASSERT_OK(listener);
-  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
-  CANAL_ASSERT_OK(client);
-  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
-  CANAL_ASSERT_OK(server);
+  absl::StatusOr<ConnectedPair> pair = MakePair(name, options);
+  CANAL_ASSERT_OK(pair);
   absl::Notification started;
   absl::Status waited;
   {
@@ -85,8 +77,8 @@ TEST(WaitForListenerTest, ReturnsOkWhenABusyInstanceIsFreed) {
       waited = canal::WaitForListener(name, kHangGuard);
     });
     started.WaitForNotification();
-    server->Close();
-    client->Close();
+    pair->server.Close();
+    pair->client.Close();
     EXPECT_TRUE(waiter.Finished(kHangGuard + absl::Seconds(5)));
   }
   CANAL_EXPECT_OK(waited);

@@ -24,12 +24,7 @@ namespace {
 using Interop = RuntimeDirTest;
 
 std::string Frame(absl::string_view payload, uint32_t announced) {
-  std::string out = "CNL1";
-  for (int i = 0; i < 4; ++i) {
-    out.push_back(static_cast<char>((announced >> (8 * i)) & 0xff));
-  }
-  out.append(payload.data(), payload.size());
-  return out;
+  return FrameHeader(announced) + std::string(payload);
 }
 std::string Frame(absl::string_view payload) {
   return Frame(payload, static_cast<uint32_t>(payload.size()));

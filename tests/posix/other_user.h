@@ -126,8 +126,9 @@ inline int WaitExit(pid_t pid) {
   return -1;
 }
 
-// A fresh directory (mkdtemp under /tmp) with `mode` and owner, removed at
-// the end of the scope; for native socket paths that other uids reach.
+// A fresh directory (mkdtemp under /tmp) with `mode` and owner, removed
+// with everything in it at the end of the scope; for native socket paths
+// (with a mode such as 0755, other uids reach them).
 class SharedDir {
  public:
   explicit SharedDir(mode_t mode = 0755, uid_t owner = geteuid(),

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Plain Unix-socket peers for the POSIX-only tests: what any program that
-// does not use canal does with a socket path.
+// does not use canal does with a socket path, and the frame header a hostile
+// peer forges.
 
 #ifndef CANAL_TESTS_POSIX_RAW_SOCKET_H_
 #define CANAL_TESTS_POSIX_RAW_SOCKET_H_
@@ -14,10 +15,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace canal_test {
 
@@ -39,6 +42,12 @@ class Fd {
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  // Gives up ownership: the caller closes the descriptor.
+  [[nodiscard]] int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   void reset() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
@@ -48,10 +57,11 @@ class Fd {
   int fd_;
 };
 
-// Hang guard for plain sockets: blocking reads and writes give up after 10 s.
-inline void SetIoTimeouts(int fd) {
+// Hang guard for plain sockets: blocking reads and writes give up after
+// `timeout` (whole seconds).
+inline void SetIoTimeouts(int fd, absl::Duration timeout = absl::Seconds(10)) {
   timeval tv{};
-  tv.tv_sec = 10;
+  tv.tv_sec = static_cast<time_t>(absl::ToInt64Seconds(timeout));
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
@@ -81,21 +91,40 @@ inline Fd BindUnixSocket(const std::string& path, bool listen_too) {
   return fd;
 }
 
-// A plain stream socket connected to `path`, or an invalid Fd.
-inline Fd ConnectUnixSocket(const std::string& path) {
+// A raw peer (not canal) connected to `path`: a plain blocking stream
+// socket without I/O timeouts, as a careless or hostile program has it; -1
+// (errno set) on failure. The caller closes it.
+inline int ConnectRawPeer(const std::string& path) {
   sockaddr_un addr;
   if (!FillAddress(path, &addr)) {
     errno = ENAMETOOLONG;
-    return Fd();
+    return -1;
   }
   Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return fd;
+  if (!fd.valid()) return -1;
   if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
       0) {
-    return Fd();
+    return -1;
   }
-  SetIoTimeouts(fd.get());
+  return fd.release();
+}
+
+// A plain stream socket connected to `path` with the hang guard
+// (SetIoTimeouts), or an invalid Fd.
+inline Fd ConnectUnixSocket(const std::string& path) {
+  Fd fd(ConnectRawPeer(path));
+  if (fd.valid()) SetIoTimeouts(fd.get());
   return fd;
+}
+
+// The header of one POSIX message-mode frame as canal writes it: `magic`
+// ("CNL1") and the payload size, little-endian. Written out here, not taken
+// from the library, so that a change to the wire format fails a test.
+inline std::string FrameHeader(uint32_t size,
+                               absl::string_view magic = "CNL1") {
+  std::string h(magic.data(), magic.size());
+  for (int i = 0; i < 4; ++i) h.push_back(static_cast<char>(size >> (8 * i)));
+  return h;
 }
 
 // Accepts one connection on a listening socket, waiting at most 10 s.

@@ -17,31 +17,9 @@
 namespace canal_test {
 namespace {
 
-struct Closes {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<absl::Status> statuses;
-
-  void Add(const absl::Status& s) {
-    std::lock_guard<std::mutex> lock(mu);
-    statuses.push_back(s);
-    cv.notify_all();
-  }
-  absl::Status Next() {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, std::chrono::seconds(30),
-                     [&] { return !statuses.empty(); })) {
-      return absl::DeadlineExceededError("no on_close");
-    }
-    absl::Status s = statuses.front();
-    statuses.erase(statuses.begin());
-    return s;
-  }
-};
-
 TEST(ServerExceptionsTest, ThrowingRequestHandlerClosesOnlyItsConnection) {
   const std::string name = UniqueName("srv-throw-req");
-  Closes closes;
+  CloseLog closes;
   canal::ServerHandlers handlers;
   handlers.on_request = [](canal::Connection&,
                            absl::string_view r) -> absl::StatusOr<std::string> {
@@ -87,7 +65,7 @@ TEST(ServerExceptionsTest, ThrowingRequestHandlerClosesOnlyItsConnection) {
 
 TEST(ServerExceptionsTest, ThrowingOpenAndDataHandlers) {
   const std::string name = UniqueName("srv-throw-data");
-  Closes closes;
+  CloseLog closes;
   canal::ServerHandlers handlers;
   int opens = 0;  // Loop thread only.
   handlers.on_open = [&](canal::Connection&) {

@@ -15,27 +15,6 @@
 namespace canal_test {
 namespace {
 
-// Records how each connection ended.
-struct CloseLog {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<absl::Status> statuses;
-  std::vector<canal::Connection> opened;
-
-  void Add(const absl::Status& s) {
-    std::lock_guard<std::mutex> lock(mu);
-    statuses.push_back(s);
-    cv.notify_all();
-  }
-  // Waits for `n` closes; returns the statuses so far.
-  std::vector<absl::Status> WaitFor(size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, std::chrono::seconds(30),
-                [&] { return statuses.size() >= n; });
-    return statuses;
-  }
-};
-
 std::unique_ptr<canal::Server> StartEcho(const std::string& name,
                                          canal::PipeMode mode, CloseLog* log,
                                          canal::ServerOptions options = {}) {

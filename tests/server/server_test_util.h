@@ -5,12 +5,18 @@
 #ifndef CANAL_TESTS_SERVER_SERVER_TEST_UTIL_H_
 #define CANAL_TESTS_SERVER_SERVER_TEST_UTIL_H_
 
+#include <condition_variable>
+#include <cstddef>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "canal/server.h"
 #include "test_util.h"
 
@@ -45,6 +51,44 @@ inline std::string ExpectedLoopKind() {
   return "poll";
 #endif
 }
+
+// Records how a server's connections ended: on_close's statuses, in order.
+class CloseLog {
+ public:
+  // For ServerHandlers::on_close.
+  void Add(const absl::Status& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses_.push_back(status);
+    cv_.notify_all();
+  }
+
+  // Takes the oldest status not taken yet, waiting up to `bound` (a hang
+  // guard) for one; DeadlineExceeded if none came.
+  absl::Status Next(absl::Duration bound = absl::Seconds(30)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, absl::ToChronoNanoseconds(bound),
+                      [&] { return statuses_.size() > taken_; })) {
+      return absl::DeadlineExceededError("no on_close");
+    }
+    return statuses_[taken_++];
+  }
+
+  // Waits up to `bound` until `n` connections have closed and returns every
+  // status recorded (fewer than `n` if the bound passed).
+  std::vector<absl::Status> WaitFor(size_t n,
+                                    absl::Duration bound = absl::Seconds(30)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(bound),
+                 [&] { return statuses_.size() >= n; });
+    return statuses_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<absl::Status> statuses_;  // Guarded by mu_.
+  size_t taken_ = 0;                    // Guarded by mu_: taken by Next.
+};
 
 inline canal::ServerOptions MessageServerOptions() {
   canal::ServerOptions options;

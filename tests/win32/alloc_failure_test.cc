@@ -75,8 +75,8 @@ namespace {
 
 using canal_test::kHangGuard;
 using canal_test::MessageOptions;
+using canal_test::UniqueName;
 using canal_win32_test::PipePath;
-using canal_win32_test::UniqueName;
 
 // Makes the n-th allocation of this thread fail while alive.
 class FailNth {

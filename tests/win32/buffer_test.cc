@@ -22,7 +22,7 @@ namespace {
 using canal_test::ConnectedPair;
 using canal_test::kHangGuard;
 using canal_test::MakePair;
-using canal_win32_test::UniqueName;
+using canal_test::UniqueName;
 
 // Nobody reads until every write has returned.
 void ExpectWritesDoNotWaitForTheReader(canal::Channel& writer,

@@ -20,7 +20,7 @@ using canal_test::ConnectedPair;
 using canal_test::kHangGuard;
 using canal_test::MakePair;
 using canal_test::MessageOptions;
-using canal_win32_test::UniqueName;
+using canal_test::UniqueName;
 
 // The server reads the request and closes without a reply: Unavailable (the
 // connection broke in the middle of the exchange), not OutOfRange, for

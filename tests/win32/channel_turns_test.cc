@@ -24,7 +24,7 @@ using canal_test::ConnectedPair;
 using canal_test::kHangGuard;
 using canal_test::MakePair;
 using canal_test::MessageOptions;
-using canal_win32_test::UniqueName;
+using canal_test::UniqueName;
 
 constexpr absl::Duration kShort = absl::Milliseconds(300);
 constexpr absl::Duration kLong = absl::Seconds(30);

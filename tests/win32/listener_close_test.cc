@@ -28,8 +28,8 @@ using canal_test::Background;
 using canal_test::ConnectedPair;
 using canal_test::kHangGuard;
 using canal_test::MakePair;
-using canal_win32_test::RunningUnderWine;
-using canal_win32_test::UniqueName;
+using canal_test::RunningUnderWine;
+using canal_test::UniqueName;
 
 constexpr absl::Duration kLongTimeout = absl::Seconds(30);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Raw Win32 pipe code for the Win32-only tests: it talks
 // to canal, so that canal is checked against what any Windows program does.
+// Pipe names and the Wine check come from canal_test (tests/test_util.h).
 
 #ifndef CANAL_TESTS_WIN32_RAW_WIN32_H_
 #define CANAL_TESTS_WIN32_RAW_WIN32_H_
@@ -14,13 +15,8 @@
 
 namespace canal_win32_test {
 
-// A unique portable name: "cw-<label>-<pid>-<counter>-<random>".
-std::string UniqueName(absl::string_view label);
-
 // `\\.\pipe\<name>` as UTF-16.
 std::wstring PipePath(absl::string_view name);
-
-bool RunningUnderWine();
 
 // Owns a HANDLE.
 class Handle {

@@ -18,7 +18,7 @@
 
 namespace {
 
-using canal_win32_test::UniqueName;
+using canal_test::UniqueName;
 
 std::string TempDir() {
   char path[MAX_PATH + 1];

@@ -435,15 +435,10 @@ TEST_F(InheritTest, ListenerConnectAcceptNeverLeak) {
   canal::ListenerOptions options = MessageOptions();
   options.max_instances = 2;  // Slot files too.
   g_armed.store(true);
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
-  CANAL_ASSERT_OK(listener);
-  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
-  CANAL_ASSERT_OK(client);
-  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
-  CANAL_ASSERT_OK(server);
-  CANAL_ASSERT_OK(client->WriteMessage("ping"));
-  absl::StatusOr<std::string> got = server->ReadMessage(kHangGuard);
+  absl::StatusOr<ConnectedPair> pair = MakePair(name, options);
+  CANAL_ASSERT_OK(pair);
+  CANAL_ASSERT_OK(pair->client.WriteMessage("ping"));
+  absl::StatusOr<std::string> got = pair->server.ReadMessage(kHangGuard);
   CANAL_ASSERT_OK(got);
   EXPECT_EQ(*got, "ping");
   g_armed.store(false);

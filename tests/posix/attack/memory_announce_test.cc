@@ -17,7 +17,6 @@
 // forced allocation failure is skipped.
 
 #include <malloc.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -39,16 +38,10 @@
 #include "absl/time/time.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
+#include "posix/memory_limit.h"
 #include "posix/other_user.h"
+#include "posix/raw_socket.h"
 #include "test_util.h"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CANAL_SANITIZED_ALLOCATOR 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define CANAL_SANITIZED_ALLOCATOR 1
-#endif
-#endif
 
 namespace canal_test {
 namespace {
@@ -56,57 +49,18 @@ namespace {
 constexpr uint32_t k64MiB = 64u * 1024 * 1024;
 constexpr size_t kMiB = 1024 * 1024;
 
-#ifdef CANAL_SANITIZED_ALLOCATOR
-constexpr bool kLimitsApply = false;
-#else
-constexpr bool kLimitsApply = true;
-#endif
+constexpr bool kLimitsApply = !kSanitizedAllocator;
 
-size_t PageSize() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
-
-// Field `index` of /proc/self/statm (0: virtual size, 1: resident), in
-// bytes; 0 if unreadable.
-size_t Statm(int index) {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long fields[2] = {0, 0};
-  const int n = std::fscanf(f, "%lu %lu", &fields[0], &fields[1]);
-  std::fclose(f);
-  if (n != 2) return 0;
-  return static_cast<size_t>(fields[index]) * PageSize();
-}
-size_t Resident() { return Statm(1); }
-
-// Limits the address space to what is mapped now plus `headroom` bytes.
-bool LimitAddressSpace(size_t headroom) {
-  if (!kLimitsApply) return true;
-  const size_t now = Statm(0);
-  if (now == 0) return false;
-  rlimit limit;
-  limit.rlim_cur = limit.rlim_max = now + headroom;
-  return setrlimit(RLIMIT_AS, &limit) == 0;
-}
+size_t Resident() { return ReadMemoryUse().resident_bytes; }
 
 // Child exit codes: 0 success, kChildSetupFailed, or one of these.
 constexpr int kWrongStatus = 10;
 constexpr int kTooMuchMemory = 11;
 constexpr int kWrongData = 12;
 
-#define CHILD_CHECK(cond, code, ...)                  \
-  do {                                                \
-    if (!(cond)) {                                    \
-      std::fprintf(stderr, "child: " __VA_ARGS__);    \
-      std::fprintf(stderr, " (line %d)\n", __LINE__); \
-      return code;                                    \
-    }                                                 \
-  } while (false)
-
-// Runs `body` in a forked child and returns its exit code (200 + signal if
-// it was killed by one).
+// Runs `body` in a forked child (RunInChild) and returns its exit code.
 int InChild(const std::function<int()>& body) {
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
+  return RunInChild([&]() -> int {
 #ifdef __GLIBC__
     // Large buffers straight from mmap and back to the system when freed,
     // so that resident memory measures what is held, not what malloc
@@ -114,13 +68,8 @@ int InChild(const std::function<int()>& body) {
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     mallopt(M_TRIM_THRESHOLD, 64 * 1024);
 #endif
-    // An exception escaping `body` ends the child as it would end any
-    // program (std::terminate: SIGABRT), instead of unwinding into the
-    // test framework, which would go on running tests in the child.
-    [&]() noexcept { _exit(body()); }();
-  }
-  if (pid < 0) return -1;
-  return WaitExit(pid);
+    return body();
+  });
 }
 
 // Joins `thread` when the scope ends, after `release()` (which unblocks
@@ -142,52 +91,13 @@ class JoinAtEnd {
   std::function<void()> release_;
 };
 
-std::string Header(uint32_t size) {
-  std::string h("CNL1");
-  for (int i = 0; i < 4; ++i) h.push_back(static_cast<char>(size >> (8 * i)));
-  return h;
-}
-
-// A raw Unix-socket peer (not canal), connected to `path`; -1 on failure.
-int RawConnect(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool SendAll(int fd, absl::string_view data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n =
-        ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 class MemoryAnnounce : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/canal-mem-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
-    dir_ = tmpl;
-    path_ = dir_ + "/s";  // A native name: the socket path itself.
+    ASSERT_TRUE(dir_.ok()) << "cannot create a directory in /tmp";
   }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  std::string dir_;
-  std::string path_;
+  SharedDir dir_{0700};
+  const std::string path_ = dir_.PathOf("s");  // A native name: the path.
 };
 
 // How the victim reads the hostile announcement.
@@ -226,14 +136,14 @@ TEST_P(ManyPeers, AnnouncementsCostOnlyTheBytesSent) {
     std::vector<int> peers;
     std::vector<canal::Channel> channels;
     for (int i = 0; i < kPeers; ++i) {
-      const int fd = RawConnect(path_);
+      const int fd = ConnectRawPeer(path_);
       CHILD_CHECK(fd >= 0, kChildSetupFailed, "connect");
       peers.push_back(fd);
       absl::StatusOr<canal::Channel> ch = listener->Accept(absl::Seconds(10));
       CHILD_CHECK(ch.ok(), kChildSetupFailed, "Accept: %s",
                   ch.status().ToString().c_str());
       channels.push_back(*std::move(ch));
-      CHILD_CHECK(SendAll(fd, Header(k64MiB) + "abcd"), kChildSetupFailed,
+      CHILD_CHECK(WriteAll(fd, FrameHeader(k64MiB) + "abcd"), kChildSetupFailed,
                   "send");
     }
     // Read's buffer is the caller's and may be as large as the message; it
@@ -241,11 +151,12 @@ TEST_P(ManyPeers, AnnouncementsCostOnlyTheBytesSent) {
     std::unique_ptr<char[]> big(new char[k64MiB]);
     char small[16];
     const size_t before = Resident();
-    CHILD_CHECK(LimitAddressSpace(48 * kMiB), kChildSetupFailed, "setrlimit");
+    CHILD_CHECK(LimitAddressSpaceUnlessSanitized(48 * kMiB), kChildSetupFailed,
+                "setrlimit");
     for (int round = 0; round < 2; ++round) {
       if (round == 1) {
         for (int fd : peers) {
-          CHILD_CHECK(SendAll(fd, "efgh"), kChildSetupFailed, "send");
+          CHILD_CHECK(WriteAll(fd, "efgh"), kChildSetupFailed, "send");
         }
       }
       for (canal::Channel& ch : channels) {
@@ -344,7 +255,7 @@ TEST_F(MemoryAnnounce, HostileRepliesToTransactCostOnlyTheBytesSent) {
       for (canal::Channel& s : servers) {
         absl::StatusOr<std::string> request = s.ReadMessage(absl::Seconds(10));
         if (!request.ok() ||
-            !SendAll(s.native_handle(), Header(k64MiB) + "abcd")) {
+            !WriteAll(s.native_handle(), FrameHeader(k64MiB) + "abcd")) {
           ++server_failures;
         }
       }
@@ -354,7 +265,8 @@ TEST_F(MemoryAnnounce, HostileRepliesToTransactCostOnlyTheBytesSent) {
       for (canal::Channel& s : servers) s.Close();
     });
     const size_t before = Resident();
-    CHILD_CHECK(LimitAddressSpace(48 * kMiB), kChildSetupFailed, "setrlimit");
+    CHILD_CHECK(LimitAddressSpaceUnlessSanitized(48 * kMiB), kChildSetupFailed,
+                "setrlimit");
     go.Notify();
     int wrong = 0;
     for (canal::Channel& c : clients) {
@@ -394,19 +306,19 @@ TEST_F(MemoryAnnounce, TimedOutReadMessageKeepsOnlyWhatArrived) {
     absl::StatusOr<canal::Listener> listener =
         canal::Listener::Create(path_, MessageOptions());
     CHILD_CHECK(listener.ok(), kChildSetupFailed, "Create");
-    const int peer = RawConnect(path_);
+    const int peer = ConnectRawPeer(path_);
     CHILD_CHECK(peer >= 0, kChildSetupFailed, "connect");
     absl::StatusOr<canal::Channel> ch = listener->Accept(absl::Seconds(10));
     CHILD_CHECK(ch.ok(), kChildSetupFailed, "Accept");
     const std::string payload = Pattern(kMessage, 7);
-    CHILD_CHECK(SendAll(peer, Header(static_cast<uint32_t>(kMessage))),
+    CHILD_CHECK(WriteAll(peer, FrameHeader(static_cast<uint32_t>(kMessage))),
                 kChildSetupFailed, "send");
     // The writer of the rest, started before the limit (its stack is
     // address space too).
     absl::Notification go;
     std::thread writer([&] {
       go.WaitForNotification();
-      (void)SendAll(peer, absl::string_view(payload).substr(kSent));
+      (void)WriteAll(peer, absl::string_view(payload).substr(kSent));
     });
     JoinAtEnd join(&writer, [&] {
       if (!go.HasBeenNotified()) go.Notify();
@@ -414,7 +326,8 @@ TEST_F(MemoryAnnounce, TimedOutReadMessageKeepsOnlyWhatArrived) {
       ::shutdown(peer, SHUT_RDWR);
     });
     const size_t before = Resident();
-    CHILD_CHECK(LimitAddressSpace(64 * kMiB), kChildSetupFailed, "setrlimit");
+    CHILD_CHECK(LimitAddressSpaceUnlessSanitized(64 * kMiB), kChildSetupFailed,
+                "setrlimit");
     size_t sent = 0;
     while (sent < kSent) {
       // What the socket takes without blocking, then a read that drains
@@ -482,7 +395,8 @@ TEST_F(MemoryAnnounce,
     std::thread writer(
         [&] { written = client->WriteMessage(message, absl::Seconds(60)); });
     JoinAtEnd join(&writer, [&] { server->Close(); });
-    CHILD_CHECK(LimitAddressSpace(48 * kMiB), kChildSetupFailed, "setrlimit");
+    CHILD_CHECK(LimitAddressSpaceUnlessSanitized(48 * kMiB), kChildSetupFailed,
+                "setrlimit");
     absl::StatusOr<std::string> whole = server->ReadMessage(absl::Seconds(30));
     if (whole.status().code() != absl::StatusCode::kResourceExhausted) {
       std::fprintf(stderr, "child: ReadMessage: %s\n",

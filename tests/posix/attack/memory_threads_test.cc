@@ -11,7 +11,6 @@
 // an address-space limit cannot leave room for.
 
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,16 +27,9 @@
 #include "absl/time/time.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
+#include "posix/memory_limit.h"
 #include "posix/other_user.h"
 #include "test_util.h"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CANAL_SANITIZED_ALLOCATOR 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define CANAL_SANITIZED_ALLOCATOR 1
-#endif
-#endif
 
 namespace canal_test {
 namespace {
@@ -45,45 +37,16 @@ namespace {
 constexpr int kWrongStatus = 10;
 constexpr int kNotReaped = 11;
 
-#define CHILD_CHECK(cond, code, ...)                  \
-  do {                                                \
-    if (!(cond)) {                                    \
-      std::fprintf(stderr, "child: " __VA_ARGS__);    \
-      std::fprintf(stderr, " (line %d)\n", __LINE__); \
-      return code;                                    \
-    }                                                 \
-  } while (false)
-
 void SkipIfSanitized() {
-#ifdef CANAL_SANITIZED_ALLOCATOR
-  GTEST_SKIP() << "a sanitizer's shadow memory leaves no room for an "
-                  "address-space limit";
-#endif
-}
-
-// Limits the address space to what is mapped now plus 2 MiB: enough for
-// small allocations and posix_spawn, not for a thread's stack (8 MiB).
-bool LimitAddressSpace() {
-  std::ifstream statm("/proc/self/statm");
-  unsigned long pages = 0;
-  if (!(statm >> pages) || pages == 0) return false;
-  rlimit limit;
-  limit.rlim_cur = limit.rlim_max =
-      pages * static_cast<unsigned long>(sysconf(_SC_PAGESIZE)) + (2 << 20);
-  return setrlimit(RLIMIT_AS, &limit) == 0;
-}
-
-int InChild(const std::function<int()>& body) {
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    // An escaping exception terminates the child (SIGABRT), as it would
-    // any program, instead of unwinding into the test framework.
-    [&]() noexcept { _exit(body()); }();
+  if (kSanitizedAllocator) {
+    GTEST_SKIP() << "a sanitizer's shadow memory leaves no room for an "
+                    "address-space limit";
   }
-  if (pid < 0) return -1;
-  return WaitExit(pid);
 }
+
+// Address space left to the child: enough for small allocations and
+// posix_spawn, not for a thread's stack (8 MiB).
+constexpr size_t kNoRoomForAThread = 2 << 20;
 
 // The state letter of `pid` in /proc/<pid>/stat, or '?' if it is gone.
 char ProcessState(pid_t pid) {
@@ -101,8 +64,9 @@ bool Exists(const char* path) { return access(path, X_OK) == 0; }
 TEST(MemoryThreads, RunWithoutRoomForAThreadIsResourceExhausted) {
   SkipIfSanitized();
   if (!Exists("/bin/cat")) GTEST_SKIP() << "no /bin/cat";
-  const int rc = InChild([]() -> int {
-    CHILD_CHECK(LimitAddressSpace(), kChildSetupFailed, "setrlimit");
+  const int rc = RunInChild([]() -> int {
+    CHILD_CHECK(LimitAddressSpace(kNoRoomForAThread), kChildSetupFailed,
+                "setrlimit");
     canal::RunOptions options;
     options.timeout = absl::Seconds(20);
     absl::StatusOr<canal::RunResult> r =
@@ -121,7 +85,7 @@ TEST(MemoryThreads, DestroyingARunningSubprocessWithoutRoomForAReaper) {
   if (!Exists("/bin/sleep") || !Exists("/bin/true")) {
     GTEST_SKIP() << "no /bin/sleep or /bin/true";
   }
-  const int rc = InChild([]() -> int {
+  const int rc = RunInChild([]() -> int {
     pid_t pid = 0;
     {
       absl::StatusOr<canal::Subprocess> sleeper =
@@ -129,7 +93,8 @@ TEST(MemoryThreads, DestroyingARunningSubprocessWithoutRoomForAReaper) {
       CHILD_CHECK(sleeper.ok(), kChildSetupFailed, "Start: %s",
                   sleeper.status().ToString().c_str());
       pid = static_cast<pid_t>(sleeper->pid());
-      CHILD_CHECK(LimitAddressSpace(), kChildSetupFailed, "setrlimit");
+      CHILD_CHECK(LimitAddressSpace(kNoRoomForAThread), kChildSetupFailed,
+                  "setrlimit");
       // Destroyed here, still running: no thread can reap it.
     }
     ::kill(pid, SIGKILL);

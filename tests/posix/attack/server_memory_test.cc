@@ -27,7 +27,6 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -46,48 +45,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "canal/canal.h"
+#include "posix/memory_limit.h"
+#include "posix/other_user.h"
+#include "posix/raw_socket.h"
 #include "test_util.h"
 
 namespace canal_test {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 constexpr size_t kMiB = 1024 * 1024;
 constexpr size_t kAnnounced = 64 * kMiB;  // The default max_message_size.
-
-// The child's virtual and resident size in bytes, from /proc/self/statm.
-struct MemoryUse {
-  size_t virtual_bytes = 0;
-  size_t resident_bytes = 0;
-};
-
-MemoryUse ReadMemoryUse() {
-  MemoryUse use;
-  FILE* f = std::fopen("/proc/self/statm", "re");
-  if (f == nullptr) return use;
-  unsigned long size = 0, resident = 0;
-  if (std::fscanf(f, "%lu %lu", &size, &resident) == 2) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    use.virtual_bytes = size * page;
-    use.resident_bytes = resident * page;
-  }
-  std::fclose(f);
-  return use;
-}
-
-// Lets the address space grow by `headroom` bytes from now on (not under
-// the sanitizers, see the top of the file).
-bool LimitAddressSpace(size_t headroom) {
-  if (kSanitized) return true;
-  rlimit lim;
-  lim.rlim_cur = lim.rlim_max = ReadMemoryUse().virtual_bytes + headroom;
-  return setrlimit(RLIMIT_AS, &lim) == 0;
-}
 
 void WriteAll(int fd, absl::string_view data) {
   while (!data.empty()) {
@@ -204,37 +171,11 @@ struct CloseLog {
 class ServerMemoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/canal-srvmem-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/s";
-  }
-  void TearDown() override {
-    unlink(path_.c_str());
-    std::string cmd = absl::StrCat("rm -rf '", dir_, "'");
-    (void)!system(cmd.c_str());
+    ASSERT_TRUE(dir_.ok()) << "cannot create a directory in /tmp";
   }
 
-  int RawConnect() {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
-    if (fd >= 0 &&
-        connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd);
-      return -1;
-    }
-    return fd;
-  }
-
-  static std::string Header(uint32_t size) {
-    std::string h("CNL1", 4);
-    for (int i = 0; i < 4; ++i) h.push_back(static_cast<char>(size >> (8 * i)));
-    return h;
-  }
-
-  std::string dir_, path_;
+  SharedDir dir_{0700};
+  const std::string path_ = dir_.PathOf("s");
 };
 
 // The echo server most tests use, started in the child.
@@ -269,7 +210,7 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
       return 3;
     }
     // Room for five announced messages at most, fewer than are announced.
-    if (!LimitAddressSpace(5 * kAnnounced + 32 * kMiB)) return 4;
+    if (!LimitAddressSpaceUnlessSanitized(5 * kAnnounced + 32 * kMiB)) return 4;
     const MemoryUse before = ReadMemoryUse();
     WriteAll(up, "ready\n");
     if (ReadLine(down, absl::Minutes(2)) != "measure") return 5;
@@ -289,10 +230,10 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
 
   std::vector<int> hostile;
   for (int i = 0; i < kHostile; ++i) {
-    int fd = RawConnect();
+    int fd = ConnectRawPeer(path_);
     ASSERT_GE(fd, 0) << strerror(errno);
-    WriteAll(fd,
-             Header(static_cast<uint32_t>(kAnnounced)) + "just a few bytes");
+    WriteAll(fd, FrameHeader(static_cast<uint32_t>(kAnnounced)) +
+                     "just a few bytes");
     hostile.push_back(fd);
   }
   // A good client is served meanwhile. Its round trips through the same
@@ -334,7 +275,7 @@ TEST_F(ServerMemoryTest, AnnouncedButUnsentMessagesCostNothing) {
 }
 
 TEST_F(ServerMemoryTest, MessageLargerThanTheMemoryLeftEndsOnlyItsConnection) {
-  if (kSanitized)
+  if (kSanitizedAllocator)
     GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
   ServerChild child([&](int up, int down) {
 #ifdef M_ARENA_MAX
@@ -344,7 +285,7 @@ TEST_F(ServerMemoryTest, MessageLargerThanTheMemoryLeftEndsOnlyItsConnection) {
     auto server = StartEcho(path_, &log);
     if (!server.ok()) return 3;
     // Less than one whole message.
-    if (!LimitAddressSpace(kAnnounced / 2)) return 4;
+    if (!LimitAddressSpaceUnlessSanitized(kAnnounced / 2)) return 4;
     WriteAll(up, "ready\n");
     if (ReadLine(down, absl::Minutes(2)) != "closes") return 5;
     WriteAll(up, log.WaitFor(1) + "\n");
@@ -354,11 +295,11 @@ TEST_F(ServerMemoryTest, MessageLargerThanTheMemoryLeftEndsOnlyItsConnection) {
   });
   ASSERT_TRUE(child.started());
   ASSERT_EQ(child.Receive(), "ready");
-  int fd = RawConnect();
+  int fd = ConnectRawPeer(path_);
   ASSERT_GE(fd, 0);
   // The whole message, until the server gives up on it.
   const std::string chunk(kMiB, 'm');
-  std::string first = Header(static_cast<uint32_t>(kAnnounced));
+  std::string first = FrameHeader(static_cast<uint32_t>(kAnnounced));
   ASSERT_EQ(send(fd, first.data(), first.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(first.size()));
   size_t sent = 0;
@@ -381,7 +322,7 @@ TEST_F(ServerMemoryTest, MessageLargerThanTheMemoryLeftEndsOnlyItsConnection) {
 }
 
 TEST_F(ServerMemoryTest, SendLargerThanTheMemoryLeftIsResourceExhausted) {
-  if (kSanitized)
+  if (kSanitizedAllocator)
     GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
   static constexpr size_t kHuge = 256 * kMiB;
   ServerChild child([&](int up, int down) {
@@ -405,7 +346,7 @@ TEST_F(ServerMemoryTest, SendLargerThanTheMemoryLeftIsResourceExhausted) {
     };
     auto server = canal::Server::Start(path_, options, std::move(handlers));
     if (!server.ok()) return 4;
-    if (!LimitAddressSpace(kHuge / 2)) return 5;
+    if (!LimitAddressSpaceUnlessSanitized(kHuge / 2)) return 5;
     WriteAll(up, "ready\n");
     ReadLine(down, absl::Minutes(2));
     server->reset();
@@ -430,11 +371,11 @@ TEST_F(ServerMemoryTest, SendLargerThanTheMemoryLeftIsResourceExhausted) {
 }
 
 TEST_F(ServerMemoryTest, StartWithoutRoomForItsThreadsIsResourceExhausted) {
-  if (kSanitized)
+  if (kSanitizedAllocator)
     GTEST_SKIP() << "needs std::bad_alloc (see the top of the file)";
   ServerChild child([&](int up, int) {
     // Thread stacks (8 MiB each by default) do not fit 64 of them.
-    if (!LimitAddressSpace(64 * kMiB)) return 3;
+    if (!LimitAddressSpaceUnlessSanitized(64 * kMiB)) return 3;
     canal::ServerOptions options;
     options.threads = 64;
     absl::StatusOr<std::unique_ptr<canal::Server>> server =

@@ -24,7 +24,8 @@
 #include "absl/time/clock.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
-#include "reliability/faults/faults_util.h"
+#include "posix/other_user.h"
+#include "posix/raw_socket.h"
 #include "test_util.h"
 
 namespace canal_test {
@@ -33,17 +34,7 @@ namespace {
 // A raw Unix-socket client; closes on destruction.
 class RawClient {
  public:
-  explicit RawClient(const std::string& path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    if (fd_ >= 0 &&
-        ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
+  explicit RawClient(const std::string& path) : fd_(ConnectRawPeer(path)) {}
   ~RawClient() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -54,17 +45,7 @@ class RawClient {
   }
   void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
   // Sends everything (MSG_NOSIGNAL); false once the peer is gone.
-  bool Send(const std::string& data) {
-    size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n =
-          ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
+  bool Send(const std::string& data) { return WriteAll(fd_, data); }
   // Whether the peer closed (end of stream or reset) within `timeout_ms`,
   // discarding anything it sent.
   bool ClosedByPeer(int timeout_ms) {
@@ -85,31 +66,18 @@ class RawClient {
   int fd_ = -1;
 };
 
-std::string Header(uint32_t size, const char* magic = "CNL1") {
-  std::string h(magic, 4);
-  for (int i = 0; i < 4; ++i) h.push_back(static_cast<char>(size >> (8 * i)));
-  return h;
-}
-
 class FaultsRawPeer : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/canal-i8f-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
-    dir_ = tmpl;
-    path_ = dir_ + "/s";  // A native name: the socket path itself.
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
+    ASSERT_TRUE(dir_.ok()) << "cannot create a directory in /tmp";
   }
   canal::ListenerOptions Options() const {
     canal::ListenerOptions options = MessageOptions();
     options.max_message_size = 1024 * 1024;
     return options;
   }
-  std::string dir_;
-  std::string path_;
+  SharedDir dir_{0700};
+  const std::string path_ = dir_.PathOf("s");  // A native name: the path.
 };
 
 // Thread-per-client: each hostile input fails its own channel with
@@ -119,11 +87,12 @@ TEST_F(FaultsRawPeer, MalformedFramesFailOnlyThatChannelOnListener) {
       canal::Listener::Create(path_, Options());
   CANAL_ASSERT_OK(listener);
   const std::vector<std::string> inputs = {
-      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",    // not canal at all
-      Header(5, "CNL2") + "hello",            // bad magic
-      Header(100) + "only a part",            // stream ends inside a frame
-      Header(3) + "abc" + Header(7, "XXXX"),  // good frame, then garbage
-      std::string("CNL"),                     // stream ends inside a header
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",  // not canal at all
+      FrameHeader(5, "CNL2") + "hello",     // bad magic
+      FrameHeader(100) + "only a part",     // stream ends inside a frame
+      // A good frame, then garbage.
+      FrameHeader(3) + "abc" + FrameHeader(7, "XXXX"),
+      std::string("CNL"),  // stream ends inside a header
   };
   for (size_t i = 0; i < inputs.size(); ++i) {
     SCOPED_TRACE(absl::StrCat("input ", i));
@@ -168,11 +137,12 @@ TEST_F(FaultsRawPeer, HostileByteStreamsDoNotDisturbServer) {
   canal::ServerOptions options;
   options.listener = Options();
   options.threads = 2;
+  ConnectionCounter connections;  // Outlives the server.
   canal::ServerHandlers handlers;
   handlers.on_request = [](canal::Connection&, absl::string_view request)
       -> absl::StatusOr<std::string> { return absl::StrCat("re:", request); };
-  absl::StatusOr<std::unique_ptr<canal::Server>> server =
-      canal::Server::Start(path_, options, std::move(handlers));
+  absl::StatusOr<std::unique_ptr<canal::Server>> server = canal::Server::Start(
+      path_, options, connections.Wrap(std::move(handlers)));
   ASSERT_TRUE(server.ok()) << server.status();
 
   absl::StatusOr<canal::Channel> good = canal::Channel::Connect(path_);
@@ -197,9 +167,9 @@ TEST_F(FaultsRawPeer, HostileByteStreamsDoNotDisturbServer) {
     EXPECT_EQ(*reply, "re:" + request);
   }
   good->Close();
-  EXPECT_TRUE(WaitUntil([&] { return (*server)->connection_count() == 0; },
-                        absl::Seconds(10)))
-      << (*server)->connection_count() << " connections left";
+  EXPECT_TRUE(connections.WaitUntilAllClosed(absl::Seconds(10)))
+      << connections.open() << " connections left";
+  EXPECT_EQ((*server)->connection_count(), 0u);
   // And a brand-new client still works.
   absl::StatusOr<std::string> reply =
       canal::Call(path_, "after", absl::Seconds(10));
@@ -220,7 +190,7 @@ TEST_F(FaultsRawPeer, OversizedAnnouncementRefusedAtOnce) {
     ASSERT_TRUE(raw.ok());
     absl::StatusOr<canal::Channel> ch = listener->Accept(absl::Seconds(10));
     CANAL_ASSERT_OK(ch);
-    ASSERT_TRUE(raw.Send(Header(0xffffffffu)));
+    ASSERT_TRUE(raw.Send(FrameHeader(0xffffffffu)));
     const absl::Time start = absl::Now();
     absl::Status status;
     if (whole) {
@@ -239,7 +209,7 @@ TEST_F(FaultsRawPeer, OversizedAnnouncementRefusedAtOnce) {
     ASSERT_TRUE(raw.ok());
     absl::StatusOr<canal::Channel> ch = listener->Accept(absl::Seconds(10));
     CANAL_ASSERT_OK(ch);
-    ASSERT_TRUE(raw.Send(Header(1024 * 1024 + 1)));
+    ASSERT_TRUE(raw.Send(FrameHeader(1024 * 1024 + 1)));
     CANAL_EXPECT_CODE(ch->ReadMessage(absl::Seconds(10)), kResourceExhausted);
   }
 }
@@ -252,7 +222,8 @@ TEST_F(FaultsRawPeer, StreamEndingInsideTheReplyIsDataLoss) {
   absl::StatusOr<canal::Listener> listener =
       canal::Listener::Create(path_, Options());
   CANAL_ASSERT_OK(listener);
-  for (const std::string& torn : {std::string("CNL"), Header(100) + "part"}) {
+  for (const std::string& torn :
+       {std::string("CNL"), FrameHeader(100) + "part"}) {
     SCOPED_TRACE(torn.size());
     absl::StatusOr<canal::Channel> client = canal::Channel::Connect(path_);
     CANAL_ASSERT_OK(client);

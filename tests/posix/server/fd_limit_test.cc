@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "posix/other_user.h"
+#include "posix/raw_socket.h"
 #include "server/server_test_util.h"
 
 namespace canal_test {
@@ -45,10 +47,9 @@ void WriteLine(int fd, const std::string& line) {
 
 TEST(ServerFdLimitTest,
      IdleClientsBeyondTheDescriptorLimitDoNotLockOutANewOne) {
-  char tmpl[] = "/tmp/canal-srvfd-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  const std::string path = dir + "/s";
+  SharedDir dir(0700);
+  ASSERT_TRUE(dir.ok()) << "cannot create a directory in /tmp";
+  const std::string path = dir.PathOf("s");
   int up[2], down[2];
   ASSERT_EQ(pipe2(up, O_CLOEXEC), 0);
   ASSERT_EQ(pipe2(down, O_CLOEXEC), 0);
@@ -101,14 +102,9 @@ TEST(ServerFdLimitTest,
   ASSERT_EQ(ReadLine(up[0]), "ready");
 
   std::vector<int> idle;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   for (int i = 0; i < kIdleClients; ++i) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
-        << strerror(errno);
+    int fd = ConnectRawPeer(path);
+    ASSERT_GE(fd, 0) << strerror(errno);
     idle.push_back(fd);
   }
   absl::StatusOr<std::string> reply =
@@ -137,8 +133,6 @@ TEST(ServerFdLimitTest,
   for (int fd : idle) close(fd);
   close(up[0]);
   close(down[1]);
-  std::string cmd = absl::StrCat("rm -rf '", dir, "'");
-  (void)!system(cmd.c_str());
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "posix/other_user.h"
+#include "posix/raw_socket.h"
 #include "server/server_test_util.h"
 
 namespace canal_test {
@@ -28,24 +30,15 @@ namespace {
 class ServerHalfCloseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/canal-srvhalf-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/s";
+    ASSERT_TRUE(dir_.ok()) << "cannot create a directory in /tmp";
   }
 
-  void TearDown() override {
-    server_.reset();
-    std::string cmd = absl::StrCat("rm -rf '", dir_, "'");
-    (void)!system(cmd.c_str());
-  }
+  void TearDown() override { server_.reset(); }
 
   void Start(const canal::ServerOptions& options,
              canal::ServerHandlers handlers) {
     handlers.on_close = [this](canal::Connection&, const absl::Status& s) {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_.push_back(s);
-      cv_.notify_all();
+      closes_.Add(s);
     };
     auto server = canal::Server::Start(path_, options, std::move(handlers));
     ASSERT_TRUE(server.ok()) << server.status();
@@ -54,17 +47,8 @@ class ServerHalfCloseTest : public ::testing::Test {
 
   // A raw client whose reads give up after a generous hang guard.
   int Connect() {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval guard{30, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
-    if (fd >= 0 &&
-        connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd);
-      return -1;
-    }
+    const int fd = ConnectRawPeer(path_);
+    if (fd >= 0) SetIoTimeouts(fd, absl::Seconds(30));
     return fd;
   }
 
@@ -89,30 +73,17 @@ class ServerHalfCloseTest : public ::testing::Test {
     return got;
   }
 
-  absl::Status WaitForClose() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::seconds(30),
-                      [&] { return !closed_.empty(); })) {
-      return absl::DeadlineExceededError("no on_close");
-    }
-    absl::Status s = closed_.front();
-    closed_.erase(closed_.begin());
-    return s;
-  }
+  absl::Status WaitForClose() { return closes_.Next(); }
 
   static std::string Frame(absl::string_view payload) {
-    std::string f("CNL1", 4);
-    const uint32_t size = static_cast<uint32_t>(payload.size());
-    for (int i = 0; i < 4; ++i) f.push_back(static_cast<char>(size >> (8 * i)));
-    f.append(payload.data(), payload.size());
-    return f;
+    return FrameHeader(static_cast<uint32_t>(payload.size())) +
+           std::string(payload);
   }
 
-  std::string dir_, path_;
+  SharedDir dir_{0700};
+  const std::string path_ = dir_.PathOf("s");
+  CloseLog closes_;  // Outlives server_.
   std::unique_ptr<canal::Server> server_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<absl::Status> closed_;
 };
 
 TEST_F(ServerHalfCloseTest, ByteModeReplyArrivesWholeBeforeTheEnd) {

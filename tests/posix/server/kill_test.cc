@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "posix/other_user.h"
+#include "posix/raw_socket.h"
 #include "server/server_test_util.h"
 
 namespace canal_test {
@@ -28,30 +30,21 @@ namespace {
 class ServerKillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/canal-srvkill-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);  // Mode 0700, ours.
-    dir_ = tmpl;
-    path_ = dir_ + "/s";
+    ASSERT_TRUE(dir_.ok()) << "cannot create a directory in /tmp";
     canal::ServerOptions options = MessageServerOptions();
     options.listener.max_message_size = 1 << 20;
     canal::ServerHandlers handlers;
     handlers.on_request = [](canal::Connection&, absl::string_view r)
         -> absl::StatusOr<std::string> { return std::string(r); };
     handlers.on_close = [this](canal::Connection&, const absl::Status& s) {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_.push_back(s);
-      cv_.notify_all();
+      closes_.Add(s);
     };
     auto server = canal::Server::Start(path_, options, std::move(handlers));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }
 
-  void TearDown() override {
-    server_.reset();
-    std::string cmd = absl::StrCat("rm -rf '", dir_, "'");
-    (void)!system(cmd.c_str());
-  }
+  void TearDown() override { server_.reset(); }
 
   // Forks a child that connects with a raw socket, writes `bytes`, then
   // kills itself with SIGKILL. Returns once the child is gone.
@@ -83,16 +76,7 @@ class ServerKillTest : public ::testing::Test {
     EXPECT_EQ(WTERMSIG(wstatus), SIGKILL);
   }
 
-  absl::Status WaitForClose() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::seconds(30),
-                      [&] { return !closed_.empty(); })) {
-      return absl::DeadlineExceededError("no close");
-    }
-    absl::Status s = closed_.front();
-    closed_.erase(closed_.begin());
-    return s;
-  }
+  absl::Status WaitForClose() { return closes_.Next(); }
 
   void ExpectOthersServed() {
     absl::StatusOr<std::string> r =
@@ -103,22 +87,15 @@ class ServerKillTest : public ::testing::Test {
     EXPECT_EQ(WaitForClose().code(), absl::StatusCode::kOutOfRange);
   }
 
-  static std::string Header(const char magic[4], uint32_t size) {
-    std::string h(magic, 4);
-    for (int i = 0; i < 4; ++i) h.push_back(static_cast<char>(size >> (8 * i)));
-    return h;
-  }
-
-  std::string dir_, path_;
+  SharedDir dir_{0700};  // Ours, mode 0700.
+  const std::string path_ = dir_.PathOf("s");
+  CloseLog closes_;  // Outlives server_.
   std::unique_ptr<canal::Server> server_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<absl::Status> closed_;
 };
 
 TEST_F(ServerKillTest, KilledInsideAMessageIsDataLoss) {
   // Half of a message: header and 500 of its 1000 bytes.
-  std::string bytes = Header("CNL1", 1000) + std::string(500, 'h');
+  std::string bytes = FrameHeader(1000) + std::string(500, 'h');
   RunChild(bytes);
   absl::Status s = WaitForClose();
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
@@ -133,7 +110,7 @@ TEST_F(ServerKillTest, KilledInsideAHeaderIsDataLoss) {
 }
 
 TEST_F(ServerKillTest, KilledBetweenMessagesIsClean) {
-  RunChild(Header("CNL1", 2) + "ok");
+  RunChild(FrameHeader(2) + "ok");
   absl::Status s = WaitForClose();
   // The reply may hit the dead socket first (Unavailable) or the end of
   // stream is seen first (OutOfRange); never OK, never DataLoss.
@@ -151,7 +128,7 @@ TEST_F(ServerKillTest, BadMagicIsDataLoss) {
 }
 
 TEST_F(ServerKillTest, OversizedFrameIsResourceExhausted) {
-  RunChild(Header("CNL1", (1u << 20) + 1));
+  RunChild(FrameHeader((1u << 20) + 1));
   absl::Status s = WaitForClose();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
   ExpectOthersServed();
@@ -159,13 +136,9 @@ TEST_F(ServerKillTest, OversizedFrameIsResourceExhausted) {
 
 TEST_F(ServerKillTest, FrameDribbledByteByByteIsOneMessage) {
   // A raw client sending one frame a byte at a time, and reading the reply.
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  const std::string frame = Header("CNL1", 5) + "hello";
+  int fd = ConnectRawPeer(path_);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  const std::string frame = FrameHeader(5) + "hello";
   for (char c : frame) ASSERT_EQ(write(fd, &c, 1), 1);
   std::string got;
   char buf[64];

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers for the fault and load tests (tests/reliability/faults/): the child
-// program, the process's descriptor / handle count, and a bounded wait.
+// program, the process's descriptor / handle count, and a bounded poll for
+// it.
 
 #ifndef CANAL_TESTS_RELIABILITY_FAULTS_FAULTS_UTIL_H_
 #define CANAL_TESTS_RELIABILITY_FAULTS_FAULTS_UTIL_H_
@@ -47,8 +48,12 @@ inline int64_t OpenHandleCount() {
 #endif
 }
 
-// Polls `cond` every millisecond until it holds or `bound` passed.
-inline bool WaitUntil(const std::function<bool()>& cond, absl::Duration bound) {
+// Polls `cond` every millisecond until it holds or `bound` passed. Only for
+// what nothing signals (the process's descriptor or handle count) or where
+// a signal would disturb what is measured (handles_test.cc says why); wait
+// for anything else on a real signal.
+inline bool SleepPollUntil(const std::function<bool()>& cond,
+                           absl::Duration bound) {
   const absl::Time deadline = absl::Now() + bound;
   while (!cond()) {
     if (absl::Now() > deadline) return false;

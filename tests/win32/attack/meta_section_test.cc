@@ -35,13 +35,13 @@ namespace {
 
 using canal_test::Background;
 using canal_test::kHangGuard;
+using canal_test::UniqueName;
 using canal_win32_test::AttackChildPath;
 using canal_win32_test::Child;
 using canal_win32_test::CurrentUserSid;
 using canal_win32_test::Handle;
 using canal_win32_test::MetaSectionName;
 using canal_win32_test::TestChildPath;
-using canal_win32_test::UniqueName;
 
 // Far longer than the hang guard: a client that waits it out instead of
 // failing at once makes the guard fire.

@@ -23,8 +23,8 @@ namespace {
 
 using canal_test::Background;
 using canal_test::kHangGuard;
+using canal_test::UniqueName;
 using canal_win32_test::PipePath;
-using canal_win32_test::UniqueName;
 
 // Raw clients that connect (and hang up) again and again, as fast as the
 // pipe lets them, until stopped: connected peers pile up faster than Accept

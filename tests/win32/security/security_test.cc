@@ -32,12 +32,12 @@
 namespace {
 
 using canal_test::Background;
+using canal_test::RunningUnderWine;
+using canal_test::UniqueName;
 using canal_win32_test::Handle;
 using canal_win32_test::MetaSectionName;
 using canal_win32_test::OpenRawClient;
 using canal_win32_test::PipePath;
-using canal_win32_test::RunningUnderWine;
-using canal_win32_test::UniqueName;
 
 constexpr absl::Duration kGuard = absl::Seconds(20);
 
