@@ -57,11 +57,10 @@ TEST(RunTest, ExitCodeAndMergedStderr) {
 TEST(RunTest, TimeoutKillsTheChild) {
   canal::RunOptions options;
   options.timeout = absl::Milliseconds(300);
-  const absl::Time start = absl::Now();
+  // The child never exits by itself: Run returns only if it kills it.
   absl::StatusOr<canal::RunResult> result =
       canal::Run(ChildArgv({"hang"}), "", options);
   CANAL_EXPECT_CODE(result, kDeadlineExceeded);
-  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
 }
 
 TEST(RunTest, MissingProgram) {

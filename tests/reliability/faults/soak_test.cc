@@ -146,7 +146,6 @@ TEST(FaultsSoak, ClientsTimesMessagesNothingLostDuplicatedReorderedCorrupted) {
   const int64_t total = static_cast<int64_t>(clients) * messages;
   EXPECT_EQ(received.load(), total);
   EXPECT_EQ(served.load(), total);
-  EXPECT_LT(took, absl::Seconds(wine ? 90 : 45));
 }
 
 }  // namespace

@@ -48,11 +48,8 @@ TEST(FaultsOversizedWindows, RawWriterOfOversizedMessageIsRefused) {
       (void)WriteFile(raw, big.data(), static_cast<DWORD>(big.size()), &written,
                       nullptr);
     });
-    const absl::Time start = absl::Now();
     absl::StatusOr<std::string> m = ch->ReadMessage(absl::Seconds(10));
-    const absl::Duration took = absl::Now() - start;
     CANAL_EXPECT_CODE(m, kResourceExhausted);
-    EXPECT_LT(took, absl::Seconds(5)) << "took " << took;
     ch->Close();  // breaks the pipe: the raw writer returns
     EXPECT_TRUE(writer.Finished(kHangGuard));
   }
