@@ -18,7 +18,8 @@
 // FailedPrecondition (wrong mode or direction, or an invalid channel),
 // InvalidArgument (bad name or argument), PermissionDenied, ResourceExhausted
 // (the peer announced a message larger than allowed, or memory ran out: no
-// call throws), DataLoss (the peer sent malformed framing).
+// call throws), DataLoss (the peer sent malformed framing, or handles that
+// do not match its messages).
 
 #ifndef CANAL_CHANNEL_H_
 #define CANAL_CHANNEL_H_
@@ -119,10 +120,11 @@ class Channel {
   // by the result; on POSIX each descriptor is close-on-exec from its
   // creation (MSG_CMSG_CLOEXEC). Returns FailedPrecondition on a byte-mode
   // channel; DataLoss, with every handle that arrived closed, if the peer
-  // sent more handles than `max_handles_per_message`, handles that no
-  // message claims or fewer than a message claims (POSIX), or (Windows) an
-  // envelope from a peer running as another user, whose handle values are
-  // never used; otherwise the errors of `ReadMessage`.
+  // sent more handles than `max_handles_per_message`, (POSIX) descriptors
+  // that no message claims or not as many as a message claims, after which
+  // the channel stays failed, or (Windows) a malformed envelope or one from
+  // a peer running as another user, whose handle values are never used;
+  // otherwise the errors of `ReadMessage`.
   //
   // ReadMessage, Read and Transact deliver a message that carries handles
   // like any other (its data only) and close its handles, so nothing
