@@ -251,11 +251,12 @@ void Win32Channel::Stash(std::string data, bool more) {
   stash_more_ = more;
 }
 
-absl::Status Win32Channel::CheckMessageSize(size_t size,
-                                            absl::string_view op) const {
-  // An envelope's header does not count against the limit.
-  if (size <= max_message_size_ || (mode_ == PipeMode::kMessage &&
-                                    size - max_message_size_ <= kEnvelopeMax)) {
+absl::Status Win32Channel::CheckMessageSize(size_t size, absl::string_view op,
+                                            bool envelope) const {
+  // An envelope's header does not count against the limit (its data is
+  // checked once unwrapped).
+  if (size <= max_message_size_ ||
+      (envelope && size - max_message_size_ <= kEnvelopeMax)) {
     return absl::OkStatus();
   }
   return MakeError(
@@ -381,13 +382,28 @@ absl::Status Win32Channel::ReadRestOfMessage(HANDLE handle,
                                              const Deadline& deadline,
                                              absl::string_view op) {
   while (true) {
+    // The first bytes too while none were read, to see whether the message
+    // is an envelope (whose header is allowed beyond max_message_size).
+    char head[sizeof(kEnvelopeMagic)];
+    DWORD head_got = 0;
     DWORD left = 0;
-    if (!PeekNamedPipe(handle, nullptr, 0, nullptr, nullptr, &left)) left = 0;
+    const bool at_start = message->empty();
+    if (!PeekNamedPipe(handle, at_start ? head : nullptr,
+                       at_start ? sizeof(head) : 0, &head_got, nullptr,
+                       &left)) {
+      left = head_got = 0;
+    }
+    left += head_got;  // What is left after the bytes peeked, plus those.
+    const bool envelope =
+        mode_ == PipeMode::kMessage &&
+        (at_start ? head_got == sizeof(head) &&
+                        std::memcmp(head, kEnvelopeMagic, sizeof(head)) == 0
+                  : StartsWithMagic(*message));
     const size_t chunk = left > 0 ? left : kFirstChunk;
     const size_t old_size = message->size();
-    if (!CheckMessageSize(old_size + left, op).ok()) {
+    if (!CheckMessageSize(old_size + left, op, envelope).ok()) {
       if (old_size > 0) Stash(std::move(*message), true);
-      return CheckMessageSize(old_size + left, op);
+      return CheckMessageSize(old_size + left, op, envelope);
     }
     try {
       message->resize(old_size + chunk);
@@ -408,10 +424,11 @@ absl::Status Win32Channel::ReadRestOfMessage(HANDLE handle,
     }
     message->resize(old_size + read->size);
     if (!read->more) return absl::OkStatus();
-    if (!CheckMessageSize(message->size(), op).ok()) {
+    const bool is_envelope = StartsWithMagic(*message);
+    if (!CheckMessageSize(message->size(), op, is_envelope).ok()) {
       const size_t size = message->size();
       Stash(std::move(*message), true);
-      return CheckMessageSize(size, op);
+      return CheckMessageSize(size, op, is_envelope);
     }
   }
 }
@@ -662,7 +679,7 @@ absl::Status Win32Channel::Unwrap(HANDLE pipe, absl::string_view op,
   const uint64_t count = ReadLe(message->data() + 16, 4);
   if (count == 0) {
     message->erase(0, kEnvelopeHeader);
-    return absl::OkStatus();
+    return CheckMessageSize(message->size(), op, false);
   }
   const size_t room = (message->size() - kEnvelopeHeader) / 8;
   if (room < count) {
@@ -698,6 +715,9 @@ absl::Status Win32Channel::Unwrap(HANDLE pipe, absl::string_view op,
                                   "closed"));
   }
   message->erase(0, kEnvelopeHeader + 8 * static_cast<size_t>(count));
+  if (message->size() > max_message_size_) {
+    return CheckMessageSize(message->size(), op, false);  // Handles closed.
+  }
   if (handles != nullptr) *handles = std::move(got);
   return absl::OkStatus();
 }

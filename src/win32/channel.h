@@ -191,7 +191,10 @@ class Win32Channel final : public ChannelImpl {
   absl::Status ReadRestOfMessage(HANDLE handle, std::string* message,
                                  const Deadline& deadline,
                                  absl::string_view op);
-  absl::Status CheckMessageSize(size_t size, absl::string_view op) const;
+  // ResourceExhausted for a message over max_message_size_ (an envelope
+  // may exceed it by its header).
+  absl::Status CheckMessageSize(size_t size, absl::string_view op,
+                                bool envelope) const;
   void Stash(std::string data, bool more);
 
   const PipeMode mode_;

@@ -174,6 +174,32 @@ TEST(Win32Handles, RawEscapedMessageIsUnwrapped) {
   EXPECT_TRUE(m->handles.empty());
 }
 
+TEST(Win32Handles, EnvelopeHeaderIsNotCountedButItsDataIs) {
+  const std::string name = UniqueName("wh-size");
+  canal::ListenerOptions options = canal_test::MessageOptions();
+  options.max_message_size = 1024;
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  DWORD error = 0;
+  Handle raw = OpenRawClient(name, GENERIC_READ | GENERIC_WRITE, true, &error);
+  ASSERT_TRUE(raw.valid()) << error;
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  // 1024 bytes of data in an envelope: over 1024 on the wire, within the
+  // limit once unwrapped.
+  const std::string full(1024, 'a');
+  ASSERT_TRUE(RawWrite(raw.get(), Envelope(0, {}, full)));
+  absl::StatusOr<std::string> m = server->ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(m);
+  EXPECT_EQ(*m, full);
+  // 1500 bytes of data in an envelope, and plain: both over the limit.
+  ASSERT_TRUE(RawWrite(raw.get(), Envelope(0, {}, std::string(1500, 'b'))));
+  CANAL_EXPECT_CODE(server->ReadMessage(kHangGuard), kResourceExhausted);
+  ASSERT_TRUE(RawWrite(raw.get(), std::string(1100, 'c')));
+  CANAL_EXPECT_CODE(server->ReadMessage(kHangGuard), kResourceExhausted);
+}
+
 TEST(Win32Handles, MalformedEnvelopeIsDataLossAndTouchesNothing) {
   absl::StatusOr<RawPair> pair = MakeRawPair("wh-malformed");
   CANAL_ASSERT_OK(pair);
