@@ -48,6 +48,20 @@ absl::Status CheckSize(absl::string_view op, const internal::ChannelImpl& impl,
   return absl::OkStatus();
 }
 
+absl::Status ValidateConnectOptions(absl::string_view op,
+                                    absl::string_view name,
+                                    const ConnectOptions& options) {
+  if (options.max_handles_per_message < 0 ||
+      options.max_handles_per_message > kMaxHandlesPerMessageLimit) {
+    return internal::MakeError(
+        absl::StatusCode::kInvalidArgument, op, name,
+        absl::StrCat("max_handles_per_message must be 0..",
+                     kMaxHandlesPerMessageLimit, ", got ",
+                     options.max_handles_per_message));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateName(absl::string_view op, absl::string_view name) {
   internal::NameKind kind;
   return internal::ClassifyName(op, name, internal::kBackendUsesPosixNames,
@@ -63,6 +77,17 @@ absl::Status ChannelImpl::RunAsClient(absl::FunctionRef<void()> /*fn*/) {
                    "need seteuid, which changes the whole process); use "
                    "Channel::Peer() to decide what the client may do");
 }
+
+absl::Status ChannelImpl::WriteWithHandles(
+    absl::string_view op, absl::string_view /*data*/,
+    absl::Span<const NativeHandle> /*handles*/, absl::Duration /*timeout*/) {
+  return NeedMessageMode(op, name());
+}
+
+absl::StatusOr<MessageWithHandles> ChannelImpl::ReadMessageWithHandles(
+    absl::Duration /*timeout*/) {
+  return NeedMessageMode("ReadMessageWithHandles", name());
+}
 }  // namespace internal
 
 Channel::Channel() = default;
@@ -77,6 +102,7 @@ absl::StatusOr<Channel> Channel::Connect(absl::string_view name,
   return internal::GuardResources(
       "Connect", name, [&]() -> absl::StatusOr<Channel> {
         CANAL_RETURN_IF_ERROR(ValidateName("Connect", name));
+        CANAL_RETURN_IF_ERROR(ValidateConnectOptions("Connect", name, options));
         CANAL_ASSIGN_OR_RETURN(
             std::unique_ptr<internal::ChannelImpl> impl,
             internal::BackendConnect("Connect", name, options));
@@ -139,6 +165,51 @@ absl::Status Channel::WriteMessage(absl::string_view message,
   });
 }
 
+absl::Status Channel::WriteMessageWithHandles(
+    absl::string_view data, absl::Span<const NativeHandle> handles,
+    absl::Duration timeout) {
+  constexpr absl::string_view kOp = "WriteMessageWithHandles";
+  if (!impl_) return Invalid(kOp);
+  if (impl_->mode() != PipeMode::kMessage) {
+    return NeedMessageMode(kOp, impl_->name());
+  }
+  if (!impl_->can_write()) return NeedDirection(kOp, impl_->name(), "write");
+  CANAL_RETURN_IF_ERROR(CheckSize(kOp, *impl_, data.size()));
+  return internal::GuardResources(kOp, impl_->name(), [&]() -> absl::Status {
+    if (handles.size() > impl_->max_handles_per_message()) {
+      return internal::MakeError(
+          absl::StatusCode::kInvalidArgument, kOp, impl_->name(),
+          absl::StrCat(handles.size(), " handles exceed the limit of ",
+                       impl_->max_handles_per_message(),
+                       " per message (max_handles_per_message)"));
+    }
+    for (size_t i = 0; i < handles.size(); ++i) {
+      if (handles[i] == kInvalidNativeHandle) {
+        return internal::MakeError(
+            absl::StatusCode::kInvalidArgument, kOp, impl_->name(),
+            absl::StrCat("handle ", i, " is kInvalidNativeHandle"));
+      }
+      CANAL_RETURN_IF_ERROR(
+          internal::BackendCheckHandle(kOp, impl_->name(), handles[i]));
+    }
+    if (handles.empty()) return impl_->Write(kOp, data, timeout);
+    return impl_->WriteWithHandles(kOp, data, handles, timeout);
+  });
+}
+
+absl::StatusOr<MessageWithHandles> Channel::ReadMessageWithHandles(
+    absl::Duration timeout) {
+  constexpr absl::string_view kOp = "ReadMessageWithHandles";
+  if (!impl_) return Invalid(kOp);
+  if (impl_->mode() != PipeMode::kMessage) {
+    return NeedMessageMode(kOp, impl_->name());
+  }
+  if (!impl_->can_read()) return NeedDirection(kOp, impl_->name(), "read");
+  return internal::GuardResources(kOp, impl_->name(), [&] {
+    return impl_->ReadMessageWithHandles(timeout);
+  });
+}
+
 absl::StatusOr<std::string> Channel::Transact(absl::string_view request,
                                               absl::Duration timeout) {
   if (!impl_) return Invalid("Transact");
@@ -197,6 +268,7 @@ absl::StatusOr<std::string> Call(absl::string_view name,
   return internal::GuardResources(
       kOp, name, [&]() -> absl::StatusOr<std::string> {
         CANAL_RETURN_IF_ERROR(ValidateName(kOp, name));
+        CANAL_RETURN_IF_ERROR(ValidateConnectOptions(kOp, name, options));
         const internal::Deadline deadline(timeout);
         ConnectOptions connect_options = options;
         connect_options.timeout = deadline.remaining();

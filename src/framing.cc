@@ -20,9 +20,22 @@ void EncodeFrameHeader(uint32_t size, unsigned char out[kFrameHeaderSize]) {
   out[7] = static_cast<unsigned char>((size >> 24) & 0xff);
 }
 
+void EncodeHandleFrameHeader(uint32_t size, uint32_t handles,
+                             unsigned char out[kHandleFrameHeaderSize]) {
+  EncodeFrameHeader(size, out);
+  std::memcpy(out, kHandleFrameMagic, 4);
+  out[8] = static_cast<unsigned char>(handles & 0xff);
+  out[9] = static_cast<unsigned char>((handles >> 8) & 0xff);
+  out[10] = static_cast<unsigned char>((handles >> 16) & 0xff);
+  out[11] = static_cast<unsigned char>((handles >> 24) & 0xff);
+}
+
 FrameHeaderError DecodeFrameHeader(const unsigned char in[kFrameHeaderSize],
                                    uint32_t* size) {
-  if (std::memcmp(in, kFrameMagic, 4) != 0) return FrameHeaderError::kBadMagic;
+  if (std::memcmp(in, kFrameMagic, 4) != 0 &&
+      std::memcmp(in, kHandleFrameMagic, 4) != 0) {
+    return FrameHeaderError::kBadMagic;
+  }
   *size = static_cast<uint32_t>(in[4]) | (static_cast<uint32_t>(in[5]) << 8) |
           (static_cast<uint32_t>(in[6]) << 16) |
           (static_cast<uint32_t>(in[7]) << 24);
@@ -111,11 +124,17 @@ size_t FrameDecoder::ReadPartSlow(absl::string_view* input,
 }
 
 bool FrameDecoder::ParseHeaderFragment(absl::string_view* input) {
-  const size_t take = std::min(kFrameHeaderSize - header_fill_, input->size());
-  std::memcpy(header_ + header_fill_, input->data(), take);
-  header_fill_ += take;
-  input->remove_prefix(take);
-  if (header_fill_ < kFrameHeaderSize) return false;
+  // The magic (the first 4 bytes) says how long the header is.
+  while (true) {
+    const size_t want =
+        header_fill_ < 4 ? kFrameHeaderSize : HeaderSize(header_);
+    const size_t take = std::min(want - header_fill_, input->size());
+    std::memcpy(header_ + header_fill_, input->data(), take);
+    header_fill_ += take;
+    input->remove_prefix(take);
+    if (header_fill_ < want) return false;
+    if (want == HeaderSize(header_)) break;
+  }
   header_fill_ = 0;
   return StartMessage(header_);
 }
@@ -320,14 +339,22 @@ FrameSurvey FrameDecoder::Survey(
     pos = remaining;
   }
   while (pos + kFrameHeaderSize <= total) {
-    unsigned char header[kFrameHeaderSize];
+    unsigned char header[kHandleFrameHeaderSize];
     parts.Copy(pos, reinterpret_cast<char*>(header), kFrameHeaderSize);
     uint32_t size = 0;
     if (DecodeFrameHeader(header, &size) != FrameHeaderError::kOk ||
         size > max_message_size_) {
       break;
     }
-    const uint64_t start = pos + kFrameHeaderSize;
+    const size_t header_size = HeaderSize(header);
+    if (pos + header_size > total) break;
+    if (header_size > kFrameHeaderSize) {
+      parts.Copy(pos + kFrameHeaderSize,
+                 reinterpret_cast<char*>(header) + kFrameHeaderSize,
+                 header_size - kFrameHeaderSize);
+      if (ReadU32(header + kFrameHeaderSize) > max_handles_) break;
+    }
+    const uint64_t start = pos + header_size;
     if (!survey.has_message) {
       const uint64_t arrived = std::min<uint64_t>(size, total - start);
       survey.copied = parts.Copy(
@@ -350,6 +377,7 @@ absl::StatusCode FrameDecoder::ErrorCode() const {
       return absl::StatusCode::kResourceExhausted;
     case FrameError::kBadMagic:
     case FrameError::kTruncated:
+    case FrameError::kTooManyHandles:
       return absl::StatusCode::kDataLoss;
   }
   return absl::StatusCode::kOk;
@@ -367,6 +395,9 @@ std::string FrameDecoder::DescribeError() const {
                           " bytes; the limit is ", max_message_size_);
     case FrameError::kTruncated:
       return "stream ended inside a message";
+    case FrameError::kTooManyHandles:
+      return absl::StrCat("peer sent a message with ", refused_size_,
+                          " handles; the limit is ", max_handles_);
   }
   return std::string();
 }

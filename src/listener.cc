@@ -43,6 +43,12 @@ absl::Status ValidateOptions(absl::string_view name,
                             internal::kMaxFramePayload, ", got ",
                             options.max_message_size));
   }
+  if (options.max_handles_per_message < 0 ||
+      options.max_handles_per_message > kMaxHandlesPerMessageLimit) {
+    return bad(absl::StrCat("max_handles_per_message must be 0..",
+                            kMaxHandlesPerMessageLimit, ", got ",
+                            options.max_handles_per_message));
+  }
   const AccessPolicy& policy = options.access_policy;
   switch (policy.scope) {
     case AccessPolicy::Scope::kCurrentUser:

@@ -27,6 +27,7 @@
 
 #include "canal/channel.h"
 #include "canal/fifo.h"
+#include "canal/handle.h"
 #include "canal/listener.h"
 #include "canal/pipe.h"
 #include "canal/server.h"

@@ -18,7 +18,8 @@
 // FailedPrecondition (wrong mode or direction, or an invalid channel),
 // InvalidArgument (bad name or argument), PermissionDenied, ResourceExhausted
 // (the peer announced a message larger than allowed, or memory ran out: no
-// call throws), DataLoss (the peer sent malformed framing).
+// call throws), DataLoss (the peer sent malformed framing, or handles that
+// do not match its messages).
 
 #ifndef CANAL_CHANNEL_H_
 #define CANAL_CHANNEL_H_
@@ -32,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "canal/handle.h"
 #include "canal/types.h"
 
 namespace canal {
@@ -94,6 +96,41 @@ class Channel {
   // the errors of `Write`.
   absl::Status WriteMessage(absl::string_view message,
                             absl::Duration timeout = absl::InfiniteDuration());
+
+  // Sends `data` as one message together with duplicates of `handles`
+  // (descriptors on POSIX, HANDLEs on Windows), which arrive in the peer's
+  // process as handles of its own. The caller keeps ownership of
+  // `handles`: they are duplicated, never consumed. With no handles this is
+  // WriteMessage. POSIX: the descriptors travel as SCM_RIGHTS. Windows:
+  // they are duplicated into the peer's process with DuplicateHandle
+  // (DUPLICATE_SAME_ACCESS) and named in the message; if the write then
+  // fails, the duplicates are closed in the peer again. Returns
+  // FailedPrecondition on a byte-mode channel or one that cannot write;
+  // InvalidArgument for more handles than `max_handles_per_message`
+  // (ListenerOptions / ConnectOptions), for a handle that is not open, or
+  // for a message over the maximum size; PermissionDenied (Windows) if the
+  // peer's process cannot be opened for duplication; otherwise the errors
+  // of `Write`.
+  absl::Status WriteMessageWithHandles(
+      absl::string_view data, absl::Span<const NativeHandle> handles,
+      absl::Duration timeout = absl::InfiniteDuration());
+
+  // Reads one whole message and the handles sent with it (none for a
+  // message sent by WriteMessage or Write). Every received handle is owned
+  // by the result; on POSIX each descriptor is close-on-exec from its
+  // creation (MSG_CMSG_CLOEXEC). Returns FailedPrecondition on a byte-mode
+  // channel; DataLoss, with every handle that arrived closed, if the peer
+  // sent more handles than `max_handles_per_message`, (POSIX) descriptors
+  // that no message claims or not as many as a message claims, after which
+  // the channel stays failed, or (Windows) a malformed envelope or one from
+  // a peer running as another user, whose handle values are never used;
+  // otherwise the errors of `ReadMessage`.
+  //
+  // ReadMessage, Read and Transact deliver a message that carries handles
+  // like any other (its data only) and close its handles, so nothing
+  // leaks; Peek reports its data.
+  absl::StatusOr<MessageWithHandles> ReadMessageWithHandles(
+      absl::Duration timeout = absl::InfiniteDuration());
 
   // Sends `request` as one message and reads one reply message, like
   // TransactNamedPipe. `timeout` covers both. Returns FailedPrecondition on

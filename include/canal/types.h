@@ -42,6 +42,12 @@ inline constexpr int kUnlimitedInstances = 0;
 // The largest explicit instance limit; Windows reserves 255 for "unlimited".
 inline constexpr int kMaxInstanceLimit = 254;
 
+// The default and the largest value of `max_handles_per_message`
+// (ListenerOptions, ConnectOptions). The largest is what Linux accepts in
+// one sendmsg (SCM_MAX_FD).
+inline constexpr int kDefaultMaxHandlesPerMessage = 64;
+inline constexpr int kMaxHandlesPerMessageLimit = 253;
+
 // Who is at the other end of a channel.
 struct PeerInfo {
   int64_t process_id = 0;  // The peer's process id, 0 if the system cannot say.
@@ -109,6 +115,11 @@ struct ListenerOptions {
   // have no file permissions, so the listener then always checks each peer's
   // uid against `access_policy`. InvalidArgument elsewhere or when false.
   bool allow_abstract_namespace = false;
+  // The most handles a message on an accepted channel may carry, sent
+  // (more is InvalidArgument) or received (more is DataLoss, with every
+  // handle that came closed): 0..kMaxHandlesPerMessageLimit, else
+  // InvalidArgument. See Channel::WriteMessageWithHandles.
+  int max_handles_per_message = kDefaultMaxHandlesPerMessage;
 };
 
 // Which server a client is willing to talk to (anti-squatting). Checked
@@ -137,6 +148,8 @@ struct ConnectOptions {
   bool allow_impersonation = false;
   // Linux only: allow an abstract-namespace name ("@name").
   bool allow_abstract_namespace = false;
+  // As ListenerOptions::max_handles_per_message, for this client's channel.
+  int max_handles_per_message = kDefaultMaxHandlesPerMessage;
 };
 
 // Result of `Channel::Read`.
@@ -170,10 +183,14 @@ struct PeekResult {
 
 // The operating-system object behind a channel or listener: a file
 // descriptor on POSIX, a HANDLE on Windows.
+// `kInvalidNativeHandle` is the value that names none: -1 on POSIX,
+// nullptr on Windows.
 #ifdef _WIN32
 using NativeHandle = void*;
+inline constexpr NativeHandle kInvalidNativeHandle = nullptr;
 #else
 using NativeHandle = int;
+inline constexpr NativeHandle kInvalidNativeHandle = -1;
 #endif
 
 }  // namespace canal

@@ -22,6 +22,10 @@
 //     ReadMessage, Transact,
 //     Peek, Peer, Close
 //   Channel::RunAsClient      channel.cc       (Unimplemented) channel.cc
+//   Channel::WriteMessage-    channel.cc       channel.cc      channel.cc
+//     WithHandles, ReadMes-
+//     sageWithHandles
+//   OwnedHandle::reset        handle.cc        handle.cc       handle.cc
 //   Listener::Create, Accept, listener.cc      listener.cc     listener.cc
 //     Close
 //   CreatePipe, AdoptPipeEnd  pipe.cc          pipe.cc         pipe.cc
@@ -128,6 +132,20 @@ class ChannelImpl {
 
   // The largest message this side may send.
   virtual size_t max_message_size() const = 0;
+
+  // As Channel::WriteMessageWithHandles (with at least one handle) and
+  // ReadMessageWithHandles, on a message-mode channel. Mode, direction,
+  // size, the number of handles and each handle are already checked. The
+  // defaults, for channels that are never in message mode (anonymous
+  // pipes, FIFOs), return FailedPrecondition.
+  virtual absl::Status WriteWithHandles(absl::string_view op,
+                                        absl::string_view data,
+                                        absl::Span<const NativeHandle> handles,
+                                        absl::Duration timeout);
+  virtual absl::StatusOr<MessageWithHandles> ReadMessageWithHandles(
+      absl::Duration timeout);
+  // The most handles one message may carry, in either direction.
+  virtual size_t max_handles_per_message() const { return 0; }
 };
 
 class ListenerImpl {
@@ -152,6 +170,13 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> BackendListen(
     absl::string_view name, const ListenerOptions& options);
 absl::Status BackendWaitForListener(absl::string_view name,
                                     absl::Duration timeout);
+
+// Handles (canal/handle.h). Closes `handle` (close(2), CloseHandle).
+void BackendCloseHandle(NativeHandle handle);
+// OK if `handle` is an open descriptor or HANDLE of this process that can
+// be sent, else InvalidArgument naming `op`, `name` and the native error.
+absl::Status BackendCheckHandle(absl::string_view op, absl::string_view name,
+                                NativeHandle handle);
 
 // Anonymous pipes (canal/pipe.h), both ends byte mode and one way.
 struct PipeEnds {

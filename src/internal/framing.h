@@ -8,7 +8,15 @@
 //               speaking canal's message framing
 //   bytes 4..7  payload length, unsigned 32-bit little-endian, so a message
 //               is at most 4 GiB - 1 bytes (also Windows' limit per write).
-// A zero-length payload is an empty message. There is no handshake: the
+// A zero-length payload is an empty message. A message that carries
+// descriptors (Channel::WriteMessageWithHandles) has a 12-byte header
+// instead:
+//   bytes 0..3  magic "CNLH" (0x43 0x4e 0x4c 0x48)
+//   bytes 4..7  payload length, as above
+//   bytes 8..11 number of descriptors, unsigned 32-bit little-endian
+// and its descriptors travel as SCM_RIGHTS ancillary data on the sendmsg
+// that carries the header's first byte. Frames without descriptors stay
+// "CNL1" frames, byte for byte. There is no handshake: the
 // listener's mode, access and limits are published beside the socket (see
 // src/posix/meta.h).
 //
@@ -63,9 +71,17 @@ namespace internal {
 inline constexpr size_t kFrameHeaderSize = 8;
 inline constexpr uint32_t kMaxFramePayload = 0xffffffffu;
 inline constexpr unsigned char kFrameMagic[4] = {'C', 'N', 'L', '1'};
+// A frame that carries descriptors: the header has a descriptor count.
+inline constexpr size_t kHandleFrameHeaderSize = 12;
+inline constexpr unsigned char kHandleFrameMagic[4] = {'C', 'N', 'L', 'H'};
+// The descriptor limit a decoder applies unless told otherwise.
+inline constexpr uint32_t kDefaultMaxFrameHandles = 64;
 
 // Writes the header for a payload of `size` bytes (size <= kMaxFramePayload).
 void EncodeFrameHeader(uint32_t size, unsigned char out[kFrameHeaderSize]);
+// Writes the header of a frame carrying `handles` descriptors.
+void EncodeHandleFrameHeader(uint32_t size, uint32_t handles,
+                             unsigned char out[kHandleFrameHeaderSize]);
 
 enum class FrameHeaderError { kOk, kBadMagic };
 
@@ -79,6 +95,8 @@ enum class FrameError {
   kBadMagic,   // A header without the magic: DataLoss.
   kTooLarge,   // A header announcing more than the limit: ResourceExhausted.
   kTruncated,  // The stream ended inside a header or payload: DataLoss.
+  kTooManyHandles,  // A header claiming more descriptors than allowed:
+                    // DataLoss.
 };
 
 // What FrameDecoder::Survey sees, in the terms of PeekNamedPipe.
@@ -134,6 +152,17 @@ class FrameDecoder {
   // The payload length of the header that failed with kTooLarge (else 0).
   uint64_t refused_size() const { return refused_size_; }
   uint64_t max_message_size() const { return max_message_size_; }
+  // Headers claiming more than `max` descriptors are refused
+  // (kTooManyHandles). kDefaultMaxFrameHandles until set.
+  void set_max_handles(uint32_t max) { max_handles_ = max; }
+
+  // Every header taken so far, counted: a caller that attaches descriptors
+  // to frames compares it before and after a call to see that a header was
+  // taken, and then reads the header's descriptor count and frame length
+  // (header included) below, which stay until the next header.
+  uint64_t headers_taken() const { return headers_taken_; }
+  uint32_t last_header_handles() const { return last_handles_; }
+  uint64_t last_frame_size() const { return last_frame_size_; }
 
   // Whether a header was taken and its message is not finished.
   bool in_message() const { return in_message_; }
@@ -177,11 +206,11 @@ class FrameDecoder {
   bool ParseHeader(absl::string_view* input) {
     if (in_message_) return true;
     if (error_ != FrameError::kNone) return false;
-    if (header_fill_ == 0 && input->size() >= kFrameHeaderSize) {
-      const auto* header =
-          reinterpret_cast<const unsigned char*>(input->data());
+    const auto* header = reinterpret_cast<const unsigned char*>(input->data());
+    if (header_fill_ == 0 && input->size() >= kFrameHeaderSize &&
+        input->size() >= HeaderSize(header)) {
       if (!StartMessage(header)) return false;
-      input->remove_prefix(kFrameHeaderSize);
+      input->remove_prefix(HeaderSize(header));
       return true;
     }
     if (input->empty()) return false;
@@ -255,17 +284,39 @@ class FrameDecoder {
 
  private:
   // Decodes a complete header; false (with error_ set) if it is refused.
+  // `header` holds HeaderSize(header) bytes (at least the first 8).
   bool StartMessage(const unsigned char* header) {
-    if (std::memcmp(header, kFrameMagic, 4) != 0) return Refuse(header);
-    const uint32_t size = static_cast<uint32_t>(header[4]) |
-                          (static_cast<uint32_t>(header[5]) << 8) |
-                          (static_cast<uint32_t>(header[6]) << 16) |
-                          (static_cast<uint32_t>(header[7]) << 24);
+    const bool with_handles = HasHandles(header);
+    if (!with_handles && std::memcmp(header, kFrameMagic, 4) != 0) {
+      return Refuse(header);
+    }
+    const uint32_t size = ReadU32(header + 4);
     if (size > max_message_size_) return Refuse(header);
+    const uint32_t handles = with_handles ? ReadU32(header + 8) : 0;
+    if (handles > max_handles_) {
+      error_ = FrameError::kTooManyHandles;
+      refused_size_ = handles;
+      return false;
+    }
     in_message_ = true;
     size_ = size;
     delivered_ = 0;
+    ++headers_taken_;
+    last_handles_ = handles;
+    last_frame_size_ = HeaderSize(header) + static_cast<uint64_t>(size);
     return true;
+  }
+  static bool HasHandles(const unsigned char* header) {
+    return std::memcmp(header, kHandleFrameMagic, 4) == 0;
+  }
+  // The header's length, from its magic (its first 4 bytes).
+  static size_t HeaderSize(const unsigned char* header) {
+    return HasHandles(header) ? kHandleFrameHeaderSize : kFrameHeaderSize;
+  }
+  static uint32_t ReadU32(const unsigned char* p) {
+    return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+           (static_cast<uint32_t>(p[2]) << 16) |
+           (static_cast<uint32_t>(p[3]) << 24);
   }
   // Records why `header` is refused; returns false.
   bool Refuse(const unsigned char* header);
@@ -322,7 +373,12 @@ class FrameDecoder {
   FrameError error_ = FrameError::kNone;
   uint64_t refused_size_ = 0;
 
-  unsigned char header_[kFrameHeaderSize];
+  uint32_t max_handles_ = kDefaultMaxFrameHandles;
+  uint64_t headers_taken_ = 0;
+  uint32_t last_handles_ = 0;
+  uint64_t last_frame_size_ = 0;
+
+  unsigned char header_[kHandleFrameHeaderSize];
   size_t header_fill_ = 0;
 
   bool in_message_ = false;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "src/posix/channel.h"
 
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
@@ -24,10 +26,28 @@
 #include <sys/un.h>  // SOL_LOCAL, LOCAL_PEERPID
 #endif
 
+// Received descriptors are close-on-exec from their creation where the
+// system can do it atomically (Linux, the BSDs); elsewhere right after.
+#if defined(MSG_CMSG_CLOEXEC)
+#define CANAL_HAVE_MSG_CMSG_CLOEXEC 1
+#else
+#define CANAL_HAVE_MSG_CMSG_CLOEXEC 0
+#endif
+
 namespace canal {
 namespace internal {
 namespace posix {
 namespace {
+
+#if CANAL_HAVE_MSG_CMSG_CLOEXEC
+constexpr int kRecvCloexec = MSG_CMSG_CLOEXEC;
+#else
+constexpr int kRecvCloexec = 0;
+void SetCloexec(int fd) {
+  const int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+#endif
 
 // A frame up to this size (header included) is copied into one buffer and
 // sent with send(2): sendmsg(2) costs noticeably more per call than send
@@ -68,7 +88,18 @@ PosixChannel::PosixChannel(UniqueFd fd, UniqueFd slot, Params params)
       max_message_size_(params.max_message_size),
       ops_(fd.Release(), name_),
       slot_(std::move(slot)),
-      decoder_(params.max_message_size) {
+      decoder_(params.max_message_size),
+      max_handles_(params.max_handles_per_message) {
+  decoder_.set_max_handles(static_cast<uint32_t>(max_handles_));
+  if (mode_ == PipeMode::kMessage && can_read_) {
+    // Without this buffer the kernel closes every descriptor that arrives
+    // (and flags MSG_CTRUNC, which is then DataLoss): nothing leaks either
+    // way.
+    const size_t len =
+        CMSG_SPACE(std::max<size_t>(max_handles_, 1) * sizeof(int));
+    cmsg_buf_.reset(new (std::nothrow) char[len]);
+    if (cmsg_buf_ != nullptr) cmsg_len_ = len;
+  }
   // Blocking, so that a read or write with an infinite timeout is a single
   // syscall; every call that must not block passes MSG_DONTWAIT. A failure
   // only costs speed: every path also copes with EAGAIN.
@@ -88,6 +119,11 @@ void PosixChannel::Close() {
   });
   // Closing the slot releases the instance for the next client.
   if (first) ReleaseSlot();
+  // Descriptors received and not delivered are closed with the channel (a
+  // reader still in recvmsg closes what it gets, seeing the closed flag).
+  std::lock_guard<std::mutex> lock(buf_mu_);
+  fd_batches_.clear();
+  message_fds_.clear();
 }
 
 absl::Status PosixChannel::SendFailure(absl::string_view op, int err) {
@@ -178,27 +214,31 @@ absl::Status PosixChannel::ReceiveLocked(absl::string_view op, int fd,
   const int flags = deadline.infinite() ? 0 : MSG_DONTWAIT;
   receiving_ = true;
   buf_mu_.unlock();
-  ssize_t n;
-  if (iovcnt == 1) {
-    n = ::recv(fd, iov[0].iov_base, iov[0].iov_len, flags);
-  } else {
-    msghdr msg;
-    std::memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = iov;
-    msg.msg_iovlen = iovcnt;
-    n = ::recvmsg(fd, &msg, flags);
-  }
+  // Always recvmsg with a control buffer: a plain recv would have the
+  // kernel close descriptors that arrive, and the frame that claims them
+  // could no longer be told from one whose sender lied. Descriptors are
+  // close-on-exec from their creation.
+  msghdr msg;
+  std::memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = iov;
+  msg.msg_iovlen = iovcnt;
+  msg.msg_control = cmsg_buf_.get();
+  msg.msg_controllen = cmsg_len_;
+  const ssize_t n = ::recvmsg(fd, &msg, flags | kRecvCloexec);
   const int err = n < 0 ? errno : 0;
   buf_mu_.lock();
   receiving_ = false;
+  const size_t got = n > 0 ? static_cast<size_t>(n) : 0;
   if (n > 0) {
-    const size_t got = static_cast<size_t>(n);
     *direct_got = std::min(got, direct_len);
     rbuf_.Commit(got - *direct_got);
     likely_buffered_ = got == room;
     *poll_first = !deadline.infinite() && !likely_buffered_;
-    return absl::OkStatus();
   }
+  absl::Status taken = TakeDescriptorsLocked(op, &msg, got);
+  received_total_ += got;
+  if (!taken.ok()) return taken;
+  if (n > 0) return absl::OkStatus();
   if (n < 0 && err == EINTR) return absl::OkStatus();  // The caller loops.
   if (n < 0 && IsWouldBlock(err)) {
     // A finite deadline, or a descriptor made non-blocking again by
@@ -208,6 +248,120 @@ absl::Status PosixChannel::ReceiveLocked(absl::string_view op, int fd,
     return absl::OkStatus();
   }
   return OnRecvEndLocked(op, n, err);
+}
+
+absl::Status PosixChannel::TakeDescriptorsLocked(absl::string_view op,
+                                                 msghdr* msg, size_t got) {
+  // Into UniqueFds first, so that every path below closes what it drops.
+  std::vector<UniqueFd> fds;
+  bool alloc_failed = false;
+  if (msg->msg_controllen > 0) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr;
+         c = CMSG_NXTHDR(msg, c)) {
+      // Other control messages (credentials a peer pushed, say) hold no
+      // resource of ours; they are ignored.
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const unsigned char* data = CMSG_DATA(c);
+      for (size_t i = 0; i < count; ++i) {
+        int received;
+        std::memcpy(&received, data + i * sizeof(int), sizeof(int));
+        UniqueFd owned(received);
+#if !CANAL_HAVE_MSG_CMSG_CLOEXEC
+        SetCloexec(received);
+#endif
+        if (alloc_failed) continue;  // Closed at once.
+        try {
+          fds.push_back(std::move(owned));
+        } catch (const std::bad_alloc&) {
+          alloc_failed = true;
+        }
+      }
+    }
+  }
+  if ((msg->msg_flags & MSG_CTRUNC) != 0) {
+    return HandlesFailedLocked(
+        op, absl::StrCat("the peer sent more handles with one message than "
+                         "the limit of ",
+                         max_handles_,
+                         " (max_handles_per_message); the control data "
+                         "was truncated (MSG_CTRUNC), and every handle that "
+                         "arrived was closed"));
+  }
+  if (alloc_failed) {
+    fd_batches_.clear();
+    message_fds_.clear();
+    read_fail_ = MakeError(absl::StatusCode::kResourceExhausted, op, name_,
+                           "out of memory for received handles; they were "
+                           "closed");
+    return read_fail_;
+  }
+  if (fds.empty() || closed() || !read_fail_.ok()) return absl::OkStatus();
+  FdBatch batch;
+  batch.start = received_total_;
+  batch.end = received_total_ + got;
+  batch.fds = std::move(fds);
+  fd_batches_.push_back(std::move(batch));  // May throw: the fds close.
+  return absl::OkStatus();
+}
+
+absl::Status PosixChannel::HandlesFailedLocked(absl::string_view op,
+                                               absl::string_view what) {
+  fd_batches_.clear();
+  message_fds_.clear();
+  read_fail_ = MakeError(absl::StatusCode::kDataLoss, op, name_, what);
+  return read_fail_;
+}
+
+void PosixChannel::BeforeDecodeLocked() {
+  if (!decoder_.mid_frame()) header_offset_ = received_total_ - rbuf_.size();
+  headers_before_ = decoder_.headers_taken();
+  in_message_before_ = decoder_.in_message();
+}
+
+absl::Status PosixChannel::AfterDecodeLocked(absl::string_view op) {
+  if (decoder_.failed()) {
+    fd_batches_.clear();
+    message_fds_.clear();
+    return absl::OkStatus();  // The caller reports the decoder's error.
+  }
+  const bool header_taken = decoder_.headers_taken() != headers_before_;
+  if (header_taken) {
+    const uint64_t at = header_offset_;
+    const uint32_t claimed = decoder_.last_header_handles();
+    frame_end_ = at + decoder_.last_frame_size();
+    message_fds_.clear();
+    if (!fd_batches_.empty() && fd_batches_.front().end <= at) {
+      return HandlesFailedLocked(
+          op, absl::StrCat("the peer sent ", fd_batches_.front().fds.size(),
+                           " handles that no message claims"));
+    }
+    if (claimed > 0) {
+      if (fd_batches_.empty() || fd_batches_.front().start > at) {
+        return HandlesFailedLocked(
+            op, absl::StrCat("a message claims ", claimed,
+                             " handles but none came with it"));
+      }
+      FdBatch& batch = fd_batches_.front();
+      if (batch.fds.size() != claimed) {
+        return HandlesFailedLocked(
+            op, absl::StrCat("a message claims ", claimed, " handles but ",
+                             batch.fds.size(), " came with it"));
+      }
+      message_fds_ = std::move(batch.fds);
+      fd_batches_.pop_front();
+    }
+  }
+  const bool finished =
+      (in_message_before_ || header_taken) && !decoder_.in_message();
+  if (finished && !fd_batches_.empty() &&
+      fd_batches_.front().end <= frame_end_) {
+    // Every header that starts in the bytes that brought them was taken.
+    return HandlesFailedLocked(
+        op, absl::StrCat("the peer sent ", fd_batches_.front().fds.size(),
+                         " handles that no message claims"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PosixChannel::OnRecvEndLocked(absl::string_view op, ssize_t n,
@@ -234,7 +388,10 @@ absl::Status PosixChannel::EndOfStreamLocked(absl::string_view op) {
 }
 
 absl::Status PosixChannel::FramingFailedLocked(absl::string_view op) {
-  // The position in the stream is lost: the channel stays failed.
+  // The position in the stream is lost: the channel stays failed, and no
+  // descriptor can be matched to a message any more.
+  fd_batches_.clear();
+  message_fds_.clear();
   read_fail_ = decoder_.ErrorStatus(op, name_);
   return read_fail_;
 }
@@ -324,8 +481,18 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
     // The decoder takes what it uses from the front of `input`; rbuf_
     // drops the same bytes once, before returning or receiving.
     absl::string_view input(rbuf_.data(), rbuf_.size());
+    BeforeDecodeLocked();
     const bool in_message = decoder_.ParseHeader(&input);
     if (decoder_.failed()) return FramingFailedLocked(op);
+    // A Read delivers data only: the message's descriptors are closed once
+    // it is finished.
+    auto part_done = [&](size_t n) -> absl::StatusOr<ReadResult> {
+      rbuf_.Consume(rbuf_.size() - input.size());
+      absl::Status handles = AfterDecodeLocked(op);
+      if (!handles.ok()) return handles;
+      if (!decoder_.in_message()) message_fds_.clear();
+      return ReadResult{n, decoder_.in_message()};
+    };
     size_t need;  // Bytes still missing to answer.
     if (in_message) {
       const uint64_t remaining = decoder_.message_remaining();
@@ -333,7 +500,8 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
         // Like ReadFile with a zero-length buffer on a message pipe: an
         // empty message is consumed, a non-empty one reported as "more".
         if (remaining == 0) decoder_.ReadPart(&input, buffer);
-        rbuf_.Consume(rbuf_.size() - input.size());
+        absl::StatusOr<ReadResult> done = part_done(0);
+        if (!done.ok()) return done;
         return ReadResult{0, remaining != 0};
       }
       const size_t want =
@@ -341,8 +509,7 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
       const uint64_t available = decoder_.part_available(input);
       if (available >= want) {
         const size_t n = decoder_.ReadPart(&input, buffer.subspan(0, want));
-        rbuf_.Consume(rbuf_.size() - input.size());
-        return ReadResult{n, decoder_.in_message()};
+        return part_done(n);
       }
       need = static_cast<size_t>(want - available);
     } else {
@@ -351,6 +518,8 @@ absl::StatusOr<ReadResult> PosixChannel::ReadMessagePart(
     if (input.size() != rbuf_.size()) {
       rbuf_.Consume(rbuf_.size() - input.size());
     }
+    absl::Status handles = AfterDecodeLocked(op);
+    if (!handles.ok()) return handles;
     if (eof_) return EndOfStreamLocked(op);
     // Up to 64 KiB at once, so several small frames usually come with one
     // recv; more only as bytes arrive (rbuf_ at most doubles per receive).
@@ -372,8 +541,26 @@ absl::StatusOr<std::string> PosixChannel::ReadMessage(absl::Duration timeout) {
   return ReadWholeMessage("ReadMessage", guard.fd(), deadline);
 }
 
+absl::StatusOr<MessageWithHandles> PosixChannel::ReadMessageWithHandles(
+    absl::Duration timeout) {
+  constexpr absl::string_view kOp = "ReadMessageWithHandles";
+  const Deadline deadline(timeout);
+  OpGuard guard(&ops_, kOp, OpState::kReader, deadline);
+  if (!guard.status().ok()) return guard.status();
+  std::vector<UniqueFd> fds;
+  absl::StatusOr<std::string> data =
+      ReadWholeMessage(kOp, guard.fd(), deadline, &fds);
+  if (!data.ok()) return data.status();
+  MessageWithHandles result;
+  result.data = *std::move(data);
+  result.handles.reserve(fds.size());
+  for (UniqueFd& fd : fds) result.handles.emplace_back(fd.Release());
+  return result;
+}
+
 absl::StatusOr<std::string> PosixChannel::ReadWholeMessage(
-    absl::string_view op, int fd, const Deadline& deadline) {
+    absl::string_view op, int fd, const Deadline& deadline,
+    std::vector<UniqueFd>* handles) {
   bool poll_first = !deadline.infinite() && !likely_buffered_;
   std::lock_guard<std::mutex> lock(buf_mu_);
   while (true) {
@@ -385,12 +572,19 @@ absl::StatusOr<std::string> PosixChannel::ReadWholeMessage(
     // the peer announced.
     absl::string_view input(rbuf_.data(), rbuf_.size());
     std::string message;
+    BeforeDecodeLocked();
     const FrameDecoder::Result result = decoder_.Next(&input, &message);
     if (input.size() != rbuf_.size()) {
       rbuf_.Consume(rbuf_.size() - input.size());
     }
+    absl::Status claimed = AfterDecodeLocked(op);
+    if (!claimed.ok()) return claimed;
     switch (result) {
       case FrameDecoder::Result::kMessage:
+        if (handles != nullptr) {
+          handles->swap(message_fds_);
+        }
+        message_fds_.clear();
         return message;
       case FrameDecoder::Result::kError:
         return FramingFailedLocked(op);
@@ -442,6 +636,15 @@ absl::Status PosixChannel::Write(absl::string_view op, absl::string_view data,
   return SendFrame(op, guard.fd(), data, deadline);
 }
 
+absl::Status PosixChannel::WriteWithHandles(
+    absl::string_view op, absl::string_view data,
+    absl::Span<const NativeHandle> handles, absl::Duration timeout) {
+  const Deadline deadline(timeout);
+  OpGuard guard(&ops_, op, OpState::kWriter, deadline);
+  if (!guard.status().ok()) return guard.status();
+  return SendFrame(op, guard.fd(), data, deadline, handles);
+}
+
 absl::Status PosixChannel::SendBytes(absl::string_view op, int fd,
                                      absl::string_view data,
                                      const Deadline& deadline) {
@@ -465,35 +668,59 @@ absl::Status PosixChannel::SendBytes(absl::string_view op, int fd,
 
 absl::Status PosixChannel::SendFrame(absl::string_view op, int fd,
                                      absl::string_view data,
-                                     const Deadline& deadline) {
+                                     const Deadline& deadline,
+                                     absl::Span<const int> fds) {
   if (write_broken_) {
     return MakeError(absl::StatusCode::kFailedPrecondition, op, name_,
                      "the write side was shut down after a message timed out "
                      "part-way");
   }
-  unsigned char header[kFrameHeaderSize];
-  EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
-  const size_t total = kFrameHeaderSize + data.size();
+  // Frames without descriptors keep the plain 8-byte header, byte for
+  // byte what every canal peer expects.
+  unsigned char header[kHandleFrameHeaderSize];
+  size_t header_size = kFrameHeaderSize;
+  if (fds.empty()) {
+    EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
+  } else {
+    EncodeHandleFrameHeader(static_cast<uint32_t>(data.size()),
+                            static_cast<uint32_t>(fds.size()), header);
+    header_size = kHandleFrameHeaderSize;
+  }
+  // The descriptors ride on the first sendmsg that sends anything, so the
+  // kernel attaches them to the header's first byte.
+  std::unique_ptr<char[]> control;
+  size_t control_len = 0;
+  if (!fds.empty()) {
+    control_len = CMSG_SPACE(fds.size() * sizeof(int));
+    control.reset(new char[control_len]);
+    std::memset(control.get(), 0, control_len);
+  }
+  const size_t total = header_size + data.size();
   const int flags = kSendFlags | (deadline.infinite() ? 0 : MSG_DONTWAIT);
   const bool coalesced = total <= kCoalesceMax;
   if (coalesced) {
     // The writer role owns sbuf_; allocated once, on the first such write.
     if (!sbuf_) sbuf_.reset(new char[kCoalesceMax]);
-    std::memcpy(sbuf_.get(), header, kFrameHeaderSize);
+    std::memcpy(sbuf_.get(), header, header_size);
     if (!data.empty()) {
-      std::memcpy(sbuf_.get() + kFrameHeaderSize, data.data(), data.size());
+      std::memcpy(sbuf_.get() + header_size, data.data(), data.size());
     }
   }
   auto attempt = [&](size_t sent) -> ssize_t {
-    if (coalesced) {
+    const bool with_fds = !fds.empty() && sent == 0;
+    if (coalesced && !with_fds) {
       return ::send(fd, sbuf_.get() + sent, total - sent, flags);
     }
     // Header and payload go out in one sendmsg.
     iovec iov[2];
     int iovcnt = 0;
-    if (sent < kFrameHeaderSize) {
+    if (coalesced) {
+      iov[iovcnt].iov_base = sbuf_.get() + sent;
+      iov[iovcnt].iov_len = total - sent;
+      ++iovcnt;
+    } else if (sent < header_size) {
       iov[iovcnt].iov_base = header + sent;
-      iov[iovcnt].iov_len = kFrameHeaderSize - sent;
+      iov[iovcnt].iov_len = header_size - sent;
       ++iovcnt;
       if (!data.empty()) {
         iov[iovcnt].iov_base = const_cast<char*>(data.data());
@@ -501,7 +728,7 @@ absl::Status PosixChannel::SendFrame(absl::string_view op, int fd,
         ++iovcnt;
       }
     } else {
-      const size_t off = sent - kFrameHeaderSize;
+      const size_t off = sent - header_size;
       iov[iovcnt].iov_base = const_cast<char*>(data.data() + off);
       iov[iovcnt].iov_len = data.size() - off;
       ++iovcnt;
@@ -510,6 +737,15 @@ absl::Status PosixChannel::SendFrame(absl::string_view op, int fd,
     std::memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
     msg.msg_iovlen = iovcnt;
+    if (with_fds) {
+      msg.msg_control = control.get();
+      msg.msg_controllen = control_len;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+      std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+    }
     return ::sendmsg(fd, &msg, flags);
   };
   auto wait = [&](size_t sent) {

@@ -56,15 +56,18 @@
 #ifndef CANAL_SRC_POSIX_CHANNEL_H_
 #define CANAL_SRC_POSIX_CHANNEL_H_
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -91,6 +94,7 @@ class PosixChannel final : public ChannelImpl {
     bool can_read = true;
     bool can_write = true;
     size_t max_message_size = 64 * 1024 * 1024;
+    size_t max_handles_per_message = kDefaultMaxHandlesPerMessage;
   };
 
   // Takes ownership of the connected `fd` (made blocking here) and, on the
@@ -105,12 +109,18 @@ class PosixChannel final : public ChannelImpl {
   absl::string_view name() const override { return name_; }
   bool is_open() const override { return !closed(); }
   size_t max_message_size() const override { return max_message_size_; }
+  size_t max_handles_per_message() const override { return max_handles_; }
 
   absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
                                   absl::Duration timeout) override;
   absl::Status Write(absl::string_view op, absl::string_view data,
                      absl::Duration timeout) override;
   absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override;
+  absl::Status WriteWithHandles(absl::string_view op, absl::string_view data,
+                                absl::Span<const NativeHandle> handles,
+                                absl::Duration timeout) override;
+  absl::StatusOr<MessageWithHandles> ReadMessageWithHandles(
+      absl::Duration timeout) override;
   absl::StatusOr<std::string> Transact(absl::string_view op,
                                        absl::string_view request,
                                        absl::Duration timeout) override;
@@ -146,16 +156,20 @@ class PosixChannel final : public ChannelImpl {
   absl::StatusOr<ReadResult> ReadMessagePart(absl::string_view op, int fd,
                                              absl::Span<char> buffer,
                                              const Deadline& deadline);
-  absl::StatusOr<std::string> ReadWholeMessage(absl::string_view op, int fd,
-                                               const Deadline& deadline);
+  // The message's descriptors go to `*handles` if given, else are closed.
+  absl::StatusOr<std::string> ReadWholeMessage(
+      absl::string_view op, int fd, const Deadline& deadline,
+      std::vector<UniqueFd>* handles = nullptr);
   absl::StatusOr<std::string> TransactWithin(absl::string_view op,
                                              absl::string_view request,
                                              const Deadline& deadline);
   absl::Status SendBytes(absl::string_view op, int fd, absl::string_view data,
                          const Deadline& deadline);
-  // Callers hold the writer role.
+  // Callers hold the writer role. With `fds`, a "CNLH" frame whose first
+  // sendmsg carries them as SCM_RIGHTS.
   absl::Status SendFrame(absl::string_view op, int fd, absl::string_view data,
-                         const Deadline& deadline);
+                         const Deadline& deadline,
+                         absl::Span<const int> fds = {});
 
   // Helpers with buf_mu_ held, for the thread holding the reader role.
   //
@@ -179,6 +193,22 @@ class PosixChannel final : public ChannelImpl {
   absl::Status EndOfStreamLocked(absl::string_view op);
   // Records the decoder's error in the sticky read_fail_ and returns it.
   absl::Status FramingFailedLocked(absl::string_view op);
+  // Records a DataLoss about descriptors in read_fail_, closes every
+  // descriptor received and not delivered, and returns it.
+  absl::Status HandlesFailedLocked(absl::string_view op,
+                                   absl::string_view what);
+  // Takes the descriptors of one recvmsg (`msg`, which brought bytes
+  // [received_total_, received_total_ + got) of the stream) into
+  // fd_batches_, closing them if the channel is closed. Non-OK (and
+  // sticky) for truncated control data or when memory runs out.
+  absl::Status TakeDescriptorsLocked(absl::string_view op, msghdr* msg,
+                                     size_t got);
+  // Around each decoder call that may take a header or finish a message:
+  // the first records where a header would start; the second attaches
+  // descriptors to a header just taken and checks that none are left
+  // unclaimed behind a finished message (DataLoss otherwise).
+  void BeforeDecodeLocked();
+  absl::Status AfterDecodeLocked(absl::string_view op);
   // ResourceExhausted: the current message cannot be assembled in memory.
   absl::Status MessageTooBigForMemory(absl::string_view op) const;
 
@@ -215,6 +245,36 @@ class PosixChannel final : public ChannelImpl {
   absl::Status read_fail_;
   // The reader is in a recv whose bytes are not committed yet (see above).
   bool receiving_ = false;
+
+  // Descriptors (SCM_RIGHTS), guarded by buf_mu_. The kernel attaches a
+  // sendmsg's descriptors to its first byte and ends a recvmsg after the
+  // bytes that carry them, so each recvmsg brings at most one batch, which
+  // belongs to the "CNLH" header that starts inside the bytes that recvmsg
+  // brought (a canal sender starts every such sendmsg with the header).
+  // Batches wait here, in arrival order, until the decoder takes their
+  // header; one that a header does not claim is DataLoss.
+  struct FdBatch {
+    uint64_t start = 0;  // Stream offsets of the bytes of its recvmsg.
+    uint64_t end = 0;
+    std::vector<UniqueFd> fds;
+  };
+  std::deque<FdBatch> fd_batches_;
+  // The current (or just finished) message's descriptors.
+  std::vector<UniqueFd> message_fds_;
+  // Bytes received from the socket in total (stream offset of the next).
+  uint64_t received_total_ = 0;
+  // Stream offset where the next header starts, and the end of the frame
+  // of the last header taken.
+  uint64_t header_offset_ = 0;
+  uint64_t frame_end_ = 0;
+  // BeforeDecodeLocked's snapshot of the decoder.
+  uint64_t headers_before_ = 0;
+  bool in_message_before_ = false;
+  // Control buffer for recvmsg, room for max_handles_ descriptors (at
+  // least one, so that any descriptor over the limit shows as MSG_CTRUNC).
+  std::unique_ptr<char[]> cmsg_buf_;
+  size_t cmsg_len_ = 0;
+  const size_t max_handles_;
 
   // Owned by the reader role: the last recv filled all the room it was
   // given, so more is probably queued (a finite-timeout read then tries

@@ -317,6 +317,8 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
             params.can_read = target.meta.access != PipeAccess::kInbound;
             params.can_write = target.meta.access != PipeAccess::kOutbound;
             params.max_message_size = target.meta.max_message_size;
+            params.max_handles_per_message =
+                static_cast<size_t>(options.max_handles_per_message);
             return std::make_unique<PosixChannel>(
                 std::move(fd), std::move(slot), std::move(params));
           }

@@ -212,6 +212,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> PosixListener::Accept(
       params.can_read = options_.access != PipeAccess::kOutbound;
       params.can_write = options_.access != PipeAccess::kInbound;
       params.max_message_size = options_.max_message_size;
+      params.max_handles_per_message =
+          static_cast<size_t>(options_.max_handles_per_message);
       return std::unique_ptr<ChannelImpl>(
           new PosixChannel(UniqueFd(fd), UniqueFd(), std::move(params)));
     }

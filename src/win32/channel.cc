@@ -2,9 +2,11 @@
 #include "src/win32/channel.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
@@ -20,6 +22,57 @@ namespace {
 constexpr size_t kFirstChunk = 4096;
 // The most one ReadFile / WriteFile moves (a DWORD count).
 constexpr size_t kMaxIo = 0x40000000;
+
+// The envelope of a message that carries handles (message mode):
+//   bytes 0..15   kEnvelopeMagic
+//   bytes 16..19  handle count N, unsigned 32-bit little-endian
+//   then N        handle values in the receiver's process, unsigned 64-bit
+//                 little-endian each (duplicated there by the sender)
+//   then          the message's data.
+// A message without handles is sent as it is, unless its data begins with
+// the magic: then it goes as an envelope with no handles, so that every
+// message reads back as it was written.
+constexpr char kEnvelopeMagic[16] = {'\0', 'c', 'a',    'n',   'a', 'l',
+                                     '-',  'h', 'a',    'n',   'd', 'l',
+                                     'e',  's', '\x01', '\x7e'};
+constexpr size_t kEnvelopeHeader = 20;
+// What an envelope may add to a message of max_message_size bytes.
+constexpr size_t kEnvelopeMax =
+    kEnvelopeHeader + 8 * static_cast<size_t>(kMaxHandlesPerMessageLimit);
+
+bool StartsWithMagic(absl::string_view data) {
+  return data.size() >= sizeof(kEnvelopeMagic) &&
+         std::memcmp(data.data(), kEnvelopeMagic, sizeof(kEnvelopeMagic)) == 0;
+}
+
+std::string MakeEnvelope(absl::Span<const uint64_t> values,
+                         absl::string_view data) {
+  std::string out;
+  out.reserve(kEnvelopeHeader + 8 * values.size() + data.size());
+  out.append(kEnvelopeMagic, sizeof(kEnvelopeMagic));
+  const uint32_t count = static_cast<uint32_t>(values.size());
+  for (int i = 0; i < 4; ++i)
+    out.push_back(static_cast<char>(count >> (8 * i)));
+  for (uint64_t v : values) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  out.append(data.data(), data.size());
+  return out;
+}
+
+uint64_t ReadLe(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  }
+  return v;
+}
+
+// Closes `remote` in `process` (a handle we duplicated there).
+void CloseRemote(HANDLE process, HANDLE remote) {
+  DuplicateHandle(process, remote, nullptr, nullptr, 0, FALSE,
+                  DUPLICATE_CLOSE_SOURCE);
+}
 
 }  // namespace
 
@@ -121,6 +174,7 @@ Win32Channel::Win32Channel(ChannelSetup setup, ScopedHandle read_event,
       server_(setup.server),
       name_(std::move(setup.name)),
       max_message_size_(setup.max_message_size),
+      max_handles_(setup.max_handles_per_message),
       owner_(std::move(setup.owner)),
       peer_(std::move(setup.peer)),
       has_peer_(setup.has_peer),
@@ -197,9 +251,14 @@ void Win32Channel::Stash(std::string data, bool more) {
   stash_more_ = more;
 }
 
-absl::Status Win32Channel::CheckMessageSize(size_t size,
-                                            absl::string_view op) const {
-  if (size <= max_message_size_) return absl::OkStatus();
+absl::Status Win32Channel::CheckMessageSize(size_t size, absl::string_view op,
+                                            bool envelope) const {
+  // An envelope's header does not count against the limit (its data is
+  // checked once unwrapped).
+  if (size <= max_message_size_ ||
+      (envelope && size - max_message_size_ <= kEnvelopeMax)) {
+    return absl::OkStatus();
+  }
   return MakeError(
       absl::StatusCode::kResourceExhausted, op, name_,
       absl::StrCat("the peer sent a message of ", size,
@@ -248,6 +307,20 @@ absl::StatusOr<ReadResult> Win32Channel::DoRead(absl::Span<char> buffer,
   const Deadline deadline(timeout);
   Turns turns(this, kReadTurn, deadline, "Read");
   if (!turns.status().ok()) return turns.status();
+  if (mode_ == PipeMode::kMessage && at_boundary_) {
+    bool whole_from_stash = false;
+    {
+      absl::MutexLock lock(&stash_mu_);
+      whole_from_stash = !stash_.empty();
+    }
+    // The stash holds the start of a message (a read that failed part-way
+    // kept it): read it whole, since it may be an envelope.
+    if (whole_from_stash) {
+      absl::StatusOr<std::string> whole = DoReadMessage("Read", timeout);
+      if (!whole.ok()) return whole.status();
+      return DeliverWhole(*std::move(whole), buffer);
+    }
+  }
   {
     absl::MutexLock lock(&stash_mu_);
     if (!stash_.empty()) {
@@ -258,6 +331,7 @@ absl::StatusOr<ReadResult> Win32Channel::DoRead(absl::Span<char> buffer,
       if (mode_ == PipeMode::kMessage) {
         read.more = !stash_.empty() || stash_more_;
         if (stash_.empty()) stash_more_ = false;
+        at_boundary_ = !read.more;
       }
       return read;
     }
@@ -265,7 +339,42 @@ absl::StatusOr<ReadResult> Win32Channel::DoRead(absl::Span<char> buffer,
   InFlight op(this);
   if (!op.ok()) return ClosedError("Read");
   if (buffer.empty() && mode_ == PipeMode::kByte) return ReadResult();
-  return ReadChunk(op.handle(), buffer.data(), buffer.size(), deadline, "Read");
+  absl::StatusOr<ReadResult> read =
+      ReadChunk(op.handle(), buffer.data(), buffer.size(), deadline, "Read");
+  if (!read.ok() || mode_ != PipeMode::kMessage) return read;
+  // The start of a message that may be an envelope (its first bytes are
+  // the magic's, as far as they go): read it whole and unwrap it.
+  const size_t head = std::min(read->size, sizeof(kEnvelopeMagic));
+  const bool maybe_envelope =
+      (read->size >= sizeof(kEnvelopeMagic) || read->more) &&
+      std::memcmp(buffer.data(), kEnvelopeMagic, head) == 0;
+  if (!maybe_envelope) {
+    at_boundary_ = !read->more;
+    return read;
+  }
+  std::string whole(buffer.data(), read->size);
+  if (read->more) {
+    absl::Status rest =
+        ReadRestOfMessage(op.handle(), &whole, deadline, "Read");
+    if (!rest.ok()) return rest;  // The stash keeps the message's start.
+  }
+  absl::Status unwrapped = Unwrap(op.handle(), "Read", &whole, nullptr);
+  if (!unwrapped.ok()) return unwrapped;
+  return DeliverWhole(std::move(whole), buffer);
+}
+
+ReadResult Win32Channel::DeliverWhole(std::string message,
+                                      absl::Span<char> buffer) {
+  ReadResult read;
+  read.size = std::min(buffer.size(), message.size());
+  if (read.size > 0) std::memcpy(buffer.data(), message.data(), read.size);
+  read.more = read.size < message.size();
+  at_boundary_ = !read.more;
+  if (read.more) {
+    message.erase(0, read.size);
+    Stash(std::move(message), false);
+  }
+  return read;
 }
 
 absl::Status Win32Channel::ReadRestOfMessage(HANDLE handle,
@@ -273,13 +382,28 @@ absl::Status Win32Channel::ReadRestOfMessage(HANDLE handle,
                                              const Deadline& deadline,
                                              absl::string_view op) {
   while (true) {
+    // The first bytes too while none were read, to see whether the message
+    // is an envelope (whose header is allowed beyond max_message_size).
+    char head[sizeof(kEnvelopeMagic)];
+    DWORD head_got = 0;
     DWORD left = 0;
-    if (!PeekNamedPipe(handle, nullptr, 0, nullptr, nullptr, &left)) left = 0;
+    const bool at_start = message->empty();
+    if (!PeekNamedPipe(handle, at_start ? head : nullptr,
+                       at_start ? sizeof(head) : 0, &head_got, nullptr,
+                       &left)) {
+      left = head_got = 0;
+    }
+    left += head_got;  // What is left after the bytes peeked, plus those.
+    const bool envelope =
+        mode_ == PipeMode::kMessage &&
+        (at_start ? head_got == sizeof(head) &&
+                        std::memcmp(head, kEnvelopeMagic, sizeof(head)) == 0
+                  : StartsWithMagic(*message));
     const size_t chunk = left > 0 ? left : kFirstChunk;
     const size_t old_size = message->size();
-    if (old_size + left > max_message_size_) {
+    if (!CheckMessageSize(old_size + left, op, envelope).ok()) {
       if (old_size > 0) Stash(std::move(*message), true);
-      return CheckMessageSize(old_size + left, op);
+      return CheckMessageSize(old_size + left, op, envelope);
     }
     try {
       message->resize(old_size + chunk);
@@ -300,39 +424,68 @@ absl::Status Win32Channel::ReadRestOfMessage(HANDLE handle,
     }
     message->resize(old_size + read->size);
     if (!read->more) return absl::OkStatus();
-    if (message->size() > max_message_size_) {
+    const bool is_envelope = StartsWithMagic(*message);
+    if (!CheckMessageSize(message->size(), op, is_envelope).ok()) {
       const size_t size = message->size();
       Stash(std::move(*message), true);
-      return CheckMessageSize(size, op);
+      return CheckMessageSize(size, op, is_envelope);
     }
   }
 }
 
 absl::StatusOr<std::string> Win32Channel::ReadMessage(absl::Duration timeout) {
-  return NoThrow("ReadMessage", name_, [&] { return DoReadMessage(timeout); });
+  return NoThrow("ReadMessage", name_,
+                 [&] { return DoReadMessage("ReadMessage", timeout); });
+}
+
+absl::StatusOr<MessageWithHandles> Win32Channel::ReadMessageWithHandles(
+    absl::Duration timeout) {
+  constexpr absl::string_view kOp = "ReadMessageWithHandles";
+  return NoThrow(kOp, name_, [&]() -> absl::StatusOr<MessageWithHandles> {
+    MessageWithHandles result;
+    absl::StatusOr<std::string> data =
+        DoReadMessage(kOp, timeout, &result.handles);
+    if (!data.ok()) return data.status();
+    result.data = *std::move(data);
+    return result;
+  });
 }
 
 absl::StatusOr<std::string> Win32Channel::DoReadMessage(
-    absl::Duration timeout) {
+    absl::string_view op_name, absl::Duration timeout,
+    std::vector<OwnedHandle>* handles) {
   const Deadline deadline(timeout);
-  Turns turns(this, kReadTurn, deadline, "ReadMessage");
+  // DoRead calls this with the read turn already held.
+  const bool nested = op_name == "Read";
+  Turns turns(this, nested ? 0 : kReadTurn, deadline, op_name);
   if (!turns.status().ok()) return turns.status();
+  const bool from_start = at_boundary_;
   std::string message;
+  bool more = true;
   {
     absl::MutexLock lock(&stash_mu_);
     if (!stash_.empty()) {
       message = std::move(stash_);
       stash_.clear();
-      const bool more = stash_more_;
+      more = stash_more_;
       stash_more_ = false;
-      if (!more) return message;
     }
   }
+  if (!more) {
+    // The rest of a message a Read began (already unwrapped).
+    at_boundary_ = true;
+    return message;
+  }
   InFlight op(this);
-  if (!op.ok()) return ClosedError("ReadMessage");
+  if (!op.ok()) return ClosedError(op_name);
   absl::Status status =
-      ReadRestOfMessage(op.handle(), &message, deadline, "ReadMessage");
+      ReadRestOfMessage(op.handle(), &message, deadline, op_name);
   if (!status.ok()) return status;
+  at_boundary_ = true;
+  if (from_start) {
+    absl::Status unwrapped = Unwrap(op.handle(), op_name, &message, handles);
+    if (!unwrapped.ok()) return unwrapped;
+  }
   return message;
 }
 
@@ -349,6 +502,15 @@ absl::Status Win32Channel::DoWrite(absl::string_view op_name,
   if (!turns.status().ok()) return turns.status();
   InFlight op(this);
   if (!op.ok()) return ClosedError(op_name);
+  if (mode_ == PipeMode::kMessage && StartsWithMagic(data)) {
+    return WriteLocked(op.handle(), op_name, MakeEnvelope({}, data), deadline);
+  }
+  return WriteLocked(op.handle(), op_name, data, deadline);
+}
+
+absl::Status Win32Channel::WriteLocked(HANDLE handle, absl::string_view op_name,
+                                       absl::string_view data,
+                                       const Deadline& deadline) {
   // A zero-length WriteFile on a byte pipe would wake the reader with an
   // empty read; a stream has nothing to send.
   if (data.empty() && mode_ == PipeMode::kByte) return absl::OkStatus();
@@ -363,9 +525,9 @@ absl::Status Win32Channel::DoWrite(absl::string_view op_name,
     ov.hEvent = write_event_.get();
     ResetEvent(ov.hEvent);
     const BOOL started =
-        WriteFile(op.handle(), data.data() + done, chunk, nullptr, &ov);
+        WriteFile(handle, data.data() + done, chunk, nullptr, &ov);
     const DWORD start_error = started ? ERROR_SUCCESS : GetLastError();
-    const IoResult result = FinishIo(op.handle(), &ov, started, start_error,
+    const IoResult result = FinishIo(handle, &ov, started, start_error,
                                      close_event_.get(), deadline);
     if (!result.completed()) {
       return IoError(result, ErrorContext::kWrite, op_name);
@@ -384,6 +546,179 @@ absl::Status Win32Channel::DoWrite(absl::string_view op_name,
     }
     done += result.bytes;
   } while (done < data.size());
+  return absl::OkStatus();
+}
+
+absl::Status Win32Channel::WriteWithHandles(
+    absl::string_view op, absl::string_view data,
+    absl::Span<const NativeHandle> handles, absl::Duration timeout) {
+  return NoThrow(op, name_, [&] {
+    return DoWriteWithHandles(op, data, handles, timeout);
+  });
+}
+
+absl::StatusOr<HANDLE> Win32Channel::PeerProcess(HANDLE pipe,
+                                                 absl::string_view op) {
+  absl::MutexLock lock(&peer_mu_);
+  if (peer_process_.valid()) return peer_process_.get();
+  ULONG pid = 0;
+  const BOOL ok = server_ ? GetNamedPipeClientProcessId(pipe, &pid)
+                          : GetNamedPipeServerProcessId(pipe, &pid);
+  if (!ok) {
+    return Win32Status(GetLastError(), ErrorContext::kGeneric, op, name_,
+                       "cannot learn the peer's process id");
+  }
+  // SYNCHRONIZE as well, to tell a peer that has exited from a refusal.
+  ScopedHandle process(
+      OpenProcess(PROCESS_DUP_HANDLE | SYNCHRONIZE, FALSE, pid));
+  if (!process.valid()) {
+    process.reset(OpenProcess(PROCESS_DUP_HANDLE, FALSE, pid));
+  }
+  if (!process.valid()) {
+    const DWORD error = GetLastError();
+    return MakeError(absl::StatusCode::kPermissionDenied, op, name_,
+                     absl::StrCat("cannot open the peer's process (pid ", pid,
+                                  ") to duplicate handles into it: ",
+                                  DescribeWin32Error(error)));
+  }
+  // The pid was read before the process was opened: had the peer ended in
+  // between and its pid gone to another process, the pipe would now report
+  // no pid or another one. Kept open from here, the pid cannot be reused.
+  ULONG again = 0;
+  const BOOL still = server_ ? GetNamedPipeClientProcessId(pipe, &again)
+                             : GetNamedPipeServerProcessId(pipe, &again);
+  if (!still || again != pid) {
+    return MakeError(absl::StatusCode::kUnavailable, op, name_,
+                     "the peer's process changed while it was opened");
+  }
+  peer_process_ = std::move(process);
+  return peer_process_.get();
+}
+
+absl::Status Win32Channel::DoWriteWithHandles(
+    absl::string_view op_name, absl::string_view data,
+    absl::Span<const NativeHandle> handles, absl::Duration timeout) {
+  const Deadline deadline(timeout);
+  Turns turns(this, kWriteTurn, deadline, op_name);
+  if (!turns.status().ok()) return turns.status();
+  InFlight op(this);
+  if (!op.ok()) return ClosedError(op_name);
+  absl::StatusOr<HANDLE> peer = PeerProcess(op.handle(), op_name);
+  if (!peer.ok()) return peer.status();
+  std::vector<uint64_t> values;
+  values.reserve(handles.size());
+  // Duplicates live in the peer from here: every failure closes them there.
+  auto undo = [&] {
+    for (uint64_t v : values) {
+      CloseRemote(*peer, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(v)));
+    }
+  };
+  for (size_t i = 0; i < handles.size(); ++i) {
+    HANDLE remote = nullptr;
+    if (!DuplicateHandle(GetCurrentProcess(), handles[i], *peer, &remote, 0,
+                         FALSE, DUPLICATE_SAME_ACCESS)) {
+      const DWORD error = GetLastError();
+      undo();
+      if (WaitForSingleObject(*peer, 0) == WAIT_OBJECT_0) {
+        return MakeError(absl::StatusCode::kUnavailable, op_name, name_,
+                         absl::StrCat("the peer's process has exited (",
+                                      DescribeWin32Error(error), ")"));
+      }
+      return MakeError(error == ERROR_INVALID_HANDLE
+                           ? absl::StatusCode::kInvalidArgument
+                           : CodeForWin32Error(error, ErrorContext::kGeneric),
+                       op_name, name_,
+                       absl::StrCat("cannot duplicate handle ", i,
+                                    " into the peer's process: ",
+                                    DescribeWin32Error(error)));
+    }
+    values.push_back(
+        static_cast<uint64_t>(reinterpret_cast<uintptr_t>(remote)));
+  }
+  std::string envelope;
+  try {
+    envelope = MakeEnvelope(values, data);
+  } catch (const std::bad_alloc&) {
+    undo();
+    throw;
+  }
+  absl::Status written = WriteLocked(op.handle(), op_name, envelope, deadline);
+  if (!written.ok()) undo();
+  return written;
+}
+
+absl::StatusOr<bool> Win32Channel::PeerIsSameUser(HANDLE pipe,
+                                                  absl::string_view op) {
+  absl::MutexLock lock(&peer_mu_);
+  if (trust_known_) return same_user_;
+  ULONG pid = 0;
+  const BOOL ok = server_ ? GetNamedPipeClientProcessId(pipe, &pid)
+                          : GetNamedPipeServerProcessId(pipe, &pid);
+  if (!ok) {
+    return Win32Status(GetLastError(), ErrorContext::kGeneric, op, name_,
+                       "cannot learn the peer's process id");
+  }
+  DWORD error = ERROR_SUCCESS;
+  absl::StatusOr<std::wstring> theirs = ProcessUserSid(pid, &error);
+  absl::StatusOr<std::wstring> ours = CurrentUserSid();
+  if (!ours.ok()) return ours.status();
+  // A peer whose user cannot be read is not trusted.
+  same_user_ = theirs.ok() && *theirs == *ours;
+  trust_known_ = true;
+  return same_user_;
+}
+
+absl::Status Win32Channel::Unwrap(HANDLE pipe, absl::string_view op,
+                                  std::string* message,
+                                  std::vector<OwnedHandle>* handles) {
+  if (!StartsWithMagic(*message)) return absl::OkStatus();
+  if (message->size() < kEnvelopeHeader) {
+    return MakeError(absl::StatusCode::kDataLoss, op, name_,
+                     "malformed handle envelope: shorter than its header");
+  }
+  const uint64_t count = ReadLe(message->data() + 16, 4);
+  if (count == 0) {
+    message->erase(0, kEnvelopeHeader);
+    return CheckMessageSize(message->size(), op, false);
+  }
+  const size_t room = (message->size() - kEnvelopeHeader) / 8;
+  if (room < count) {
+    return MakeError(
+        absl::StatusCode::kDataLoss, op, name_,
+        absl::StrCat("malformed handle envelope: it names ", count,
+                     " handles but has room for ", room, "; none was touched"));
+  }
+  // The values name handles in our process. Only a peer running as our
+  // own user may have put them there; from anyone else a value could name
+  // any handle we hold, so none is used, not even to close it.
+  absl::StatusOr<bool> same_user = PeerIsSameUser(pipe, op);
+  if (!same_user.ok()) return same_user.status();
+  if (!*same_user) {
+    return MakeError(absl::StatusCode::kDataLoss, op, name_,
+                     absl::StrCat("the peer, running as another user, sent a "
+                                  "message naming ",
+                                  count,
+                                  " handles; they are not trusted and were "
+                                  "not touched"));
+  }
+  std::vector<OwnedHandle> got;
+  got.reserve(static_cast<size_t>(count));
+  for (uint64_t i = 0; i < count; ++i) {
+    got.emplace_back(reinterpret_cast<HANDLE>(static_cast<uintptr_t>(
+        ReadLe(message->data() + kEnvelopeHeader + 8 * i, 8))));
+  }
+  if (count > max_handles_) {
+    return MakeError(absl::StatusCode::kDataLoss, op, name_,
+                     absl::StrCat("the peer sent a message with ", count,
+                                  " handles; the limit is ", max_handles_,
+                                  " (max_handles_per_message); they were "
+                                  "closed"));
+  }
+  message->erase(0, kEnvelopeHeader + 8 * static_cast<size_t>(count));
+  if (message->size() > max_message_size_) {
+    return CheckMessageSize(message->size(), op, false);  // Handles closed.
+  }
+  if (handles != nullptr) *handles = std::move(got);
   return absl::OkStatus();
 }
 
@@ -410,6 +745,11 @@ absl::StatusOr<std::string> Win32Channel::DoTransact(absl::string_view op,
   }
   InFlight io(this);
   if (!io.ok()) return ClosedError(op);
+  std::string escaped;
+  if (StartsWithMagic(request)) {
+    escaped = MakeEnvelope({}, request);
+    request = escaped;
+  }
   std::string reply(kFirstChunk, '\0');
   OVERLAPPED ov;
   std::memset(&ov, 0, sizeof(ov));
@@ -441,6 +781,9 @@ absl::StatusOr<std::string> Win32Channel::DoTransact(absl::string_view op,
     absl::Status status = ReadRestOfMessage(io.handle(), &reply, deadline, op);
     if (!status.ok()) return status;
   }
+  // A reply with handles gives its data; its handles are closed.
+  absl::Status unwrapped = Unwrap(io.handle(), op, &reply, nullptr);
+  if (!unwrapped.ok()) return unwrapped;
   return reply;
 }
 
@@ -473,6 +816,41 @@ absl::StatusOr<PeekResult> Win32Channel::DoPeek(absl::Span<char> buffer) {
       return Win32Status(error, ErrorContext::kRead, "Peek", name_);
     }
     copied = total = left = 0;  // The peer is gone; the stash is all there is.
+  }
+  const char* peeked = buffer.data() + peek.size;
+  const bool maybe_envelope =
+      copied >= sizeof(kEnvelopeMagic)
+          ? std::memcmp(peeked, kEnvelopeMagic, sizeof(kEnvelopeMagic)) == 0
+          : copied == std::min(room, kMaxIo) &&
+                static_cast<size_t>(left) + copied >= kEnvelopeHeader &&
+                (copied == 0 ||
+                 std::memcmp(peeked, kEnvelopeMagic, copied) == 0);
+  if (from_pipe && stash_.empty() && mode_ == PipeMode::kMessage &&
+      at_boundary_.load(std::memory_order_relaxed) && maybe_envelope) {
+    // The current message may be an envelope: show its data, not its
+    // header (later messages' envelopes still count in `available`).
+    std::string head;
+    const size_t want = std::min<size_t>(
+        static_cast<size_t>(left) + copied,
+        kEnvelopeMax + std::min(buffer.size(), kMaxIo - kEnvelopeMax));
+    head.resize(want);
+    DWORD head_copied = 0;
+    if (want >= kEnvelopeHeader &&
+        PeekNamedPipe(op.handle(), &head[0], static_cast<DWORD>(want),
+                      &head_copied, &total, &left)) {
+      head.resize(head_copied);
+      const uint64_t count =
+          head.size() >= kEnvelopeHeader ? ReadLe(head.data() + 16, 4) : 0;
+      const size_t skip = kEnvelopeHeader + 8 * static_cast<size_t>(count);
+      if (StartsWithMagic(head) && count <= kMaxHandlesPerMessageLimit &&
+          head.size() >= skip) {
+        copied =
+            static_cast<DWORD>(std::min(buffer.size(), head.size() - skip));
+        if (copied > 0) std::memcpy(buffer.data(), head.data() + skip, copied);
+        left = static_cast<DWORD>(head_copied - skip - copied + left);
+        total -= static_cast<DWORD>(skip);
+      }
+    }
   }
   if (from_pipe) peek.size += copied;
   peek.available = stash_.size() + total;

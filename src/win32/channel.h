@@ -6,8 +6,10 @@
 
 #include <windows.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -16,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "canal/handle.h"
 #include "canal/types.h"
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
@@ -43,6 +46,7 @@ struct ChannelSetup {
   bool server = false;  // The listener's end.
   std::string name;
   size_t max_message_size = 0xffffffffu;
+  size_t max_handles_per_message = kDefaultMaxHandlesPerMessage;
   std::shared_ptr<InstanceOwner> owner;  // Listener side only.
   // Who is at the other end, when already known (read while connecting or
   // accepting); otherwise Peer() asks the system each time.
@@ -62,12 +66,18 @@ class Win32Channel final : public ChannelImpl {
   absl::string_view name() const override { return name_; }
   bool is_open() const override;
   size_t max_message_size() const override { return max_message_size_; }
+  size_t max_handles_per_message() const override { return max_handles_; }
 
   absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
                                   absl::Duration timeout) override;
   absl::Status Write(absl::string_view op, absl::string_view data,
                      absl::Duration timeout) override;
   absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override;
+  absl::Status WriteWithHandles(absl::string_view op, absl::string_view data,
+                                absl::Span<const NativeHandle> handles,
+                                absl::Duration timeout) override;
+  absl::StatusOr<MessageWithHandles> ReadMessageWithHandles(
+      absl::Duration timeout) override;
   absl::StatusOr<std::string> Transact(absl::string_view op,
                                        absl::string_view request,
                                        absl::Duration timeout) override;
@@ -125,7 +135,38 @@ class Win32Channel final : public ChannelImpl {
                                     absl::Duration timeout);
   absl::Status DoWrite(absl::string_view op, absl::string_view data,
                        absl::Duration timeout);
-  absl::StatusOr<std::string> DoReadMessage(absl::Duration timeout);
+  // The message's handles go to `*handles` if given, else are closed.
+  absl::StatusOr<std::string> DoReadMessage(
+      absl::string_view op, absl::Duration timeout,
+      std::vector<OwnedHandle>* handles = nullptr);
+  absl::Status DoWriteWithHandles(absl::string_view op, absl::string_view data,
+                                  absl::Span<const NativeHandle> handles,
+                                  absl::Duration timeout);
+  // One WriteFile of `data` (a whole message in message mode, escaped if
+  // it looks like an envelope), or all of it in byte mode. The caller
+  // holds the write turn and an InFlight.
+  absl::Status WriteLocked(HANDLE handle, absl::string_view op,
+                           absl::string_view data, const Deadline& deadline);
+
+  // Handles (message mode). A message that carries handles is an envelope
+  // (see channel.cc): a 16-byte magic, a count, the handle values as the
+  // receiver's process knows them, then the data. The peer's process,
+  // opened once with PROCESS_DUP_HANDLE and kept open for the channel's
+  // life, so that its pid cannot be reused by another process meanwhile.
+  absl::StatusOr<HANDLE> PeerProcess(HANDLE pipe, absl::string_view op);
+  // Whether the peer runs as our own user: only then are the handle values
+  // of its envelopes used (closed or handed out). Computed once.
+  absl::StatusOr<bool> PeerIsSameUser(HANDLE pipe, absl::string_view op);
+  // If `*message` (a whole message from its start) is an envelope, replaces
+  // it with its data and takes its handles into `*handles` (closing them if
+  // `handles` is null). DataLoss for a malformed envelope, more handles
+  // than max_handles_ (closing them), or handles from another user (not
+  // touched).
+  absl::Status Unwrap(HANDLE pipe, absl::string_view op, std::string* message,
+                      std::vector<OwnedHandle>* handles);
+  // Delivers a whole, unwrapped message to a Read: its front into `buffer`,
+  // the rest into the stash.
+  ReadResult DeliverWhole(std::string message, absl::Span<char> buffer);
   absl::StatusOr<std::string> DoTransact(absl::string_view op,
                                          absl::string_view request,
                                          absl::Duration timeout);
@@ -150,7 +191,10 @@ class Win32Channel final : public ChannelImpl {
   absl::Status ReadRestOfMessage(HANDLE handle, std::string* message,
                                  const Deadline& deadline,
                                  absl::string_view op);
-  absl::Status CheckMessageSize(size_t size, absl::string_view op) const;
+  // ResourceExhausted for a message over max_message_size_ (an envelope
+  // may exceed it by its header).
+  absl::Status CheckMessageSize(size_t size, absl::string_view op,
+                                bool envelope) const;
   void Stash(std::string data, bool more);
 
   const PipeMode mode_;
@@ -159,6 +203,7 @@ class Win32Channel final : public ChannelImpl {
   const bool server_;
   const std::string name_;
   const size_t max_message_size_;
+  const size_t max_handles_;
   const std::shared_ptr<InstanceOwner> owner_;
   const PeerInfo peer_;
   const bool has_peer_;
@@ -178,6 +223,15 @@ class Win32Channel final : public ChannelImpl {
   std::string stash_ ABSL_GUARDED_BY(stash_mu_);
   bool stash_more_ ABSL_GUARDED_BY(stash_mu_) = false;  // Message continues
                                                         // in the pipe.
+  // Changed by the read turn, read by Peek too: the next unread byte (the
+  // stash's first, else the pipe's) starts a message, so an envelope there
+  // can be recognised.
+  std::atomic<bool> at_boundary_{true};
+
+  absl::Mutex peer_mu_;
+  ScopedHandle peer_process_ ABSL_GUARDED_BY(peer_mu_);
+  bool trust_known_ ABSL_GUARDED_BY(peer_mu_) = false;
+  bool same_user_ ABSL_GUARDED_BY(peer_mu_) = false;
 };
 
 }  // namespace win32

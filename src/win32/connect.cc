@@ -200,6 +200,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
       setup.name = std::string(name);
       setup.max_message_size =
           setup.mode == PipeMode::kMessage ? max_message_size : 0xffffffffu;
+      setup.max_handles_per_message =
+          static_cast<size_t>(options.max_handles_per_message);
       absl::StatusOr<std::unique_ptr<Win32Channel>> channel =
           Win32Channel::Create(std::move(setup));
       if (!channel.ok()) return channel.status();

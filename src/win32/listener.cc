@@ -525,6 +525,8 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::MakeChannel(
   setup.can_write = options_.access != PipeAccess::kInbound;
   setup.server = true;
   setup.max_message_size = options_.max_message_size;
+  setup.max_handles_per_message =
+      static_cast<size_t>(options_.max_handles_per_message);
   // From here Win32Channel::Create reports the instance's end.
   setup.owner = shared_from_this();
   setup.peer = std::move(peer);

@@ -22,6 +22,13 @@
 //                        (tests/reliability/faults/: killed mid-write)
 //   listen NAME          create a message-mode listener on NAME, print
 //                        "ready" (or the error), then sleep until killed
+//   handles-use NAME     connect to the message-mode listener NAME, read
+//                        one message with three handles (a file, a pipe's
+//                        write end, a message-mode channel), write
+//                        "pipe:<file's contents>" to the pipe end, send
+//                        "channel:hello" through the channel handle with
+//                        native I/O, then reply "done" on NAME
+//   handles-hold NAME    connect to NAME, print "ready", sleep until killed
 // Exit code 100 for a usage error, 101 for an I/O error.
 
 #include <cstdint>
@@ -291,6 +298,73 @@ int main(int argc, char** argv) {
         canal::Listener::Create(args[2], options);
     if (!listener.ok()) {
       WriteAll(1, "error " + listener.status().ToString() + "\n");
+      return 101;
+    }
+    if (!WriteAll(1, "ready\n")) return 101;
+    while (true) absl::SleepFor(absl::Seconds(1));
+  }
+  if (mode == "handles-use" && args.size() == 3) {
+    absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(args[2]);
+    if (!ch.ok()) {
+      WriteAll(1, "error " + ch.status().ToString() + "\n");
+      return 101;
+    }
+    absl::StatusOr<canal::MessageWithHandles> m = ch->ReadMessageWithHandles();
+    if (!m.ok() || m->handles.size() != 3) {
+      WriteAll(1, "error " +
+                      (m.ok() ? std::string("handle count")
+                              : m.status().ToString()) +
+                      "\n");
+      return 101;
+    }
+    std::string contents;
+    char buf[4096];
+    while (true) {
+#ifdef _WIN32
+      DWORD got = 0;
+      if (!ReadFile(m->handles[0].get(), buf, sizeof(buf), &got, nullptr)) {
+        return 101;
+      }
+      const long n = static_cast<long>(got);
+#else
+      const long n =
+          static_cast<long>(::read(m->handles[0].get(), buf, sizeof(buf)));
+#endif
+      if (n < 0) return 101;
+      if (n == 0) break;
+      contents.append(buf, static_cast<size_t>(n));
+    }
+    absl::StatusOr<canal::Channel> pipe_end =
+        canal::AdoptPipeEnd(m->handles[1].release(), canal::PipeEnd::kWrite);
+    if (!pipe_end.ok() || !pipe_end->Write("pipe:" + contents).ok()) {
+      return 101;
+    }
+    pipe_end->Close();
+    const std::string hello = "channel:hello";
+#ifdef _WIN32
+    DWORD wrote = 0;
+    if (!WriteFile(m->handles[2].get(), hello.data(),
+                   static_cast<DWORD>(hello.size()), &wrote, nullptr) ||
+        wrote != hello.size()) {
+      return 101;
+    }
+#else
+    std::string frame = "CNL1";
+    for (int i = 0; i < 4; ++i) {
+      frame.push_back(static_cast<char>((hello.size() >> (8 * i)) & 0xff));
+    }
+    frame += hello;
+    if (::write(m->handles[2].get(), frame.data(), frame.size()) !=
+        static_cast<ssize_t>(frame.size())) {
+      return 101;
+    }
+#endif
+    return ch->WriteMessage("done").ok() ? 0 : 101;
+  }
+  if (mode == "handles-hold" && args.size() == 3) {
+    absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(args[2]);
+    if (!ch.ok()) {
+      WriteAll(1, "error " + ch.status().ToString() + "\n");
       return 101;
     }
     if (!WriteAll(1, "ready\n")) return 101;

@@ -95,6 +95,70 @@ TEST(FrameDecoderTest, AnyCutOfTheStreamGivesTheSameMessages) {
   }
 }
 
+std::string HandleFrame(absl::string_view payload, uint32_t handles) {
+  unsigned char h[canal::internal::kHandleFrameHeaderSize];
+  canal::internal::EncodeHandleFrameHeader(
+      static_cast<uint32_t>(payload.size()), handles, h);
+  return std::string(reinterpret_cast<const char*>(h), sizeof(h)) +
+         std::string(payload);
+}
+
+TEST(FrameDecoderTest, HandleFramesDecodeAtAnyCutAndReportTheirCount) {
+  const std::string stream = Frame("a") + HandleFrame("bc", 3) +
+                             HandleFrame("", 1) + Frame("") +
+                             HandleFrame(Pattern(9000, 4), 2);
+  for (size_t piece : {1, 2, 3, 5, 8, 11, 12, 13, 4096}) {
+    SCOPED_TRACE(absl::StrCat("pieces of ", piece));
+    FrameDecoder decoder(1 << 20);
+    std::vector<std::string> got;
+    std::vector<uint32_t> handles;
+    std::vector<uint64_t> sizes;
+    uint64_t headers = 0;
+    for (size_t pos = 0; pos < stream.size(); pos += piece) {
+      absl::string_view input = absl::string_view(stream).substr(pos, piece);
+      while (true) {
+        std::string message;
+        const Result r = decoder.Next(&input, &message);
+        if (decoder.headers_taken() != headers) {
+          headers = decoder.headers_taken();
+          handles.push_back(decoder.last_header_handles());
+          sizes.push_back(decoder.last_frame_size());
+        }
+        if (r != Result::kMessage) break;
+        got.push_back(message);
+      }
+    }
+    EXPECT_EQ(got,
+              (std::vector<std::string>{"a", "bc", "", "", Pattern(9000, 4)}));
+    EXPECT_EQ(handles, (std::vector<uint32_t>{0, 3, 1, 0, 2}));
+    EXPECT_EQ(sizes, (std::vector<uint64_t>{9, 14, 12, 8, 9012}));
+    EXPECT_FALSE(decoder.mid_frame());
+  }
+}
+
+TEST(FrameDecoderTest, HandleFrameOverTheLimitIsDataLossFromTheHeader) {
+  FrameDecoder decoder(1024);
+  decoder.set_max_handles(4);
+  const std::string stream = HandleFrame("x", 5);
+  absl::string_view input = stream;
+  absl::string_view message;
+  EXPECT_EQ(decoder.Next(&input, &message), Result::kError);
+  EXPECT_EQ(decoder.error(), FrameError::kTooManyHandles);
+  EXPECT_EQ(decoder.ErrorStatus("Read", "p").code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(FrameDecoderTest, SurveySeesThroughHandleFrames) {
+  FrameDecoder decoder(1024);
+  const std::string stream = HandleFrame("abc", 2) + Frame("de");
+  char out[8];
+  const FrameSurvey survey = decoder.Survey({stream}, absl::MakeSpan(out));
+  EXPECT_EQ(survey.copied, 3u);
+  EXPECT_EQ(std::string(out, 3), "abc");
+  EXPECT_EQ(survey.message_remaining, 3u);
+  EXPECT_EQ(survey.available, 5u);
+}
+
 TEST(FrameDecoderTest, StringResultsMoveTheAssembledBuffer) {
   const std::string payload = Pattern(5000, 3);
   const std::string stream = Frame(payload) + Frame("tail");
