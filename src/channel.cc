@@ -248,7 +248,7 @@ void Channel::Close() {
 }
 
 NativeHandle Channel::native_handle() const {
-  if (!impl_) return internal::kBackendNoHandle;
+  if (!impl_) return kInvalidNativeHandle;
   return impl_->native_handle();
 }
 

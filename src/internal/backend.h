@@ -80,8 +80,6 @@ inline constexpr bool kBackendUsesPosixNames = false;
 inline constexpr bool kBackendFramesMessages = false;
 // No FIFOs: every Fifo call is Unimplemented.
 inline constexpr bool kBackendHasFifos = false;
-// What native_handle() returns for a channel that holds none.
-inline constexpr NativeHandle kBackendNoHandle = nullptr;
 #else
 // Native names are POSIX paths (absolute, or abstract on Linux).
 inline constexpr bool kBackendUsesPosixNames = true;
@@ -89,8 +87,6 @@ inline constexpr bool kBackendUsesPosixNames = true;
 inline constexpr bool kBackendFramesMessages = true;
 // mkfifo.
 inline constexpr bool kBackendHasFifos = true;
-// What native_handle() returns for a channel that holds none.
-inline constexpr NativeHandle kBackendNoHandle = -1;
 #endif
 
 // One connected end. All methods may be called from several threads at once,
@@ -254,7 +250,7 @@ class SharedMemoryImpl {
   virtual ~SharedMemoryImpl() = default;
   // The whole mapping (exactly the size asked for).
   virtual absl::Span<char> memory() const = 0;
-  // The object's descriptor or section handle, or kBackendNoHandle once
+  // The object's descriptor or section handle, or kInvalidNativeHandle once
   // CloseHandle has run.
   virtual NativeHandle handle() const = 0;
   // Closes the handle, keeping the mapping (once the peer has its own).
@@ -297,7 +293,7 @@ class DoorbellImpl {
                     absl::Duration timeout) = 0;
   // Wakes a Wait on `word` (the peer's, in its process).
   virtual void Wake(const std::atomic<uint32_t>& word) = 0;
-  // The event to pass to the peer (Windows), else kBackendNoHandle.
+  // The event to pass to the peer (Windows), else kInvalidNativeHandle.
   virtual NativeHandle handle() const = 0;
 };
 
@@ -308,7 +304,7 @@ absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendCreateDoorbell(
 
 // The peer's doorbell, from the event it sent (Windows; the handle is taken
 // and closed on failure too; FailedPrecondition if it is not an event). On
-// POSIX `handle` must be kBackendNoHandle.
+// POSIX `handle` must be kInvalidNativeHandle.
 absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendOpenDoorbell(
     absl::string_view name, NativeHandle handle);
 

@@ -65,7 +65,7 @@ class PosixDoorbell final : public DoorbellImpl {
 #endif
   }
 
-  NativeHandle handle() const override { return -1; }
+  NativeHandle handle() const override { return kInvalidNativeHandle; }
 };
 
 }  // namespace
@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendCreateDoorbell(
 
 absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendOpenDoorbell(
     absl::string_view name, NativeHandle handle) {
-  if (handle != -1) {
+  if (handle != kInvalidNativeHandle) {
     return MakeError(absl::StatusCode::kInvalidArgument, "OpenDoorbell", name,
                      "a POSIX doorbell has no handle");
   }
