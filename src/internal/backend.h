@@ -237,6 +237,12 @@ std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config);
 // "poll".
 absl::string_view BackendServerLoopKind();
 
+// The bytes a message-mode canal::Server puts on the wire for one Send of
+// `data`: its frame on POSIX; on Windows `data` itself, or an envelope with
+// no handles if it begins with the handle envelope's magic, so that a canal
+// client reads back exactly what was sent. Throws std::bad_alloc.
+std::string BackendServerMessage(absl::string_view data);
+
 // ServerOptions::max_connections = 0: how many clients a server serves at
 // once (see include/canal/server.h).
 size_t BackendAutomaticMaxConnections();

@@ -718,6 +718,16 @@ absl::string_view BackendServerLoopKind() {
   return posix::UseEpoll() ? "epoll" : "poll";
 }
 
+std::string BackendServerMessage(absl::string_view data) {
+  std::string frame;
+  frame.reserve(kFrameHeaderSize + data.size());
+  unsigned char header[kFrameHeaderSize];
+  EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
+  frame.append(reinterpret_cast<const char*>(header), kFrameHeaderSize);
+  frame.append(data.data(), data.size());
+  return frame;
+}
+
 size_t BackendAutomaticMaxConnections() {
   // Half of the soft descriptor limit: each connection costs the server one
   // descriptor, and the rest of the process needs some too.

@@ -93,8 +93,19 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
         absl::StrCat("message of ", data.size(), " bytes exceeds the limit of ",
                      params->max_message_size, " bytes"));
   }
-  const size_t wire =
-      data.size() + (message && kBackendFramesMessages ? kFrameHeaderSize : 0);
+  // A message is built outside the lock: the backend's wire form (a frame,
+  // or on Windows the data escaped if it could pass for a handle envelope).
+  std::string wire_message;
+  if (message) {
+    try {
+      wire_message = BackendServerMessage(data);
+    } catch (const std::bad_alloc&) {
+      return ConnError(
+          absl::StatusCode::kResourceExhausted, params->name, id,
+          absl::StrCat("out of memory queueing ", data.size(), " bytes"));
+    }
+  }
+  const size_t wire = message ? wire_message.size() : data.size();
   std::lock_guard<std::mutex> lock(mu);
   if (finished || close_requested) {
     return ConnError(absl::StatusCode::kFailedPrecondition, params->name, id,
@@ -118,16 +129,8 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
       } else {
         out.emplace_back(data);
       }
-    } else if (kBackendFramesMessages) {
-      std::string frame;
-      frame.reserve(wire);
-      unsigned char header[kFrameHeaderSize];
-      EncodeFrameHeader(static_cast<uint32_t>(data.size()), header);
-      frame.append(reinterpret_cast<const char*>(header), kFrameHeaderSize);
-      frame.append(data.data(), data.size());
-      out.push_back(std::move(frame));
     } else {
-      out.emplace_back(data);
+      out.push_back(std::move(wire_message));
     }
   } catch (const std::bad_alloc&) {
     return ConnError(

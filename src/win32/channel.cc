@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
+#include "src/win32/envelope.h"
 #include "src/win32/security.h"
 
 namespace canal {
@@ -22,51 +23,6 @@ namespace {
 constexpr size_t kFirstChunk = 4096;
 // The most one ReadFile / WriteFile moves (a DWORD count).
 constexpr size_t kMaxIo = 0x40000000;
-
-// The envelope of a message that carries handles (message mode):
-//   bytes 0..15   kEnvelopeMagic
-//   bytes 16..19  handle count N, unsigned 32-bit little-endian
-//   then N        handle values in the receiver's process, unsigned 64-bit
-//                 little-endian each (duplicated there by the sender)
-//   then          the message's data.
-// A message without handles is sent as it is, unless its data begins with
-// the magic: then it goes as an envelope with no handles, so that every
-// message reads back as it was written.
-constexpr char kEnvelopeMagic[16] = {'\0', 'c', 'a',    'n',   'a', 'l',
-                                     '-',  'h', 'a',    'n',   'd', 'l',
-                                     'e',  's', '\x01', '\x7e'};
-constexpr size_t kEnvelopeHeader = 20;
-// What an envelope may add to a message of max_message_size bytes.
-constexpr size_t kEnvelopeMax =
-    kEnvelopeHeader + 8 * static_cast<size_t>(kMaxHandlesPerMessageLimit);
-
-bool StartsWithMagic(absl::string_view data) {
-  return data.size() >= sizeof(kEnvelopeMagic) &&
-         std::memcmp(data.data(), kEnvelopeMagic, sizeof(kEnvelopeMagic)) == 0;
-}
-
-std::string MakeEnvelope(absl::Span<const uint64_t> values,
-                         absl::string_view data) {
-  std::string out;
-  out.reserve(kEnvelopeHeader + 8 * values.size() + data.size());
-  out.append(kEnvelopeMagic, sizeof(kEnvelopeMagic));
-  const uint32_t count = static_cast<uint32_t>(values.size());
-  for (int i = 0; i < 4; ++i)
-    out.push_back(static_cast<char>(count >> (8 * i)));
-  for (uint64_t v : values) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-  }
-  out.append(data.data(), data.size());
-  return out;
-}
-
-uint64_t ReadLe(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) {
-    v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-  }
-  return v;
-}
 
 // Closes `remote` in `process` (a handle we duplicated there).
 void CloseRemote(HANDLE process, HANDLE remote) {

@@ -34,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -42,7 +43,9 @@
 #include "absl/strings/str_cat.h"
 #include "src/internal/backend.h"
 #include "src/server/server_internal.h"
+#include "src/win32/envelope.h"
 #include "src/win32/error.h"
+#include "src/win32/security.h"
 
 namespace canal {
 namespace internal {
@@ -82,6 +85,9 @@ class Win32ServerConn final : public ServerConn {
   bool read_pending = false;
   IdleClock::time_point last_read;  // When bytes (or the end) last came.
   std::string msg;  // Message mode: the parts of a message read so far.
+  // Whether the client's process runs as this process's user: -1 not yet
+  // known (asked the first time it sends handles).
+  int same_user = -1;
   // Guarded by mu (read by Send's caller to decide whether to post).
   bool write_pending = false;
 };
@@ -383,6 +389,80 @@ class Win32ServerLoop final : public ServerLoop {
                        config_->name, ConnWhat(conn->id, "WriteFile failed"));
   }
 
+  // The most a message may take on the wire: max_message_size, plus the
+  // header and values of a handle envelope if it is one (its data alone
+  // must then be within the limit).
+  size_t MessageLimit(absl::string_view message_so_far) const {
+    return config_->max_message_size +
+           (StartsWithMagic(message_so_far) ? kEnvelopeMax : 0);
+  }
+
+  absl::StatusOr<bool> ClientIsSameUser(Win32ServerConn* conn) {
+    if (conn->same_user >= 0) return conn->same_user == 1;
+    ULONG pid = 0;
+    if (!GetNamedPipeClientProcessId(conn->handle, &pid)) {
+      return Win32Status(
+          GetLastError(), ErrorContext::kServerRead, kServerOp, config_->name,
+          ConnWhat(conn->id, "cannot learn the client's process id"));
+    }
+    DWORD error = ERROR_SUCCESS;
+    absl::StatusOr<std::wstring> theirs = ProcessUserSid(pid, &error);
+    absl::StatusOr<std::wstring> ours = CurrentUserSid();
+    if (!ours.ok()) return ours.status();
+    // A client whose user cannot be read is not trusted.
+    conn->same_user = theirs.ok() && *theirs == *ours ? 1 : 0;
+    return conn->same_user == 1;
+  }
+
+  // Delivers one whole message. The server hands no handles to its
+  // handlers, so a message that carries handles (a handle envelope, see
+  // src/win32/envelope.h) is delivered as its data, and the handles the
+  // client duplicated into this process are closed, so that none stays
+  // open here. Their values name handles in this process: only a client of
+  // this process's own user can have put them there, so from any other user
+  // no value is touched and the connection ends with DataLoss, as a
+  // channel's read would.
+  absl::Status DispatchMessage(Win32ServerConn* conn,
+                               absl::string_view message) {
+    if (!StartsWithMagic(message)) return Dispatch(conn, message);
+    if (message.size() < kEnvelopeHeader) {
+      return ConnError(absl::StatusCode::kDataLoss, *config_, conn->id,
+                       "malformed handle envelope: shorter than its header");
+    }
+    const uint64_t count = ReadLe(message.data() + sizeof(kEnvelopeMagic), 4);
+    const size_t room = (message.size() - kEnvelopeHeader) / 8;
+    if (count > room) {
+      return ConnError(absl::StatusCode::kDataLoss, *config_, conn->id,
+                       absl::StrCat("malformed handle envelope: it names ",
+                                    count, " handles but has room for ", room,
+                                    "; none was touched"));
+    }
+    if (count > 0) {
+      absl::StatusOr<bool> same_user = ClientIsSameUser(conn);
+      if (!same_user.ok()) return same_user.status();
+      if (!*same_user) {
+        return ConnError(
+            absl::StatusCode::kDataLoss, *config_, conn->id,
+            absl::StrCat("the client, running as another user, sent a "
+                         "message naming ",
+                         count,
+                         " handles; they are not trusted and were not "
+                         "touched"));
+      }
+      for (uint64_t i = 0; i < count; ++i) {
+        CloseHandle(reinterpret_cast<HANDLE>(static_cast<uintptr_t>(
+            ReadLe(message.data() + kEnvelopeHeader + 8 * i, 8))));
+      }
+    }
+    const absl::string_view data =
+        message.substr(kEnvelopeHeader + 8 * static_cast<size_t>(count));
+    if (data.size() > config_->max_message_size) {
+      return ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
+                       "the client sent a message over the limit");
+    }
+    return Dispatch(conn, data);
+  }
+
   void OnReadDone(Win32ServerConn* conn, DWORD error, DWORD bytes) {
     conn->read_pending = false;
     if (conn->done) return;
@@ -403,7 +483,7 @@ class Win32ServerLoop final : public ServerLoop {
       if (bytes > 0) handled = Dispatch(conn, chunk);  // 0: an empty write.
     } else if (error == ERROR_MORE_DATA) {
       conn->msg.append(chunk.data(), chunk.size());
-      if (conn->msg.size() > config_->max_message_size) {
+      if (conn->msg.size() > MessageLimit(conn->msg)) {
         CloseConn(
             conn,
             ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
@@ -415,16 +495,16 @@ class Win32ServerLoop final : public ServerLoop {
       StartRead(conn);  // The rest of the message, whatever the queue.
       return;
     } else if (conn->msg.empty()) {
-      handled = Dispatch(conn, chunk);
+      handled = DispatchMessage(conn, chunk);
     } else {
       conn->msg.append(chunk.data(), chunk.size());
-      if (conn->msg.size() > config_->max_message_size) {
+      if (conn->msg.size() > MessageLimit(conn->msg)) {
         handled =
             ConnError(absl::StatusCode::kResourceExhausted, *config_, conn->id,
                       "the client sent a message over the "
                       "limit");
       } else {
-        handled = Dispatch(conn, conn->msg);
+        handled = DispatchMessage(conn, conn->msg);
       }
       std::string().swap(conn->msg);
     }
@@ -548,6 +628,10 @@ std::unique_ptr<ServerLoop> BackendNewServerLoop(const ServerConfig* config) {
 }
 
 absl::string_view BackendServerLoopKind() { return "iocp"; }
+
+std::string BackendServerMessage(absl::string_view data) {
+  return win32::EscapeMessage(data);
+}
 
 size_t BackendAutomaticMaxConnections() {
   // Windows has no descriptor limit to stay under: a fixed number.
