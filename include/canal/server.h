@@ -179,7 +179,9 @@ struct ServerHandlers {
   std::function<void(Connection&)> on_open;
   // Data from a client: one whole message in message mode, the next chunk
   // of the stream (at most `read_chunk_size` bytes) in byte mode. The view
-  // is valid only during the call.
+  // is valid only during the call. The server hands no handles to its
+  // handlers: a message sent with `Channel::WriteMessageWithHandles` arrives
+  // as its data, and its handles are closed in the server's process.
   std::function<void(Connection&, absl::string_view)> on_data;
   // Message mode only, instead of `on_data`: maps one request message to
   // one reply message, which is queued like `Send` does (also when the
