@@ -53,7 +53,7 @@ TEST(ServerHandlesTest, HandlesFromAClientAreDataToTheServerAndLeaveNothing) {
   ASSERT_NE(server, nullptr);
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);
-  absl::StatusOr<canal::PipeEnds> pipe = canal::CreatePipe();
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
   CANAL_ASSERT_OK(pipe);
   const canal::NativeHandle handles[] = {pipe->read_end.native_handle(),
                                          pipe->write_end.native_handle()};
