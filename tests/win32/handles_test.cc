@@ -19,9 +19,9 @@
 namespace {
 
 using canal_test::kHangGuard;
+using canal_test::UniqueName;
 using canal_win32_test::Handle;
 using canal_win32_test::OpenRawClient;
-using canal_win32_test::UniqueName;
 
 // The envelope's magic, written out here so that a change to the format
 // fails a test.
