@@ -56,6 +56,10 @@ constexpr size_t kMaxMessage = 256;
 struct Expected {
   std::vector<std::string> messages;
   absl::StatusCode end = absl::StatusCode::kOutOfRange;
+  // The stream has a frame with handles ("CNLH"), whose outcome depends on
+  // descriptors this model does not send: such inputs are skipped here
+  // (tests/unit/framing_test.cc and tests/posix/handles_test.cc cover them).
+  bool has_handle_frame = false;
 };
 
 Expected Reference(const uint8_t* data, size_t size) {
@@ -65,6 +69,10 @@ Expected Reference(const uint8_t* data, size_t size) {
     if (pos == size) return e;
     if (size - pos < kFrameHeaderSize) {
       e.end = absl::StatusCode::kDataLoss;
+      return e;
+    }
+    if (memcmp(data + pos, "CNLH", 4) == 0) {
+      e.has_handle_frame = true;
       return e;
     }
     if (memcmp(data + pos, "CNL1", 4) != 0) {
@@ -94,7 +102,9 @@ void CheckHeaderCodec(const uint8_t* data, size_t size) {
   uint32_t len = 0;
   const auto r = canal::internal::DecodeFrameHeader(data, &len);
   const bool magic = memcmp(data, "CNL1", 4) == 0;
-  if ((r == canal::internal::FrameHeaderError::kOk) != magic) {
+  const bool handle_magic = memcmp(data, "CNLH", 4) == 0;
+  if ((r == canal::internal::FrameHeaderError::kOk) !=
+      (magic || handle_magic)) {
     canal_fuzz::Fail("DecodeFrameHeader disagrees about the magic");
   }
   if (!magic) return;
@@ -459,6 +469,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   --size;
   CheckHeaderCodec(data, size);
   const Expected expected = Reference(data, size);
+  if (expected.has_handle_frame) return 0;
   DecoderRun(config,
              absl::string_view(reinterpret_cast<const char*>(data), size),
              expected)

@@ -299,11 +299,24 @@ absl::StatusOr<ReadResult> Win32Channel::DoRead(absl::Span<char> buffer,
       ReadChunk(op.handle(), buffer.data(), buffer.size(), deadline, "Read");
   if (!read.ok() || mode_ != PipeMode::kMessage) return read;
   // The start of a message that may be an envelope (its first bytes are
-  // the magic's, as far as they go): read it whole and unwrap it.
-  const size_t head = std::min(read->size, sizeof(kEnvelopeMagic));
-  const bool maybe_envelope =
-      (read->size >= sizeof(kEnvelopeMagic) || read->more) &&
-      std::memcmp(buffer.data(), kEnvelopeMagic, head) == 0;
+  // the magic's, as far as they go): read it whole and unwrap it. A read
+  // with no buffer took nothing, so the message's first bytes are peeked:
+  // only an envelope is read whole then, and any other message stays in the
+  // pipe (its writer stays blocked, as the read consumes nothing).
+  bool maybe_envelope = false;
+  if (buffer.empty()) {
+    char first[sizeof(kEnvelopeMagic)];
+    DWORD got = 0;
+    maybe_envelope = read->more &&
+                     PeekNamedPipe(op.handle(), first, sizeof(first), &got,
+                                   nullptr, nullptr) &&
+                     got == sizeof(first) &&
+                     std::memcmp(first, kEnvelopeMagic, sizeof(first)) == 0;
+  } else {
+    const size_t head = std::min(read->size, sizeof(kEnvelopeMagic));
+    maybe_envelope = (read->size >= sizeof(kEnvelopeMagic) || read->more) &&
+                     std::memcmp(buffer.data(), kEnvelopeMagic, head) == 0;
+  }
   if (!maybe_envelope) {
     at_boundary_ = !read->more;
     return read;
