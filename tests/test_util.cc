@@ -12,6 +12,7 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <dirent.h>
 #include <unistd.h>
 #endif
 
@@ -32,6 +33,33 @@ bool RunningUnderWine() {
          GetProcAddress(ntdll, "wine_get_version") != nullptr;
 #else
   return false;
+#endif
+}
+
+int64_t OpenHandleCount() {
+#ifdef _WIN32
+  DWORD count = 0;
+  if (GetProcessHandleCount(GetCurrentProcess(), &count) && count > 0) {
+    return static_cast<int64_t>(count);
+  }
+  int64_t found = 0;
+  for (uintptr_t value = 4; value < 0x40000; value += 4) {
+    DWORD flags = 0;
+    if (GetHandleInformation(reinterpret_cast<HANDLE>(value), &flags)) {
+      ++found;
+    }
+  }
+  return found;
+#else
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) dir = opendir("/dev/fd");
+  if (dir == nullptr) return -1;
+  int64_t count = 0;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  closedir(dir);
+  return count - 1;  // The directory's own descriptor.
 #endif
 }
 

@@ -41,6 +41,14 @@ bool RunningUnderWine();
 // The id of this process, as canal::PeerInfo reports it.
 int64_t CurrentProcessId();
 
+// Descriptors (POSIX: the entries of /proc/self/fd, or /dev/fd) or handles
+// (Windows: GetProcessHandleCount) open in this process, for leak checks;
+// -1 if the system cannot say. Wine's GetProcessHandleCount answers 0, so
+// there the values that name a handle are counted (multiples of 4, given
+// out from the bottom of the table, so a process that does not leak stays
+// far below the range scanned).
+int64_t OpenHandleCount();
+
 // `size` deterministic bytes (all 256 values occur) that differ by `seed`.
 std::string Pattern(size_t size, uint32_t seed = 0);
 

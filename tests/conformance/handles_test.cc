@@ -16,7 +16,6 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 #endif
@@ -25,38 +24,8 @@ namespace {
 
 using canal_test::kHangGuard;
 using canal_test::MakePair;
+using canal_test::OpenHandleCount;
 using canal_test::UniqueName;
-
-// How many descriptors (POSIX: entries of /proc/self/fd, or of /dev/fd) or
-// handles (Windows: GetProcessHandleCount) this process has open.
-int64_t OpenHandleCount() {
-#ifdef _WIN32
-  DWORD count = 0;
-  if (GetProcessHandleCount(GetCurrentProcess(), &count) && count > 0) {
-    return static_cast<int64_t>(count);
-  }
-  // Wine answers 0: count the values that name a handle instead (handle
-  // values are multiples of 4, allocated from the bottom of the table).
-  int64_t found = 0;
-  for (uintptr_t value = 4; value < 0x40000; value += 4) {
-    DWORD flags = 0;
-    if (GetHandleInformation(reinterpret_cast<HANDLE>(value), &flags)) {
-      ++found;
-    }
-  }
-  return found;
-#else
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) dir = opendir("/dev/fd");
-  if (dir == nullptr) return -1;
-  int64_t count = 0;
-  while (dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  closedir(dir);
-  return count - 1;  // The directory's own descriptor.
-#endif
-}
 
 // A temporary file holding `contents`, opened for reading from its start;
 // removed (POSIX) or deleted on close (Windows) with the handle.

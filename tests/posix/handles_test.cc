@@ -5,7 +5,6 @@
 // Every case is DataLoss and leaves no descriptor behind (/proc/self/fd);
 // every descriptor that is delivered is close-on-exec.
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -24,19 +23,8 @@
 namespace {
 
 using canal_test::kHangGuard;
+using canal_test::OpenHandleCount;
 using canal_test::UniqueName;
-
-int64_t OpenFdCount() {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) dir = opendir("/dev/fd");
-  if (dir == nullptr) return -1;
-  int64_t count = 0;
-  while (dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  closedir(dir);
-  return count - 1;
-}
 
 void PutLe32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
@@ -137,7 +125,7 @@ class Fds {
 // pipe, and the descriptor count to be what it was before.
 void ExpectDataLossWithoutLeak(Pair& pair,
                                const std::function<void(int raw)>& hostile) {
-  const int64_t before = OpenFdCount();
+  const int64_t before = OpenHandleCount();
   hostile(pair.raw());
   absl::StatusOr<canal::MessageWithHandles> m =
       pair.server.ReadMessageWithHandles(kHangGuard);
@@ -146,7 +134,7 @@ void ExpectDataLossWithoutLeak(Pair& pair,
                                        pair.server.name()));
   // Sticky: the stream can no longer be matched with its descriptors.
   CANAL_EXPECT_CODE(pair.server.ReadMessage(absl::ZeroDuration()), kDataLoss);
-  EXPECT_EQ(OpenFdCount(), before);
+  EXPECT_EQ(OpenHandleCount(), before);
 }
 
 TEST(PosixHandles, DescriptorsThatNoFrameClaimsAreDataLoss) {
@@ -162,12 +150,12 @@ TEST(PosixHandles, UnclaimedDescriptorsBeforeAClaimingFrameAreDataLoss) {
   absl::StatusOr<Pair> pair = MakePair("ph-unclaimed2");
   CANAL_ASSERT_OK(pair);
   Fds fds;
-  const int64_t before = OpenFdCount();
+  const int64_t before = OpenHandleCount();
   ASSERT_TRUE(SendWithFds(pair->raw(), PlainFrame("first"), fds.Times(1)));
   ASSERT_TRUE(SendWithFds(pair->raw(), HandleFrame("second", 1), fds.Times(1)));
   // Plain reads too: the first message cannot be delivered clean.
   CANAL_EXPECT_CODE(pair->server.ReadMessage(kHangGuard), kDataLoss);
-  EXPECT_EQ(OpenFdCount(), before);
+  EXPECT_EQ(OpenHandleCount(), before);
 }
 
 TEST(PosixHandles, FrameClaimingMoreThanCameIsDataLoss) {
@@ -220,12 +208,12 @@ TEST(PosixHandles, PlainReadOfAHostileFrameLeaksNothing) {
   absl::StatusOr<Pair> pair = MakePair("ph-plainread");
   CANAL_ASSERT_OK(pair);
   Fds fds;
-  const int64_t before = OpenFdCount();
+  const int64_t before = OpenHandleCount();
   ASSERT_TRUE(SendWithFds(pair->raw(), PlainFrame("abc"), fds.Times(2)));
   char buf[8];
   CANAL_EXPECT_CODE(pair->server.Read(absl::MakeSpan(buf), kHangGuard),
                     kDataLoss);
-  EXPECT_EQ(OpenFdCount(), before);
+  EXPECT_EQ(OpenHandleCount(), before);
 }
 
 TEST(PosixHandles, OtherControlMessagesAreIgnored) {
@@ -319,7 +307,7 @@ TEST(PosixHandles, DescriptorsOfAMessageReadInPartAreClosedWithTheChannel) {
   absl::StatusOr<Pair> pair = MakePair("ph-close");
   CANAL_ASSERT_OK(pair);
   Fds fds;
-  const int64_t before = OpenFdCount();
+  const int64_t before = OpenHandleCount();
   CANAL_ASSERT_OK(pair->client.WriteMessageWithHandles(
       "a longer message", fds.Times(4), kHangGuard));
   char buf[4];
@@ -328,10 +316,10 @@ TEST(PosixHandles, DescriptorsOfAMessageReadInPartAreClosedWithTheChannel) {
   CANAL_ASSERT_OK(part);
   EXPECT_TRUE(part->more);
   // The four arrived with the header and wait for the rest of the message.
-  EXPECT_EQ(OpenFdCount(), before + 4);
+  EXPECT_EQ(OpenHandleCount(), before + 4);
   pair->server.Close();
   // They go with the channel, and so does the channel's own socket.
-  EXPECT_EQ(OpenFdCount(), before - 1);
+  EXPECT_EQ(OpenHandleCount(), before - 1);
 }
 
 TEST(PosixHandles, PartialReadThenReadMessageWithHandlesGetsThem) {

@@ -19,6 +19,7 @@
 namespace {
 
 using canal_test::kHangGuard;
+using canal_test::OpenHandleCount;
 using canal_test::UniqueName;
 using canal_win32_test::Handle;
 using canal_win32_test::OpenRawClient;
@@ -40,21 +41,6 @@ std::string Envelope(uint32_t count, const std::vector<uint64_t>& values,
   }
   out.append(data.data(), data.size());
   return out;
-}
-
-// Handles open in this process (GetProcessHandleCount, or, where Wine
-// answers 0, the values that name a handle).
-int64_t OpenHandleCount() {
-  DWORD count = 0;
-  if (GetProcessHandleCount(GetCurrentProcess(), &count) && count > 0) {
-    return static_cast<int64_t>(count);
-  }
-  int64_t found = 0;
-  for (uintptr_t value = 4; value < 0x40000; value += 4) {
-    DWORD flags = 0;
-    if (GetHandleInformation(reinterpret_cast<HANDLE>(value), &flags)) ++found;
-  }
-  return found;
 }
 
 struct RawPair {
