@@ -5,6 +5,7 @@
 
 #include "canal/channel.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
 #include "src/internal/names.h"
+#include "src/internal/shm_channel.h"
 #include "src/internal/status_macros.h"
 
 namespace canal {
@@ -59,6 +61,11 @@ absl::Status ValidateConnectOptions(absl::string_view op,
                      kMaxHandlesPerMessageLimit, ", got ",
                      options.max_handles_per_message));
   }
+  if (options.spin < absl::ZeroDuration() || options.spin > absl::Seconds(1)) {
+    return internal::MakeError(absl::StatusCode::kInvalidArgument, op, name,
+                               absl::StrCat("spin must be 0 to 1 s, got ",
+                                            absl::FormatDuration(options.spin)));
+  }
   return absl::OkStatus();
 }
 
@@ -88,6 +95,24 @@ absl::StatusOr<MessageWithHandles> ChannelImpl::ReadMessageWithHandles(
     absl::Duration /*timeout*/) {
   return NeedMessageMode("ReadMessageWithHandles", name());
 }
+
+absl::Status ChannelImpl::WriteSetup(absl::string_view /*data*/,
+                                     absl::Span<const NativeHandle> /*handles*/,
+                                     absl::Duration /*timeout*/) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, "Accept", name(),
+                   "this kind of channel cannot carry shared memory");
+}
+
+absl::StatusOr<MessageWithHandles> ChannelImpl::ReadSetup(
+    size_t /*size*/, size_t /*handles*/, absl::Duration /*timeout*/) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, "Connect", name(),
+                   "this kind of channel cannot carry shared memory");
+}
+
+absl::Status ChannelImpl::CheckPeerConnected(absl::string_view op) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, op, name(),
+                   "this kind of channel cannot carry shared memory");
+}
 }  // namespace internal
 
 Channel::Channel() = default;
@@ -106,6 +131,9 @@ absl::StatusOr<Channel> Channel::Connect(absl::string_view name,
         CANAL_ASSIGN_OR_RETURN(
             std::unique_ptr<internal::ChannelImpl> impl,
             internal::BackendConnect("Connect", name, options));
+        impl = internal::ClientChannel(std::move(impl),
+                                       options.allow_shared_memory,
+                                       options.spin);
         return Channel(std::move(impl));
       });
 }
@@ -114,6 +142,10 @@ bool Channel::is_open() const { return impl_ != nullptr && impl_->is_open(); }
 
 PipeMode Channel::mode() const {
   return impl_ ? impl_->mode() : PipeMode::kByte;
+}
+
+Transport Channel::transport() const {
+  return impl_ ? impl_->transport() : Transport::kPipe;
 }
 
 absl::string_view Channel::name() const {
@@ -275,6 +307,12 @@ absl::StatusOr<std::string> Call(absl::string_view name,
         CANAL_ASSIGN_OR_RETURN(
             std::unique_ptr<internal::ChannelImpl> impl,
             internal::BackendConnect(kOp, name, connect_options));
+        // One request does not pay for setting up shared memory.
+        if (impl->shared_memory_offered()) {
+          CANAL_RETURN_IF_ERROR(internal::AnswerSharedMemory(
+              kOp, &impl, /*allow=*/false, options.spin,
+              deadline.remaining()));
+        }
         if (impl->mode() != PipeMode::kMessage) {
           return NeedMessageMode(kOp, name);
         }

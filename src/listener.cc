@@ -12,6 +12,8 @@
 #include "src/internal/errors.h"
 #include "src/internal/framing.h"
 #include "src/internal/names.h"
+#include "src/internal/deadline.h"
+#include "src/internal/shm_channel.h"
 #include "src/internal/status_macros.h"
 
 namespace canal {
@@ -78,6 +80,20 @@ absl::Status ValidateOptions(absl::string_view name,
     default:
       return bad("unknown AccessPolicy::Scope");
   }
+  if (options.transport != Transport::kPipe &&
+      options.transport != Transport::kSharedMemory) {
+    return bad("unknown Transport");
+  }
+  if (options.ring_size < kMinRingSize || options.ring_size > kMaxRingSize ||
+      (options.ring_size & (options.ring_size - 1)) != 0) {
+    return bad(absl::StrCat("ring_size must be a power of two in ",
+                            kMinRingSize, "..", kMaxRingSize, ", got ",
+                            options.ring_size));
+  }
+  if (options.spin < absl::ZeroDuration() || options.spin > absl::Seconds(1)) {
+    return bad(absl::StrCat("spin must be 0 to 1 s, got ",
+                            absl::FormatDuration(options.spin)));
+  }
   if (options.buffer_size > (size_t{1} << 30)) {
     return bad(absl::StrCat("buffer_size must be at most 1 GiB, got ",
                             options.buffer_size));
@@ -118,9 +134,25 @@ absl::StatusOr<Channel> Listener::Accept(absl::Duration timeout) {
   }
   return internal::GuardResources(
       "Accept", impl_->name(), [&]() -> absl::StatusOr<Channel> {
-        CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> ch,
-                               impl_->Accept(timeout));
-        return Channel(std::move(ch));
+        if (!impl_->shared_memory_offered()) {
+          CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> ch,
+                                 impl_->Accept(timeout));
+          return Channel(std::move(ch));
+        }
+        // A client gone before its offer went out is dropped, like one the
+        // access policy refuses, and the wait goes on for the next.
+        const internal::Deadline deadline(timeout);
+        while (true) {
+          CANAL_ASSIGN_OR_RETURN(std::unique_ptr<internal::ChannelImpl> ch,
+                                 impl_->Accept(deadline.remaining()));
+          absl::StatusOr<std::unique_ptr<internal::ChannelImpl>> offered =
+              internal::OfferSharedMemory(std::move(ch), impl_->options(),
+                                          internal::kShmSetupTimeout);
+          if (offered.ok()) return Channel(*std::move(offered));
+          if (absl::IsResourceExhausted(offered.status())) {
+            return offered.status();
+          }
+        }
       });
 }
 

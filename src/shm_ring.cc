@@ -125,6 +125,8 @@ absl::StatusOr<ShmRegionView> InitializeShmRegion(
     control->consumer.head.store(0, std::memory_order_relaxed);
     control->consumer.space_seq.store(0, std::memory_order_relaxed);
     control->consumer.reader_waiting.store(0, std::memory_order_relaxed);
+    control->producer.closed.store(0, std::memory_order_relaxed);
+    control->consumer.closed.store(0, std::memory_order_relaxed);
   }
   // No fence: the region reaches the peer only through the system (its
   // handle or name sent over the pipe, then a mapping), which orders these
@@ -316,6 +318,12 @@ uint32_t ShmRingWriter::PrepareToWait() {
 
 void ShmRingWriter::FinishWait() {
   ring_.control->producer.writer_waiting.store(0, std::memory_order_seq_cst);
+}
+
+void ShmRingWriter::MarkClosed() {
+  ring_.control->producer.closed.store(1, std::memory_order_seq_cst);
+  ring_.control->producer.data_seq.fetch_add(1, std::memory_order_seq_cst);
+  ring_.control->consumer.space_seq.fetch_add(1, std::memory_order_seq_cst);
 }
 
 // --- Reader -----------------------------------------------------------------
@@ -563,6 +571,36 @@ uint32_t ShmRingReader::PrepareToWait() {
 
 void ShmRingReader::FinishWait() {
   ring_.control->consumer.reader_waiting.store(0, std::memory_order_seq_cst);
+}
+
+void ShmRingReader::MarkClosed() {
+  ring_.control->consumer.closed.store(1, std::memory_order_seq_cst);
+  ring_.control->consumer.space_seq.fetch_add(1, std::memory_order_seq_cst);
+  ring_.control->producer.data_seq.fetch_add(1, std::memory_order_seq_cst);
+}
+
+absl::StatusOr<bool> ShmRingReader::HasUnread() {
+  CANAL_ASSIGN_OR_RETURN(uint64_t tail, LoadTail("ShmRingReader::HasUnread"));
+  if (pos_.have_record && pos_.offset < pos_.record.length) return true;
+  return tail != pos_.head;
+}
+
+absl::StatusOr<int64_t> ShmRingReader::CurrentMessageRemaining() {
+  constexpr absl::string_view kOp = "ShmRingReader::CurrentMessageRemaining";
+  if (ring_.mode != ShmRingMode::kMessages) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("canal: ", kOp, ": the ring is in byte mode"));
+  }
+  CANAL_ASSIGN_OR_RETURN(uint64_t tail, LoadTail(kOp));
+  if (pos_.in_message) {
+    return static_cast<int64_t>(
+        pos_.message_left +
+        (pos_.have_record ? pos_.record.length - pos_.offset : 0));
+  }
+  bool began;
+  CANAL_ASSIGN_OR_RETURN(bool have, LoadRecord(kOp, tail, &pos_, &began));
+  if (!have) return -1;
+  return static_cast<int64_t>(pos_.record.message_remaining);
 }
 
 }  // namespace internal

@@ -2,6 +2,8 @@
 #include "test_util.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <atomic>
 #include <random>
 
@@ -150,11 +152,40 @@ int ConnectionCounter::open() {
   return opened_ - closed_;
 }
 
+canal::Transport TestTransport() {
+  const char* env = std::getenv("CANAL_TEST_TRANSPORT");
+  return env != nullptr && std::string(env) == "shm"
+             ? canal::Transport::kSharedMemory
+             : canal::Transport::kPipe;
+}
+
+absl::StatusOr<canal::Listener> CreateListener(
+    absl::string_view name, const canal::ListenerOptions& options) {
+  canal::ListenerOptions with = options;
+  if (with.transport == canal::Transport::kPipe) {
+    with.transport = TestTransport();
+  }
+  return canal::Listener::Create(name, with);
+}
+
+canal::Transport ExpectedTransport(const canal::ListenerOptions& options) {
+#ifdef _WIN32
+  // The Win32 backend does not offer shared memory yet: its listeners keep
+  // the pipe (docs/semantics.md, known departures).
+  (void)options;
+  return canal::Transport::kPipe;
+#endif
+  const bool shm = options.transport == canal::Transport::kSharedMemory ||
+                   TestTransport() == canal::Transport::kSharedMemory;
+  return shm && options.access == canal::PipeAccess::kDuplex
+             ? canal::Transport::kSharedMemory
+             : canal::Transport::kPipe;
+}
+
 absl::StatusOr<ConnectedPair> MakePair(absl::string_view name,
                                        const canal::ListenerOptions& options) {
   ConnectedPair pair;
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+  absl::StatusOr<canal::Listener> listener = CreateListener(name, options);
   if (!listener.ok()) return listener.status();
   pair.listener = std::move(*listener);
   absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
@@ -164,6 +195,15 @@ absl::StatusOr<ConnectedPair> MakePair(absl::string_view name,
       pair.listener.Accept(absl::Seconds(10));
   if (!server.ok()) return server.status();
   pair.server = std::move(*server);
+  const canal::Transport want = ExpectedTransport(options);
+  // The client first: the listener's end settles once the client answered.
+  if (pair.client.transport() != want || pair.server.transport() != want) {
+    return absl::InternalError(absl::StrCat(
+        "MakePair: the channels use transports ",
+        static_cast<int>(pair.server.transport()), " and ",
+        static_cast<int>(pair.client.transport()), ", expected ",
+        static_cast<int>(want)));
+  }
   return pair;
 }
 

@@ -64,6 +64,21 @@ absl::StatusOr<std::string> ReadExactly(
 // guard, not a timing assertion. Yields between calls, never sleeps.
 bool PollUntil(const std::function<bool()>& condition, absl::Duration bound);
 
+// The transport the conformance suite runs over: kSharedMemory when the
+// environment has CANAL_TEST_TRANSPORT=shm (tests/conformance/meson.build
+// runs every suite both ways), else kPipe.
+canal::Transport TestTransport();
+
+// canal::Listener::Create with `options.transport` set to TestTransport()
+// (unless the test asked for shared memory itself). Tests that are about
+// the pipe's own behaviour call Listener::Create directly.
+absl::StatusOr<canal::Listener> CreateListener(
+    absl::string_view name, const canal::ListenerOptions& options = {});
+
+// The transport a channel accepted or connected on a listener of
+// `options` made with CreateListener must use.
+canal::Transport ExpectedTransport(const canal::ListenerOptions& options);
+
 // A listener with one client connected and accepted.
 struct ConnectedPair {
   canal::Listener listener;
@@ -71,8 +86,9 @@ struct ConnectedPair {
   canal::Channel client;  // The connected end.
 };
 
-// Creates a listener on `name` with `options`, connects a client (before
-// anyone calls Accept) and accepts it.
+// Creates a listener on `name` with `options` (through CreateListener),
+// connects a client (before anyone calls Accept) and accepts it. An error
+// too if either end's transport is not ExpectedTransport(options).
 absl::StatusOr<ConnectedPair> MakePair(
     absl::string_view name, const canal::ListenerOptions& options = {});
 

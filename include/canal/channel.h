@@ -69,6 +69,10 @@ class Channel {
   // The name this channel was connected with (or accepted on).
   absl::string_view name() const;
 
+  // How this channel carries its data (see ListenerOptions::transport).
+  // kPipe for an invalid channel.
+  Transport transport() const;
+
   // Reads up to `buffer.size()` bytes. Byte mode: blocks until at least one
   // byte is there and returns what is queued, `more` always false. Message
   // mode: returns the next message, or its first `buffer.size()` bytes with

@@ -48,6 +48,27 @@ inline constexpr int kMaxInstanceLimit = 254;
 inline constexpr int kDefaultMaxHandlesPerMessage = 64;
 inline constexpr int kMaxHandlesPerMessageLimit = 253;
 
+// How a connected channel carries its data. Mirrors nothing in Windows,
+// whose pipes are always kernel objects; see docs/semantics.md.
+enum class Transport {
+  // Every byte goes through the kernel's pipe or socket.
+  kPipe,
+  // Data goes through two rings in memory shared by the two processes (one
+  // per direction), set up over the pipe when the client connects; the pipe
+  // stays open to tell each side when the other is gone.
+  kSharedMemory,
+};
+
+// `ListenerOptions::ring_size` limits: each direction's ring, a power of
+// two.
+inline constexpr size_t kDefaultRingSize = 256 * 1024;
+inline constexpr size_t kMinRingSize = 4 * 1024;
+inline constexpr size_t kMaxRingSize = size_t{1} << 30;
+
+// The default `spin` of ListenerOptions and ConnectOptions.
+inline constexpr absl::Duration kDefaultSharedMemorySpin =
+    absl::Microseconds(50);
+
 // Who is at the other end of a channel.
 struct PeerInfo {
   int64_t process_id = 0;  // The peer's process id, 0 if the system cannot say.
@@ -120,6 +141,22 @@ struct ListenerOptions {
   // handle that came closed): 0..kMaxHandlesPerMessageLimit, else
   // InvalidArgument. See Channel::WriteMessageWithHandles.
   int max_handles_per_message = kDefaultMaxHandlesPerMessage;
+  // kSharedMemory: offer each client the shared-memory transport, which it
+  // takes unless it disallows it (ConnectOptions::allow_shared_memory) or
+  // cannot map the memory; then, and for a one-way listener (`access` not
+  // kDuplex), the channel uses the pipe. Channel::transport() says which.
+  // A program that is not canal sees a set-up record first on such a
+  // listener's pipe, so keep kPipe for listeners that raw clients use.
+  Transport transport = Transport::kPipe;
+  // kSharedMemory: the bytes of each direction's ring, a power of two in
+  // kMinRingSize..kMaxRingSize (else InvalidArgument). Messages larger than
+  // the ring pass through it in parts.
+  size_t ring_size = kDefaultRingSize;
+  // kSharedMemory: how long a read or write of this side waits for the
+  // peer by polling the ring before it sleeps (0: sleep at once). Waking a
+  // sleeping process costs a system call on each side and a scheduler hop;
+  // polling costs CPU while it lasts. 0 to 1 s, else InvalidArgument.
+  absl::Duration spin = kDefaultSharedMemorySpin;
 };
 
 // Which server a client is willing to talk to (anti-squatting). Checked
@@ -150,6 +187,12 @@ struct ConnectOptions {
   bool allow_abstract_namespace = false;
   // As ListenerOptions::max_handles_per_message, for this client's channel.
   int max_handles_per_message = kDefaultMaxHandlesPerMessage;
+  // Take the shared-memory transport when the listener offers it
+  // (ListenerOptions::transport); false keeps this channel on the pipe.
+  bool allow_shared_memory = true;
+  // As ListenerOptions::spin, for this client's side of a shared-memory
+  // channel.
+  absl::Duration spin = kDefaultSharedMemorySpin;
 };
 
 // Result of `Channel::Read`.

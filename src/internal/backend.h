@@ -142,6 +142,40 @@ class ChannelImpl {
       absl::Duration timeout);
   // The most handles one message may carry, in either direction.
   virtual size_t max_handles_per_message() const { return 0; }
+
+  // As Channel::transport().
+  virtual Transport transport() const { return Transport::kPipe; }
+
+  // The shared-memory transport's set-up over this pipe
+  // (src/shm_channel.cc), before any data crosses it, in either mode and
+  // whatever the channel's direction (the pipe of a shared-memory listener
+  // is always duplex). The defaults, for pipes that never carry it, fail
+  // with FailedPrecondition.
+  //
+  // Client side: the listener said it offers shared memory (in what it
+  // publishes for its clients).
+  virtual bool shared_memory_offered() const { return false; }
+  // Sends the record `data` with duplicates of `handles` (SCM_RIGHTS;
+  // Windows: DuplicateHandle into the peer, the values appended to `data`
+  // as little-endian u64s).
+  virtual absl::Status WriteSetup(absl::string_view data,
+                                  absl::Span<const NativeHandle> handles,
+                                  absl::Duration timeout);
+  // Reads a record of exactly `size` bytes sent with exactly `handles`
+  // handles; DataLoss (every handle that came closed) for anything else,
+  // and (Windows) for handle values from a peer of another user, which are
+  // never used.
+  virtual absl::StatusOr<MessageWithHandles> ReadSetup(size_t size,
+                                                       size_t handles,
+                                                       absl::Duration timeout);
+  // After WriteSetup, when the peer refused or never answered: Windows
+  // closes the duplicates it made in the peer's process (the peer never
+  // touches them then). Nothing on POSIX.
+  virtual void AbandonSetup() {}
+  // Once the data goes through shared memory, the pipe only tells whether
+  // the peer is still there: OK while it holds its end, Unavailable once it
+  // closed it or died, Cancelled after Close. Never blocks or consumes.
+  virtual absl::Status CheckPeerConnected(absl::string_view op);
 };
 
 class ListenerImpl {
@@ -150,6 +184,10 @@ class ListenerImpl {
   virtual bool is_open() const = 0;
   virtual absl::string_view name() const = 0;
   virtual const ListenerOptions& options() const = 0;
+  // Whether the listener told its clients that it sends each a
+  // shared-memory offer (src/internal/shm_channel.h), which Accept must then
+  // do.
+  virtual bool shared_memory_offered() const { return false; }
   virtual absl::StatusOr<std::unique_ptr<ChannelImpl>> Accept(
       absl::Duration timeout) = 0;
   virtual void Close() = 0;

@@ -155,6 +155,7 @@ struct alignas(kShmCacheLine) ShmProducerLine {
   std::atomic<uint64_t> tail;            // Bytes ever published.
   std::atomic<uint32_t> data_seq;        // Bumped after each publish.
   std::atomic<uint32_t> writer_waiting;  // 1: wake me on space_seq.
+  std::atomic<uint32_t> closed;          // 1: the producer's side closed.
 };
 
 // A control block line written only by the ring's consumer.
@@ -162,6 +163,7 @@ struct alignas(kShmCacheLine) ShmConsumerLine {
   std::atomic<uint64_t> head;            // Bytes ever consumed.
   std::atomic<uint32_t> space_seq;       // Bumped after each release.
   std::atomic<uint32_t> reader_waiting;  // 1: wake me on data_seq.
+  std::atomic<uint32_t> closed;          // 1: the consumer's side closed.
 };
 
 // One ring's control block: the two lines, so that the producer's and the
@@ -334,6 +336,19 @@ class ShmRingWriter {
   const std::atomic<uint32_t>& doorbell() const {
     return ring_.control->consumer.space_seq;
   }
+  // The word whose sleepers a publish wakes (the reader's).
+  const std::atomic<uint32_t>& peer_doorbell() const {
+    return ring_.control->producer.data_seq;
+  }
+
+  // Says in the ring that this side has closed (seq_cst, after everything
+  // it published), and bumps both doorbells so that a sleeper on either,
+  // in either process, finds them changed.
+  void MarkClosed();
+  // Whether the consumer said it has closed.
+  bool PeerClosed() const {
+    return ring_.control->consumer.closed.load(std::memory_order_seq_cst) != 0;
+  }
 
  private:
   absl::StatusOr<uint64_t> LoadFree(absl::string_view op);
@@ -384,6 +399,28 @@ class ShmRingReader {
   // The word to sleep on while waiting for data.
   const std::atomic<uint32_t>& doorbell() const {
     return ring_.control->producer.data_seq;
+  }
+  // The word whose sleepers a release wakes (the writer's).
+  const std::atomic<uint32_t>& peer_doorbell() const {
+    return ring_.control->consumer.space_seq;
+  }
+
+  // Whether a read would find something now: part of a record not yet
+  // consumed, or a published record (byte mode: a published byte). Loads
+  // the tail only. DataLoss for corrupt indices.
+  absl::StatusOr<bool> HasUnread();
+  // Message mode: the unread bytes of the message being read, else those
+  // the next published record announces for its message; -1 if no message
+  // is begun and none is published. Reads one record header at most.
+  // Errors as TryReadMessage.
+  absl::StatusOr<int64_t> CurrentMessageRemaining();
+
+  // As ShmRingWriter::MarkClosed, for the consumer's side.
+  void MarkClosed();
+  // Whether the producer said it has closed. Everything it published
+  // before is visible once this is true.
+  bool PeerClosed() const {
+    return ring_.control->producer.closed.load(std::memory_order_seq_cst) != 0;
   }
 
  private:

@@ -2,6 +2,7 @@
 #include "src/posix/channel.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
 #include "src/internal/framing.h"
+#include "src/internal/status_macros.h"
 #include "src/posix/error.h"
 #include "src/posix/security.h"
 
@@ -89,7 +91,8 @@ PosixChannel::PosixChannel(UniqueFd fd, UniqueFd slot, Params params)
       ops_(fd.Release(), name_),
       slot_(std::move(slot)),
       decoder_(params.max_message_size),
-      max_handles_(params.max_handles_per_message) {
+      max_handles_(params.max_handles_per_message),
+      shm_offered_(params.shared_memory_offered) {
   decoder_.set_max_handles(static_cast<uint32_t>(max_handles_));
   if (mode_ == PipeMode::kMessage && can_read_) {
     // Without this buffer the kernel closes every descriptor that arrives
@@ -911,6 +914,169 @@ absl::StatusOr<PeerInfo> PosixChannel::Peer() {
   }
   PeerInfo info = ToPeerInfo(cred);
   return info;
+}
+
+}  // namespace posix
+}  // namespace internal
+}  // namespace canal
+
+namespace canal {
+namespace internal {
+namespace posix {
+
+// --- The shared-memory transport's set-up ----------------------------------
+//
+// Raw bytes on the socket, before any frame or user byte: both sides know
+// each record's size, so nothing is read past it.
+
+absl::Status PosixChannel::WriteSetup(absl::string_view data,
+                                      absl::Span<const NativeHandle> handles,
+                                      absl::Duration timeout) {
+  constexpr absl::string_view kOp = "Accept";
+  const Deadline deadline(timeout);
+  OpGuard guard(&ops_, kOp, OpState::kWriter, deadline);
+  if (!guard.status().ok()) return guard.status();
+  const int fd = guard.fd();
+  size_t sent = 0;
+  std::vector<char> control;
+  if (!handles.empty()) {
+    control.assign(CMSG_SPACE(handles.size() * sizeof(int)), 0);
+  }
+  while (sent < data.size()) {
+    iovec iov{const_cast<char*>(data.data() + sent), data.size() - sent};
+    msghdr msg;
+    std::memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    // The descriptors ride on the first byte.
+    if (sent == 0 && !control.empty()) {
+      msg.msg_control = control.data();
+      msg.msg_controllen = control.size();
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(handles.size() * sizeof(int));
+      std::memcpy(CMSG_DATA(c), handles.data(), handles.size() * sizeof(int));
+    }
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    const int err = n < 0 ? errno : EPIPE;
+    if (err == EINTR) continue;
+    if (IsWouldBlock(err)) {
+      CANAL_RETURN_IF_ERROR(WaitFor(kOp, fd, POLLOUT, deadline,
+                                    "sending the shared-memory set-up"));
+      continue;
+    }
+    if (closed()) return Cancelled(kOp);
+    return ErrnoError(absl::StatusCode::kUnavailable, kOp, name_,
+                      "cannot send the shared-memory set-up", err);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MessageWithHandles> PosixChannel::ReadSetup(
+    size_t size, size_t handles, absl::Duration timeout) {
+  constexpr absl::string_view kOp = "Connect";
+  const Deadline deadline(timeout);
+  OpGuard guard(&ops_, kOp, OpState::kReader, deadline);
+  if (!guard.status().ok()) return guard.status();
+  const int fd = guard.fd();
+  MessageWithHandles result;
+  result.data.resize(size);
+  const size_t control_len = CMSG_SPACE(std::max<size_t>(handles, 1) *
+                                        sizeof(int));
+  std::vector<char> control(control_len);
+  size_t got = 0;
+  bool truncated = false;
+  while (got < size) {
+    iovec iov{&result.data[got], size - got};
+    msghdr msg;
+    std::memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT | kRecvCloexec);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (IsWouldBlock(err)) {
+        absl::Status waited = WaitFor(kOp, fd, POLLIN, deadline,
+                                      "waiting for the shared-memory set-up");
+        if (absl::IsDeadlineExceeded(waited) && got > 0) {
+          // Part of the record is gone from the socket: the stream cannot
+          // be resumed.
+          return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
+                           absl::StrCat("timed out after ", got, " of ", size,
+                                        " bytes of the shared-memory set-up"));
+        }
+        CANAL_RETURN_IF_ERROR(waited);
+        continue;
+      }
+      if (closed()) return Cancelled(kOp);
+      return ErrnoError(absl::StatusCode::kUnavailable, kOp, name_,
+                        "cannot read the shared-memory set-up", err);
+    }
+    // Every descriptor that came is owned (and so closed on any failure).
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+         c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+#if !CANAL_HAVE_MSG_CMSG_CLOEXEC
+        SetCloexec(received);
+#endif
+        result.handles.emplace_back(received);
+      }
+    }
+    if ((msg.msg_flags & MSG_CTRUNC) != 0) truncated = true;
+    if (n == 0) {
+      if (closed()) return Cancelled(kOp);
+      return MakeError(absl::StatusCode::kUnavailable, kOp, name_,
+                       absl::StrCat("the peer closed the connection during "
+                                    "the shared-memory set-up (after ",
+                                    got, " of ", size, " bytes)"));
+    }
+    got += static_cast<size_t>(n);
+  }
+  if (truncated || result.handles.size() > handles) {
+    return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
+                     absl::StrCat("the shared-memory set-up came with more "
+                                  "than ",
+                                  handles,
+                                  " descriptors; every one was closed"));
+  }
+  return result;
+}
+
+absl::Status PosixChannel::CheckPeerConnected(absl::string_view op) {
+  OpGuard guard(&ops_, op);
+  if (!guard.status().ok()) return guard.status();
+  pollfd pfd{guard.fd(), POLLIN, 0};
+  int rc;
+  do {
+    rc = ::poll(&pfd, 1, 0);
+  } while (rc < 0 && errno == EINTR);
+  if (closed()) return Cancelled(op);
+  if (rc <= 0) return absl::OkStatus();
+  if ((pfd.revents & (POLLHUP | POLLERR)) == 0) {
+    // Readable: end of stream, or bytes a peer should not have sent
+    // (ignored: the data goes through the rings).
+    char byte;
+    ssize_t n;
+    do {
+      n = ::recv(guard.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 || (n < 0 && IsWouldBlock(errno))) return absl::OkStatus();
+  }
+  return MakeError(absl::StatusCode::kUnavailable, op, name_,
+                   "the peer closed the channel (its end of the socket is "
+                   "gone)");
 }
 
 }  // namespace posix

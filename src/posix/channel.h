@@ -95,6 +95,8 @@ class PosixChannel final : public ChannelImpl {
     bool can_write = true;
     size_t max_message_size = 64 * 1024 * 1024;
     size_t max_handles_per_message = kDefaultMaxHandlesPerMessage;
+    // Client side: the listener's metadata says transport=shm.
+    bool shared_memory_offered = false;
   };
 
   // Takes ownership of the connected `fd` (made blocking here) and, on the
@@ -128,6 +130,13 @@ class PosixChannel final : public ChannelImpl {
   absl::StatusOr<PeerInfo> Peer() override;
   void Close() override;
   NativeHandle native_handle() const override;
+  bool shared_memory_offered() const override { return shm_offered_; }
+  absl::Status WriteSetup(absl::string_view data,
+                          absl::Span<const NativeHandle> handles,
+                          absl::Duration timeout) override;
+  absl::StatusOr<MessageWithHandles> ReadSetup(size_t size, size_t handles,
+                                               absl::Duration timeout) override;
+  absl::Status CheckPeerConnected(absl::string_view op) override;
 
  private:
   bool closed() const { return ops_.closed(); }
@@ -275,6 +284,7 @@ class PosixChannel final : public ChannelImpl {
   std::unique_ptr<char[]> cmsg_buf_;
   size_t cmsg_len_ = 0;
   const size_t max_handles_;
+  const bool shm_offered_;
 
   // Owned by the reader role: the last recv filled all the room it was
   // given, so more is probably queued (a finite-timeout read then tries

@@ -317,6 +317,7 @@ absl::StatusOr<std::unique_ptr<PosixChannel>> ConnectWithin(
             params.can_read = target.meta.access != PipeAccess::kInbound;
             params.can_write = target.meta.access != PipeAccess::kOutbound;
             params.max_message_size = target.meta.max_message_size;
+            params.shared_memory_offered = target.meta.shared_memory;
             params.max_handles_per_message =
                 static_cast<size_t>(options.max_handles_per_message);
             return std::make_unique<PosixChannel>(

@@ -42,6 +42,7 @@
 #include "src/posix/error.h"
 #include "src/posix/io.h"
 #include "src/posix/meta.h"
+#include "src/internal/shm_channel.h"
 #include "src/posix/names.h"
 #include "src/posix/security.h"
 
@@ -93,6 +94,10 @@ class PosixListener final : public ListenerImpl {
         wake_write_(wake_write.Release()),
         lock_fd_(std::move(lock_fd)),
         meta_fd_(std::move(meta_fd)) {}
+
+  bool shared_memory_offered() const override {
+    return !socket_path_.empty() && OffersSharedMemory(options_);
+  }
 
   // Safe while other threads are inside Accept: Close wakes them (they
   // return Cancelled), and nothing is freed before the last one has left.
@@ -339,12 +344,13 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> ListenAbstract(
   // listener, so it must be what a client assumes of any plain socket.
   if (options.mode != PipeMode::kByte ||
       options.access != PipeAccess::kDuplex ||
-      options.max_instances != kUnlimitedInstances) {
+      options.max_instances != kUnlimitedInstances ||
+      options.transport != Transport::kPipe) {
     return MakeError(
         absl::StatusCode::kInvalidArgument, kListen, name,
-        "an abstract-namespace listener must use byte mode, duplex access "
-        "and unlimited instances: it has no metadata file from which clients "
-        "could learn anything else");
+        "an abstract-namespace listener must use byte mode, duplex access, "
+        "unlimited instances and the pipe transport: it has no metadata file "
+        "from which clients could learn anything else");
   }
   UniqueFd listen_fd(MakeStreamSocket());
   if (!listen_fd.valid()) {
@@ -548,6 +554,7 @@ absl::StatusOr<std::unique_ptr<ListenerImpl>> Listen(
   meta.max_message_size = options.max_message_size;
   meta.buffer_size = options.buffer_size;
   meta.pid = static_cast<int64_t>(::getpid());
+  meta.shared_memory = OffersSharedMemory(options);
   // Published once the socket accepts, so a client that finds the metadata
   // can connect; until then canal clients see a held lock and wait.
   absl::StatusOr<UniqueFd> meta_fd =

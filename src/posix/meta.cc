@@ -192,7 +192,8 @@ std::string FormatMeta(const ListenerMeta& meta) {
       "canal 1 mode=", ModeName(meta.mode), " access=", AccessName(meta.access),
       " max_instances=", meta.max_instances,
       " max_message_size=", meta.max_message_size,
-      " buffer_size=", meta.buffer_size, " pid=", meta.pid, "\n");
+      " buffer_size=", meta.buffer_size, " pid=", meta.pid,
+      meta.shared_memory ? " transport=shm" : "", "\n");
 }
 
 bool ParseMeta(absl::string_view text, ListenerMeta* meta) {
@@ -246,6 +247,12 @@ bool ParseMeta(absl::string_view text, ListenerMeta* meta) {
       m.buffer_size = static_cast<size_t>(v);
     } else if (key == "pid") {
       if (!absl::SimpleAtoi(value, &m.pid)) return false;
+    } else if (key == "transport") {
+      if (value == "shm") {
+        m.shared_memory = true;
+      } else if (value != "pipe") {
+        return false;
+      }
     }
     // Other keys: from a later version; ignored.
   }

@@ -14,7 +14,7 @@
 //   <socket>.canal~meta   One text line, e.g.
 //                           canal 1 mode=message access=inbound
 //                           max_instances=4 max_message_size=67108864
-//                           buffer_size=65536 pid=1234
+//                           buffer_size=65536 pid=1234 [transport=shm]
 //                         (on one line), readable by the classes the socket
 //                         admits. Written to <socket>.canal~meta.new and
 //                         renamed into place after listen(2), so a reader
@@ -68,6 +68,9 @@ struct ListenerMeta {
   size_t max_message_size = 64 * 1024 * 1024;
   size_t buffer_size = 0;
   int64_t pid = 0;
+  // transport=shm: the listener sends each client a shared-memory offer
+  // first (src/internal/shm_channel.h).
+  bool shared_memory = false;
 };
 
 std::string LockPathFor(absl::string_view socket_path);

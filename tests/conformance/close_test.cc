@@ -107,7 +107,7 @@ TEST(CloseTest, CloseWakesWriteBlockedOnFullPipe) {
 
 TEST(CloseTest, ListenerCloseWakesBlockedAccept) {
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(UniqueName("close-accept"));
+      canal_test::CreateListener(UniqueName("close-accept"));
   CANAL_ASSERT_OK(listener);
   absl::Notification started;
   absl::Status accept_status;
@@ -127,7 +127,7 @@ TEST(CloseTest, ListenerCloseWakesBlockedAccept) {
 
 TEST(CloseTest, AcceptAfterListenerCloseIsCancelled) {
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(UniqueName("close-accept2"));
+      canal_test::CreateListener(UniqueName("close-accept2"));
   CANAL_ASSERT_OK(listener);
   listener->Close();
   EXPECT_FALSE(listener->is_open());
@@ -242,7 +242,7 @@ TEST(CloseTest, DefaultConstructedChannelIsFailedPrecondition) {
 
 TEST(CloseTest, MovedFromListenerIsFailedPrecondition) {
   const std::string name = UniqueName("close-lmoved");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   canal::Listener moved = std::move(*listener);
   EXPECT_TRUE(moved.is_open());

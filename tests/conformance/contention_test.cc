@@ -212,7 +212,7 @@ TEST(ContentionTest, ReadBehindAWaitingTransactTimesOut) {
 // and fails with ERROR_OPERATION_ABORTED on its own).
 TEST(ContentionTest, AcceptBehindABlockedAcceptTimesOut) {
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(UniqueName("ct-accept"));
+      canal_test::CreateListener(UniqueName("ct-accept"));
   CANAL_ASSERT_OK(listener);
   absl::Notification started;
   absl::Status first;

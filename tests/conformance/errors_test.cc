@@ -77,9 +77,9 @@ TEST(ErrorsTest, PeerGoneMessageNamesOperationAndPipe) {
 
 TEST(ErrorsTest, AlreadyExistsMessageNamesPipe) {
   const std::string name = UniqueName("err-exists");
-  absl::StatusOr<canal::Listener> first = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> first = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(first);
-  const absl::Status status = canal::Listener::Create(name).status();
+  const absl::Status status = canal_test::CreateListener(name).status();
   ASSERT_TRUE(absl::IsAlreadyExists(status)) << status;
   EXPECT_TRUE(absl::StrContains(status.message(), name)) << status;
 }
@@ -93,28 +93,28 @@ TEST(ErrorsTest, InvalidNameMessageNamesOperation) {
 TEST(ErrorsTest, NegativeMaxInstancesIsInvalidArgument) {
   canal::ListenerOptions options;
   options.max_instances = -1;
-  CANAL_EXPECT_CODE(canal::Listener::Create(UniqueName("err-neg"), options),
+  CANAL_EXPECT_CODE(canal_test::CreateListener(UniqueName("err-neg"), options),
                     kInvalidArgument);
 }
 
 TEST(ErrorsTest, MaxInstancesAboveLimitIsInvalidArgument) {
   canal::ListenerOptions options;
   options.max_instances = canal::kMaxInstanceLimit + 1;
-  CANAL_EXPECT_CODE(canal::Listener::Create(UniqueName("err-255"), options),
+  CANAL_EXPECT_CODE(canal_test::CreateListener(UniqueName("err-255"), options),
                     kInvalidArgument);
 }
 
 TEST(ErrorsTest, MaxInstancesAtLimitIsAccepted) {
   canal::ListenerOptions options;
   options.max_instances = canal::kMaxInstanceLimit;
-  CANAL_EXPECT_OK(canal::Listener::Create(UniqueName("err-254"), options));
+  CANAL_EXPECT_OK(canal_test::CreateListener(UniqueName("err-254"), options));
 }
 
 TEST(ErrorsTest, ZeroMaxMessageSizeIsInvalidArgument) {
   canal::ListenerOptions options;
   options.mode = canal::PipeMode::kMessage;
   options.max_message_size = 0;
-  CANAL_EXPECT_CODE(canal::Listener::Create(UniqueName("err-zero"), options),
+  CANAL_EXPECT_CODE(canal_test::CreateListener(UniqueName("err-zero"), options),
                     kInvalidArgument);
 }
 
@@ -122,7 +122,7 @@ TEST(ErrorsTest, InvalidOptionsMessageNamesPipe) {
   const std::string name = UniqueName("err-opt-msg");
   canal::ListenerOptions options;
   options.max_instances = -5;
-  const absl::Status status = canal::Listener::Create(name, options).status();
+  const absl::Status status = canal_test::CreateListener(name, options).status();
   ASSERT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_TRUE(absl::StrContains(status.message(), name)) << status;
 }
@@ -134,7 +134,7 @@ TEST(ErrorsTest, ListenerReportsItsOptions) {
   options.max_instances = 3;
   options.max_message_size = 4096;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(UniqueName("err-opts"), options);
+      canal_test::CreateListener(UniqueName("err-opts"), options);
   CANAL_ASSERT_OK(listener);
   EXPECT_EQ(listener->options().mode, canal::PipeMode::kMessage);
   EXPECT_EQ(listener->options().access, canal::PipeAccess::kOutbound);

@@ -95,7 +95,7 @@ absl::StatusOr<canal_test::ConnectedPair> HandlePair(
   const std::string name = UniqueName(label);
   canal_test::ConnectedPair pair;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   if (!listener.ok()) return listener.status();
   pair.listener = *std::move(listener);
   absl::StatusOr<canal::Channel> client =
@@ -112,7 +112,7 @@ TEST(Handles, FilePipeAndChannelWorkInAChildProcess) {
   const std::string name = UniqueName("handles-child");
   canal::ListenerOptions options = canal_test::MessageOptions();
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   // The channel whose listener-side handle the child gets.
   absl::StatusOr<canal_test::ConnectedPair> talk = HandlePair("handles-talk");
@@ -336,10 +336,10 @@ TEST(Handles, OverTheSendersLimitIsInvalidArgument) {
 TEST(Handles, LimitOptionsOutOfRangeAreInvalidArgument) {
   canal::ListenerOptions options = canal_test::MessageOptions();
   options.max_handles_per_message = canal::kMaxHandlesPerMessageLimit + 1;
-  CANAL_EXPECT_CODE(canal::Listener::Create(UniqueName("handles-opt"), options),
+  CANAL_EXPECT_CODE(canal_test::CreateListener(UniqueName("handles-opt"), options),
                     kInvalidArgument);
   options.max_handles_per_message = -1;
-  CANAL_EXPECT_CODE(canal::Listener::Create(UniqueName("handles-opt"), options),
+  CANAL_EXPECT_CODE(canal_test::CreateListener(UniqueName("handles-opt"), options),
                     kInvalidArgument);
   canal::ConnectOptions connect;
   connect.max_handles_per_message = -1;
@@ -421,7 +421,7 @@ TEST(Handles, OwnedHandleClosesAndReleases) {
 TEST(Handles, ReceiverThatDiesWithHandlesInFlightLeaksNothing) {
   const std::string name = UniqueName("handles-die");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, canal_test::MessageOptions());
+      canal_test::CreateListener(name, canal_test::MessageOptions());
   CANAL_ASSERT_OK(listener);
   TempFile file("x");
   ASSERT_TRUE(file.ok());

@@ -58,7 +58,7 @@ TEST(InstancesTest, SecondConnectToSingleInstanceIsDeadlineExceeded) {
 TEST(InstancesTest, SingleInstanceIsBusyEvenBeforeAccept) {
   const std::string name = UniqueName("inst-noacc");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, Limited(1));
+      canal_test::CreateListener(name, Limited(1));
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(first);
@@ -70,7 +70,7 @@ TEST(InstancesTest, SingleInstanceIsBusyEvenBeforeAccept) {
 TEST(InstancesTest, ThirdConnectToTwoInstancesIsDeadlineExceeded) {
   const std::string name = UniqueName("inst-two");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, Limited(2, canal::PipeMode::kMessage));
+      canal_test::CreateListener(name, Limited(2, canal::PipeMode::kMessage));
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> a = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(a);
@@ -127,7 +127,7 @@ void ManyClientsConnectWithoutAccept(canal::PipeMode mode, const char* label) {
   canal::ListenerOptions options;
   options.mode = mode;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
 
   absl::Mutex mu;
@@ -255,7 +255,7 @@ TEST(InstancesTest, ClosedClientsInstanceIsFreeOnceBothEndsClosed) {
 TEST(InstancesTest, WaitForListenerCountsAClientNotYetAccepted) {
   const std::string name = UniqueName("inst-waitnoacc");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, Limited(1));
+      canal_test::CreateListener(name, Limited(1));
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(first);

@@ -54,7 +54,7 @@ void UnacceptedClientsLoseTheirConnection(canal::PipeMode mode,
   canal::ListenerOptions options;
   options.mode = mode;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   std::vector<canal::Channel> clients;
   for (int i = 0; i < 3; ++i) {
@@ -87,7 +87,7 @@ TEST(ListenerCloseTest, UnacceptedMessageClientsSeeEndOfStream) {
 // A blocked Read of an unaccepted client wakes when the listener closes.
 TEST(ListenerCloseTest, BlockedReadOfAnUnacceptedClientWakes) {
   const std::string name = UniqueName("lc-unacc-wake");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(client);
@@ -196,7 +196,7 @@ TEST(ListenerCloseTest, NewListenerTakesTheNameWhileOldChannelsLive) {
   CANAL_ASSERT_OK(pair);
   pair->listener.Close();
 #if defined(_WIN32)
-  absl::StatusOr<canal::Listener> refused = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> refused = canal_test::CreateListener(name);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kAlreadyExists)
       << refused.status();
   CANAL_ASSERT_OK(pair->client.Write("old"));
@@ -205,7 +205,7 @@ TEST(ListenerCloseTest, NewListenerTakesTheNameWhileOldChannelsLive) {
   EXPECT_EQ(*old, "old");
   pair->client.Close();
   pair->server.Close();
-  absl::StatusOr<canal::Listener> second = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> second = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(second);
   absl::StatusOr<canal::Channel> client =
       canal::Channel::Connect(name, Timeout(kHangGuard));
@@ -217,7 +217,7 @@ TEST(ListenerCloseTest, NewListenerTakesTheNameWhileOldChannelsLive) {
   CANAL_ASSERT_OK(got);
   EXPECT_EQ(*got, "new");
 #else
-  absl::StatusOr<canal::Listener> second = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> second = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(second);
   absl::StatusOr<canal::Channel> client =
       canal::Channel::Connect(name, Timeout(kHangGuard));
@@ -244,7 +244,7 @@ TEST(ListenerCloseTest, WaitingConnectEndsWithNotFoundWhenTheListenerCloses) {
   canal::ListenerOptions options;
   options.max_instances = 1;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(holder);

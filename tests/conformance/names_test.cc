@@ -47,7 +47,7 @@ std::vector<InvalidName> InvalidNames() {
 class InvalidNameTest : public ::testing::TestWithParam<InvalidName> {};
 
 TEST_P(InvalidNameTest, CreateIsInvalidArgument) {
-  CANAL_EXPECT_CODE(canal::Listener::Create(GetParam().name), kInvalidArgument);
+  CANAL_EXPECT_CODE(canal_test::CreateListener(GetParam().name), kInvalidArgument);
 }
 
 TEST_P(InvalidNameTest, ConnectIsInvalidArgument) {
@@ -74,14 +74,14 @@ INSTANTIATE_TEST_SUITE_P(Names, InvalidNameTest,
 TEST(NamesTest, SixtyFourCharacterNameWorks) {
   std::string name = UniqueName("long");
   name.resize(64, 'x');
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
 }
 
 TEST(NamesTest, AllPortableCharactersWork) {
   const std::string name = UniqueName("Az09._-");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   EXPECT_EQ(listener->name(), name);
   absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
@@ -97,23 +97,23 @@ TEST(NamesTest, AllPortableCharactersWork) {
 
 TEST(NamesTest, CreateOnALiveListenersNameIsAlreadyExists) {
   const std::string name = UniqueName("taken");
-  absl::StatusOr<canal::Listener> first = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> first = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(first);
-  CANAL_EXPECT_CODE(canal::Listener::Create(name), kAlreadyExists);
+  CANAL_EXPECT_CODE(canal_test::CreateListener(name), kAlreadyExists);
   canal::ListenerOptions message;
   message.mode = canal::PipeMode::kMessage;
-  CANAL_EXPECT_CODE(canal::Listener::Create(name, message), kAlreadyExists);
+  CANAL_EXPECT_CODE(canal_test::CreateListener(name, message), kAlreadyExists);
   // The refused attempt did not disturb the first listener.
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
 }
 
 TEST(NamesTest, CloseReleasesTheName) {
   const std::string name = UniqueName("release");
-  absl::StatusOr<canal::Listener> first = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> first = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(first);
   first->Close();
   CANAL_EXPECT_CODE(canal::Channel::Connect(name), kNotFound);
-  absl::StatusOr<canal::Listener> second = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> second = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(second);
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
 }
@@ -121,18 +121,18 @@ TEST(NamesTest, CloseReleasesTheName) {
 TEST(NamesTest, DestructorReleasesTheName) {
   const std::string name = UniqueName("dtor");
   {
-    absl::StatusOr<canal::Listener> first = canal::Listener::Create(name);
+    absl::StatusOr<canal::Listener> first = canal_test::CreateListener(name);
     CANAL_ASSERT_OK(first);
   }
   CANAL_EXPECT_CODE(canal::Channel::Connect(name), kNotFound);
-  absl::StatusOr<canal::Listener> second = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> second = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(second);
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
 }
 
 TEST(NamesTest, MovedListenerKeepsTheName) {
   const std::string name = UniqueName("move-name");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   canal::Listener moved = std::move(*listener);
   EXPECT_EQ(moved.name(), name);
@@ -170,7 +170,7 @@ TEST(NamesTest, ConnectWithOtherCaseReachesTheListener) {
   options.mode = canal::PipeMode::kMessage;
   options.max_message_size = 64;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(s.mixed, options);
+      canal_test::CreateListener(s.mixed, options);
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> client = canal::Channel::Connect(s.lower);
   CANAL_ASSERT_OK(client);
@@ -191,10 +191,10 @@ TEST(NamesTest, ConnectWithOtherCaseReachesTheListener) {
 
 TEST(NamesTest, CreateWithOtherCaseIsAlreadyExists) {
   const Spellings s = SpellingsOf("case-create");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(s.mixed);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(s.mixed);
   CANAL_ASSERT_OK(listener);
-  CANAL_EXPECT_CODE(canal::Listener::Create(s.upper), kAlreadyExists);
-  CANAL_EXPECT_CODE(canal::Listener::Create(s.lower), kAlreadyExists);
+  CANAL_EXPECT_CODE(canal_test::CreateListener(s.upper), kAlreadyExists);
+  CANAL_EXPECT_CODE(canal_test::CreateListener(s.lower), kAlreadyExists);
   // The refused attempts did not disturb the listener.
   CANAL_EXPECT_OK(canal::Channel::Connect(s.mixed));
 }
@@ -202,7 +202,7 @@ TEST(NamesTest, CreateWithOtherCaseIsAlreadyExists) {
 TEST(NamesTest, WaitForListenerAndCallWithOtherCase) {
   const Spellings s = SpellingsOf("case-call");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(s.mixed, canal_test::MessageOptions());
+      canal_test::CreateListener(s.mixed, canal_test::MessageOptions());
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_OK(canal::WaitForListener(s.upper, canal_test::kHangGuard));
   absl::Status server_status;
@@ -227,11 +227,11 @@ TEST(NamesTest, WaitForListenerAndCallWithOtherCase) {
 
 TEST(NamesTest, ClosingReleasesEverySpelling) {
   const Spellings s = SpellingsOf("case-release");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(s.mixed);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(s.mixed);
   CANAL_ASSERT_OK(listener);
   listener->Close();
   CANAL_EXPECT_CODE(canal::Channel::Connect(s.upper), kNotFound);
-  absl::StatusOr<canal::Listener> again = canal::Listener::Create(s.lower);
+  absl::StatusOr<canal::Listener> again = canal_test::CreateListener(s.lower);
   CANAL_ASSERT_OK(again);
   CANAL_EXPECT_OK(canal::Channel::Connect(s.mixed));
 }

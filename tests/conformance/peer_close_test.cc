@@ -309,7 +309,7 @@ TEST(PeerCloseTest, BlockedMessageWriteWakesWithUnavailable) {
 TEST(PeerCloseTest, ClientThatLeftBeforeAcceptIsAcceptedWithItsData) {
   const std::string name = UniqueName("pc-leftearly");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, MessageOptions());
+      canal_test::CreateListener(name, MessageOptions());
   CANAL_ASSERT_OK(listener);
   {
     absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);

@@ -67,7 +67,7 @@ TEST(TimeoutTest, ZeroTimeoutReadIsDeadlineExceededAtOnce) {
 
 TEST(TimeoutTest, AcceptIsDeadlineExceeded) {
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(UniqueName("to-accept"));
+      canal_test::CreateListener(UniqueName("to-accept"));
   CANAL_ASSERT_OK(listener);
   const absl::Time start = absl::Now();
   CANAL_EXPECT_CODE(listener->Accept(kShort), kDeadlineExceeded);
@@ -79,7 +79,7 @@ TEST(TimeoutTest, ConnectToBusyListenerIsDeadlineExceeded) {
   canal::ListenerOptions options;
   options.max_instances = 1;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(first);
@@ -115,7 +115,7 @@ TEST(TimeoutTest, TransactWithoutReplyIsDeadlineExceeded) {
 TEST(TimeoutTest, CallWithoutReplyIsDeadlineExceeded) {
   const std::string name = UniqueName("to-call");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, MessageOptions());
+      canal_test::CreateListener(name, MessageOptions());
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_CODE(canal::Call(name, "hello?", absl::Milliseconds(200)),
                     kDeadlineExceeded);
@@ -261,7 +261,7 @@ TEST(TimeoutTest, CallToBusyListenerIsDeadlineExceeded) {
   canal::ListenerOptions options = MessageOptions();
   options.max_instances = 1;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(holder);
@@ -276,7 +276,7 @@ TEST(TimeoutTest, WaitForListenerOnBusyListenerIsDeadlineExceeded) {
   canal::ListenerOptions options;
   options.max_instances = 1;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(holder);
@@ -288,7 +288,7 @@ TEST(TimeoutTest, WaitForListenerOnBusyListenerIsDeadlineExceeded) {
 TEST(TimeoutTest, ZeroTimeoutTakesWhatIsAlreadyThere) {
   const std::string name = UniqueName("to-zero-there");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, MessageOptions());
+      canal_test::CreateListener(name, MessageOptions());
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_OK(canal::WaitForListener(name, absl::ZeroDuration()));
   canal::ConnectOptions connect;
@@ -321,7 +321,7 @@ TEST(TimeoutTest, ZeroTimeoutTakesWhatIsAlreadyThere) {
 // misses some rounds, not all).
 TEST(TimeoutTest, ZeroTimeoutAcceptTakesAClientThatHasConnected) {
   const std::string name = UniqueName("to-zero-accept");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   constexpr int kRounds = 200;
   int missed = 0;
@@ -353,7 +353,7 @@ TEST(TimeoutTest, ZeroTimeoutConnectAndWaitOnBusyListenerAreDeadlineExceeded) {
   canal::ListenerOptions options;
   options.max_instances = 1;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<canal::Channel> holder = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(holder);

@@ -158,7 +158,7 @@ TEST(TransactTest, WhileAWholeMessageIsQueuedIsFailedPrecondition) {
 TEST(CallTest, ReturnsTheReplyAndClosesTheChannel) {
   const std::string name = UniqueName("call-reply");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, MessageOptions());
+      canal_test::CreateListener(name, MessageOptions());
   CANAL_ASSERT_OK(listener);
   absl::Status server_status;
   absl::Status after_reply;
@@ -187,7 +187,7 @@ TEST(CallTest, ReturnsTheReplyAndClosesTheChannel) {
 
 TEST(CallTest, ByteModeListenerIsFailedPrecondition) {
   const std::string name = UniqueName("call-byte");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_CODE(canal::Call(name, "hi", absl::Seconds(2)),
                     kFailedPrecondition);
@@ -383,7 +383,7 @@ TEST(TransactTest, ReplyBeforeThePeerClosesIsReturned) {
 TEST(CallTest, ServerClosingBeforeReplyingIsUnavailable) {
   const std::string name = UniqueName("call-noreply");
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, MessageOptions());
+      canal_test::CreateListener(name, MessageOptions());
   CANAL_ASSERT_OK(listener);
   absl::StatusOr<std::string> request;
   absl::StatusOr<std::string> reply;
@@ -414,7 +414,7 @@ TEST(CallTest, RequestOverMaxMessageSizeIsInvalidArgumentAndSendsNothing) {
   canal::ListenerOptions options = MessageOptions();
   options.max_message_size = 16;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   const absl::Status refused =
       canal::Call(name, std::string(17, 'x'), kHangGuard).status();

@@ -23,7 +23,7 @@ using canal_test::UniqueName;
 
 TEST(WaitForListenerTest, FreeListenerIsOk) {
   const std::string name = UniqueName("wait-ok");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_OK(canal::WaitForListener(name, kHangGuard));
   // Waiting did not use up the instance.
@@ -36,7 +36,7 @@ TEST(WaitForListenerTest, MessageListenerIsOk) {
   options.mode = canal::PipeMode::kMessage;
   options.max_instances = 1;
   absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
+      canal_test::CreateListener(name, options);
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_OK(canal::WaitForListener(name, kHangGuard));
   CANAL_EXPECT_OK(canal::Channel::Connect(name));
@@ -86,7 +86,7 @@ TEST(WaitForListenerTest, ReturnsOkWhenABusyInstanceIsFreed) {
 
 TEST(WaitForListenerTest, ClosedListenerIsNotFound) {
   const std::string name = UniqueName("wait-closed");
-  absl::StatusOr<canal::Listener> listener = canal::Listener::Create(name);
+  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(name);
   CANAL_ASSERT_OK(listener);
   listener->Close();
   CANAL_EXPECT_CODE(canal::WaitForListener(name, absl::Seconds(2)), kNotFound);
