@@ -307,12 +307,10 @@ absl::StatusOr<std::string> Call(absl::string_view name,
         CANAL_ASSIGN_OR_RETURN(
             std::unique_ptr<internal::ChannelImpl> impl,
             internal::BackendConnect(kOp, name, connect_options));
-        // One request does not pay for setting up shared memory.
-        if (impl->shared_memory_offered()) {
-          CANAL_RETURN_IF_ERROR(internal::AnswerSharedMemory(
-              kOp, &impl, /*allow=*/false, options.spin,
-              deadline.remaining()));
-        }
+        // One request does not pay for setting up shared memory: the
+        // offer is refused when Transact settles the transport.
+        impl = internal::ClientChannel(std::move(impl), /*allow=*/false,
+                                       options.spin);
         if (impl->mode() != PipeMode::kMessage) {
           return NeedMessageMode(kOp, name);
         }
