@@ -33,11 +33,8 @@ namespace internal {
 namespace {
 
 constexpr uint32_t kOfferMagic = 0x534c4e43;    // "CNLS"
-constexpr uint32_t kTakenMagic = 0x414c4e43;    // "CNLA"
-constexpr uint32_t kRefusedMagic = 0x524c4e43;  // "CNLR"
 constexpr uint32_t kOfferVersion = 1;
 constexpr size_t kOfferSize = 32;
-constexpr size_t kAnswerSize = 8;
 // The memory object, and on Windows four events.
 constexpr size_t kMaxOfferHandles = 5;
 constexpr int kDoorbells = 4;
@@ -137,27 +134,111 @@ class TurnHolder {
 // rings closed and rings every doorbell (waking this side's sleepers and
 // the peer's), then closes the pipe. The memory stays mapped until the
 // channel is destroyed.
+
+std::string Offer(uint32_t capacity, ShmRingMode mode, uint64_t region_size,
+                  size_t handles) {
+  std::string record(kOfferSize, '\0');
+  PutLe(&record[0], kOfferMagic, 4);
+  PutLe(&record[4], kOfferVersion, 4);
+  PutLe(&record[8], capacity, 4);
+  PutLe(&record[12], static_cast<uint32_t>(mode), 4);
+  PutLe(&record[16], region_size, 8);
+  PutLe(&record[24], handles, 4);
+  return record;
+}
+
+ShmRingMode RingModeFor(PipeMode mode) {
+  return mode == PipeMode::kMessage ? ShmRingMode::kMessages
+                                    : ShmRingMode::kBytes;
+}
+
+absl::Status SetupError(absl::string_view op, absl::string_view name,
+                        absl::string_view what) {
+  return MakeError(absl::StatusCode::kDataLoss, op, name,
+                   absl::StrCat("shared-memory set-up: ", what));
+}
+
+// The rings of a mapped region, as one side uses them.
+struct Rings {
+  std::unique_ptr<SharedMemoryImpl> memory;
+  uint32_t capacity = 0;
+  Doorbells bells;
+  DoorbellImpl* out_data = nullptr;   // Rung after a write.
+  DoorbellImpl* out_space = nullptr;  // Slept on for space.
+  DoorbellImpl* in_data = nullptr;    // Slept on for data.
+  DoorbellImpl* in_space = nullptr;   // Rung after a read.
+  std::unique_ptr<ShmRingWriter> writer;
+  std::unique_ptr<ShmRingReader> reader;
+};
+
+std::unique_ptr<Rings> MakeRings(std::unique_ptr<SharedMemoryImpl> memory,
+                                 const ShmRegionView& region, bool creator,
+                                 Doorbells* bells) {
+  auto rings = std::make_unique<Rings>();
+  rings->memory = std::move(memory);
+  rings->capacity = region.ring_capacity();
+  for (int i = 0; i < kDoorbells; ++i) rings->bells[i] = std::move((*bells)[i]);
+  rings->out_data = rings->bells[creator ? kCreatorData : kAttacherData].get();
+  rings->out_space =
+      rings->bells[creator ? kCreatorSpace : kAttacherSpace].get();
+  rings->in_data = rings->bells[creator ? kAttacherData : kCreatorData].get();
+  rings->in_space =
+      rings->bells[creator ? kAttacherSpace : kCreatorSpace].get();
+  rings->writer = std::make_unique<ShmRingWriter>(
+      creator ? region.creator_to_attacher() : region.attacher_to_creator());
+  rings->reader = std::make_unique<ShmRingReader>(
+      creator ? region.attacher_to_creator() : region.creator_to_attacher());
+  return rings;
+}
+
+// A channel of a shared-memory listener, on either side. It starts on the
+// pipe, exactly as a pipe channel, and each direction moves to its ring
+// once both sides can use it, so that everything a pipe allows before the
+// listener accepts (or before the client's first call) still holds:
+//  - The listener sends the offer when it accepts. The client reads it on
+//    its first call (a read waits for it, as it would wait for data; other
+//    calls only look whether it came), maps the region and says so in it
+//    (ShmRingReader::Attach); a client that does not take the memory just
+//    closes what it received, and both directions stay on the pipe.
+//  - A side switches its writes to its ring at the start of a write once
+//    the reader of that ring is attached (the listener's reader always is):
+//    it writes in the ring how many units (bytes, or messages) it sent on
+//    the pipe before (ShmRingWriter::AnnounceSwitch), then one more unit on
+//    the pipe, the wake-up: a zero byte, or an empty message, which wakes
+//    a reader blocked on the pipe and is never delivered. A side whose
+//    count is unsure (a pipe write timed out part-way) stays on the pipe.
+//  - A reader reads the pipe until it has read as many units as the peer
+//    announced, drops the wake-up, and reads the ring from then on.
+//
+// Threads: one reader and one writer at a time (the read and write turns;
+// Transact takes both). The reader's ring state and the undelivered bytes
+// (`pending_`) change under state_mu_, which Peek takes too; nothing waits
+// while holding it. Close may come from any thread: it marks the rings
+// closed and rings every doorbell (waking this side's sleepers and the
+// peer's), then closes the pipe. The memory stays mapped until the channel
+// is destroyed.
 class ShmChannel final : public ChannelImpl {
  public:
-  ShmChannel(std::unique_ptr<ChannelImpl> pipe,
-             std::unique_ptr<SharedMemoryImpl> memory,
-             const ShmRegionView& region, bool creator, Doorbells* bells,
+  // Listener side, with the rings of the offer just sent.
+  ShmChannel(std::unique_ptr<ChannelImpl> pipe, std::unique_ptr<Rings> rings,
              absl::Duration spin)
       : pipe_(std::move(pipe)),
-        memory_(std::move(memory)),
         mode_(pipe_->mode()),
-        capacity_(region.ring_capacity()),
+        creator_(true),
+        allow_(true),
         spin_(spin),
-        writer_(creator ? region.creator_to_attacher()
-                        : region.attacher_to_creator()),
-        reader_(creator ? region.attacher_to_creator()
-                        : region.creator_to_attacher()) {
-    for (int i = 0; i < kDoorbells; ++i) bells_[i] = std::move((*bells)[i]);
-    out_data_ = bells_[creator ? kCreatorData : kAttacherData].get();
-    out_space_ = bells_[creator ? kCreatorSpace : kAttacherSpace].get();
-    in_data_ = bells_[creator ? kAttacherData : kCreatorData].get();
-    in_space_ = bells_[creator ? kAttacherSpace : kCreatorSpace].get();
+        rings_(std::move(rings)) {
+    settled_.store(true);
+    usable_.store(true);
   }
+  // Client side, before the offer is read.
+  ShmChannel(std::unique_ptr<ChannelImpl> pipe, bool allow,
+             absl::Duration spin)
+      : pipe_(std::move(pipe)),
+        mode_(pipe_->mode()),
+        creator_(false),
+        allow_(allow),
+        spin_(spin) {}
   ~ShmChannel() override { Close(); }
 
   PipeMode mode() const override { return mode_; }
@@ -171,7 +252,14 @@ class ShmChannel final : public ChannelImpl {
   size_t max_handles_per_message() const override {
     return pipe_->max_handles_per_message();
   }
-  Transport transport() const override { return Transport::kSharedMemory; }
+  Transport transport() const override {
+    ShmChannel* self = const_cast<ShmChannel*>(this);
+    self->TrySettle();
+    // Both sides use the rings once the client has mapped them.
+    const bool both = self->usable() &&
+                      (!creator_ || self->rings_->writer->ReaderAttached());
+    return both ? Transport::kSharedMemory : Transport::kPipe;
+  }
   NativeHandle native_handle() const override {
     return pipe_->native_handle();
   }
@@ -182,9 +270,15 @@ class ShmChannel final : public ChannelImpl {
 
   absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
                                   absl::Duration timeout) override {
+    constexpr absl::string_view kOp = "Read";
     const Deadline deadline(timeout);
-    TurnHolder turn(&read_turn_, closed_, deadline, "Read", name());
+    TurnHolder turn(&read_turn_, closed_, deadline, kOp, name());
     if (!turn.status().ok()) return turn.status();
+    CANAL_RETURN_IF_ERROR(SettleToRead(kOp, deadline));
+    while (!in_switched_) {
+      absl::StatusOr<ReadResult> got = ReadPipe(buffer, deadline);
+      if (!got.ok() || !in_switched_) return got;
+    }
     if (mode_ == PipeMode::kByte) return ReadBytes(buffer, deadline);
     return ReadMessagePart(buffer, deadline);
   }
@@ -198,35 +292,44 @@ class ShmChannel final : public ChannelImpl {
   }
 
   absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override {
+    constexpr absl::string_view kOp = "ReadMessage";
     const Deadline deadline(timeout);
-    TurnHolder turn(&read_turn_, closed_, deadline, "ReadMessage", name());
+    TurnHolder turn(&read_turn_, closed_, deadline, kOp, name());
     if (!turn.status().ok()) return turn.status();
-    return ReadWholeMessage("ReadMessage", deadline);
+    return ReadMessageWithin(kOp, deadline, nullptr);
   }
 
-  absl::Status WriteWithHandles(absl::string_view op,
-                                absl::string_view /*data*/,
-                                absl::Span<const NativeHandle> /*handles*/,
-                                absl::Duration /*timeout*/) override {
-    return MakeError(absl::StatusCode::kUnimplemented, op, name(),
-                     "handles cannot be sent over the shared-memory "
-                     "transport (connect with allow_shared_memory = false, "
-                     "or listen with Transport::kPipe)");
+  absl::Status WriteWithHandles(absl::string_view op, absl::string_view data,
+                                absl::Span<const NativeHandle> handles,
+                                absl::Duration timeout) override {
+    const Deadline deadline(timeout);
+    TurnHolder turn(&write_turn_, closed_, deadline, op, name());
+    if (!turn.status().ok()) return turn.status();
+    TrySettle();
+    MaybeSwitchWrites();
+    if (out_switched_) {
+      return MakeError(absl::StatusCode::kUnimplemented, op, name(),
+                       "handles cannot be sent once the channel's data goes "
+                       "through shared memory (connect with "
+                       "allow_shared_memory = false, or listen with "
+                       "Transport::kPipe)");
+    }
+    absl::Status written =
+        pipe_->WriteWithHandles(op, data, handles, deadline.remaining());
+    if (written.ok()) ++written_;
+    if (absl::IsDeadlineExceeded(written)) out_unsure_ = true;
+    return written;
   }
 
   absl::StatusOr<MessageWithHandles> ReadMessageWithHandles(
       absl::Duration timeout) override {
-    // The peer cannot send handles over this transport: every message
-    // comes without.
+    constexpr absl::string_view kOp = "ReadMessageWithHandles";
     const Deadline deadline(timeout);
-    TurnHolder turn(&read_turn_, closed_, deadline, "ReadMessageWithHandles",
-                    name());
+    TurnHolder turn(&read_turn_, closed_, deadline, kOp, name());
     if (!turn.status().ok()) return turn.status();
-    CANAL_ASSIGN_OR_RETURN(
-        std::string data,
-        ReadWholeMessage("ReadMessageWithHandles", deadline));
     MessageWithHandles message;
-    message.data = std::move(data);
+    CANAL_ASSIGN_OR_RETURN(message.data,
+                           ReadMessageWithin(kOp, deadline, &message.handles));
     return message;
   }
 
@@ -238,20 +341,32 @@ class ShmChannel final : public ChannelImpl {
     if (!read.status().ok()) return read.status();
     TurnHolder write(&write_turn_, closed_, deadline, op, name());
     if (!write.status().ok()) return write.status();
+    CANAL_RETURN_IF_ERROR(SettleToRead(op, deadline));
+    MaybeSwitchWrites();
+    if (!in_switched_ && !out_switched_ && !CanSwitchWrites()) {
+      // Both directions on the pipe: the pipe's own transaction.
+      absl::StatusOr<std::string> reply =
+          pipe_->Transact(op, request, deadline.remaining());
+      if (reply.ok()) {
+        ++written_;
+        ++consumed_;
+      }
+      return reply;
+    }
     {
       std::lock_guard<std::mutex> lock(state_mu_);
-      if (!read_fail_.ok()) return read_fail_;
-      absl::StatusOr<bool> unread = reader_.HasUnread();
-      if (!unread.ok()) return ReadFailedLocked(unread.status());
-      if (*unread || !pending_.empty() || pending_done_ ||
-          reader_.message_in_progress()) {
+      CANAL_ASSIGN_OR_RETURN(PeekResult queued, PeekLocked(op, {}));
+      if (queued.available > 0 || queued.message_remaining > 0 ||
+          !pending_.empty() || pending_done_ ||
+          (usable() && rings_->reader->message_in_progress())) {
         return MakeError(absl::StatusCode::kFailedPrecondition, op, name(),
                          "unread data is queued on the channel (read it "
                          "before a transaction)");
       }
     }
     CANAL_RETURN_IF_ERROR(WriteWithin(op, request, deadline));
-    absl::StatusOr<std::string> reply = ReadWholeMessage(op, deadline);
+    absl::StatusOr<std::string> reply =
+        ReadMessageWithin(op, deadline, nullptr);
     if (absl::IsOutOfRange(reply.status())) {
       return MakeError(absl::StatusCode::kUnavailable, op, name(),
                        "the peer closed the channel before replying");
@@ -262,55 +377,402 @@ class ShmChannel final : public ChannelImpl {
   absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) override {
     constexpr absl::string_view kOp = "Peek";
     if (closed_.load()) return Turn::Cancelled(kOp, name());
-    std::lock_guard<std::mutex> lock(state_mu_);
-    if (!read_fail_.ok()) return read_fail_;
-    PeekResult result;
-    const size_t held = std::min(buffer.size(), pending_.size());
-    if (held > 0) std::memcpy(buffer.data(), pending_.data(), held);
-    absl::Span<char> rest = buffer.subspan(held);
-    // After a whole message held back, only later messages are in the
-    // ring: they are counted, not copied.
-    absl::StatusOr<ShmPeekResult> ring =
-        reader_.Peek(pending_done_ ? absl::Span<char>() : rest);
-    if (!ring.ok()) return ReadFailedLocked(ring.status());
-    result.size = held + ring->size;
-    result.available = pending_.size() + ring->available;
-    if (mode_ == PipeMode::kMessage) {
-      result.message_remaining =
-          pending_.size() + (pending_done_ ? 0 : ring->message_remaining);
-    }
-    const bool queued = !pending_.empty() || pending_done_ || ring->readable;
-    if (!queued) {
-      absl::Status gone = PeerGone(kOp);
-      if (absl::IsCancelled(gone)) return gone;
-      if (!gone.ok()) {
-        // Whatever the peer published before it closed is visible now.
-        absl::StatusOr<bool> unread = reader_.HasUnread();
-        if (!unread.ok()) return ReadFailedLocked(unread.status());
-        if (!*unread) return Finished(kOp);
+    TrySettle();
+    if (!settled_.load()) {
+      // No offer yet: the listener has not accepted, so it sent nothing.
+      absl::Status connected = pipe_->CheckPeerConnected(kOp);
+      if (absl::IsUnavailable(connected)) {
+        return MakeError(absl::StatusCode::kOutOfRange, kOp, name(),
+                         "the listener closed the channel before accepting "
+                         "it");
       }
+      CANAL_RETURN_IF_ERROR(connected);
+      return PeekResult{};
     }
-    return result;
+    std::lock_guard<std::mutex> lock(state_mu_);
+    return PeekLocked(kOp, buffer);
   }
 
   void Close() override {
     if (closed_.exchange(true)) return;
-    writer_.MarkClosed();
-    reader_.MarkClosed();
-    out_data_->Wake(writer_.peer_doorbell());
-    out_space_->Wake(writer_.doorbell());
-    in_data_->Wake(reader_.doorbell());
-    in_space_->Wake(reader_.peer_doorbell());
+    {
+      std::lock_guard<std::mutex> lock(settle_mu_);
+      if (usable()) {
+        Rings& r = *rings_;
+        r.writer->MarkClosed();
+        r.reader->MarkClosed();
+        r.out_data->Wake(r.writer->peer_doorbell());
+        r.out_space->Wake(r.writer->doorbell());
+        r.in_data->Wake(r.reader->doorbell());
+        r.in_space->Wake(r.reader->peer_doorbell());
+      }
+    }
     read_turn_.WakeAll();
     write_turn_.WakeAll();
     pipe_->Close();
   }
 
  private:
+  // The rings can be used (the listener's always; the client's once it
+  // has mapped them).
+  bool usable() const { return usable_.load(); }
+
   absl::Status Finished(absl::string_view op) const {
     return MakeError(absl::StatusCode::kOutOfRange, op, name(),
                      "the peer closed the channel and everything was read");
   }
+
+  // --- Settling the client's transport --------------------------------
+
+  // Reads the offer if it is there, without waiting.
+  void TrySettle() {
+    if (settled_.load()) return;
+    std::unique_lock<std::mutex> lock(settle_mu_, std::try_to_lock);
+    if (!lock.owns_lock()) return;
+    SettleLocked("Connect", absl::ZeroDuration());
+  }
+
+  // A read needs the offer first (it is the first thing the listener
+  // sends): waits for it within `deadline`.
+  absl::Status SettleToRead(absl::string_view op, const Deadline& deadline) {
+    if (settled_.load()) return absl::OkStatus();
+    std::lock_guard<std::mutex> lock(settle_mu_);
+    SettleLocked(op, deadline.remaining());
+    if (settled_.load()) return absl::OkStatus();
+    if (!settle_fail_.ok()) return settle_fail_;
+    return MakeError(absl::StatusCode::kDeadlineExceeded, op, name(),
+                     "timed out waiting for data");
+  }
+
+  void SettleLocked(absl::string_view op, absl::Duration timeout) {
+    if (settled_.load() || !settle_fail_.ok()) return;
+    if (closed_.load()) {
+      settle_fail_ = Turn::Cancelled(op, name());
+      return;
+    }
+    const std::string name(pipe_->name());
+    absl::StatusOr<MessageWithHandles> offer =
+        pipe_->ReadSetup(kOfferSize, kMaxOfferHandles, timeout);
+    if (absl::IsDeadlineExceeded(offer.status())) return;  // Not yet.
+    if (absl::IsPermissionDenied(offer.status())) {
+      // Handle values from a listener of another user (Windows): never
+      // touched. The pipe it is.
+      settled_.store(true);
+      return;
+    }
+    if (!offer.ok()) {
+      // A listener that closed before accepting: reads see the end of the
+      // stream, as on a pipe.
+      settle_fail_ =
+          absl::IsUnavailable(offer.status())
+              ? MakeError(absl::StatusCode::kOutOfRange, op, name,
+                          "the listener closed the channel")
+              : offer.status();
+      return;
+    }
+    absl::Status taken = TakeOffer(op, *std::move(offer));
+    if (!taken.ok()) {
+      settle_fail_ = taken;
+      return;
+    }
+    settled_.store(true);
+  }
+
+  // Maps the offered region if allowed and possible (else closes what came:
+  // the pipe it is). DataLoss for a malformed offer.
+  absl::Status TakeOffer(absl::string_view op, MessageWithHandles offer) {
+    const std::string name(pipe_->name());
+    const char* record = offer.data.data();
+    const uint64_t capacity = GetLe(record + 8, 4);
+    const uint64_t mode = GetLe(record + 12, 4);
+    const uint64_t region_size = GetLe(record + 16, 8);
+    const uint64_t count = GetLe(record + 24, 4);
+    if (GetLe(record, 4) != kOfferMagic ||
+        GetLe(record + 4, 4) != kOfferVersion || GetLe(record + 28, 4) != 0) {
+      return SetupError(op, name, "the listener's offer is malformed");
+    }
+    if (count != offer.handles.size()) {
+      return SetupError(op, name,
+                        absl::StrCat("the offer names ", count,
+                                     " handles but came with ",
+                                     offer.handles.size()));
+    }
+    if (mode != static_cast<uint32_t>(RingModeFor(mode_))) {
+      return SetupError(op, name, "the offer's mode is not the pipe's");
+    }
+    if (count == 0) {
+      if (capacity != 0 || region_size != 0) {
+        return SetupError(op, name, "the offer has rings but no memory");
+      }
+      return absl::OkStatus();  // The listener could not create the memory.
+    }
+    if (count != 1 && count != 1 + kDoorbells) {
+      return SetupError(op, name, "the offer has a wrong number of handles");
+    }
+    if (capacity > kShmMaxRingCapacity ||
+        ShmRingLayout::BytesFor(static_cast<uint32_t>(capacity)) == 0 ||
+        region_size !=
+            ShmRingLayout::BytesFor(static_cast<uint32_t>(capacity))) {
+      return SetupError(op, name, "the offer's ring geometry is invalid");
+    }
+    if (!allow_) return absl::OkStatus();  // `offer` closes the handles.
+    absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> memory =
+        BackendMapSharedMemory(name, offer.handles[0].release(),
+                               static_cast<size_t>(region_size));
+    if (!memory.ok()) return absl::OkStatus();
+    const ShmRegionOptions expected{static_cast<uint32_t>(capacity),
+                                    static_cast<ShmRingMode>(mode)};
+    absl::StatusOr<ShmRegionView> region =
+        AttachShmRegion((*memory)->memory(), expected);
+    if (!region.ok()) return SetupError(op, name, region.status().message());
+    Doorbells bells;
+    for (int i = 0; i < kDoorbells; ++i) {
+      const NativeHandle handle =
+          count == 1 ? kInvalidNativeHandle
+                     : offer.handles[1 + static_cast<size_t>(i)].release();
+      absl::StatusOr<std::unique_ptr<DoorbellImpl>> bell =
+          BackendOpenDoorbell(name, handle);
+      if (!bell.ok()) return absl::OkStatus();
+      bells[i] = *std::move(bell);
+    }
+    rings_ = MakeRings(*std::move(memory), *region, /*creator=*/false, &bells);
+    rings_->reader->Attach();
+    usable_.store(true);
+    return absl::OkStatus();
+  }
+
+  // --- The switch ----------------------------------------------------
+
+  // Whether this side's writes may move to the ring now.
+  bool CanSwitchWrites() {
+    return usable() && !out_unsure_ &&
+           (!creator_ || rings_->writer->ReaderAttached());
+  }
+
+  // Under the write turn: moves the writes to the ring if they may (see
+  // the class comment). A wake-up that could not be sent yet is sent by
+  // the next write first.
+  void MaybeSwitchWrites() {
+    if (out_switched_ || !CanSwitchWrites()) return;
+    if (!announced_) {
+      rings_->writer->AnnounceSwitch(written_);
+      announced_ = true;
+    }
+  }
+
+  // Sends the wake-up unit after the announcement.
+  absl::Status SendWakeUp(absl::string_view op, const Deadline& deadline) {
+    if (out_switched_ || !announced_) return absl::OkStatus();
+    const char zero = '\0';
+    absl::Status sent = pipe_->Write(
+        op, mode_ == PipeMode::kByte ? absl::string_view(&zero, 1) : "",
+        deadline.remaining());
+    if (!sent.ok()) return sent;
+    out_switched_ = true;
+    return absl::OkStatus();
+  }
+
+  // Under the read turn: whether the peer's pipe units are all read, so
+  // that the next unit on the pipe is its wake-up; `*left` gets how many
+  // units are still to come on the pipe (max if the peer did not switch).
+  bool PipeDrained(uint64_t* left) {
+    uint64_t units = 0;
+    if (!usable() || !rings_->reader->PeerSwitched(&units)) {
+      *left = UINT64_MAX;
+      return false;
+    }
+    *left = units > consumed_ ? units - consumed_ : 0;
+    return *left == 0;
+  }
+
+  // Drops the peer's wake-up unit from the pipe and moves reads to the
+  // ring.
+  absl::Status DropWakeUp(const Deadline& deadline) {
+    if (!wake_seen_) {
+      char byte;
+      absl::StatusOr<ReadResult> got =
+          pipe_->Read(absl::MakeSpan(&byte, mode_ == PipeMode::kByte ? 1 : 0),
+                      deadline.remaining());
+      // The peer may have closed after switching: its end of the pipe is
+      // then gone, which does not matter any more.
+      if (!got.ok() && !absl::IsOutOfRange(got.status()) &&
+          !absl::IsUnavailable(got.status())) {
+        return got.status();
+      }
+      // A non-empty "wake-up" message (a hostile peer) is dropped whole.
+      while (got.ok() && got->more) {
+        got = pipe_->Read(absl::Span<char>(), deadline.remaining());
+      }
+    }
+    in_switched_ = true;
+    return absl::OkStatus();
+  }
+
+  // Under the read turn, before the switch: one read from the pipe, as a
+  // pipe channel does it. Sets in_switched_ (returning an empty result)
+  // when the reads move to the ring.
+  absl::StatusOr<ReadResult> ReadPipe(absl::Span<char> buffer,
+                                      const Deadline& deadline) {
+    uint64_t left;
+    if (PipeDrained(&left)) {
+      CANAL_RETURN_IF_ERROR(DropWakeUp(deadline));
+      return ReadResult{};
+    }
+    absl::Span<char> into = buffer;
+    if (mode_ == PipeMode::kByte && left < into.size()) {
+      into = into.subspan(0, static_cast<size_t>(left));
+    }
+    absl::StatusOr<ReadResult> got = pipe_->Read(into, deadline.remaining());
+    if (!got.ok()) {
+      // The peer switched and closed: what it left is in the ring.
+      if ((absl::IsOutOfRange(got.status()) ||
+           absl::IsUnavailable(got.status())) &&
+          PipeDrained(&left)) {
+        wake_seen_ = true;
+        in_switched_ = true;
+        return ReadResult{};
+      }
+      return got;
+    }
+    if (mode_ == PipeMode::kByte) {
+      // The peer may have switched while the read was under way: bytes past
+      // its count are its wake-up.
+      uint64_t after;
+      PipeDrained(&after);
+      if (after != UINT64_MAX && got->size > after) {
+        got->size = static_cast<size_t>(after);
+        wake_seen_ = true;
+      }
+      consumed_ += got->size;
+      if (got->size == 0 && wake_seen_) {
+        in_switched_ = true;
+        return ReadResult{};
+      }
+      return got;
+    }
+    if (!got->more) {
+      if (WasWakeUp()) {
+        in_switched_ = true;
+        return ReadResult{};
+      }
+      ++consumed_;
+    } else if (WasWakeUp()) {
+      // A non-empty "wake-up" message (a hostile peer) is dropped whole.
+      absl::StatusOr<ReadResult> rest = got;
+      while (rest.ok() && rest->more) {
+        rest = pipe_->Read(absl::Span<char>(), deadline.remaining());
+      }
+      in_switched_ = true;
+      return ReadResult{};
+    }
+    return got;
+  }
+
+  // Message mode, after a message was read from the pipe: whether it was
+  // the peer's wake-up (it had announced exactly the messages read before).
+  bool WasWakeUp() {
+    uint64_t units = 0;
+    if (!usable() || !rings_->reader->PeerSwitched(&units)) return false;
+    if (units != consumed_) return false;
+    wake_seen_ = true;
+    return true;
+  }
+
+  absl::StatusOr<std::string> ReadMessageWithin(
+      absl::string_view op, const Deadline& deadline,
+      std::vector<OwnedHandle>* handles) {
+    CANAL_RETURN_IF_ERROR(SettleToRead(op, deadline));
+    while (!in_switched_) {
+      uint64_t left;
+      if (PipeDrained(&left)) {
+        CANAL_RETURN_IF_ERROR(DropWakeUp(deadline));
+        break;
+      }
+      absl::StatusOr<MessageWithHandles> got =
+          pipe_->ReadMessageWithHandles(deadline.remaining());
+      if (!got.ok()) {
+        if ((absl::IsOutOfRange(got.status()) ||
+             absl::IsUnavailable(got.status())) &&
+            PipeDrained(&left)) {
+          wake_seen_ = true;
+          in_switched_ = true;
+          break;
+        }
+        return got.status();
+      }
+      if (WasWakeUp()) {
+        in_switched_ = true;
+        break;
+      }
+      ++consumed_;
+      if (handles != nullptr) *handles = std::move(got->handles);
+      return std::move(got->data);
+    }
+    return ReadWholeMessage(op, deadline);
+  }
+
+  absl::StatusOr<PeekResult> PeekLocked(absl::string_view op,
+                                        absl::Span<char> buffer) {
+    if (!read_fail_.ok()) return read_fail_;
+    PeekResult result;
+    size_t copied = 0;
+    bool pipe_done = in_switched_;
+    if (!in_switched_) {
+      uint64_t left;
+      const bool drained = PipeDrained(&left);
+      if (!drained) {
+        absl::StatusOr<PeekResult> pipe = pipe_->Peek(buffer);
+        if (!pipe.ok()) {
+          if (!usable() || !(absl::IsOutOfRange(pipe.status()) ||
+                             absl::IsUnavailable(pipe.status()))) {
+            return pipe;
+          }
+          pipe = PeekResult{};
+        }
+        if (mode_ == PipeMode::kByte && left != UINT64_MAX) {
+          pipe->available = std::min<uint64_t>(pipe->available, left);
+          pipe->size = std::min<uint64_t>(pipe->size, left);
+        }
+        result = *pipe;
+        copied = pipe->size;
+        // What is still on the pipe comes first; the ring's data after it.
+        if (!usable() || result.available > 0 || result.message_remaining > 0 ||
+            left == UINT64_MAX) {
+          return result;
+        }
+      }
+      pipe_done = true;
+    }
+    if (!pipe_done || !usable()) return result;
+    const size_t held = std::min(buffer.size() - copied, pending_.size());
+    if (held > 0) std::memcpy(buffer.data() + copied, pending_.data(), held);
+    absl::Span<char> rest = buffer.subspan(copied + held);
+    // After a whole message held back, only later messages are in the
+    // ring: they are counted, not copied.
+    absl::StatusOr<ShmPeekResult> ring =
+        rings_->reader->Peek(pending_done_ ? absl::Span<char>() : rest);
+    if (!ring.ok()) return ReadFailedLocked(ring.status());
+    result.size = copied + held + ring->size;
+    result.available += pending_.size() + ring->available;
+    if (mode_ == PipeMode::kMessage) {
+      result.message_remaining =
+          pending_.size() + (pending_done_ ? 0 : ring->message_remaining);
+    }
+    const bool queued = !pending_.empty() || pending_done_ || ring->readable;
+    if (!queued) {
+      absl::Status gone = PeerGone(op);
+      if (absl::IsCancelled(gone)) return gone;
+      if (!gone.ok()) {
+        // Whatever the peer published before it closed is visible now.
+        absl::StatusOr<bool> unread = rings_->reader->HasUnread();
+        if (!unread.ok()) return ReadFailedLocked(unread.status());
+        if (!*unread) return Finished(op);
+      }
+    }
+    return result;
+  }
+
+  // --- The rings --------------------------------------------------------
 
   // Records a corrupt ring (sticky) and returns the error.
   absl::Status ReadFailedLocked(const absl::Status& status) {
@@ -322,22 +784,25 @@ class ShmChannel final : public ChannelImpl {
   // the ring, or its end of the pipe is gone); Cancelled after Close.
   absl::Status PeerGone(absl::string_view op) {
     if (closed_.load()) return Turn::Cancelled(op, name());
-    if (reader_.PeerClosed() || writer_.PeerClosed()) {
+    if (rings_->reader->PeerClosed() || rings_->writer->PeerClosed()) {
       return MakeError(absl::StatusCode::kUnavailable, op, name(),
                        "the peer closed the channel");
     }
     return pipe_->CheckPeerConnected(op);
   }
 
-  // Waits until `ready` holds: spins for up to spin_, then sleeps on
-  // `bell` (the word `word`) in slices, looking at the pipe between them.
-  // `reading` says which ring's waiting flag to raise. Returns OK when
-  // ready, or PeerGone's error, DeadlineExceeded or Cancelled.
+  // Waits until `ready` holds: spins for up to spin_, then sleeps on the
+  // ring's doorbell in slices, looking at the pipe between them. `reading`
+  // says which ring's waiting flag to raise. Returns OK when ready, or
+  // PeerGone's error, DeadlineExceeded or Cancelled.
   absl::Status Wait(absl::string_view op, const Deadline& deadline,
-                    bool reading, absl::FunctionRef<absl::StatusOr<bool>()> ready,
+                    bool reading,
+                    absl::FunctionRef<absl::StatusOr<bool>()> ready,
                     absl::string_view waiting) {
+    Rings& r = *rings_;
     if (spin_ > absl::ZeroDuration()) {
-      const absl::Time end = absl::Now() + std::min(spin_, deadline.remaining());
+      const absl::Time end =
+          absl::Now() + std::min(spin_, deadline.remaining());
       for (uint32_t i = 0;; ++i) {
         CANAL_ASSIGN_OR_RETURN(bool now, ready());
         if (now) return absl::OkStatus();
@@ -351,17 +816,17 @@ class ShmChannel final : public ChannelImpl {
         if ((i & 7) == 7 && absl::Now() >= end) break;
       }
     }
-    DoorbellImpl* bell = reading ? in_data_ : out_space_;
+    DoorbellImpl* bell = reading ? r.in_data : r.out_space;
     const std::atomic<uint32_t>& word =
-        reading ? reader_.doorbell() : writer_.doorbell();
+        reading ? r.reader->doorbell() : r.writer->doorbell();
     while (true) {
       const uint32_t seen =
-          reading ? reader_.PrepareToWait() : writer_.PrepareToWait();
+          reading ? r.reader->PrepareToWait() : r.writer->PrepareToWait();
       auto finish = [&] {
         if (reading) {
-          reader_.FinishWait();
+          r.reader->FinishWait();
         } else {
-          writer_.FinishWait();
+          r.writer->FinishWait();
         }
       };
       absl::StatusOr<bool> now = ready();
@@ -387,7 +852,7 @@ class ShmChannel final : public ChannelImpl {
   absl::StatusOr<bool> Unread() {
     std::lock_guard<std::mutex> lock(state_mu_);
     if (!read_fail_.ok()) return read_fail_;
-    absl::StatusOr<bool> unread = reader_.HasUnread();
+    absl::StatusOr<bool> unread = rings_->reader->HasUnread();
     if (!unread.ok()) return ReadFailedLocked(unread.status());
     return *unread;
   }
@@ -402,7 +867,7 @@ class ShmChannel final : public ChannelImpl {
     CANAL_ASSIGN_OR_RETURN(bool unread, Unread());
     if (unread) return absl::OkStatus();
     std::lock_guard<std::mutex> lock(state_mu_);
-    if (reader_.message_in_progress() || !pending_.empty()) {
+    if (rings_->reader->message_in_progress() || !pending_.empty()) {
       return ReadFailedLocked(MakeError(
           absl::StatusCode::kDataLoss, op, name(),
           "the peer closed the channel in the middle of a message"));
@@ -411,7 +876,9 @@ class ShmChannel final : public ChannelImpl {
   }
 
   void AfterRead(const ShmReadResult& result) {
-    if (result.wake_peer) in_space_->Wake(reader_.peer_doorbell());
+    if (result.wake_peer) {
+      rings_->in_space->Wake(rings_->reader->peer_doorbell());
+    }
   }
 
   absl::StatusOr<ReadResult> ReadBytes(absl::Span<char> buffer,
@@ -422,7 +889,8 @@ class ShmChannel final : public ChannelImpl {
       {
         std::lock_guard<std::mutex> lock(state_mu_);
         if (!read_fail_.ok()) return read_fail_;
-        absl::StatusOr<ShmReadResult> got = reader_.TryReadBytes(buffer);
+        absl::StatusOr<ShmReadResult> got =
+            rings_->reader->TryReadBytes(buffer);
         if (!got.ok()) return ReadFailedLocked(got.status());
         AfterRead(*got);
         if (got->bytes > 0) return ReadResult{got->bytes, false};
@@ -458,12 +926,12 @@ class ShmChannel final : public ChannelImpl {
         std::lock_guard<std::mutex> lock(state_mu_);
         if (!read_fail_.ok()) return read_fail_;
         absl::StatusOr<ShmReadResult> part =
-            reader_.TryReadMessage(buffer.subspan(got));
+            rings_->reader->TryReadMessage(buffer.subspan(got));
         if (!part.ok()) return ReadFailedLocked(part.status());
         AfterRead(*part);
         got += part->bytes;
         if (part->message_end) return ReadResult{got, false};
-        if (got == buffer.size() && reader_.message_in_progress()) {
+        if (got == buffer.size() && rings_->reader->message_in_progress()) {
           return ReadResult{got, true};
         }
       }
@@ -491,10 +959,12 @@ class ShmChannel final : public ChannelImpl {
       {
         std::lock_guard<std::mutex> lock(state_mu_);
         if (!read_fail_.ok()) return read_fail_;
-        absl::StatusOr<int64_t> left = reader_.CurrentMessageRemaining();
+        ShmRingReader& reader = *rings_->reader;
+        absl::StatusOr<int64_t> left = reader.CurrentMessageRemaining();
         if (!left.ok()) return ReadFailedLocked(left.status());
         if (*left >= 0) {
-          const uint64_t total = pending_.size() + static_cast<uint64_t>(*left);
+          const uint64_t total =
+              pending_.size() + static_cast<uint64_t>(*left);
           if (total > max_message_size()) {
             return ReadFailedLocked(MakeError(
                 absl::StatusCode::kResourceExhausted, op, name(),
@@ -504,10 +974,10 @@ class ShmChannel final : public ChannelImpl {
           }
           // Memory follows what arrived: at most a ring's worth more.
           const size_t before = pending_.size();
-          const size_t step =
-              static_cast<size_t>(std::min<uint64_t>(*left, capacity_));
+          const size_t step = static_cast<size_t>(
+              std::min<uint64_t>(*left, rings_->capacity));
           pending_.resize(before + step);
-          absl::StatusOr<ShmReadResult> part = reader_.TryReadMessage(
+          absl::StatusOr<ShmReadResult> part = reader.TryReadMessage(
               absl::MakeSpan(&pending_[0] + before, step));
           if (!part.ok()) return ReadFailedLocked(part.status());
           AfterRead(*part);
@@ -528,7 +998,22 @@ class ShmChannel final : public ChannelImpl {
                            const Deadline& deadline) {
     if (!write_fail_.ok()) return write_fail_;
     if (closed_.load()) return Turn::Cancelled(op, name());
-    if (writer_.PeerClosed()) {
+    TrySettle();
+    MaybeSwitchWrites();
+    CANAL_RETURN_IF_ERROR(SendWakeUp(op, deadline));
+    if (!out_switched_) {
+      absl::Status written = pipe_->Write(op, data, deadline.remaining());
+      if (written.ok()) {
+        written_ += mode_ == PipeMode::kByte ? data.size() : 1;
+      } else if (absl::IsDeadlineExceeded(written) ||
+                 absl::IsCancelled(written)) {
+        // Part of it may be out: the count is unsure from here.
+        out_unsure_ = true;
+      }
+      return written;
+    }
+    ShmRingWriter& writer = *rings_->writer;
+    if (writer.PeerClosed()) {
       return MakeError(absl::StatusCode::kUnavailable, op, name(),
                        "the peer closed the channel");
     }
@@ -536,13 +1021,13 @@ class ShmChannel final : public ChannelImpl {
     absl::string_view rest = data;
     while (true) {
       absl::StatusOr<ShmWriteResult> put =
-          mode_ == PipeMode::kMessage ? writer_.TryWriteMessage(rest)
-                                      : writer_.TryWriteBytes(rest);
+          mode_ == PipeMode::kMessage ? writer.TryWriteMessage(rest)
+                                      : writer.TryWriteBytes(rest);
       if (!put.ok()) {
         if (absl::IsDataLoss(put.status())) write_fail_ = put.status();
         return put.status();
       }
-      if (put->wake_peer) out_data_->Wake(writer_.peer_doorbell());
+      if (put->wake_peer) rings_->out_data->Wake(writer.peer_doorbell());
       rest.remove_prefix(put->bytes);
       if (put->done) return absl::OkStatus();
       // What TryWriteMessage needs before it writes again: the rest as one
@@ -553,28 +1038,30 @@ class ShmChannel final : public ChannelImpl {
                     kShmRecordHeaderSize +
                         ((rest.size() + kShmRecordAlign - 1) &
                          ~uint64_t{kShmRecordAlign - 1}),
-                    std::max<uint64_t>(capacity_ / 4,
+                    std::max<uint64_t>(rings_->capacity / 4,
                                        2 * kShmRecordHeaderSize))
               : 1;
       absl::Status waited = Wait(
           op, deadline, /*reading=*/false,
           [&]() -> absl::StatusOr<bool> {
-            CANAL_ASSIGN_OR_RETURN(size_t free, writer_.FreeBytes());
+            CANAL_ASSIGN_OR_RETURN(size_t free, writer.FreeBytes());
             return free >= need;
           },
           "waiting for the peer to read");
       if (waited.ok()) continue;
-      if (writer_.message_in_progress() && !absl::IsCancelled(waited)) {
+      if (absl::IsDataLoss(waited)) write_fail_ = waited;
+      if (writer.message_in_progress() && !absl::IsCancelled(waited)) {
         // Part of the message is in the ring. Going on later would tear it
         // and stopping would leave the reader waiting for the rest; ending
         // this direction makes the reader see DataLoss instead, as a pipe's
         // shut-down write side does.
-        writer_.MarkClosed();
-        out_data_->Wake(writer_.peer_doorbell());
+        writer.MarkClosed();
+        rings_->out_data->Wake(writer.peer_doorbell());
         write_fail_ = MakeError(
             waited.code(), op, name(),
-            absl::StrCat(waited.message(), "; part of a message was sent, "
-                                           "so this direction was closed"));
+            absl::StrCat(waited.message(),
+                         "; part of a message was sent, so this direction "
+                         "was closed"));
         return write_fail_;
       }
       return waited;
@@ -582,60 +1069,40 @@ class ShmChannel final : public ChannelImpl {
   }
 
   std::unique_ptr<ChannelImpl> pipe_;
-  std::unique_ptr<SharedMemoryImpl> memory_;
   const PipeMode mode_;
-  const uint32_t capacity_;
+  const bool creator_;
+  const bool allow_;
   const absl::Duration spin_;
-  std::unique_ptr<DoorbellImpl> bells_[kDoorbells];
-  DoorbellImpl* out_data_ = nullptr;   // Rung after a write.
-  DoorbellImpl* out_space_ = nullptr;  // Slept on for space.
-  DoorbellImpl* in_data_ = nullptr;    // Slept on for data.
-  DoorbellImpl* in_space_ = nullptr;   // Rung after a read.
   std::atomic<bool> closed_{false};
   Turn read_turn_;
   Turn write_turn_;
 
-  ShmRingWriter writer_;  // The write turn's.
+  // The client's set-up (under settle_mu_ until settled_).
+  std::mutex settle_mu_;
+  std::atomic<bool> settled_{false};
+  absl::Status settle_fail_;
+  std::unique_ptr<Rings> rings_;  // Set before usable_.
+  std::atomic<bool> usable_{false};
+
+  // The write turn's.
+  uint64_t written_ = 0;  // Units sent on the pipe.
+  bool out_unsure_ = false;
+  bool announced_ = false;
+  bool out_switched_ = false;
   absl::Status write_fail_;
 
+  // The read turn's (Peek reads them under state_mu_).
+  uint64_t consumed_ = 0;  // Units read from the pipe.
+  bool wake_seen_ = false;
+  bool in_switched_ = false;
+
   std::mutex state_mu_;
-  ShmRingReader reader_;  // Under state_mu_.
-  // Bytes of the current message taken from the ring and not delivered
-  // yet; `pending_done_`: they end it.
+  // Bytes of the current ring message taken and not delivered yet;
+  // `pending_done_`: they end it.
   std::string pending_;
   bool pending_done_ = false;
   absl::Status read_fail_;
 };
-
-std::string Offer(uint32_t capacity, ShmRingMode mode, uint64_t region_size,
-                  size_t handles) {
-  std::string record(kOfferSize, '\0');
-  PutLe(&record[0], kOfferMagic, 4);
-  PutLe(&record[4], kOfferVersion, 4);
-  PutLe(&record[8], capacity, 4);
-  PutLe(&record[12], static_cast<uint32_t>(mode), 4);
-  PutLe(&record[16], region_size, 8);
-  PutLe(&record[24], handles, 4);
-  return record;
-}
-
-std::string Answer(uint32_t magic, bool closed_handles) {
-  std::string record(kAnswerSize, '\0');
-  PutLe(&record[0], magic, 4);
-  PutLe(&record[4], closed_handles ? 1 : 0, 4);
-  return record;
-}
-
-ShmRingMode RingModeFor(PipeMode mode) {
-  return mode == PipeMode::kMessage ? ShmRingMode::kMessages
-                                    : ShmRingMode::kBytes;
-}
-
-absl::Status SetupError(absl::string_view op, absl::string_view name,
-                        absl::string_view what) {
-  return MakeError(absl::StatusCode::kDataLoss, op, name,
-                   absl::StrCat("shared-memory set-up: ", what));
-}
 
 }  // namespace
 
@@ -643,237 +1110,6 @@ bool OffersSharedMemory(const ListenerOptions& options) {
   return options.transport == Transport::kSharedMemory &&
          options.access == PipeAccess::kDuplex;
 }
-
-namespace {
-
-// What a listener keeps of its offer until the client answers.
-struct OfferState {
-  std::unique_ptr<SharedMemoryImpl> memory;
-  ShmRegionView region;
-  Doorbells bells;
-  absl::Duration spin;
-};
-
-// Listener side: reads the client's answer to `*offer` within `timeout`.
-// OK with `*channel` the channel to use; DeadlineExceeded before any of
-// the answer came, with `*offer` given back to try again.
-absl::Status TakeAnswer(absl::string_view op,
-                        std::unique_ptr<ChannelImpl>* channel,
-                        std::unique_ptr<OfferState>&& offer_in,
-                        absl::Duration timeout,
-                        std::unique_ptr<OfferState>* give_back) {
-  std::unique_ptr<OfferState> offer = std::move(offer_in);
-  ChannelImpl* pipe = channel->get();
-  absl::StatusOr<MessageWithHandles> answer =
-      pipe->ReadSetup(kAnswerSize, 0, timeout);
-  if (absl::IsDeadlineExceeded(answer.status())) {
-    *give_back = std::move(offer);
-    return answer.status();
-  }
-  if (!answer.ok()) {
-    pipe->AbandonSetup();
-    return answer.status();
-  }
-  const uint64_t magic = GetLe(answer->data.data(), 4);
-  const uint64_t closed_handles = GetLe(answer->data.data() + 4, 4);
-  if (closed_handles > 1 || (magic != kTakenMagic && magic != kRefusedMagic)) {
-    pipe->AbandonSetup();
-    return SetupError(op, pipe->name(), "the client's answer is malformed");
-  }
-  if (magic == kRefusedMagic) {
-    if (closed_handles == 0) pipe->AbandonSetup();
-    return absl::OkStatus();
-  }
-  offer->memory->CloseHandle();
-  *channel = std::unique_ptr<ChannelImpl>(new ShmChannel(
-      std::move(*channel), std::move(offer->memory), offer->region,
-      /*creator=*/true, &offer->bells, offer->spin));
-  return absl::OkStatus();
-}
-
-// A channel until its transport is settled: on the client side until it
-// has answered the listener's offer (ClientChannel), on the listener side
-// until it has read the answer (OfferSharedMemory). Neither waits for the
-// other in Connect or Accept, so that clients connect before anyone
-// accepts, as with a pipe. Every call first settles the transport
-// (waiting, within its timeout, for what the peer sends when it accepted
-// or made its own first call), then goes to the channel chosen.
-class PendingChannel final : public ChannelImpl {
- public:
-  // Client side.
-  PendingChannel(std::unique_ptr<ChannelImpl> pipe, bool allow,
-                 absl::Duration spin)
-      : pipe_(pipe.get()), owned_(std::move(pipe)), allow_(allow), spin_(spin) {}
-  // Listener side, after the offer went out.
-  PendingChannel(std::unique_ptr<ChannelImpl> pipe,
-                 std::unique_ptr<OfferState> offer)
-      : pipe_(pipe.get()),
-        owned_(std::move(pipe)),
-        offer_(std::move(offer)),
-        allow_(true),
-        spin_(offer_->spin) {}
-  ~PendingChannel() override {
-    // An offer never answered: its duplicates in the peer are ours to
-    // close (Windows).
-    if (offer_ != nullptr && settled_.load() == nullptr) pipe_->AbandonSetup();
-  }
-
-  PipeMode mode() const override { return pipe_->mode(); }
-  bool can_read() const override { return pipe_->can_read(); }
-  bool can_write() const override { return pipe_->can_write(); }
-  absl::string_view name() const override { return pipe_->name(); }
-  bool is_open() const override {
-    ChannelImpl* settled = settled_.load();
-    return settled != nullptr ? settled->is_open() : pipe_->is_open();
-  }
-  size_t max_message_size() const override {
-    return pipe_->max_message_size();
-  }
-  size_t max_handles_per_message() const override {
-    return pipe_->max_handles_per_message();
-  }
-  NativeHandle native_handle() const override {
-    return pipe_->native_handle();
-  }
-  absl::StatusOr<PeerInfo> Peer() override { return pipe_->Peer(); }
-  absl::Status RunAsClient(absl::FunctionRef<void()> fn) override {
-    return pipe_->RunAsClient(fn);
-  }
-  Transport transport() const override {
-    ChannelImpl* settled = const_cast<PendingChannel*>(this)->TrySettle();
-    return settled != nullptr ? settled->transport() : Transport::kPipe;
-  }
-
-  absl::StatusOr<ReadResult> Read(absl::Span<char> buffer,
-                                  absl::Duration timeout) override {
-    const Deadline deadline(timeout);
-    CANAL_ASSIGN_OR_RETURN(ChannelImpl * ch, Settle("Read", deadline));
-    return ch->Read(buffer, deadline.remaining());
-  }
-  absl::Status Write(absl::string_view op, absl::string_view data,
-                     absl::Duration timeout) override {
-    const Deadline deadline(timeout);
-    CANAL_ASSIGN_OR_RETURN(ChannelImpl * ch, Settle(op, deadline));
-    return ch->Write(op, data, deadline.remaining());
-  }
-  absl::StatusOr<std::string> ReadMessage(absl::Duration timeout) override {
-    const Deadline deadline(timeout);
-    CANAL_ASSIGN_OR_RETURN(ChannelImpl * ch, Settle("ReadMessage", deadline));
-    return ch->ReadMessage(deadline.remaining());
-  }
-  absl::Status WriteWithHandles(absl::string_view op, absl::string_view data,
-                                absl::Span<const NativeHandle> handles,
-                                absl::Duration timeout) override {
-    const Deadline deadline(timeout);
-    CANAL_ASSIGN_OR_RETURN(ChannelImpl * ch, Settle(op, deadline));
-    return ch->WriteWithHandles(op, data, handles, deadline.remaining());
-  }
-  absl::StatusOr<MessageWithHandles> ReadMessageWithHandles(
-      absl::Duration timeout) override {
-    const Deadline deadline(timeout);
-    CANAL_ASSIGN_OR_RETURN(ChannelImpl * ch,
-                           Settle("ReadMessageWithHandles", deadline));
-    return ch->ReadMessageWithHandles(deadline.remaining());
-  }
-  absl::StatusOr<std::string> Transact(absl::string_view op,
-                                       absl::string_view request,
-                                       absl::Duration timeout) override {
-    const Deadline deadline(timeout);
-    CANAL_ASSIGN_OR_RETURN(ChannelImpl * ch, Settle(op, deadline));
-    return ch->Transact(op, request, deadline.remaining());
-  }
-  absl::StatusOr<PeekResult> Peek(absl::Span<char> buffer) override {
-    ChannelImpl* settled = TrySettle();
-    if (settled != nullptr) return settled->Peek(buffer);
-    if (!failed_ok()) return failed();
-    // No offer yet: the listener has not accepted, so nothing was sent.
-    // Peek on the pipe would show the offer's bytes; ask it only whether
-    // the channel is still usable.
-    absl::Status connected = pipe_->CheckPeerConnected("Peek");
-    if (absl::IsUnavailable(connected)) {
-      return MakeError(absl::StatusCode::kOutOfRange, "Peek", name(),
-                       "the listener closed the channel before accepting it");
-    }
-    CANAL_RETURN_IF_ERROR(connected);
-    return PeekResult{};
-  }
-  void Close() override {
-    ChannelImpl* settled = settled_.load();
-    if (settled != nullptr) {
-      settled->Close();
-    } else {
-      pipe_->Close();  // Wakes a Settle waiting for the offer.
-    }
-    closing_.store(true);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (owned_ != nullptr) owned_->Close();
-  }
-
- private:
-  bool failed_ok() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return failed_.ok();
-  }
-  absl::Status failed() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return failed_;
-  }
-
-  // Answers the offer if it is there, without waiting; the channel chosen,
-  // or nullptr if the offer has not come (or the set-up failed).
-  ChannelImpl* TrySettle() {
-    ChannelImpl* settled = settled_.load();
-    if (settled != nullptr) return settled;
-    std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
-    if (!lock.owns_lock()) return nullptr;
-    SettleLocked("Peek", absl::ZeroDuration());
-    return settled_.load();
-  }
-
-  absl::StatusOr<ChannelImpl*> Settle(absl::string_view op,
-                                      const Deadline& deadline) {
-    ChannelImpl* settled = settled_.load();
-    if (settled != nullptr) return settled;
-    std::lock_guard<std::mutex> lock(mu_);
-    SettleLocked(op, deadline.remaining());
-    settled = settled_.load();
-    if (settled != nullptr) return settled;
-    return failed_.ok() ? waited_ : failed_;
-  }
-
-  void SettleLocked(absl::string_view op, absl::Duration timeout) {
-    if (settled_.load() != nullptr || !failed_.ok()) return;
-    absl::Status answered =
-        offer_ != nullptr
-            ? TakeAnswer(op, &owned_, std::move(offer_), timeout, &offer_)
-            : AnswerSharedMemory(op, &owned_, allow_, spin_, timeout);
-    if (answered.ok()) {
-      settled_.store(owned_.get());
-      if (closing_.load()) owned_->Close();
-      return;
-    }
-    if (absl::IsDeadlineExceeded(answered)) {
-      waited_ = MakeError(absl::StatusCode::kDeadlineExceeded, op, name(),
-                          "timed out waiting for the listener to accept the "
-                          "channel (its shared-memory offer)");
-      return;
-    }
-    failed_ = answered;
-  }
-
-  ChannelImpl* const pipe_;  // Owned by owned_ (maybe through a ShmChannel).
-  std::mutex mu_;
-  std::unique_ptr<ChannelImpl> owned_;  // Under mu_ until settled.
-  std::unique_ptr<OfferState> offer_;   // Listener side, until answered.
-  std::atomic<ChannelImpl*> settled_{nullptr};
-  std::atomic<bool> closing_{false};
-  absl::Status failed_;  // Under mu_: the set-up failed for good.
-  absl::Status waited_;  // Under mu_: the last wait's timeout.
-  const bool allow_;
-  const absl::Duration spin_;
-};
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> OfferSharedMemory(
     std::unique_ptr<ChannelImpl> pipe, const ListenerOptions& options,
@@ -885,19 +1121,17 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> OfferSharedMemory(
   const size_t region_size = ShmRingLayout::BytesFor(capacity);
 
   // Anything this side cannot create means the pipe, this time.
-  auto offer = std::make_unique<OfferState>();
   absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> memory =
       BackendCreateSharedMemory(name, region_size);
+  Doorbells bells;
+  absl::StatusOr<ShmRegionView> region;
   bool ready = memory.ok();
   if (ready) {
-    offer->memory = *std::move(memory);
-    absl::StatusOr<ShmRegionView> region =
-        InitializeShmRegion(offer->memory->memory(), {capacity, mode});
+    region = InitializeShmRegion((*memory)->memory(), {capacity, mode});
     ready = region.ok();
-    if (ready) offer->region = *region;
   }
   std::vector<NativeHandle> handles;
-  if (ready) handles.push_back(offer->memory->handle());
+  if (ready) handles.push_back((*memory)->handle());
   for (int i = 0; ready && i < kDoorbells; ++i) {
     absl::StatusOr<std::unique_ptr<DoorbellImpl>> bell =
         BackendCreateDoorbell(name);
@@ -905,9 +1139,9 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> OfferSharedMemory(
       ready = false;
       break;
     }
-    offer->bells[i] = *std::move(bell);
-    if (offer->bells[i]->handle() != kInvalidNativeHandle) {
-      handles.push_back(offer->bells[i]->handle());
+    bells[i] = *std::move(bell);
+    if (bells[i]->handle() != kInvalidNativeHandle) {
+      handles.push_back(bells[i]->handle());
     }
   }
   if (!ready) {
@@ -918,99 +1152,22 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> OfferSharedMemory(
   CANAL_RETURN_IF_ERROR(
       pipe->WriteSetup(Offer(capacity, mode, region_size, handles.size()),
                        handles, deadline.remaining()));
-  offer->spin = options.spin;
-  return std::unique_ptr<ChannelImpl>(
-      new PendingChannel(std::move(pipe), std::move(offer)));
-}
-
-absl::Status AnswerSharedMemory(absl::string_view op,
-                                std::unique_ptr<ChannelImpl>* channel,
-                                bool allow, absl::Duration spin,
-                                absl::Duration timeout) {
-  ChannelImpl* pipe = channel->get();
-  const Deadline deadline(timeout);
-  const std::string name(pipe->name());
-  absl::StatusOr<MessageWithHandles> offer =
-      pipe->ReadSetup(kOfferSize, kMaxOfferHandles, deadline.remaining());
-  if (absl::IsPermissionDenied(offer.status())) {
-    // Handle values from a listener of another user (Windows): never
-    // touched, so the listener closes them.
-    return pipe->WriteSetup(Answer(kRefusedMagic, false), {},
-                            deadline.remaining());
-  }
-  if (!offer.ok()) return offer.status();
-  const char* record = offer->data.data();
-  const uint64_t capacity = GetLe(record + 8, 4);
-  const uint64_t mode = GetLe(record + 12, 4);
-  const uint64_t region_size = GetLe(record + 16, 8);
-  const uint64_t count = GetLe(record + 24, 4);
-  if (GetLe(record, 4) != kOfferMagic || GetLe(record + 4, 4) != kOfferVersion ||
-      GetLe(record + 28, 4) != 0) {
-    return SetupError(op, name, "the listener's offer is malformed");
-  }
-  if (count != offer->handles.size()) {
-    return SetupError(op, name,
-                      absl::StrCat("the offer names ", count,
-                                   " handles but came with ",
-                                   offer->handles.size()));
-  }
-  if (mode != static_cast<uint32_t>(RingModeFor(pipe->mode()))) {
-    return SetupError(op, name, "the offer's mode is not the pipe's");
-  }
-  if (count == 0) {
-    if (capacity != 0 || region_size != 0) {
-      return SetupError(op, name, "the offer has rings but no memory");
-    }
-    return absl::OkStatus();  // The listener could not create the memory.
-  }
-  if (count != 1 && count != 1 + kDoorbells) {
-    return SetupError(op, name, "the offer has a wrong number of handles");
-  }
-  if (capacity > kShmMaxRingCapacity ||
-      ShmRingLayout::BytesFor(static_cast<uint32_t>(capacity)) == 0 ||
-      region_size != ShmRingLayout::BytesFor(static_cast<uint32_t>(capacity))) {
-    return SetupError(op, name, "the offer's ring geometry is invalid");
-  }
-  auto refuse = [&]() -> absl::Status {
-    offer->handles.clear();  // Closes them: the listener need not.
-    return pipe->WriteSetup(Answer(kRefusedMagic, true), {},
-                            deadline.remaining());
-  };
-  if (!allow) return refuse();
-  absl::StatusOr<std::unique_ptr<SharedMemoryImpl>> memory =
-      BackendMapSharedMemory(name, offer->handles[0].release(),
-                             static_cast<size_t>(region_size));
-  if (!memory.ok()) return refuse();
-  const ShmRegionOptions expected{static_cast<uint32_t>(capacity),
-                                  static_cast<ShmRingMode>(mode)};
-  absl::StatusOr<ShmRegionView> region =
-      AttachShmRegion((*memory)->memory(), expected);
-  if (!region.ok()) return SetupError(op, name, region.status().message());
-  Doorbells bells;
-  for (int i = 0; i < kDoorbells; ++i) {
-    const NativeHandle handle =
-        count == 1 ? kInvalidNativeHandle
-                   : offer->handles[1 + static_cast<size_t>(i)].release();
-    absl::StatusOr<std::unique_ptr<DoorbellImpl>> bell =
-        BackendOpenDoorbell(name, handle);
-    if (!bell.ok()) return refuse();
-    bells[i] = *std::move(bell);
-  }
-  CANAL_RETURN_IF_ERROR(pipe->WriteSetup(Answer(kTakenMagic, true), {},
-                                         deadline.remaining()));
-  *channel = std::unique_ptr<ChannelImpl>(
-      new ShmChannel(std::move(*channel), *std::move(memory), *region,
-                     /*creator=*/false, &bells, spin));
-  return absl::OkStatus();
+  // The client has its own descriptor now (POSIX); on Windows the section
+  // was duplicated into its process.
+  (*memory)->CloseHandle();
+  return std::unique_ptr<ChannelImpl>(new ShmChannel(
+      std::move(pipe),
+      MakeRings(*std::move(memory), *region, /*creator=*/true, &bells),
+      options.spin));
 }
 
 std::unique_ptr<ChannelImpl> ClientChannel(std::unique_ptr<ChannelImpl> pipe,
                                            bool allow, absl::Duration spin) {
   if (!pipe->shared_memory_offered()) return pipe;
-  auto pending = std::make_unique<PendingChannel>(std::move(pipe), allow, spin);
+  auto channel = std::make_unique<ShmChannel>(std::move(pipe), allow, spin);
   // Most listeners accept at once: settle now if the offer is there.
-  pending->transport();
-  return pending;
+  channel->transport();
+  return channel;
 }
 
 }  // namespace internal

@@ -127,6 +127,9 @@ absl::StatusOr<ShmRegionView> InitializeShmRegion(
     control->consumer.reader_waiting.store(0, std::memory_order_relaxed);
     control->producer.closed.store(0, std::memory_order_relaxed);
     control->consumer.closed.store(0, std::memory_order_relaxed);
+    control->producer.switched.store(0, std::memory_order_relaxed);
+    control->producer.pipe_units.store(0, std::memory_order_relaxed);
+    control->consumer.attached.store(0, std::memory_order_relaxed);
   }
   // No fence: the region reaches the peer only through the system (its
   // handle or name sent over the pipe, then a mapping), which orders these
@@ -318,6 +321,12 @@ uint32_t ShmRingWriter::PrepareToWait() {
 
 void ShmRingWriter::FinishWait() {
   ring_.control->producer.writer_waiting.store(0, std::memory_order_seq_cst);
+}
+
+void ShmRingWriter::AnnounceSwitch(uint64_t pipe_units) {
+  ring_.control->producer.pipe_units.store(pipe_units,
+                                           std::memory_order_relaxed);
+  ring_.control->producer.switched.store(1, std::memory_order_seq_cst);
 }
 
 void ShmRingWriter::MarkClosed() {
@@ -571,6 +580,19 @@ uint32_t ShmRingReader::PrepareToWait() {
 
 void ShmRingReader::FinishWait() {
   ring_.control->consumer.reader_waiting.store(0, std::memory_order_seq_cst);
+}
+
+void ShmRingReader::Attach() {
+  ring_.control->consumer.attached.store(1, std::memory_order_seq_cst);
+}
+
+bool ShmRingReader::PeerSwitched(uint64_t* pipe_units) const {
+  if (ring_.control->producer.switched.load(std::memory_order_seq_cst) == 0) {
+    return false;
+  }
+  *pipe_units = ring_.control->producer.pipe_units.load(
+      std::memory_order_relaxed);
+  return true;
 }
 
 void ShmRingReader::MarkClosed() {

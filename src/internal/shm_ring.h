@@ -156,6 +156,8 @@ struct alignas(kShmCacheLine) ShmProducerLine {
   std::atomic<uint32_t> data_seq;        // Bumped after each publish.
   std::atomic<uint32_t> writer_waiting;  // 1: wake me on space_seq.
   std::atomic<uint32_t> closed;          // 1: the producer's side closed.
+  std::atomic<uint32_t> switched;        // 1: writes go to the ring now,
+  std::atomic<uint64_t> pipe_units;      // after this many on the pipe.
 };
 
 // A control block line written only by the ring's consumer.
@@ -164,6 +166,7 @@ struct alignas(kShmCacheLine) ShmConsumerLine {
   std::atomic<uint32_t> space_seq;       // Bumped after each release.
   std::atomic<uint32_t> reader_waiting;  // 1: wake me on data_seq.
   std::atomic<uint32_t> closed;          // 1: the consumer's side closed.
+  std::atomic<uint32_t> attached;        // 1: the consumer reads the ring.
 };
 
 // One ring's control block: the two lines, so that the producer's and the
@@ -345,6 +348,15 @@ class ShmRingWriter {
   // it published), and bumps both doorbells so that a sleeper on either,
   // in either process, finds them changed.
   void MarkClosed();
+  // The switch from the pipe (src/internal/shm_channel.h): whether the
+  // consumer said it reads the ring; says that this side's writes go to
+  // the ring from now on, after `pipe_units` units (bytes, or messages)
+  // sent on the pipe.
+  bool ReaderAttached() const {
+    return ring_.control->consumer.attached.load(std::memory_order_seq_cst) !=
+           0;
+  }
+  void AnnounceSwitch(uint64_t pipe_units);
   // Whether the consumer said it has closed.
   bool PeerClosed() const {
     return ring_.control->consumer.closed.load(std::memory_order_seq_cst) != 0;
@@ -414,6 +426,12 @@ class ShmRingReader {
   // is begun and none is published. Reads one record header at most.
   // Errors as TryReadMessage.
   absl::StatusOr<int64_t> CurrentMessageRemaining();
+
+  // The switch from the pipe: says that this side reads the ring; whether
+  // the producer switched its writes to the ring, and after how many pipe
+  // units (`*pipe_units`, as the peer wrote it: not trusted).
+  void Attach();
+  bool PeerSwitched(uint64_t* pipe_units) const;
 
   // As ShmRingWriter::MarkClosed, for the consumer's side.
   void MarkClosed();
