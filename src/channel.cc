@@ -62,9 +62,10 @@ absl::Status ValidateConnectOptions(absl::string_view op,
                      options.max_handles_per_message));
   }
   if (options.spin < absl::ZeroDuration() || options.spin > absl::Seconds(1)) {
-    return internal::MakeError(absl::StatusCode::kInvalidArgument, op, name,
-                               absl::StrCat("spin must be 0 to 1 s, got ",
-                                            absl::FormatDuration(options.spin)));
+    return internal::MakeError(
+        absl::StatusCode::kInvalidArgument, op, name,
+        absl::StrCat("spin must be 0 to 1 s, got ",
+                     absl::FormatDuration(options.spin)));
   }
   return absl::OkStatus();
 }
@@ -131,9 +132,8 @@ absl::StatusOr<Channel> Channel::Connect(absl::string_view name,
         CANAL_ASSIGN_OR_RETURN(
             std::unique_ptr<internal::ChannelImpl> impl,
             internal::BackendConnect("Connect", name, options));
-        impl = internal::ClientChannel(std::move(impl),
-                                       options.allow_shared_memory,
-                                       options.spin);
+        impl = internal::ClientChannel(
+            std::move(impl), options.allow_shared_memory, options.spin);
         return Channel(std::move(impl));
       });
 }

@@ -16,6 +16,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
@@ -32,7 +33,7 @@ namespace canal {
 namespace internal {
 namespace {
 
-constexpr uint32_t kOfferMagic = 0x534c4e43;    // "CNLS"
+constexpr uint32_t kOfferMagic = 0x534c4e43;  // "CNLS"
 constexpr uint32_t kOfferVersion = 1;
 constexpr size_t kOfferSize = 32;
 // The memory object, and on Windows four events.
@@ -76,8 +77,8 @@ class Turn {
         return MakeError(absl::StatusCode::kDeadlineExceeded, op, name,
                          "timed out waiting for another call on the channel");
       }
-      cv_.wait_for(lock, absl::ToChronoMilliseconds(std::min(
-                             kWaitSlice, deadline.remaining())));
+      cv_.wait_for(lock, absl::ToChronoMilliseconds(
+                             std::min(kWaitSlice, deadline.remaining())));
     }
     if (closed.load()) return Cancelled(op, name);
     busy_ = true;
@@ -232,8 +233,7 @@ class ShmChannel final : public ChannelImpl {
     usable_.store(true);
   }
   // Client side, before the offer is read.
-  ShmChannel(std::unique_ptr<ChannelImpl> pipe, bool allow,
-             absl::Duration spin)
+  ShmChannel(std::unique_ptr<ChannelImpl> pipe, bool allow, absl::Duration spin)
       : pipe_(std::move(pipe)),
         mode_(pipe_->mode()),
         creator_(false),
@@ -246,9 +246,7 @@ class ShmChannel final : public ChannelImpl {
   bool can_write() const override { return pipe_->can_write(); }
   absl::string_view name() const override { return pipe_->name(); }
   bool is_open() const override { return !closed_.load(); }
-  size_t max_message_size() const override {
-    return pipe_->max_message_size();
-  }
+  size_t max_message_size() const override { return pipe_->max_message_size(); }
   size_t max_handles_per_message() const override {
     return pipe_->max_handles_per_message();
   }
@@ -256,13 +254,11 @@ class ShmChannel final : public ChannelImpl {
     ShmChannel* self = const_cast<ShmChannel*>(this);
     self->TrySettle();
     // Both sides use the rings once the client has mapped them.
-    const bool both = self->usable() &&
-                      (!creator_ || self->rings_->writer->ReaderAttached());
+    const bool both =
+        self->usable() && (!creator_ || self->rings_->writer->ReaderAttached());
     return both ? Transport::kSharedMemory : Transport::kPipe;
   }
-  NativeHandle native_handle() const override {
-    return pipe_->native_handle();
-  }
+  NativeHandle native_handle() const override { return pipe_->native_handle(); }
   absl::StatusOr<PeerInfo> Peer() override { return pipe_->Peer(); }
   absl::Status RunAsClient(absl::FunctionRef<void()> fn) override {
     return pipe_->RunAsClient(fn);
@@ -353,16 +349,28 @@ class ShmChannel final : public ChannelImpl {
       }
       return reply;
     }
-    {
+    // Like TransactNamedPipe, refuse while anything is unread.
+    uint64_t left;
+    if (!in_switched_ && PipeDrained(&left)) {
+      CANAL_RETURN_IF_ERROR(DropWakeUp(deadline));
+    }
+    bool unread;
+    if (in_switched_) {
       std::lock_guard<std::mutex> lock(state_mu_);
-      CANAL_ASSIGN_OR_RETURN(PeekResult queued, PeekLocked(op, {}));
-      if (queued.available > 0 || queued.message_remaining > 0 ||
-          !pending_.empty() || pending_done_ ||
-          (usable() && rings_->reader->message_in_progress())) {
-        return MakeError(absl::StatusCode::kFailedPrecondition, op, name(),
-                         "unread data is queued on the channel (read it "
-                         "before a transaction)");
-      }
+      if (!read_fail_.ok()) return read_fail_;
+      absl::StatusOr<bool> queued = rings_->reader->HasUnread();
+      if (!queued.ok()) return ReadFailedLocked(queued.status());
+      unread = *queued || !pending_.empty() || pending_done_ ||
+               rings_->reader->message_in_progress();
+    } else {
+      absl::StatusOr<PeekResult> queued = pipe_->Peek({});
+      unread = queued.ok() &&
+               (queued->available > 0 || queued->message_remaining > 0);
+    }
+    if (unread) {
+      return MakeError(absl::StatusCode::kFailedPrecondition, op, name(),
+                       "unread data is queued on the channel (read it "
+                       "before a transaction)");
     }
     CANAL_RETURN_IF_ERROR(WriteWithin(op, request, deadline));
     absl::StatusOr<std::string> reply =
@@ -463,11 +471,10 @@ class ShmChannel final : public ChannelImpl {
     if (!offer.ok()) {
       // A listener that closed before accepting: reads see the end of the
       // stream, as on a pipe.
-      settle_fail_ =
-          absl::IsUnavailable(offer.status())
-              ? MakeError(absl::StatusCode::kOutOfRange, op, name,
-                          "the listener closed the channel")
-              : offer.status();
+      settle_fail_ = absl::IsUnavailable(offer.status())
+                         ? MakeError(absl::StatusCode::kOutOfRange, op, name,
+                                     "the listener closed the channel")
+                         : offer.status();
       return;
     }
     absl::Status taken = TakeOffer(op, *std::move(offer));
@@ -492,10 +499,10 @@ class ShmChannel final : public ChannelImpl {
       return SetupError(op, name, "the listener's offer is malformed");
     }
     if (count != offer.handles.size()) {
-      return SetupError(op, name,
-                        absl::StrCat("the offer names ", count,
-                                     " handles but came with ",
-                                     offer.handles.size()));
+      return SetupError(
+          op, name,
+          absl::StrCat("the offer names ", count, " handles but came with ",
+                       offer.handles.size()));
     }
     if (mode != static_cast<uint32_t>(RingModeFor(mode_))) {
       return SetupError(op, name, "the offer's mode is not the pipe's");
@@ -581,7 +588,8 @@ class ShmChannel final : public ChannelImpl {
       *left = UINT64_MAX;
       return false;
     }
-    *left = units > consumed_ ? units - consumed_ : 0;
+    const uint64_t consumed = consumed_.load();
+    *left = units > consumed ? units - consumed : 0;
     return *left == 0;
   }
 
@@ -668,6 +676,18 @@ class ShmChannel final : public ChannelImpl {
     return got;
   }
 
+  // `status` from a pipe call made for the public call `op`, naming `op`.
+  static absl::Status Relabel(absl::string_view op,
+                              const absl::Status& status) {
+    constexpr absl::string_view kPrefix = "canal: ";
+    absl::string_view message = status.message();
+    if (status.ok() || !absl::StartsWith(message, kPrefix)) return status;
+    const size_t end = message.find(' ', kPrefix.size());
+    if (end == absl::string_view::npos) return status;
+    return absl::Status(status.code(),
+                        absl::StrCat(kPrefix, op, message.substr(end)));
+  }
+
   // Message mode, after a message was read from the pipe: whether it was
   // the peer's wake-up (it had announced exactly the messages read before).
   bool WasWakeUp() {
@@ -688,8 +708,20 @@ class ShmChannel final : public ChannelImpl {
         CANAL_RETURN_IF_ERROR(DropWakeUp(deadline));
         break;
       }
-      absl::StatusOr<MessageWithHandles> got =
-          pipe_->ReadMessageWithHandles(deadline.remaining());
+      absl::StatusOr<MessageWithHandles> got;
+      if (handles != nullptr) {
+        got = pipe_->ReadMessageWithHandles(deadline.remaining());
+      } else {
+        absl::StatusOr<std::string> data =
+            pipe_->ReadMessage(deadline.remaining());
+        if (data.ok()) {
+          got.emplace();
+          got->data = *std::move(data);
+        } else {
+          got = data.status();
+        }
+      }
+      if (!got.ok()) got = Relabel(op, got.status());
       if (!got.ok()) {
         if ((absl::IsOutOfRange(got.status()) ||
              absl::IsUnavailable(got.status())) &&
@@ -723,8 +755,11 @@ class ShmChannel final : public ChannelImpl {
       if (!drained) {
         absl::StatusOr<PeekResult> pipe = pipe_->Peek(buffer);
         if (!pipe.ok()) {
-          if (!usable() || !(absl::IsOutOfRange(pipe.status()) ||
-                             absl::IsUnavailable(pipe.status()))) {
+          // The end of the pipe ends the channel unless the peer switched
+          // before it closed (then the ring holds the rest).
+          if (!usable() || left == UINT64_MAX ||
+              !(absl::IsOutOfRange(pipe.status()) ||
+                absl::IsUnavailable(pipe.status()))) {
             return pipe;
           }
           pipe = PeekResult{};
@@ -860,17 +895,17 @@ class ShmChannel final : public ChannelImpl {
   // Waits for data to read. OK when there is some; OutOfRange, or DataLoss
   // inside a message, once the peer is gone and everything was read.
   absl::Status WaitToRead(absl::string_view op, const Deadline& deadline) {
-    absl::Status waited =
-        Wait(op, deadline, /*reading=*/true, [&] { return Unread(); },
-             "waiting for data");
+    absl::Status waited = Wait(
+        op, deadline, /*reading=*/true, [&] { return Unread(); },
+        "waiting for data");
     if (!absl::IsUnavailable(waited)) return waited;
     CANAL_ASSIGN_OR_RETURN(bool unread, Unread());
     if (unread) return absl::OkStatus();
     std::lock_guard<std::mutex> lock(state_mu_);
     if (rings_->reader->message_in_progress() || !pending_.empty()) {
-      return ReadFailedLocked(MakeError(
-          absl::StatusCode::kDataLoss, op, name(),
-          "the peer closed the channel in the middle of a message"));
+      return ReadFailedLocked(
+          MakeError(absl::StatusCode::kDataLoss, op, name(),
+                    "the peer closed the channel in the middle of a message"));
     }
     return Finished(op);
   }
@@ -963,19 +998,18 @@ class ShmChannel final : public ChannelImpl {
         absl::StatusOr<int64_t> left = reader.CurrentMessageRemaining();
         if (!left.ok()) return ReadFailedLocked(left.status());
         if (*left >= 0) {
-          const uint64_t total =
-              pending_.size() + static_cast<uint64_t>(*left);
+          const uint64_t total = pending_.size() + static_cast<uint64_t>(*left);
           if (total > max_message_size()) {
-            return ReadFailedLocked(MakeError(
-                absl::StatusCode::kResourceExhausted, op, name(),
-                absl::StrCat("the peer sent a message of ", total,
-                             " bytes, over the limit of ", max_message_size(),
-                             " bytes")));
+            return ReadFailedLocked(
+                MakeError(absl::StatusCode::kResourceExhausted, op, name(),
+                          absl::StrCat("the peer sent a message of ", total,
+                                       " bytes, over the limit of ",
+                                       max_message_size(), " bytes")));
           }
           // Memory follows what arrived: at most a ring's worth more.
           const size_t before = pending_.size();
-          const size_t step = static_cast<size_t>(
-              std::min<uint64_t>(*left, rings_->capacity));
+          const size_t step =
+              static_cast<size_t>(std::min<uint64_t>(*left, rings_->capacity));
           pending_.resize(before + step);
           absl::StatusOr<ShmReadResult> part = reader.TryReadMessage(
               absl::MakeSpan(&pending_[0] + before, step));
@@ -1020,9 +1054,9 @@ class ShmChannel final : public ChannelImpl {
     if (mode_ == PipeMode::kByte && data.empty()) return absl::OkStatus();
     absl::string_view rest = data;
     while (true) {
-      absl::StatusOr<ShmWriteResult> put =
-          mode_ == PipeMode::kMessage ? writer.TryWriteMessage(rest)
-                                      : writer.TryWriteBytes(rest);
+      absl::StatusOr<ShmWriteResult> put = mode_ == PipeMode::kMessage
+                                               ? writer.TryWriteMessage(rest)
+                                               : writer.TryWriteBytes(rest);
       if (!put.ok()) {
         if (absl::IsDataLoss(put.status())) write_fail_ = put.status();
         return put.status();
@@ -1034,12 +1068,11 @@ class ShmChannel final : public ChannelImpl {
       // record, or a quarter of the ring for a part of it.
       const uint64_t need =
           mode_ == PipeMode::kMessage
-              ? std::min<uint64_t>(
-                    kShmRecordHeaderSize +
-                        ((rest.size() + kShmRecordAlign - 1) &
-                         ~uint64_t{kShmRecordAlign - 1}),
-                    std::max<uint64_t>(rings_->capacity / 4,
-                                       2 * kShmRecordHeaderSize))
+              ? std::min<uint64_t>(kShmRecordHeaderSize +
+                                       ((rest.size() + kShmRecordAlign - 1) &
+                                        ~uint64_t{kShmRecordAlign - 1}),
+                                   std::max<uint64_t>(rings_->capacity / 4,
+                                                      2 * kShmRecordHeaderSize))
               : 1;
       absl::Status waited = Wait(
           op, deadline, /*reading=*/false,
@@ -1057,8 +1090,8 @@ class ShmChannel final : public ChannelImpl {
         // shut-down write side does.
         writer.MarkClosed();
         rings_->out_data->Wake(writer.peer_doorbell());
-        write_fail_ = MakeError(
-            waited.code(), op, name(),
+        write_fail_ = absl::Status(
+            waited.code(),
             absl::StrCat(waited.message(),
                          "; part of a message was sent, so this direction "
                          "was closed"));
@@ -1091,10 +1124,10 @@ class ShmChannel final : public ChannelImpl {
   bool out_switched_ = false;
   absl::Status write_fail_;
 
-  // The read turn's (Peek reads them under state_mu_).
-  uint64_t consumed_ = 0;  // Units read from the pipe.
-  bool wake_seen_ = false;
-  bool in_switched_ = false;
+  // Changed by the read turn; Peek and Transact read them too.
+  std::atomic<uint64_t> consumed_{0};  // Units read from the pipe.
+  std::atomic<bool> wake_seen_{false};
+  std::atomic<bool> in_switched_{false};
 
   std::mutex state_mu_;
   // Bytes of the current ring message taken and not delivered yet;
@@ -1145,13 +1178,20 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> OfferSharedMemory(
     }
   }
   if (!ready) {
-    CANAL_RETURN_IF_ERROR(pipe->WriteSetup(Offer(0, mode, 0, 0), {},
-                                           deadline.remaining()));
+    absl::Status offered =
+        pipe->WriteSetup(Offer(0, mode, 0, 0), {}, deadline.remaining());
+    if (!offered.ok() && !absl::IsUnavailable(offered)) return offered;
     return pipe;
   }
-  CANAL_RETURN_IF_ERROR(
+  absl::Status offered =
       pipe->WriteSetup(Offer(capacity, mode, region_size, handles.size()),
-                       handles, deadline.remaining()));
+                       handles, deadline.remaining());
+  if (absl::IsUnavailable(offered)) {
+    // The client left before it was accepted: what it sent is still to be
+    // read, from the pipe.
+    return pipe;
+  }
+  CANAL_RETURN_IF_ERROR(offered);
   // The client has its own descriptor now (POSIX); on Windows the section
   // was duplicated into its process.
   (*memory)->CloseHandle();

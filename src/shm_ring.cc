@@ -590,8 +590,8 @@ bool ShmRingReader::PeerSwitched(uint64_t* pipe_units) const {
   if (ring_.control->producer.switched.load(std::memory_order_seq_cst) == 0) {
     return false;
   }
-  *pipe_units = ring_.control->producer.pipe_units.load(
-      std::memory_order_relaxed);
+  *pipe_units =
+      ring_.control->producer.pipe_units.load(std::memory_order_relaxed);
   return true;
 }
 

@@ -198,11 +198,11 @@ absl::StatusOr<ConnectedPair> MakePair(absl::string_view name,
   const canal::Transport want = ExpectedTransport(options);
   // The client first: the listener's end settles once the client answered.
   if (pair.client.transport() != want || pair.server.transport() != want) {
-    return absl::InternalError(absl::StrCat(
-        "MakePair: the channels use transports ",
-        static_cast<int>(pair.server.transport()), " and ",
-        static_cast<int>(pair.client.transport()), ", expected ",
-        static_cast<int>(want)));
+    return absl::InternalError(
+        absl::StrCat("MakePair: the channels use transports ",
+                     static_cast<int>(pair.server.transport()), " and ",
+                     static_cast<int>(pair.client.transport()), ", expected ",
+                     static_cast<int>(want)));
   }
   return pair;
 }

@@ -131,7 +131,9 @@ class Connection {
 // Options for `Server::Start`.
 struct ServerOptions {
   // The listener's options: mode, access, instance limit, access policy,
-  // `authorize` callback, message size limit.
+  // `authorize` callback, message size limit. `transport` is not used yet:
+  // the server's event loops do their I/O on the pipe, so its connections
+  // always use Transport::kPipe (docs/semantics.md).
   ListenerOptions listener;
   // Loop threads (at least 1). Connections are spread over them round-robin.
   int threads = 1;

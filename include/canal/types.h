@@ -145,8 +145,12 @@ struct ListenerOptions {
   // takes unless it disallows it (ConnectOptions::allow_shared_memory) or
   // cannot map the memory; then, and for a one-way listener (`access` not
   // kDuplex), the channel uses the pipe. Channel::transport() says which.
-  // A program that is not canal sees a set-up record first on such a
-  // listener's pipe, so keep kPipe for listeners that raw clients use.
+  // A channel starts on the pipe and moves to the rings after the client's
+  // first call finds the offer (sent by Accept), so everything works before
+  // Accept as on a pipe (docs/semantics.md, rows 17 and 18). A program that
+  // is not canal sees a 32-byte set-up record first on such a listener's
+  // pipe, so keep kPipe for listeners that raw clients use. Windows: not
+  // offered yet; the channels use the pipe.
   Transport transport = Transport::kPipe;
   // kSharedMemory: the bytes of each direction's ring, a power of two in
   // kMinRingSize..kMaxRingSize (else InvalidArgument). Messages larger than

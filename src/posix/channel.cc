@@ -986,8 +986,8 @@ absl::StatusOr<MessageWithHandles> PosixChannel::ReadSetup(
   const int fd = guard.fd();
   MessageWithHandles result;
   result.data.resize(size);
-  const size_t control_len = CMSG_SPACE(std::max<size_t>(handles, 1) *
-                                        sizeof(int));
+  const size_t control_len =
+      CMSG_SPACE(std::max<size_t>(handles, 1) * sizeof(int));
   std::vector<char> control(control_len);
   size_t got = 0;
   bool truncated = false;
@@ -1045,11 +1045,11 @@ absl::StatusOr<MessageWithHandles> PosixChannel::ReadSetup(
     got += static_cast<size_t>(n);
   }
   if (truncated || result.handles.size() > handles) {
-    return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
-                     absl::StrCat("the shared-memory set-up came with more "
-                                  "than ",
-                                  handles,
-                                  " descriptors; every one was closed"));
+    return MakeError(
+        absl::StatusCode::kDataLoss, kOp, name_,
+        absl::StrCat("the shared-memory set-up came with more "
+                     "than ",
+                     handles, " descriptors; every one was closed"));
   }
   return result;
 }

@@ -188,12 +188,12 @@ std::string SlotPathFor(absl::string_view socket_path, int slot) {
 }
 
 std::string FormatMeta(const ListenerMeta& meta) {
-  return absl::StrCat(
-      "canal 1 mode=", ModeName(meta.mode), " access=", AccessName(meta.access),
-      " max_instances=", meta.max_instances,
-      " max_message_size=", meta.max_message_size,
-      " buffer_size=", meta.buffer_size, " pid=", meta.pid,
-      meta.shared_memory ? " transport=shm" : "", "\n");
+  return absl::StrCat("canal 1 mode=", ModeName(meta.mode),
+                      " access=", AccessName(meta.access),
+                      " max_instances=", meta.max_instances,
+                      " max_message_size=", meta.max_message_size,
+                      " buffer_size=", meta.buffer_size, " pid=", meta.pid,
+                      meta.shared_memory ? " transport=shm" : "", "\n");
 }
 
 bool ParseMeta(absl::string_view text, ListenerMeta* meta) {

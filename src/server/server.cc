@@ -529,8 +529,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       return internal::InvalidOption(
           name, "on_request needs a message-mode listener");
     }
+    // The event loops do their own I/O on the pipe's handle, so the
+    // server's connections stay on the pipe (see ServerOptions::listener).
+    ListenerOptions listener_options = options.listener;
+    listener_options.transport = Transport::kPipe;
     absl::StatusOr<Listener> listener =
-        Listener::Create(name, options.listener);
+        Listener::Create(name, listener_options);
     if (!listener.ok()) return listener.status();
 
     internal::ServerConfig config;

@@ -122,7 +122,8 @@ TEST(ErrorsTest, InvalidOptionsMessageNamesPipe) {
   const std::string name = UniqueName("err-opt-msg");
   canal::ListenerOptions options;
   options.max_instances = -5;
-  const absl::Status status = canal_test::CreateListener(name, options).status();
+  const absl::Status status =
+      canal_test::CreateListener(name, options).status();
   ASSERT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_TRUE(absl::StrContains(status.message(), name)) << status;
 }

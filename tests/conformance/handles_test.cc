@@ -336,11 +336,13 @@ TEST(Handles, OverTheSendersLimitIsInvalidArgument) {
 TEST(Handles, LimitOptionsOutOfRangeAreInvalidArgument) {
   canal::ListenerOptions options = canal_test::MessageOptions();
   options.max_handles_per_message = canal::kMaxHandlesPerMessageLimit + 1;
-  CANAL_EXPECT_CODE(canal_test::CreateListener(UniqueName("handles-opt"), options),
-                    kInvalidArgument);
+  CANAL_EXPECT_CODE(
+      canal_test::CreateListener(UniqueName("handles-opt"), options),
+      kInvalidArgument);
   options.max_handles_per_message = -1;
-  CANAL_EXPECT_CODE(canal_test::CreateListener(UniqueName("handles-opt"), options),
-                    kInvalidArgument);
+  CANAL_EXPECT_CODE(
+      canal_test::CreateListener(UniqueName("handles-opt"), options),
+      kInvalidArgument);
   canal::ConnectOptions connect;
   connect.max_handles_per_message = -1;
   CANAL_EXPECT_CODE(canal::Channel::Connect(UniqueName("handles-opt"), connect),

@@ -47,7 +47,8 @@ std::vector<InvalidName> InvalidNames() {
 class InvalidNameTest : public ::testing::TestWithParam<InvalidName> {};
 
 TEST_P(InvalidNameTest, CreateIsInvalidArgument) {
-  CANAL_EXPECT_CODE(canal_test::CreateListener(GetParam().name), kInvalidArgument);
+  CANAL_EXPECT_CODE(canal_test::CreateListener(GetParam().name),
+                    kInvalidArgument);
 }
 
 TEST_P(InvalidNameTest, ConnectIsInvalidArgument) {
@@ -191,7 +192,8 @@ TEST(NamesTest, ConnectWithOtherCaseReachesTheListener) {
 
 TEST(NamesTest, CreateWithOtherCaseIsAlreadyExists) {
   const Spellings s = SpellingsOf("case-create");
-  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(s.mixed);
+  absl::StatusOr<canal::Listener> listener =
+      canal_test::CreateListener(s.mixed);
   CANAL_ASSERT_OK(listener);
   CANAL_EXPECT_CODE(canal_test::CreateListener(s.upper), kAlreadyExists);
   CANAL_EXPECT_CODE(canal_test::CreateListener(s.lower), kAlreadyExists);
@@ -227,7 +229,8 @@ TEST(NamesTest, WaitForListenerAndCallWithOtherCase) {
 
 TEST(NamesTest, ClosingReleasesEverySpelling) {
   const Spellings s = SpellingsOf("case-release");
-  absl::StatusOr<canal::Listener> listener = canal_test::CreateListener(s.mixed);
+  absl::StatusOr<canal::Listener> listener =
+      canal_test::CreateListener(s.mixed);
   CANAL_ASSERT_OK(listener);
   listener->Close();
   CANAL_EXPECT_CODE(canal::Channel::Connect(s.upper), kNotFound);

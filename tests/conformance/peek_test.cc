@@ -337,6 +337,8 @@ TEST(PeekTest, BlockedWritersMessageIsCounted) {
 TEST(PeekTest, BlockedByteWriterIsCountedOnWindowsOnly) {
   canal::ListenerOptions options;
   options.buffer_size = 4096;
+  // Over shared memory the ring is the buffer: smaller than the write too.
+  options.ring_size = 64 * 1024;
   absl::StatusOr<ConnectedPair> pair =
       MakePair(UniqueName("peek-blocked-byte"), options);
   CANAL_ASSERT_OK(pair);

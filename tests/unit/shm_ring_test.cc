@@ -790,5 +790,87 @@ TEST(ShmRingCorruptionTest, BytesModeIndices) {
                  "ShmRingWriter::TryWriteBytes");
 }
 
+// What the channel reads between records: HasUnread and the size of the
+// message at hand, without consuming.
+TEST(ShmRingExtras, HasUnreadAndCurrentMessageRemaining) {
+  Rig rig(1024);
+  absl::StatusOr<bool> unread = rig.reader->HasUnread();
+  ASSERT_TRUE(unread.ok());
+  EXPECT_FALSE(*unread);
+  absl::StatusOr<int64_t> left = rig.reader->CurrentMessageRemaining();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, -1);
+  rig.Write("hello");
+  rig.Write("");
+  unread = rig.reader->HasUnread();
+  ASSERT_TRUE(unread.ok());
+  EXPECT_TRUE(*unread);
+  left = rig.reader->CurrentMessageRemaining();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 5);
+  char two[2];
+  absl::StatusOr<ShmReadResult> r =
+      rig.reader->TryReadMessage(absl::MakeSpan(two));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->bytes, 2u);
+  left = rig.reader->CurrentMessageRemaining();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 3);
+  EXPECT_EQ(rig.Read(), "llo");
+  left = rig.reader->CurrentMessageRemaining();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 0) << "the empty message";
+  EXPECT_EQ(rig.Read(), "");
+  unread = rig.reader->HasUnread();
+  ASSERT_TRUE(unread.ok());
+  EXPECT_FALSE(*unread);
+  // A message larger than the ring, begun but not finished: its whole
+  // announced size.
+  const std::string big = Pattern(3000, 4);
+  absl::StatusOr<ShmWriteResult> w = rig.writer->TryWriteMessage(big);
+  ASSERT_TRUE(w.ok());
+  ASSERT_FALSE(w->done);
+  left = rig.reader->CurrentMessageRemaining();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 3000);
+}
+
+TEST(ShmRingExtras, CorruptIndicesAreDataLossForTheNewCalls) {
+  Rig rig(1024);
+  rig.Write("x");
+  rig.ring.control->producer.tail.store(1 << 20);
+  EXPECT_TRUE(absl::IsDataLoss(rig.reader->HasUnread().status()));
+  EXPECT_TRUE(absl::IsDataLoss(rig.reader->CurrentMessageRemaining().status()));
+}
+
+// The flags each side raises for the other: closed, attached, switched.
+TEST(ShmRingExtras, FlagsReachTheOtherSide) {
+  Rig rig(1024);
+  uint64_t units = 7;
+  EXPECT_FALSE(rig.reader->PeerSwitched(&units));
+  EXPECT_EQ(units, 7u) << "untouched while not switched";
+  rig.writer->AnnounceSwitch(42);
+  EXPECT_TRUE(rig.reader->PeerSwitched(&units));
+  EXPECT_EQ(units, 42u);
+
+  EXPECT_FALSE(rig.writer->ReaderAttached());
+  rig.reader->Attach();
+  EXPECT_TRUE(rig.writer->ReaderAttached());
+
+  EXPECT_FALSE(rig.reader->PeerClosed());
+  EXPECT_FALSE(rig.writer->PeerClosed());
+  const uint32_t data = rig.reader->doorbell().load();
+  const uint32_t space = rig.writer->doorbell().load();
+  rig.writer->MarkClosed();
+  EXPECT_TRUE(rig.reader->PeerClosed());
+  EXPECT_NE(rig.reader->doorbell().load(), data) << "a sleeper must wake";
+  EXPECT_NE(rig.writer->doorbell().load(), space);
+  rig.reader->MarkClosed();
+  EXPECT_TRUE(rig.writer->PeerClosed());
+  // The doorbells are only bells: the ring still reads and writes.
+  rig.Write("after");
+  EXPECT_EQ(rig.Read(), "after");
+}
+
 }  // namespace
 }  // namespace canal_test

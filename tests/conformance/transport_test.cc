@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: Apache-2.0
+// The shared-memory transport (ListenerOptions::transport) through the
+// public API: which channels take it, that data keeps its order across the
+// move from the pipe to the rings, and the options' checks. Every other
+// behaviour is checked over both transports by running the whole
+// conformance suite again with CANAL_TEST_TRANSPORT=shm.
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "canal/canal.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace {
+
+using canal_test::ExpectedTransport;
+using canal_test::kHangGuard;
+using canal_test::UniqueName;
+
+canal::ListenerOptions Shm(canal::PipeMode mode) {
+  canal::ListenerOptions options;
+  options.mode = mode;
+  options.transport = canal::Transport::kSharedMemory;
+  return options;
+}
+
+TEST(TransportTest, PipeListenerGivesPipeChannels) {
+  canal::ListenerOptions options;
+  options.transport = canal::Transport::kPipe;
+  const std::string name = UniqueName("tr-pipe");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(client);
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  EXPECT_EQ(client->transport(), canal::Transport::kPipe);
+  EXPECT_EQ(server->transport(), canal::Transport::kPipe);
+  EXPECT_EQ(canal::Channel().transport(), canal::Transport::kPipe);
+}
+
+// Both ends report shared memory once the client has seen the offer, and
+// data flows both ways, in both modes.
+TEST(TransportTest, SharedMemoryListenerGivesSharedMemoryChannels) {
+  for (canal::PipeMode mode :
+       {canal::PipeMode::kByte, canal::PipeMode::kMessage}) {
+    const canal::ListenerOptions options = Shm(mode);
+    absl::StatusOr<canal_test::ConnectedPair> pair =
+        canal_test::MakePair(UniqueName("tr-shm"), options);
+    CANAL_ASSERT_OK(pair);
+    EXPECT_EQ(pair->client.transport(), ExpectedTransport(options));
+    EXPECT_EQ(pair->server.transport(), ExpectedTransport(options));
+    for (int i = 0; i < 100; ++i) {
+      const std::string up = absl::StrCat("up ", i);
+      CANAL_ASSERT_OK(pair->client.Write(up, kHangGuard));
+      absl::StatusOr<std::string> got =
+          canal_test::ReadExactly(pair->server, up.size(), kHangGuard);
+      CANAL_ASSERT_OK(got);
+      EXPECT_EQ(*got, up);
+      const std::string down = absl::StrCat("down ", i);
+      CANAL_ASSERT_OK(pair->server.Write(down, kHangGuard));
+      got = canal_test::ReadExactly(pair->client, down.size(), kHangGuard);
+      CANAL_ASSERT_OK(got);
+      EXPECT_EQ(*got, down);
+    }
+  }
+}
+
+TEST(TransportTest, ClientThatDisallowsSharedMemoryKeepsThePipe) {
+  const std::string name = UniqueName("tr-disallow");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, Shm(canal::PipeMode::kMessage));
+  CANAL_ASSERT_OK(listener);
+  canal::ConnectOptions connect;
+  connect.allow_shared_memory = false;
+  absl::StatusOr<canal::Channel> client =
+      canal::Channel::Connect(name, connect);
+  CANAL_ASSERT_OK(client);
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  CANAL_ASSERT_OK(client->WriteMessage("hello", kHangGuard));
+  absl::StatusOr<std::string> got = server->ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "hello");
+  CANAL_ASSERT_OK(server->WriteMessage("back", kHangGuard));
+  got = client->ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "back");
+  EXPECT_EQ(client->transport(), canal::Transport::kPipe);
+  EXPECT_EQ(server->transport(), canal::Transport::kPipe);
+}
+
+// A one-way listener keeps the pipe: its direction is kept as on any pipe.
+TEST(TransportTest, OneWayListenerKeepsThePipe) {
+  canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  options.access = canal::PipeAccess::kInbound;
+  absl::StatusOr<canal_test::ConnectedPair> pair =
+      canal_test::MakePair(UniqueName("tr-oneway"), options);
+  CANAL_ASSERT_OK(pair);
+  EXPECT_EQ(pair->client.transport(), canal::Transport::kPipe);
+  CANAL_ASSERT_OK(pair->client.WriteMessage("in", kHangGuard));
+  absl::StatusOr<std::string> got = pair->server.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "in");
+  CANAL_EXPECT_CODE(pair->server.WriteMessage("out", kHangGuard),
+                    kFailedPrecondition);
+}
+
+TEST(TransportTest, CallOnSharedMemoryListener) {
+  const std::string name = UniqueName("tr-call");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, Shm(canal::PipeMode::kMessage));
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<std::string> reply;
+  {
+    canal_test::Background caller(
+        [&] { reply = canal::Call(name, "ping", kHangGuard); });
+    absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+    CANAL_ASSERT_OK(server);
+    absl::StatusOr<std::string> request = server->ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(request);
+    EXPECT_EQ(*request, "ping");
+    CANAL_ASSERT_OK(server->WriteMessage("pong", kHangGuard));
+  }
+  CANAL_ASSERT_OK(reply);
+  EXPECT_EQ(*reply, "pong");
+}
+
+// Messages written before the listener accepted go on the pipe; later ones
+// through the ring. The reader gets them all, in order, none twice.
+TEST(TransportTest, MessagesKeepTheirOrderAcrossTheSwitch) {
+  const std::string name = UniqueName("tr-order-m");
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(client);
+  for (int i = 0; i < 10; ++i) {
+    CANAL_ASSERT_OK(client->WriteMessage(absl::StrCat("m", i), kHangGuard));
+  }
+  CANAL_ASSERT_OK(client->WriteMessage("", kHangGuard));
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  for (int i = 0; i < 10; ++i) {
+    CANAL_ASSERT_OK(server->WriteMessage(absl::StrCat("s", i), kHangGuard));
+  }
+  for (int i = 10; i < 20; ++i) {
+    CANAL_ASSERT_OK(client->WriteMessage(absl::StrCat("m", i), kHangGuard));
+  }
+  EXPECT_EQ(client->transport(), ExpectedTransport(options));
+  for (int i = 20; i < 30; ++i) {
+    CANAL_ASSERT_OK(client->WriteMessage(absl::StrCat("m", i), kHangGuard));
+  }
+  for (int i = 0; i < 30; ++i) {
+    absl::StatusOr<std::string> got = server->ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(got);
+    EXPECT_EQ(*got, absl::StrCat("m", i));
+    if (i == 9) {
+      got = server->ReadMessage(kHangGuard);
+      CANAL_ASSERT_OK(got);
+      EXPECT_EQ(*got, "") << "the empty message before the switch";
+    }
+  }
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<std::string> got = client->ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(got);
+    EXPECT_EQ(*got, absl::StrCat("s", i));
+  }
+  CANAL_ASSERT_OK(server->WriteMessage("after", kHangGuard));
+  absl::StatusOr<std::string> got = client->ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(got);
+  EXPECT_EQ(*got, "after");
+  EXPECT_EQ(server->transport(), ExpectedTransport(options));
+}
+
+// The same for a byte stream: no byte lost, doubled or added (the wake-up
+// byte of the switch is never delivered).
+TEST(TransportTest, BytesKeepTheirOrderAcrossTheSwitch) {
+  const std::string name = UniqueName("tr-order-b");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, Shm(canal::PipeMode::kByte));
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(client);
+  std::string sent;
+  for (int i = 0; i < 50; ++i) {
+    const std::string piece = absl::StrCat("[", i, "]");
+    CANAL_ASSERT_OK(client->Write(piece, kHangGuard));
+    sent += piece;
+  }
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  // The server reads part of the pipe's bytes while the client switches.
+  absl::StatusOr<std::string> first =
+      canal_test::ReadExactly(*server, 20, kHangGuard);
+  CANAL_ASSERT_OK(first);
+  for (int i = 50; i < 100; ++i) {
+    const std::string piece = absl::StrCat("[", i, "]");
+    CANAL_ASSERT_OK(client->Write(piece, kHangGuard));
+    sent += piece;
+  }
+  absl::StatusOr<std::string> rest =
+      canal_test::ReadExactly(*server, sent.size() - 20, kHangGuard);
+  CANAL_ASSERT_OK(rest);
+  EXPECT_EQ(*first + *rest, sent);
+  client->Close();
+  char byte;
+  CANAL_EXPECT_CODE(server->Read(absl::MakeSpan(&byte, 1), kHangGuard),
+                    kOutOfRange);
+}
+
+// A message many times the ring's size passes through it in parts, each
+// way, and Peek counts it whole as soon as it begins.
+TEST(TransportTest, MessagesLargerThanTheRing) {
+  canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  options.ring_size = canal::kMinRingSize;
+  absl::StatusOr<canal_test::ConnectedPair> pair =
+      canal_test::MakePair(UniqueName("tr-big"), options);
+  CANAL_ASSERT_OK(pair);
+  // Settle both directions first.
+  CANAL_ASSERT_OK(pair->client.WriteMessage("x", kHangGuard));
+  CANAL_ASSERT_OK(pair->server.ReadMessage(kHangGuard).status());
+  const std::string big = canal_test::Pattern(1 << 20, 11);
+  absl::Status written;
+  {
+    canal_test::Background writer(
+        [&] { written = pair->server.WriteMessage(big, kHangGuard); });
+    absl::StatusOr<canal::PeekResult> p;
+    canal_test::PollUntil(
+        [&] {
+          p = pair->client.Peek();
+          return !p.ok() || p->message_remaining > 0;
+        },
+        kHangGuard);
+    CANAL_ASSERT_OK(p);
+    EXPECT_EQ(p->message_remaining, big.size());
+    absl::StatusOr<std::string> got = pair->client.ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(got);
+    EXPECT_TRUE(*got == big) << "the message came back changed";
+  }
+  CANAL_EXPECT_OK(written);
+  {
+    canal_test::Background writer(
+        [&] { written = pair->client.WriteMessage(big, kHangGuard); });
+    absl::StatusOr<std::string> back = pair->server.ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(back);
+    EXPECT_TRUE(*back == big);
+  }
+  CANAL_EXPECT_OK(written);
+}
+
+TEST(TransportTest, BadOptionsAreInvalidArgument) {
+  const std::string name = UniqueName("tr-bad");
+  canal::ListenerOptions options = Shm(canal::PipeMode::kByte);
+  for (size_t size : {size_t{0}, size_t{1000}, canal::kMinRingSize / 2,
+                      canal::kMaxRingSize * 2, canal::kMinRingSize + 16}) {
+    options.ring_size = size;
+    CANAL_EXPECT_CODE(canal::Listener::Create(name, options), kInvalidArgument);
+  }
+  options.ring_size = canal::kDefaultRingSize;
+  options.spin = absl::Microseconds(-1);
+  CANAL_EXPECT_CODE(canal::Listener::Create(name, options), kInvalidArgument);
+  options.spin = absl::Seconds(2);
+  CANAL_EXPECT_CODE(canal::Listener::Create(name, options), kInvalidArgument);
+  options.spin = absl::ZeroDuration();
+  options.transport = static_cast<canal::Transport>(7);
+  CANAL_EXPECT_CODE(canal::Listener::Create(name, options), kInvalidArgument);
+  canal::ConnectOptions connect;
+  connect.spin = absl::Microseconds(-5);
+  CANAL_EXPECT_CODE(canal::Channel::Connect(name, connect), kInvalidArgument);
+}
+
+// With no spin at all every wait sleeps at once; the data still flows.
+TEST(TransportTest, ZeroSpinSleepsAndStillDelivers) {
+  canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  options.spin = absl::ZeroDuration();
+  const std::string name = UniqueName("tr-nospin");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  canal::ConnectOptions connect;
+  connect.spin = absl::ZeroDuration();
+  absl::StatusOr<canal::Channel> client =
+      canal::Channel::Connect(name, connect);
+  CANAL_ASSERT_OK(client);
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  absl::Status echoed;
+  {
+    canal_test::Background echo([&] {
+      for (int i = 0; i < 200; ++i) {
+        absl::StatusOr<std::string> m = server->ReadMessage(kHangGuard);
+        if (!m.ok()) {
+          echoed = m.status();
+          return;
+        }
+        echoed = server->WriteMessage(*m, kHangGuard);
+        if (!echoed.ok()) return;
+      }
+    });
+    for (int i = 0; i < 200; ++i) {
+      absl::StatusOr<std::string> reply =
+          client->Transact(absl::StrCat("t", i), kHangGuard);
+      CANAL_ASSERT_OK(reply);
+      EXPECT_EQ(*reply, absl::StrCat("t", i));
+    }
+  }
+  CANAL_EXPECT_OK(echoed);
+  EXPECT_EQ(client->transport(), ExpectedTransport(options));
+}
+
+}  // namespace
