@@ -9,7 +9,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -403,8 +402,11 @@ class ShmChannel final : public ChannelImpl {
 
   void Close() override {
     if (closed_.exchange(true)) return;
+    // No lock: a read may hold settle_mu_ while it waits for the offer,
+    // which closing the pipe below ends. rings_ never changes once usable_
+    // is set; rings set up meanwhile are not marked, and the peer learns
+    // of the close from the pipe instead.
     {
-      std::lock_guard<std::mutex> lock(settle_mu_);
       if (usable()) {
         Rings& r = *rings_;
         r.writer->MarkClosed();
@@ -817,13 +819,20 @@ class ShmChannel final : public ChannelImpl {
 
   // OK while the peer is there; Unavailable once it closed (it said so in
   // the ring, or its end of the pipe is gone); Cancelled after Close.
-  absl::Status PeerGone(absl::string_view op) {
+  // Once the pipe was found gone (a peer that died says nothing in the
+  // rings), every later call knows. `check_pipe` false: the rings' flags
+  // only.
+  absl::Status PeerGone(absl::string_view op, bool check_pipe = true) {
     if (closed_.load()) return Turn::Cancelled(op, name());
-    if (rings_->reader->PeerClosed() || rings_->writer->PeerClosed()) {
+    if (peer_gone_.load() || rings_->reader->PeerClosed() ||
+        rings_->writer->PeerClosed()) {
       return MakeError(absl::StatusCode::kUnavailable, op, name(),
                        "the peer closed the channel");
     }
-    return pipe_->CheckPeerConnected(op);
+    if (!check_pipe) return absl::OkStatus();
+    absl::Status connected = pipe_->CheckPeerConnected(op);
+    if (absl::IsUnavailable(connected)) peer_gone_.store(true);
+    return connected;
   }
 
   // Waits until `ready` holds: spins for up to spin_, then sleeps on the
@@ -835,7 +844,10 @@ class ShmChannel final : public ChannelImpl {
                     absl::FunctionRef<absl::StatusOr<bool>()> ready,
                     absl::string_view waiting) {
     Rings& r = *rings_;
-    if (spin_ > absl::ZeroDuration()) {
+    // Spinning helps only while the peer runs on another CPU. No yield in
+    // the loop: on a busy CPU each yield can give another task a whole
+    // time slice, stretching a microsecond spin into milliseconds.
+    if (spin_ > absl::ZeroDuration() && multi_cpu_) {
       const absl::Time end =
           absl::Now() + std::min(spin_, deadline.remaining());
       for (uint32_t i = 0;; ++i) {
@@ -844,13 +856,10 @@ class ShmChannel final : public ChannelImpl {
         if (closed_.load(std::memory_order_relaxed)) {
           return Turn::Cancelled(op, name());
         }
-        // Busy for a moment (the peer is probably on another core), then
-        // give the core away between looks, in case the peer is waiting
-        // for this very core.
-        if (i >= 64) std::this_thread::yield();
-        if ((i & 7) == 7 && absl::Now() >= end) break;
+        if ((i & 15) == 15 && absl::Now() >= end) break;
       }
     }
+    bool look_at_pipe = false;
     DoorbellImpl* bell = reading ? r.in_data : r.out_space;
     const std::atomic<uint32_t>& word =
         reading ? r.reader->doorbell() : r.writer->doorbell();
@@ -869,7 +878,10 @@ class ShmChannel final : public ChannelImpl {
         finish();
         return now.status();
       }
-      absl::Status gone = PeerGone(op);
+      // The rings' flags on every turn (loads); the pipe only after a
+      // sleep that lasted its whole slice, which is when a peer that died
+      // without a word would have woken us.
+      absl::Status gone = PeerGone(op, /*check_pipe=*/look_at_pipe);
       if (!gone.ok()) {
         finish();
         return gone;
@@ -879,7 +891,10 @@ class ShmChannel final : public ChannelImpl {
         return MakeError(absl::StatusCode::kDeadlineExceeded, op, name(),
                          absl::StrCat("timed out ", waiting));
       }
-      bell->Wait(word, seen, std::min(kWaitSlice, deadline.remaining()));
+      const absl::Duration slice = std::min(kWaitSlice, deadline.remaining());
+      const absl::Time before = absl::Now();
+      bell->Wait(word, seen, slice);
+      look_at_pipe = absl::Now() - before >= slice;
       finish();
     }
   }
@@ -1047,7 +1062,7 @@ class ShmChannel final : public ChannelImpl {
       return written;
     }
     ShmRingWriter& writer = *rings_->writer;
-    if (writer.PeerClosed()) {
+    if (writer.PeerClosed() || peer_gone_.load()) {
       return MakeError(absl::StatusCode::kUnavailable, op, name(),
                        "the peer closed the channel");
     }
@@ -1107,6 +1122,8 @@ class ShmChannel final : public ChannelImpl {
   const bool allow_;
   const absl::Duration spin_;
   std::atomic<bool> closed_{false};
+  std::atomic<bool> peer_gone_{false};  // Its end of the pipe is gone.
+  const bool multi_cpu_ = BackendUsableCpus() > 1;
   Turn read_turn_;
   Turn write_turn_;
 

@@ -346,6 +346,11 @@ class DoorbellImpl {
 absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendCreateDoorbell(
     absl::string_view name);
 
+// How many CPUs this process may run on now (its affinity mask; at least
+// 1). Waiting on shared memory spins only with more than one: on a single
+// CPU the peer cannot run while this side spins.
+size_t BackendUsableCpus();
+
 // The peer's doorbell, from the event it sent (Windows; the handle is taken
 // and closed on failure too; FailedPrecondition if it is not an event). On
 // POSIX `handle` must be kInvalidNativeHandle.

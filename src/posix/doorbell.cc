@@ -5,6 +5,7 @@
 
 #ifdef __linux__
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -17,6 +18,7 @@
 #include <ctime>
 #include <memory>
 #include <new>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -70,6 +72,19 @@ class PosixDoorbell final : public DoorbellImpl {
 
 }  // namespace
 }  // namespace posix
+
+size_t BackendUsableCpus() {
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return static_cast<size_t>(count);
+  }
+#endif
+  const unsigned count = std::thread::hardware_concurrency();
+  return count > 0 ? count : 1;
+}
 
 absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendCreateDoorbell(
     absl::string_view name) {

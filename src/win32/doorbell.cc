@@ -56,6 +56,17 @@ absl::StatusOr<std::unique_ptr<DoorbellImpl>> Wrap(absl::string_view op,
 }  // namespace
 }  // namespace win32
 
+size_t BackendUsableCpus() {
+  DWORD_PTR process = 0;
+  DWORD_PTR system = 0;
+  if (!GetProcessAffinityMask(GetCurrentProcess(), &process, &system)) {
+    return 1;
+  }
+  size_t count = 0;
+  for (; process != 0; process &= process - 1) ++count;
+  return count > 0 ? count : 1;
+}
+
 absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendCreateDoorbell(
     absl::string_view name) {
   // Auto-reset: each wake lets one wait return, and a wake with nobody

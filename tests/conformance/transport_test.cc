@@ -5,10 +5,13 @@
 // behaviour is checked over both transports by running the whole
 // conformance suite again with CANAL_TEST_TRANSPORT=shm.
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "canal/canal.h"
 #include "gtest/gtest.h"
@@ -252,6 +255,72 @@ TEST(TransportTest, MessagesLargerThanTheRing) {
     EXPECT_TRUE(*back == big);
   }
   CANAL_EXPECT_OK(written);
+}
+
+// A peer that dies (killed, so it closes nothing itself) wakes a read
+// blocked on the ring: the pipe that set the channel up is watched between
+// sleeps of at most 100 ms. How long it took is printed, not asserted.
+TEST(TransportTest, PeerThatDiesWakesABlockedRead) {
+  const std::string name = UniqueName("tr-death");
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  CANAL_ASSERT_OK(listener);
+  canal::SubprocessOptions child_options;
+  child_options.kill_on_destroy = true;
+  child_options.stdout_mode = canal::StdioMode::kPipe;
+  absl::StatusOr<canal::Subprocess> child = canal::Subprocess::Start(
+      canal_test::ChildArgv({"shm-hold", name}), child_options);
+  CANAL_ASSERT_OK(child);
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  CANAL_ASSERT_OK(server);
+  CANAL_ASSERT_OK(server->WriteMessage("go", kHangGuard));
+  absl::StatusOr<std::string> echo = server->ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(echo);
+  EXPECT_EQ(*echo, "go");
+  absl::StatusOr<std::string> ready =
+      canal_test::ReadExactly(child->stdout_channel(), 6, kHangGuard);
+  CANAL_ASSERT_OK(ready);
+  EXPECT_EQ(*ready, "ready\n");
+  EXPECT_EQ(server->transport(), ExpectedTransport(options));
+  absl::Status read;
+  absl::Time killed;
+  absl::Time woke;
+  {
+    canal_test::Background reader([&] {
+      read = server->ReadMessage(kHangGuard).status();
+      woke = absl::Now();
+    });
+    killed = absl::Now();
+    CANAL_ASSERT_OK(child->Kill());
+  }
+  EXPECT_TRUE(absl::IsOutOfRange(read) || absl::IsUnavailable(read)) << read;
+  std::printf("a killed peer was noticed after %s\n",
+              absl::FormatDuration(woke - killed).c_str());
+  CANAL_EXPECT_CODE(server->WriteMessage("anyone?", kHangGuard), kUnavailable);
+}
+
+// Close from another thread wakes a read that waits for the listener's
+// offer (nobody accepted yet).
+TEST(TransportTest, CloseWakesAReadWaitingForTheOffer) {
+  const std::string name = UniqueName("tr-close-pending");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, Shm(canal::PipeMode::kByte));
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(client);
+  absl::Status read;
+  absl::Notification started;
+  {
+    canal_test::Background reader([&] {
+      char byte;
+      started.Notify();
+      read = client->Read(absl::MakeSpan(&byte, 1), kHangGuard).status();
+    });
+    started.WaitForNotification();
+    client->Close();
+  }
+  EXPECT_TRUE(absl::IsCancelled(read)) << read;
 }
 
 TEST(TransportTest, BadOptionsAreInvalidArgument) {

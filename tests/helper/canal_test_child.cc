@@ -370,6 +370,19 @@ int main(int argc, char** argv) {
     if (!WriteAll(1, "ready\n")) return 101;
     while (true) absl::SleepFor(absl::Seconds(1));
   }
+  if (mode == "shm-hold" && args.size() == 3) {
+    // Takes the listener's shared memory (its first read finds the offer),
+    // answers over it, then waits to be killed.
+    absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(args[2]);
+    if (!ch.ok()) {
+      WriteAll(1, "error " + ch.status().ToString() + "\n");
+      return 101;
+    }
+    absl::StatusOr<std::string> go = ch->ReadMessage();
+    if (!go.ok() || !ch->WriteMessage(*go).ok()) return 101;
+    if (!WriteAll(1, "ready\n")) return 101;
+    while (true) absl::SleepFor(absl::Seconds(1));
+  }
   if (mode == "hang") {
     while (true) absl::SleepFor(absl::Seconds(1));
   }
