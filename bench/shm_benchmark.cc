@@ -538,6 +538,7 @@ struct Sample {
   double bytes_per_second = 0;   // One-way cases.
   double p50_us = 0;             // Round trips.
   double mean_us = 0;            // Round trips.
+  double max_us = 0;             // Round trips: the slowest.
   double cpu_us_per_op = 0;      // Both processes, per write or round trip.
   uint64_t ops = 0;              // Writes or round trips timed.
 };
@@ -674,6 +675,7 @@ absl::StatusOr<Sample> RunOnce(const Case& c, Side side,
     std::sort(trips.begin(), trips.end());
     s.p50_us = trips[trips.size() / 2] / 1e3;
     s.mean_us = (end - start) / 1e3 / trips.size();
+    s.max_us = trips.back() / 1e3;
     s.cpu_us_per_op = (client_cpu + peer_cpu) / 1e3 / trips.size();
   } else {
     if (received != writes * c.size) {
@@ -806,10 +808,10 @@ int RunAll(int argc, char** argv) {
       if (verbose) {
         std::fprintf(stderr,
                      "%s/%s: %llu ops, %.0f writes/s, p50 %.2f us, mean %.2f"
-                     " us, CPU %.2f us per op\n",
+                     " us, max %.0f us, CPU %.2f us per op\n",
                      cases[r.case_index].id.c_str(), SideName(r.side),
                      static_cast<unsigned long long>(s->ops),
-                     s->writes_per_second, s->p50_us, s->mean_us,
+                     s->writes_per_second, s->p50_us, s->mean_us, s->max_us,
                      s->cpu_us_per_op);
       }
     }
