@@ -846,6 +846,14 @@ TEST(CliTest, BenchReportsThePipeTransportByDefault) {
 }
 
 TEST(CliTest, BenchSharedMemoryTransportIsUsedAndReported) {
+  // What a duplex listener offering shared memory gives its channels here
+  // (the Win32 backend keeps them on the pipe for now).
+  canal::ListenerOptions shm;
+  shm.transport = canal::Transport::kSharedMemory;
+  const std::string used =
+      canal_test::ExpectedTransport(shm) == canal::Transport::kSharedMemory
+          ? "shared memory"
+          : "pipe";
   for (const char* mode : {"byte", "message"}) {
     Capture c;
     ASSERT_EQ(RunCli({"bench", "--transport", "shm", "--mode", mode, "--size",
@@ -857,8 +865,8 @@ TEST(CliTest, BenchSharedMemoryTransportIsUsedAndReported) {
     nlohmann::json json = nlohmann::json::parse(c.Out(), nullptr, false);
     ASSERT_TRUE(json.is_object()) << c.Out();
     EXPECT_EQ(json["transport"], "shm");
-    // Two pairs per phase, two ends each, all on their rings.
-    EXPECT_EQ(json["canal_transports"], nlohmann::json({{"shared memory", 8}}))
+    // Two pairs per phase, two ends each, all on the same transport.
+    EXPECT_EQ(json["canal_transports"], nlohmann::json({{used, 8}}))
         << mode << ": " << c.Out();
   }
   Capture text;
@@ -866,7 +874,8 @@ TEST(CliTest, BenchSharedMemoryTransportIsUsedAndReported) {
             0)
       << text.Err();
   EXPECT_TRUE(absl::StrContains(
-      text.Out(), "canal transport: shm asked, used: shared memory (4 channel"))
+      text.Out(),
+      absl::StrCat("canal transport: shm asked, used: ", used, " (4 channel")))
       << text.Out();
 }
 

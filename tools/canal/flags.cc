@@ -146,7 +146,8 @@ const std::vector<CommandText>& Texts() {
        "carriage returns). With --transport shm canal's listener offers\n"
        "its clients the shared-memory transport; each channel does one\n"
        "exchange before it is timed (the move to the rings happens there),\n"
-       "and the report says which transport the channels actually used.\n",
+       "and the report says which transport the channels actually used\n"
+       "(the Windows backend does not offer shared memory yet).\n",
        false, false},
   };
   return *texts;
