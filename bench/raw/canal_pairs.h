@@ -20,8 +20,10 @@ namespace canal_raw {
 // Creates `count` connected canal channel pairs on a fresh listener with a
 // unique name, in the mode and with the buffer and message sizes of
 // `options` (clients connected, servers accepted; the listener is closed
-// again, which leaves the channels open). Returns the error of
-// Listener::Create, Channel::Connect or Listener::Accept.
+// again, which leaves the channels open). With `options.shared_memory`
+// each pair has made one exchange each way (see PairOptions). Returns the
+// error of Listener::Create, Channel::Connect, Listener::Accept or of that
+// exchange.
 absl::StatusOr<std::vector<StreamPair>> MakeCanalPairs(
     const PairOptions& options, int count);
 

@@ -45,6 +45,11 @@ class StreamEnd {
   // Closes this end; the peer then sees end of stream. Not concurrent with
   // Send or Receive on the same end.
   virtual void Close() = 0;
+
+  // What carries this end's data, for reports: RawPrimitiveName() for the
+  // raw ends, "pipe" or "shared memory" (canal::Channel::transport()) for
+  // canal's.
+  virtual std::string TransportName() const = 0;
 };
 
 // A connected pair: `server` and `client`.
@@ -67,6 +72,11 @@ struct PairOptions {
   // socket, the kernel's buffer sizes (no setsockopt). A raw named pipe has
   // no default, so there 0 means 64 KiB, which is also canal's.
   size_t buffer_size = 0;
+  // canal only: its listener offers the shared-memory transport
+  // (ListenerOptions::transport = kSharedMemory), and each pair does one
+  // exchange each way before it is returned, which is where a channel moves
+  // to its rings. The raw pairs ignore it.
+  bool shared_memory = false;
 };
 
 // A raw connected pair. POSIX: socketpair(AF_UNIX, SOCK_STREAM); message

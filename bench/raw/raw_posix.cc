@@ -92,6 +92,8 @@ class SocketEnd : public StreamEnd {
     fd_ = -1;
   }
 
+  std::string TransportName() const override { return RawPrimitiveName(); }
+
  private:
   int fd_;
   bool message_mode_;

@@ -96,6 +96,8 @@ class PipeEnd : public StreamEnd {
     handle_ = INVALID_HANDLE_VALUE;
   }
 
+  std::string TransportName() const override { return RawPrimitiveName(); }
+
  private:
   HANDLE handle_;
   HANDLE event_;

@@ -149,6 +149,7 @@ TEST(CliTest, UsageErrorsExit2WithOneLine) {
       {"bench", "--clients", "65"},
       {"bench", "--duration", "0s"},
       {"bench", "--duration", "inf"},
+      {"bench", "--transport", "memory"},
   };
   for (const auto& args : cases) {
     Capture c;
@@ -829,6 +830,53 @@ TEST(CliTest, BenchMessageModeJson) {
             0)
       << c.Err();
   ExpectBenchJson(c.Out(), "message", 2);
+}
+
+TEST(CliTest, BenchReportsThePipeTransportByDefault) {
+  Capture c;
+  ASSERT_EQ(
+      RunCli({"bench", "--duration", "50ms", "--size", "64", "--json"}, c), 0)
+      << c.Err();
+  ExpectBenchJson(c.Out(), "byte", 1);
+  nlohmann::json json = nlohmann::json::parse(c.Out(), nullptr, false);
+  ASSERT_TRUE(json.is_object()) << c.Out();
+  EXPECT_EQ(json["transport"], "pipe");
+  // One pair per phase, two ends each.
+  EXPECT_EQ(json["canal_transports"], nlohmann::json({{"pipe", 4}})) << c.Out();
+}
+
+TEST(CliTest, BenchSharedMemoryTransportIsUsedAndReported) {
+  // What a duplex listener offering shared memory gives its channels here
+  // (the Win32 backend keeps them on the pipe for now).
+  canal::ListenerOptions shm;
+  shm.transport = canal::Transport::kSharedMemory;
+  const std::string used =
+      canal_test::ExpectedTransport(shm) == canal::Transport::kSharedMemory
+          ? "shared memory"
+          : "pipe";
+  for (const char* mode : {"byte", "message"}) {
+    Capture c;
+    ASSERT_EQ(RunCli({"bench", "--transport", "shm", "--mode", mode, "--size",
+                      "64", "--clients", "2", "--duration", "50ms", "--json"},
+                     c),
+              0)
+        << c.Err();
+    ExpectBenchJson(c.Out(), mode, 2);
+    nlohmann::json json = nlohmann::json::parse(c.Out(), nullptr, false);
+    ASSERT_TRUE(json.is_object()) << c.Out();
+    EXPECT_EQ(json["transport"], "shm");
+    // Two pairs per phase, two ends each, all on the same transport.
+    EXPECT_EQ(json["canal_transports"], nlohmann::json({{used, 8}}))
+        << mode << ": " << c.Out();
+  }
+  Capture text;
+  ASSERT_EQ(RunCli({"bench", "--transport", "shm", "--duration", "50ms"}, text),
+            0)
+      << text.Err();
+  EXPECT_TRUE(absl::StrContains(
+      text.Out(),
+      absl::StrCat("canal transport: shm asked, used: ", used, " (4 channel")))
+      << text.Out();
 }
 
 TEST(CliTest, BenchProgressLineFollowsTheTerminal) {

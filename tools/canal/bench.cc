@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -27,6 +29,7 @@ canal_raw::PairOptions PairOptionsFor(const BenchOptions& options) {
   pair.message_mode = options.message_mode;
   pair.max_message_size = std::max<size_t>(options.size, 1);
   pair.buffer_size = options.buffer_size;
+  pair.shared_memory = options.transport == canal::Transport::kSharedMemory;
   return pair;
 }
 
@@ -87,13 +90,25 @@ std::string Rate(double bytes_per_second) {
   return absl::StrFormat("%.1f MiB/s", bytes_per_second / (1024.0 * 1024.0));
 }
 
+// Counts the transports of both ends of every pair into `transports`
+// (null: not wanted).
+void CountTransports(const std::vector<StreamPair>& pairs,
+                     std::map<std::string, int>* transports) {
+  if (transports == nullptr) return;
+  for (const StreamPair& pair : pairs) {
+    ++(*transports)[pair.server->TransportName()];
+    ++(*transports)[pair.client->TransportName()];
+  }
+}
+
 absl::Status MeasureThroughput(
     const PairFactory& factory, const BenchOptions& options,
     absl::string_view label, StopSource* stop,
     const std::function<void(absl::string_view)>& progress,
-    BenchFigures* figures) {
+    BenchFigures* figures, std::map<std::string, int>* transports) {
   absl::StatusOr<std::vector<StreamPair>> pairs = factory(options.clients);
   if (!pairs.ok()) return pairs.status();
+  CountTransports(*pairs, transports);
   std::atomic<bool> done{false};
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> sent_messages{0};
@@ -147,9 +162,10 @@ absl::Status MeasureLatency(
     const PairFactory& factory, const BenchOptions& options,
     absl::string_view label, StopSource* stop,
     const std::function<void(absl::string_view)>& progress,
-    BenchFigures* figures) {
+    BenchFigures* figures, std::map<std::string, int>* transports) {
   absl::StatusOr<std::vector<StreamPair>> pairs = factory(options.clients);
   if (!pairs.ok()) return pairs.status();
+  CountTransports(*pairs, transports);
   std::atomic<bool> done{false};
   std::atomic<int64_t> trips{0};
   std::vector<std::vector<double>> samples(pairs->size());
@@ -212,6 +228,27 @@ absl::Status MeasureLatency(
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
+const char* RequestedTransport(const BenchOptions& options) {
+  return options.transport == canal::Transport::kSharedMemory ? "shm" : "pipe";
+}
+
+// "pipe (4 channel ends)" or "shared memory 3, pipe 1 (4 channel ends)".
+std::string TransportsText(const std::map<std::string, int>& transports) {
+  int total = 0;
+  for (const auto& [name, count] : transports) total += count;
+  std::string out;
+  if (transports.size() == 1) {
+    out = transports.begin()->first;
+  } else {
+    for (const auto& [name, count] : transports) {
+      absl::StrAppend(&out, out.empty() ? "" : ", ", name, " ", count);
+    }
+  }
+  absl::StrAppend(&out, " (", total, " channel end", total == 1 ? "" : "s",
+                  ")");
+  return out;
+}
+
 nlohmann::ordered_json FiguresJson(const BenchFigures& f) {
   nlohmann::ordered_json o;
   o["bytes_per_second"] = f.bytes_per_second;
@@ -238,19 +275,20 @@ absl::StatusOr<BenchReport> RunBench(
     return MakeRawPairs(options, n);
   };
   const std::string raw_label = report.primitive;
-  absl::Status status = MeasureThroughput(canal_pairs, options, "canal", stop,
-                                          progress, &report.canal);
+  absl::Status status =
+      MeasureThroughput(canal_pairs, options, "canal", stop, progress,
+                        &report.canal, &report.canal_transports);
   if (status.ok()) {
     status = MeasureThroughput(raw_pairs, options, raw_label, stop, progress,
-                               &report.raw);
+                               &report.raw, nullptr);
   }
   if (status.ok()) {
     status = MeasureLatency(canal_pairs, options, "canal", stop, progress,
-                            &report.canal);
+                            &report.canal, &report.canal_transports);
   }
   if (status.ok()) {
     status = MeasureLatency(raw_pairs, options, raw_label, stop, progress,
-                            &report.raw);
+                            &report.raw, nullptr);
   }
   if (!status.ok()) return status;
   return report;
@@ -262,6 +300,10 @@ std::string ReportJson(const BenchReport& r) {
   o["size"] = r.options.size;
   o["clients"] = r.options.clients;
   o["duration_ms"] = absl::ToInt64Milliseconds(r.options.duration);
+  o["transport"] = RequestedTransport(r.options);
+  nlohmann::ordered_json& used = o["canal_transports"];
+  used = nlohmann::ordered_json::object();
+  for (const auto& [name, count] : r.canal_transports) used[name] = count;
   o["primitive"] = r.primitive;
   o["canal"] = FiguresJson(r.canal);
   o["raw"] = FiguresJson(r.raw);
@@ -282,6 +324,8 @@ std::string ReportText(const BenchReport& r) {
       r.options.message_mode ? "messages" : "writes", r.options.clients,
       r.options.clients == 1 ? "" : "s",
       absl::FormatDuration(r.options.duration));
+  absl::StrAppend(&out, "canal transport: ", RequestedTransport(r.options),
+                  " asked, used: ", TransportsText(r.canal_transports), "\n");
   absl::StrAppendFormat(&out, "%-22s %16s %16s %8s\n", "", "canal", r.primitive,
                         "ratio");
   auto row = [&out](const char* what, const std::string& a,

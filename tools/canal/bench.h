@@ -10,12 +10,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "canal/types.h"
 #include "tools/canal/stop_source.h"
 
 namespace canal_cli {
@@ -28,6 +30,9 @@ struct BenchOptions {
   absl::Duration duration = absl::Seconds(1);  // Per phase and transport.
   size_t buffer_size = 0;  // ListenerOptions::buffer_size, and the same for
                            // the raw primitive; 0: each side's default.
+  // ListenerOptions::transport of canal's listener. kSharedMemory: each
+  // canal pair makes one exchange each way before it is timed.
+  canal::Transport transport = canal::Transport::kPipe;
 };
 
 // The figures for one transport.
@@ -46,6 +51,10 @@ struct BenchReport {
   std::string primitive;  // RawPrimitiveName().
   BenchFigures canal;
   BenchFigures raw;
+  // How many canal channel ends (both ends of every pair, both phases) used
+  // each transport, by StreamEnd::TransportName(), as they were when timing
+  // began.
+  std::map<std::string, int> canal_transports;
 };
 
 // Runs the four measurements (canal and raw, throughput and latency), each
@@ -56,8 +65,10 @@ absl::StatusOr<BenchReport> RunBench(
     const std::function<void(absl::string_view)>& progress, StopSource* stop);
 
 // The report as one JSON object on one line: "mode", "size", "clients",
-// "duration_ms", "primitive", "canal" and "raw" (each with the BenchFigures
-// fields), and "ratio" (canal / raw for "throughput",
+// "duration_ms", "transport" (the one asked for: "pipe" or "shm"),
+// "canal_transports" (BenchReport::canal_transports, keys "pipe" and
+// "shared memory"), "primitive", "canal" and "raw" (each with the
+// BenchFigures fields), and "ratio" (canal / raw for "throughput",
 // "messages_per_second", "latency_median" and "latency_p99").
 std::string ReportJson(const BenchReport& report);
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `canal bench [--mode byte|message] [--size BYTES] [--clients N]
-// [--duration DURATION] [--json]`.
+// [--duration DURATION] [--transport pipe|shm] [--json]`.
 
 #include <algorithm>
 #include <functional>
@@ -59,6 +59,7 @@ int BenchCommand(const BenchFlags& flags, const Io& io, StopSource* stop) {
   options.size = flags.size;
   options.clients = flags.clients;
   options.duration = flags.duration;
+  options.transport = flags.transport;
 
   std::unique_ptr<ProgressLine> line;
   std::function<void(absl::string_view)> progress;

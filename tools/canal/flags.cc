@@ -143,7 +143,11 @@ const std::vector<CommandText>& Texts() {
        "latency (median, p99) with clients doing ping-pong. Prints both and\n"
        "their ratio; a live progress line when the output is a terminal\n"
        "(on a Windows console without escape sequences, redrawn with\n"
-       "carriage returns).\n",
+       "carriage returns). With --transport shm canal's listener offers\n"
+       "its clients the shared-memory transport; each channel does one\n"
+       "exchange before it is timed (the move to the rings happens there),\n"
+       "and the report says which transport the channels actually used\n"
+       "(the Windows backend does not offer shared memory yet).\n",
        false, false},
   };
   return *texts;
@@ -245,7 +249,7 @@ DumpFormat DumpOf(const std::string& text) {
 
 // Raw option values that are converted once the parse succeeded.
 struct RawValues {
-  std::string timeout, linger, duration, dump, exec, mode;
+  std::string timeout, linger, duration, dump, exec, mode, transport;
   bool hex = false, frames = false;
   int64_t max_children = 16, max_instances = 0, count = 0, size = 4096,
           clients = 1;
@@ -410,6 +414,12 @@ void Describe(CLI::App& app, CommandLine* cl, RawValues* raw) {
                    "per measurement; there are four (1s)")
       ->option_text("DURATION")
       ->check(DurationCheck(true));
+  bench
+      ->add_option("--transport", raw->transport,
+                   "canal's listener offers the pipe (default) or\n"
+                   "shared-memory rings (ListenerOptions::transport)")
+      ->option_text("pipe|shm")
+      ->check(OneOf({"pipe", "shm"}));
   bench->add_flag("--json", b.json, "print one JSON object instead of a table");
 }
 
@@ -464,6 +474,8 @@ absl::Status Finish(const CLI::App& app, const RawValues& raw,
     b.size = static_cast<size_t>(raw.size);
     b.clients = static_cast<int>(raw.clients);
     b.duration = ToDuration(raw.duration, b.duration);
+    b.transport = raw.transport == "shm" ? canal::Transport::kSharedMemory
+                                         : canal::Transport::kPipe;
   }
   return absl::OkStatus();
 }

@@ -93,6 +93,8 @@ struct BenchFlags {
   size_t size = 4096;
   int clients = 1;
   absl::Duration duration = absl::Seconds(1);
+  // --transport: ListenerOptions::transport of canal's listener.
+  canal::Transport transport = canal::Transport::kPipe;
   bool json = false;
 };
 
