@@ -64,31 +64,46 @@ uint64_t GetLe(const char* at, int bytes) {
 using Doorbells = std::unique_ptr<DoorbellImpl>[kDoorbells];
 
 // A turn (reading, or writing) that one call holds at a time; waiting for
-// it ends at the caller's deadline or when the channel is closed.
+// it ends at the caller's deadline or when the channel is closed. Taking a
+// free turn is one atomic exchange; only a caller that finds it busy takes
+// the mutex and sleeps.
 class Turn {
  public:
   absl::Status Take(const std::atomic<bool>& closed, const Deadline& deadline,
                     absl::string_view op, absl::string_view name) {
+    if (closed.load()) return Cancelled(op, name);
+    if (!busy_.exchange(true)) return absl::OkStatus();
     std::unique_lock<std::mutex> lock(mu_);
-    while (busy_) {
-      if (closed.load()) return Cancelled(op, name);
+    // Counted before the next look at busy_ (all seq_cst): a Give that
+    // frees the turn after that look sees the count and notifies.
+    waiters_.fetch_add(1);
+    absl::Status status;
+    while (busy_.exchange(true)) {
+      if (closed.load()) {
+        status = Cancelled(op, name);
+        break;
+      }
       if (deadline.expired()) {
-        return MakeError(absl::StatusCode::kDeadlineExceeded, op, name,
-                         "timed out waiting for another call on the channel");
+        status = MakeError(absl::StatusCode::kDeadlineExceeded, op, name,
+                           "timed out waiting for another call on the channel");
+        break;
       }
       cv_.wait_for(lock, absl::ToChronoMilliseconds(
                              std::min(kWaitSlice, deadline.remaining())));
     }
-    if (closed.load()) return Cancelled(op, name);
-    busy_ = true;
-    return absl::OkStatus();
+    waiters_.fetch_sub(1);
+    if (status.ok() && closed.load()) {
+      busy_.store(false);
+      status = Cancelled(op, name);
+    }
+    return status;
   }
   void Give() {
-    {
+    busy_.store(false);
+    if (waiters_.load() > 0) {
       std::lock_guard<std::mutex> lock(mu_);
-      busy_ = false;
+      cv_.notify_one();
     }
-    cv_.notify_one();
   }
   void WakeAll() {
     { std::lock_guard<std::mutex> lock(mu_); }
@@ -100,9 +115,10 @@ class Turn {
   }
 
  private:
+  std::atomic<bool> busy_{false};
+  std::atomic<int> waiters_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool busy_ = false;
 };
 
 // Holds a Turn for one call.
@@ -1080,15 +1096,18 @@ class ShmChannel final : public ChannelImpl {
       rest.remove_prefix(put->bytes);
       if (put->done) return absl::OkStatus();
       // What TryWriteMessage needs before it writes again: the rest as one
-      // record, or a quarter of the ring for a part of it.
+      // record, or a quarter of the ring for a part of it. Bytes wait for
+      // as much room (or the rest), so that a writer ahead of its reader
+      // moves large pieces instead of waking it for every few bytes freed.
+      const uint64_t quarter =
+          std::max<uint64_t>(rings_->capacity / 4, 2 * kShmRecordHeaderSize);
       const uint64_t need =
           mode_ == PipeMode::kMessage
               ? std::min<uint64_t>(kShmRecordHeaderSize +
                                        ((rest.size() + kShmRecordAlign - 1) &
                                         ~uint64_t{kShmRecordAlign - 1}),
-                                   std::max<uint64_t>(rings_->capacity / 4,
-                                                      2 * kShmRecordHeaderSize))
-              : 1;
+                                   quarter)
+              : std::min<uint64_t>(rest.size(), quarter);
       absl::Status waited = Wait(
           op, deadline, /*reading=*/false,
           [&]() -> absl::StatusOr<bool> {
