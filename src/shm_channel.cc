@@ -46,6 +46,8 @@ constexpr int kAttacherSpace = 3;  // Attacher-to-creator ring: space.
 // The longest sleep between two looks at the pipe: a peer that died is
 // noticed within about this long.
 constexpr absl::Duration kWaitSlice = absl::Milliseconds(100);
+// The least a spin budget shrinks to, so that it can grow back.
+constexpr absl::Duration kMinSpin = absl::Microseconds(2);
 
 void PutLe(char* at, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) {
@@ -862,18 +864,26 @@ class ShmChannel final : public ChannelImpl {
     Rings& r = *rings_;
     // Spinning helps only while the peer runs on another CPU. No yield in
     // the loop: on a busy CPU each yield can give another task a whole
-    // time slice, stretching a microsecond spin into milliseconds.
-    if (spin_ > absl::ZeroDuration() && multi_cpu_) {
+    // time slice, stretching a microsecond spin into milliseconds. The
+    // budget adapts: halved after a spin that found nothing (the peer is
+    // slow or descheduled, and spinning only burns CPU), back to the full
+    // `spin_` after one that did.
+    absl::Duration& budget = reading ? read_spin_ : write_spin_;
+    if (budget > absl::ZeroDuration() && multi_cpu_) {
       const absl::Time end =
-          absl::Now() + std::min(spin_, deadline.remaining());
+          absl::Now() + std::min(budget, deadline.remaining());
       for (uint32_t i = 0;; ++i) {
         CANAL_ASSIGN_OR_RETURN(bool now, ready());
-        if (now) return absl::OkStatus();
+        if (now) {
+          budget = spin_;
+          return absl::OkStatus();
+        }
         if (closed_.load(std::memory_order_relaxed)) {
           return Turn::Cancelled(op, name());
         }
         if ((i & 15) == 15 && absl::Now() >= end) break;
       }
+      budget = std::max(budget / 2, std::min(spin_, kMinSpin));
     }
     bool look_at_pipe = false;
     DoorbellImpl* bell = reading ? r.in_data : r.out_space;
@@ -1140,6 +1150,8 @@ class ShmChannel final : public ChannelImpl {
   const bool creator_;
   const bool allow_;
   const absl::Duration spin_;
+  absl::Duration read_spin_ = spin_;   // The read turn's spin budget.
+  absl::Duration write_spin_ = spin_;  // The write turn's.
   std::atomic<bool> closed_{false};
   std::atomic<bool> peer_gone_{false};  // Its end of the pipe is gone.
   const bool multi_cpu_ = BackendUsableCpus() > 1;

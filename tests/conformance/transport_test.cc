@@ -241,7 +241,9 @@ TEST(TransportTest, MessagesLargerThanTheRing) {
         },
         kHangGuard);
     CANAL_ASSERT_OK(p);
-    EXPECT_EQ(p->message_remaining, big.size());
+    if (ExpectedTransport(options) == canal::Transport::kSharedMemory) {
+      EXPECT_EQ(p->message_remaining, big.size());
+    }
     absl::StatusOr<std::string> got = pair->client.ReadMessage(kHangGuard);
     CANAL_ASSERT_OK(got);
     EXPECT_TRUE(*got == big) << "the message came back changed";
