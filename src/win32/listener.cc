@@ -130,6 +130,8 @@ class ListenerState final : public InstanceOwner,
   // CreateNamedPipeW with the listener's options; INVALID_HANDLE_VALUE and
   // GetLastError() on failure.
   HANDLE CreateInstance(bool first);
+  // Pending instances still listening (neither completed nor connected).
+  size_t CountListening() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Issues ConnectNamedPipe on a fresh instance and files it as pending or
   // ready; closes it if that fails (or if there is no memory to file it).
   void StartConnect(std::unique_ptr<Instance> instance)
@@ -360,11 +362,33 @@ bool ListenerState::AnyPendingConnected() const {
   return false;
 }
 
+size_t ListenerState::CountListening() const {
+  size_t listening = 0;
+  for (const auto& instance : pending_) {
+    if (WaitForSingleObject(instance->event.get(), 0) == WAIT_OBJECT_0) {
+      continue;
+    }
+    DWORD available = 0;
+    if (PeekNamedPipe(instance->pipe.get(), nullptr, 0, nullptr, &available,
+                      nullptr)) {
+      continue;  // Connected; its completion is still to be signalled.
+    }
+    ++listening;
+  }
+  return listening;
+}
+
 bool ListenerState::Replenish() {
   const bool limited = options_.max_instances != kUnlimitedInstances;
+  // Instances whose client connected but whose ConnectNamedPipe has not
+  // completed yet (Wine signals it late, much later under load) listen for
+  // nobody: they do not count, or clients would find every instance busy
+  // until the completions came.
+  size_t listening = CountListening();
   // Bounded so that a failing CreateNamedPipeW cannot spin.
   for (size_t attempt = 0; attempt < 2 * kPendingTarget; ++attempt) {
-    if (closed_ || pending_.size() >= kPendingTarget) return true;
+    if (closed_ || listening >= kPendingTarget) return true;
+    if (pending_.size() >= 4 * kPendingTarget) return true;
     if (limited && live_ >= options_.max_instances) return true;
     if (!limited && ready_.size() >= kMaxBacklog) return true;
     std::unique_ptr<Instance> instance(new (std::nothrow) Instance());
@@ -382,6 +406,7 @@ bool ListenerState::Replenish() {
     if (!instance->pipe.valid() || !instance->event.valid()) return false;
     ++live_;
     StartConnect(std::move(instance));
+    ++listening;
   }
   return true;
 }
@@ -426,7 +451,10 @@ DWORD ListenerState::RunOnce(std::vector<HANDLE>* handles, DWORD timeout) {
   absl::MutexLock lock(&mu_);
   if (closed_) return timeout;
   Poll();
-  return Replenish() ? INFINITE : kRetryMs;
+  if (!Replenish()) return kRetryMs;
+  // A connected instance whose completion has not come is looked at again
+  // soon rather than waited for.
+  return CountListening() < pending_.size() ? kRetryMs : INFINITE;
 }
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> ListenerState::Accept(
