@@ -319,8 +319,11 @@ class ShmChannel final : public ChannelImpl {
     TurnHolder turn(&write_turn_, closed_, deadline, op, name());
     if (!turn.status().ok()) return turn.status();
     TrySettle();
-    MaybeSwitchWrites();
-    if (out_switched_) {
+    // Handles need the pipe: this message goes there unless the peer was
+    // already told that the writes moved (then the wake-up must follow the
+    // count, and nothing else may come on the pipe).
+    if (announced_) {
+      CANAL_RETURN_IF_ERROR(SendWakeUp(op, deadline));
       return MakeError(absl::StatusCode::kUnimplemented, op, name(),
                        "handles cannot be sent once the channel's data goes "
                        "through shared memory (connect with "
@@ -636,6 +639,20 @@ class ShmChannel final : public ChannelImpl {
     return absl::OkStatus();
   }
 
+  // After a pipe read before the switch failed with `status`: if the pipe
+  // ended because the peer switched and then closed, its last data is in
+  // the ring, so the reads move there (true).
+  bool SwitchedAndClosed(const absl::Status& status) {
+    uint64_t left;
+    if (!(absl::IsOutOfRange(status) || absl::IsUnavailable(status)) ||
+        !PipeDrained(&left)) {
+      return false;
+    }
+    wake_seen_ = true;
+    in_switched_ = true;
+    return true;
+  }
+
   // Under the read turn, before the switch: one read from the pipe, as a
   // pipe channel does it. Sets in_switched_ (returning an empty result)
   // when the reads move to the ring.
@@ -652,14 +669,7 @@ class ShmChannel final : public ChannelImpl {
     }
     absl::StatusOr<ReadResult> got = pipe_->Read(into, deadline.remaining());
     if (!got.ok()) {
-      // The peer switched and closed: what it left is in the ring.
-      if ((absl::IsOutOfRange(got.status()) ||
-           absl::IsUnavailable(got.status())) &&
-          PipeDrained(&left)) {
-        wake_seen_ = true;
-        in_switched_ = true;
-        return ReadResult{};
-      }
+      if (SwitchedAndClosed(got.status())) return ReadResult{};
       return got;
     }
     if (mode_ == PipeMode::kByte) {
@@ -743,13 +753,7 @@ class ShmChannel final : public ChannelImpl {
       }
       if (!got.ok()) got = Relabel(op, got.status());
       if (!got.ok()) {
-        if ((absl::IsOutOfRange(got.status()) ||
-             absl::IsUnavailable(got.status())) &&
-            PipeDrained(&left)) {
-          wake_seen_ = true;
-          in_switched_ = true;
-          break;
-        }
+        if (SwitchedAndClosed(got.status())) break;
         return got.status();
       }
       if (WasWakeUp()) {

@@ -155,23 +155,17 @@ class ChannelImpl {
   // Client side: the listener said it offers shared memory (in what it
   // publishes for its clients).
   virtual bool shared_memory_offered() const { return false; }
-  // Sends the record `data` with duplicates of `handles` (SCM_RIGHTS;
-  // Windows: DuplicateHandle into the peer, the values appended to `data`
-  // as little-endian u64s).
+  // Sends the record `data` with duplicates of `handles` (POSIX:
+  // SCM_RIGHTS). The Win32 backend keeps the defaults: its listeners make
+  // no offer yet.
   virtual absl::Status WriteSetup(absl::string_view data,
                                   absl::Span<const NativeHandle> handles,
                                   absl::Duration timeout);
   // Reads a record of exactly `size` bytes sent with exactly `handles`
-  // handles; DataLoss (every handle that came closed) for anything else,
-  // and (Windows) for handle values from a peer of another user, which are
-  // never used.
+  // handles; DataLoss (every handle that came closed) for anything else.
   virtual absl::StatusOr<MessageWithHandles> ReadSetup(size_t size,
                                                        size_t handles,
                                                        absl::Duration timeout);
-  // After WriteSetup, when the peer refused or never answered: Windows
-  // closes the duplicates it made in the peer's process (the peer never
-  // touches them then). Nothing on POSIX.
-  virtual void AbandonSetup() {}
   // Once the data goes through shared memory, the pipe only tells whether
   // the peer is still there: OK while it holds its end, Unavailable once it
   // closed it or died, Cancelled after Close. Never blocks or consumes.
