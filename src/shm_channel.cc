@@ -287,6 +287,9 @@ class ShmChannel final : public ChannelImpl {
     const Deadline deadline(timeout);
     TurnHolder turn(&read_turn_, closed_, deadline, kOp, name());
     if (!turn.status().ok()) return turn.status();
+    // A stream has nothing to wait for with no room to read into (row 1),
+    // not even the listener's offer.
+    if (mode_ == PipeMode::kByte && buffer.empty()) return ReadResult{};
     CANAL_RETURN_IF_ERROR(SettleToRead(kOp, deadline));
     while (!in_switched_) {
       absl::StatusOr<ReadResult> got = ReadPipe(buffer, deadline);

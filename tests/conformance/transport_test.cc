@@ -325,6 +325,21 @@ TEST(TransportTest, CloseWakesAReadWaitingForTheOffer) {
   EXPECT_TRUE(absl::IsCancelled(read)) << read;
 }
 
+// As on a pipe (row 1), an empty byte read returns at once, also before
+// the listener accepted (its offer has not come).
+TEST(TransportTest, EmptyByteReadBeforeAcceptReturnsAtOnce) {
+  const std::string name = UniqueName("tr-empty-read");
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, Shm(canal::PipeMode::kByte));
+  CANAL_ASSERT_OK(listener);
+  absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+  CANAL_ASSERT_OK(client);
+  absl::StatusOr<canal::ReadResult> r =
+      client->Read(absl::Span<char>(), kHangGuard);
+  CANAL_ASSERT_OK(r);
+  EXPECT_EQ(r->size, 0u);
+}
+
 TEST(TransportTest, BadOptionsAreInvalidArgument) {
   const std::string name = UniqueName("tr-bad");
   canal::ListenerOptions options = Shm(canal::PipeMode::kByte);
