@@ -443,6 +443,7 @@ class ShmChannel final : public ChannelImpl {
     }
     read_turn_.WakeAll();
     write_turn_.WakeAll();
+    DropUnreadOffer();
     pipe_->Close();
   }
 
@@ -457,6 +458,19 @@ class ShmChannel final : public ChannelImpl {
   }
 
   // --- Settling the client's transport --------------------------------
+
+  // On Close: an offer that came and was never read is read and dropped.
+  // On Windows its handles were duplicated into this process, where they
+  // would otherwise stay (with the region's memory) until it exits. A read
+  // waiting for the offer holds settle_mu_; closing the pipe ends it, and
+  // the listener then fails to send and closes the duplicates itself.
+  void DropUnreadOffer() {
+    if (creator_ || settled_.load()) return;
+    std::unique_lock<std::mutex> lock(settle_mu_, std::try_to_lock);
+    if (!lock.owns_lock() || settled_.load() || !settle_fail_.ok()) return;
+    pipe_->ReadSetup(kOfferSize, kMaxOfferHandles, absl::ZeroDuration())
+        .IgnoreError();
+  }
 
   // Reads the offer if it is there, without waiting.
   void TrySettle() {
@@ -816,6 +830,9 @@ class ShmChannel final : public ChannelImpl {
     if (!ring.ok()) return ReadFailedLocked(ring.status());
     result.size = copied + held + ring->size;
     result.available += pending_.size() + ring->available;
+    if (mode_ == PipeMode::kByte) {
+      result.available += rings_->reader->PeerBlockedBytes();
+    }
     if (mode_ == PipeMode::kMessage) {
       result.message_remaining =
           pending_.size() + (pending_done_ ? 0 : ring->message_remaining);
@@ -1125,6 +1142,7 @@ class ShmChannel final : public ChannelImpl {
                                         ~uint64_t{kShmRecordAlign - 1}),
                                    quarter)
               : std::min<uint64_t>(rest.size(), quarter);
+      if (mode_ == PipeMode::kByte) writer.SetBlocked(rest.size());
       absl::Status waited = Wait(
           op, deadline, /*reading=*/false,
           [&]() -> absl::StatusOr<bool> {
@@ -1133,6 +1151,7 @@ class ShmChannel final : public ChannelImpl {
           },
           "waiting for the peer to read");
       if (waited.ok()) continue;
+      if (mode_ == PipeMode::kByte) writer.SetBlocked(0);
       if (absl::IsDataLoss(waited)) write_fail_ = waited;
       if (writer.message_in_progress() && !absl::IsCancelled(waited)) {
         // Part of the message is in the ring. Going on later would tear it
@@ -1241,6 +1260,13 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> OfferSharedMemory(
   absl::Status offered =
       pipe->WriteSetup(Offer(capacity, mode, region_size, handles.size()),
                        handles, deadline.remaining());
+  if (absl::IsPermissionDenied(offered)) {
+    // Windows: the handles cannot go into the client's process (another
+    // user's, or one this side may not open). Nothing was sent yet.
+    offered = pipe->WriteSetup(Offer(0, mode, 0, 0), {}, deadline.remaining());
+    if (!offered.ok() && !absl::IsUnavailable(offered)) return offered;
+    return pipe;
+  }
   if (absl::IsUnavailable(offered)) {
     // The client left before it was accepted: what it sent is still to be
     // read, from the pipe.

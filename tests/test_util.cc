@@ -169,12 +169,6 @@ absl::StatusOr<canal::Listener> CreateListener(
 }
 
 canal::Transport ExpectedTransport(const canal::ListenerOptions& options) {
-#ifdef _WIN32
-  // The Win32 backend does not offer shared memory yet: its listeners keep
-  // the pipe (docs/semantics.md, known departures).
-  (void)options;
-  return canal::Transport::kPipe;
-#endif
   const bool shm = options.transport == canal::Transport::kSharedMemory ||
                    TestTransport() == canal::Transport::kSharedMemory;
   return shm && options.access == canal::PipeAccess::kDuplex

@@ -156,13 +156,18 @@ class ChannelImpl {
   // publishes for its clients).
   virtual bool shared_memory_offered() const { return false; }
   // Sends the record `data` with duplicates of `handles` (POSIX:
-  // SCM_RIGHTS). The Win32 backend keeps the defaults: its listeners make
-  // no offer yet.
+  // SCM_RIGHTS; Windows: DuplicateHandle into the client's process, the
+  // values after the record). PermissionDenied, with nothing sent, if the
+  // handles may not go to the peer (Windows: a client of another user, or
+  // one whose process cannot be opened).
   virtual absl::Status WriteSetup(absl::string_view data,
                                   absl::Span<const NativeHandle> handles,
                                   absl::Duration timeout);
-  // Reads a record of exactly `size` bytes sent with exactly `handles`
+  // Reads a record of exactly `size` bytes sent with at most `handles`
   // handles; DataLoss (every handle that came closed) for anything else.
+  // PermissionDenied (Windows) if the values came from a peer of another
+  // user: they are not touched. DeadlineExceeded if nothing came in time;
+  // with a zero timeout it only looks.
   virtual absl::StatusOr<MessageWithHandles> ReadSetup(size_t size,
                                                        size_t handles,
                                                        absl::Duration timeout);

@@ -98,6 +98,7 @@
 #ifndef CANAL_SRC_INTERNAL_SHM_RING_H_
 #define CANAL_SRC_INTERNAL_SHM_RING_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -158,6 +159,11 @@ struct alignas(kShmCacheLine) ShmProducerLine {
   std::atomic<uint32_t> closed;          // 1: the producer's side closed.
   std::atomic<uint32_t> switched;        // 1: writes go to the ring now,
   std::atomic<uint64_t> pipe_units;      // after this many on the pipe.
+  // Byte mode: where in the stream a write waiting for room ends (0: no
+  // such write), so that Peek counts its bytes as PeekNamedPipe counts a
+  // pending WriteFile's. An end, not a count: it stays right while the
+  // write publishes part after part.
+  std::atomic<uint64_t> blocked_end;
 };
 
 // A control block line written only by the ring's consumer.
@@ -357,6 +363,12 @@ class ShmRingWriter {
            0;
   }
   void AnnounceSwitch(uint64_t pipe_units);
+  // Byte mode: says that `rest` bytes of the current write wait for room
+  // (0: the write ended).
+  void SetBlocked(uint64_t rest) {
+    ring_.control->producer.blocked_end.store(rest == 0 ? 0 : tail_ + rest,
+                                              std::memory_order_seq_cst);
+  }
   // Whether the consumer said it has closed.
   bool PeerClosed() const {
     return ring_.control->consumer.closed.load(std::memory_order_seq_cst) != 0;
@@ -432,6 +444,17 @@ class ShmRingReader {
   // units (`*pipe_units`, as the peer wrote it: not trusted).
   void Attach();
   bool PeerSwitched(uint64_t* pipe_units) const;
+  // Byte mode: the bytes the producer says wait for room beyond what it
+  // published (ShmRingWriter::SetBlocked). Not trusted, only counted: at
+  // most 0xffffffff, a pipe's count (a DWORD). Read while the producer
+  // publishes, it may count too few, never too many.
+  uint64_t PeerBlockedBytes() const {
+    const uint64_t end =
+        ring_.control->producer.blocked_end.load(std::memory_order_seq_cst);
+    const uint64_t tail =
+        ring_.control->producer.tail.load(std::memory_order_seq_cst);
+    return end > tail ? std::min<uint64_t>(end - tail, 0xffffffffu) : 0;
+  }
 
   // As ShmRingWriter::MarkClosed, for the consumer's side.
   void MarkClosed();

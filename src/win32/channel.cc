@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
+#include "src/internal/status_macros.h"
 #include "src/win32/envelope.h"
 #include "src/win32/security.h"
 
@@ -134,6 +135,7 @@ Win32Channel::Win32Channel(ChannelSetup setup, ScopedHandle read_event,
       owner_(std::move(setup.owner)),
       peer_(std::move(setup.peer)),
       has_peer_(setup.has_peer),
+      shm_offered_(setup.shared_memory_offered),
       read_event_(std::move(read_event)),
       write_event_(std::move(write_event)),
       close_event_(std::move(close_event)),
@@ -865,6 +867,225 @@ absl::Status Win32Channel::RunAsClient(absl::FunctionRef<void()> fn) {
   InFlight op(this);
   if (!op.ok()) return ClosedError("RunAsClient");
   return Impersonate(op.handle(), fn, name_);
+}
+
+// --- The shared-memory transport's set-up ----------------------------------
+
+namespace {
+
+constexpr size_t kSetupHeader = 8;
+
+}  // namespace
+
+absl::Status Win32Channel::WriteSetup(absl::string_view data,
+                                      absl::Span<const NativeHandle> handles,
+                                      absl::Duration timeout) {
+  return NoThrow("Accept", name_,
+                 [&] { return DoWriteSetup(data, handles, timeout); });
+}
+
+absl::Status Win32Channel::DoWriteSetup(absl::string_view data,
+                                        absl::Span<const NativeHandle> handles,
+                                        absl::Duration timeout) {
+  constexpr absl::string_view kOp = "Accept";
+  const Deadline deadline(timeout);
+  Turns turns(this, kWriteTurn, deadline, kOp);
+  if (!turns.status().ok()) return turns.status();
+  InFlight op(this);
+  if (!op.ok()) return ClosedError(kOp);
+  std::vector<uint64_t> values;
+  HANDLE peer = nullptr;
+  auto undo = [&] {
+    for (uint64_t v : values) {
+      CloseRemote(peer, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(v)));
+    }
+  };
+  if (!handles.empty()) {
+    // A client of another user would not trust the values (it could not
+    // tell them from values naming any of its handles), so it would hold
+    // them, untouched, until it exits: such a client is not sent any.
+    absl::StatusOr<bool> same_user = PeerIsSameUser(op.handle(), kOp);
+    if (!same_user.ok()) return same_user.status();
+    if (!*same_user) {
+      return MakeError(absl::StatusCode::kPermissionDenied, kOp, name_,
+                       "the client runs as another user; no handles are "
+                       "duplicated into its process");
+    }
+    absl::StatusOr<HANDLE> process = PeerProcess(op.handle(), kOp);
+    if (!process.ok()) return process.status();
+    peer = *process;
+    values.reserve(handles.size());
+    for (size_t i = 0; i < handles.size(); ++i) {
+      HANDLE remote = nullptr;
+      if (!DuplicateHandle(GetCurrentProcess(), handles[i], peer, &remote, 0,
+                           FALSE, DUPLICATE_SAME_ACCESS)) {
+        const DWORD error = GetLastError();
+        undo();
+        return MakeError(WaitForSingleObject(peer, 0) == WAIT_OBJECT_0
+                             ? absl::StatusCode::kUnavailable
+                             : CodeForWin32Error(error, ErrorContext::kGeneric),
+                         kOp, name_,
+                         absl::StrCat("cannot duplicate the shared-memory "
+                                      "set-up's handle ",
+                                      i, " into the client's process: ",
+                                      DescribeWin32Error(error)));
+      }
+      values.push_back(
+          static_cast<uint64_t>(reinterpret_cast<uintptr_t>(remote)));
+    }
+  }
+  std::string record;
+  try {
+    record.assign(kSetupHeader + data.size() + 8 * values.size(), '\0');
+  } catch (const std::bad_alloc&) {
+    undo();
+    throw;
+  }
+  for (int i = 0; i < 4; ++i) {
+    record[static_cast<size_t>(i)] =
+        static_cast<char>((values.size() >> (8 * i)) & 0xff);
+  }
+  std::memcpy(&record[kSetupHeader], data.data(), data.size());
+  for (size_t v = 0; v < values.size(); ++v) {
+    for (int i = 0; i < 8; ++i) {
+      record[kSetupHeader + data.size() + 8 * v + static_cast<size_t>(i)] =
+          static_cast<char>((values[v] >> (8 * i)) & 0xff);
+    }
+  }
+  absl::Status written = WriteLocked(op.handle(), kOp, record, deadline);
+  if (!written.ok()) undo();
+  return written;
+}
+
+absl::Status Win32Channel::ReadExactly(HANDLE handle, char* out, size_t size,
+                                       const Deadline& deadline,
+                                       absl::string_view op) {
+  size_t got = 0;
+  while (got < size) {
+    absl::StatusOr<ReadResult> read =
+        ReadChunk(handle, out + got, size - got, deadline, op);
+    if (!read.ok()) {
+      if (absl::IsDeadlineExceeded(read.status()) && got > 0) {
+        return MakeError(absl::StatusCode::kDataLoss, op, name_,
+                         absl::StrCat("timed out after ", got, " of ", size,
+                                      " bytes of the shared-memory set-up"));
+      }
+      return read.status();
+    }
+    got += read->size;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MessageWithHandles> Win32Channel::ReadSetup(
+    size_t size, size_t handles, absl::Duration timeout) {
+  return NoThrow("Connect", name_, [&] {
+    absl::StatusOr<MessageWithHandles> got =
+        DoReadSetup(size, handles, timeout);
+    // The end of the pipe, as the set-up hook reports it.
+    if (absl::IsOutOfRange(got.status())) {
+      return absl::StatusOr<MessageWithHandles>(
+          MakeError(absl::StatusCode::kUnavailable, "Connect", name_,
+                    absl::StrCat("the peer closed the connection during the "
+                                 "shared-memory set-up (",
+                                 got.status().message(), ")")));
+    }
+    return got;
+  });
+}
+
+absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
+    size_t size, size_t handles, absl::Duration timeout) {
+  constexpr absl::string_view kOp = "Connect";
+  const Deadline deadline(timeout);
+  Turns turns(this, kReadTurn, deadline, kOp);
+  if (!turns.status().ok()) return turns.status();
+  InFlight op(this);
+  if (!op.ok()) return ClosedError(kOp);
+  if (deadline.expired()) {
+    // Only a look (the set-up is sent in one write): no read is started
+    // while nothing is there.
+    DWORD available = 0;
+    if (!PeekNamedPipe(op.handle(), nullptr, 0, nullptr, &available, nullptr)) {
+      return Win32Status(GetLastError(), ErrorContext::kRead, kOp, name_,
+                         "cannot look for the shared-memory set-up");
+    }
+    if (available == 0) {
+      return MakeError(absl::StatusCode::kDeadlineExceeded, kOp, name_,
+                       "the shared-memory set-up has not come yet");
+    }
+  }
+  const size_t most = kSetupHeader + size + 8 * handles;
+  std::string record(most, '\0');
+  size_t count = 0;
+  if (mode_ == PipeMode::kMessage) {
+    absl::StatusOr<ReadResult> read =
+        ReadChunk(op.handle(), &record[0], most, deadline, kOp);
+    if (!read.ok()) return read.status();
+    bool longer = read->more;
+    while (read.ok() && read->more) {
+      char sink[256];
+      read = ReadChunk(op.handle(), sink, sizeof(sink), deadline, kOp);
+    }
+    count = static_cast<size_t>(ReadLe(record.data(), 4));
+    if (longer || read->size < kSetupHeader || count > handles ||
+        ReadLe(record.data() + 4, 4) != 0 ||
+        read->size != kSetupHeader + size + 8 * count) {
+      return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
+                       "malformed shared-memory set-up message; no handle "
+                       "value in it was touched");
+    }
+  } else {
+    CANAL_RETURN_IF_ERROR(
+        ReadExactly(op.handle(), &record[0], kSetupHeader, deadline, kOp));
+    count = static_cast<size_t>(ReadLe(record.data(), 4));
+    if (count > handles || ReadLe(record.data() + 4, 4) != 0) {
+      return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
+                       "malformed shared-memory set-up header; no handle "
+                       "value in it was touched");
+    }
+    // The rest came in the same write: it does not wait for a zero
+    // timeout's look again.
+    const Deadline rest(std::max(deadline.remaining(), absl::Seconds(1)));
+    CANAL_RETURN_IF_ERROR(ReadExactly(op.handle(), &record[kSetupHeader],
+                                      size + 8 * count, rest, kOp));
+  }
+  MessageWithHandles result;
+  if (count > 0) {
+    // As for envelopes: only values from a peer of our own user are used.
+    absl::StatusOr<bool> same_user = PeerIsSameUser(op.handle(), kOp);
+    if (!same_user.ok()) return same_user.status();
+    if (!*same_user) {
+      return MakeError(absl::StatusCode::kPermissionDenied, kOp, name_,
+                       "the listener runs as another user; the handle "
+                       "values of its shared-memory set-up were not "
+                       "touched");
+    }
+    result.handles.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      result.handles.emplace_back(
+          reinterpret_cast<HANDLE>(static_cast<uintptr_t>(
+              ReadLe(&record[kSetupHeader + size + 8 * i], 8))));
+    }
+  }
+  result.data = record.substr(kSetupHeader, size);
+  return result;
+}
+
+absl::Status Win32Channel::CheckPeerConnected(absl::string_view op) {
+  InFlight flight(this);
+  if (!flight.ok()) return ClosedError(op);
+  DWORD available = 0;
+  if (PeekNamedPipe(flight.handle(), nullptr, 0, nullptr, &available,
+                    nullptr)) {
+    return absl::OkStatus();
+  }
+  const DWORD error = GetLastError();
+  if (!is_open()) return ClosedError(op);
+  return MakeError(absl::StatusCode::kUnavailable, op, name_,
+                   "the peer closed the channel (its end of the pipe is "
+                   "gone)",
+                   DescribeWin32Error(error));
 }
 
 }  // namespace win32

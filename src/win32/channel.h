@@ -48,6 +48,9 @@ struct ChannelSetup {
   size_t max_message_size = 0xffffffffu;
   size_t max_handles_per_message = kDefaultMaxHandlesPerMessage;
   std::shared_ptr<InstanceOwner> owner;  // Listener side only.
+  // Client side: the listener's section says it sends a shared-memory
+  // offer first (src/win32/meta.h).
+  bool shared_memory_offered = false;
   // Who is at the other end, when already known (read while connecting or
   // accepting); otherwise Peer() asks the system each time.
   PeerInfo peer;
@@ -86,6 +89,19 @@ class Win32Channel final : public ChannelImpl {
   absl::Status RunAsClient(absl::FunctionRef<void()> fn) override;
   void Close() override;
   NativeHandle native_handle() const override;
+
+  // The shared-memory set-up (backend.h). A set-up record goes on the pipe
+  // as an 8-byte header (the handle count, u32 little-endian, then 0), the
+  // record, and the handle values, duplicated into the receiver's process
+  // (u64 little-endian each): one message in message mode, those bytes in
+  // byte mode.
+  bool shared_memory_offered() const override { return shm_offered_; }
+  absl::Status WriteSetup(absl::string_view data,
+                          absl::Span<const NativeHandle> handles,
+                          absl::Duration timeout) override;
+  absl::StatusOr<MessageWithHandles> ReadSetup(size_t size, size_t handles,
+                                               absl::Duration timeout) override;
+  absl::Status CheckPeerConnected(absl::string_view op) override;
 
  private:
   // Marks an operation in flight so that Close() does not close the handle
@@ -171,6 +187,15 @@ class Win32Channel final : public ChannelImpl {
                                          absl::string_view request,
                                          absl::Duration timeout);
   absl::StatusOr<PeekResult> DoPeek(absl::Span<char> buffer);
+  absl::Status DoWriteSetup(absl::string_view data,
+                            absl::Span<const NativeHandle> handles,
+                            absl::Duration timeout);
+  absl::StatusOr<MessageWithHandles> DoReadSetup(size_t size, size_t handles,
+                                                 absl::Duration timeout);
+  // Byte mode: reads exactly `size` bytes into `out` within `deadline`;
+  // DataLoss if it times out part-way (the stream cannot be resumed).
+  absl::Status ReadExactly(HANDLE handle, char* out, size_t size,
+                           const Deadline& deadline, absl::string_view op);
   absl::StatusOr<PeerInfo> DoPeer();
 
   void ReleaseHandle(HANDLE handle);
@@ -207,6 +232,7 @@ class Win32Channel final : public ChannelImpl {
   const std::shared_ptr<InstanceOwner> owner_;
   const PeerInfo peer_;
   const bool has_peer_;
+  const bool shm_offered_;
   ScopedHandle read_event_;   // For reads and transactions.
   ScopedHandle write_event_;  // For writes.
   ScopedHandle close_event_;  // Manual reset; set by Close().

@@ -166,13 +166,16 @@ absl::StatusOr<std::unique_ptr<ChannelImpl>> Connect(
       absl::StatusOr<std::wstring> server_sid =
           win32::CheckServer(pipe.get(), options.expected_server, op, name);
       if (!server_sid.ok()) return server_sid.status();
-      // The server's own section, if it is a canal listener (src/win32/meta.h).
-      // A message is otherwise at most one DWORD-sized WriteFile.
-      const uint32_t max_message_size =
-          win32::ReadListenerMaxMessageSize(*path, *server_sid);
       ChannelSetup setup;
       ULONG server_pid = 0;
-      if (GetNamedPipeServerProcessId(pipe.get(), &server_pid)) {
+      const bool has_pid = GetNamedPipeServerProcessId(pipe.get(), &server_pid);
+      // The server's own section, if it is a canal listener (src/win32/meta.h).
+      // A message is otherwise at most one DWORD-sized WriteFile.
+      const win32::ListenerInfo info =
+          win32::ReadListenerInfo(*path, *server_sid, has_pid ? server_pid : 0);
+      const uint32_t max_message_size = info.max_message_size;
+      setup.shared_memory_offered = info.shared_memory;
+      if (has_pid) {
         setup.peer.process_id = static_cast<int64_t>(server_pid);
         setup.peer.user_sid = win32::SidToUtf8(*server_sid);
         setup.has_peer = true;

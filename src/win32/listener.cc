@@ -16,6 +16,7 @@
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
+#include "src/internal/shm_channel.h"
 #include "src/win32/channel.h"
 #include "src/win32/error.h"
 #include "src/win32/io.h"
@@ -263,7 +264,7 @@ absl::Status ListenerState::Start() {
   // cannot overwrite it; one made by someone else is not trusted.
   absl::StatusOr<std::unique_ptr<PublishedMeta>> meta = PublishedMeta::Publish(
       path_, name_, static_cast<uint32_t>(options_.max_message_size),
-      security_.meta->attributes(), *own_sid);
+      OffersSharedMemory(options_), security_.meta->attributes(), *own_sid);
   if (!meta.ok()) return meta.status();
   absl::MutexLock lock(&mu_);
   pending_.reserve(2 * kPendingTarget);
@@ -673,6 +674,10 @@ absl::string_view Win32Listener::name() const { return state_->name(); }
 
 const ListenerOptions& Win32Listener::options() const {
   return state_->options();
+}
+
+bool Win32Listener::shared_memory_offered() const {
+  return OffersSharedMemory(state_->options());
 }
 
 absl::StatusOr<std::unique_ptr<ChannelImpl>> Win32Listener::Accept(

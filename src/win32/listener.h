@@ -32,6 +32,7 @@ class Win32Listener final : public ListenerImpl {
   bool is_open() const override;
   absl::string_view name() const override;
   const ListenerOptions& options() const override;
+  bool shared_memory_offered() const override;
   absl::StatusOr<std::unique_ptr<ChannelImpl>> Accept(
       absl::Duration timeout) override;
   void Close() override;

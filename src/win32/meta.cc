@@ -24,6 +24,8 @@ constexpr DWORD kSize = 32;
 constexpr size_t kMaxMessageOffset = 8;
 constexpr size_t kStateOffset = 12;
 constexpr size_t kPidOffset = 16;
+constexpr size_t kFlagsOffset = 20;
+constexpr uint32_t kFlagSharedMemory = 1;
 constexpr size_t kCreationOffset = 24;
 constexpr uint32_t kStateWriting = 0;
 constexpr uint32_t kStateOpen = 1;
@@ -75,6 +77,7 @@ struct Snapshot {
   uint32_t max_message_size = 0;
   uint32_t state = kStateWriting;
   uint32_t pid = 0;
+  uint32_t flags = 0;
   uint64_t creation = 0;
 };
 
@@ -98,6 +101,7 @@ bool ReadSnapshot(const void* view, SIZE_T size, Snapshot* out) {
   }
   out->max_message_size = GetU32(bytes + kMaxMessageOffset);
   out->pid = GetU32(bytes + kPidOffset);
+  out->flags = GetU32(bytes + kFlagsOffset);
   out->creation = GetU64(bytes + kCreationOffset);
   return true;
 }
@@ -211,8 +215,8 @@ void PublishedMeta::MarkClosed() {
 
 absl::StatusOr<std::unique_ptr<PublishedMeta>> PublishedMeta::Publish(
     const std::wstring& pipe_path, absl::string_view name,
-    uint32_t max_message_size, SECURITY_ATTRIBUTES* security_attributes,
-    const std::wstring& own_sid) {
+    uint32_t max_message_size, bool offers_shared_memory,
+    SECURITY_ATTRIBUTES* security_attributes, const std::wstring& own_sid) {
   const std::wstring section_name = ListenerMetaName(pipe_path);
   const std::string printable = WideToUtf8(section_name.c_str());
   ScopedHandle section(CreateFileMappingW(INVALID_HANDLE_VALUE,
@@ -303,7 +307,7 @@ absl::StatusOr<std::unique_ptr<PublishedMeta>> PublishedMeta::Publish(
   PutU32(bytes + 4, kVersion);
   PutU32(bytes + kMaxMessageOffset, max_message_size);
   PutU32(bytes + kPidOffset, GetCurrentProcessId());
-  PutU32(bytes + 20, 0);
+  PutU32(bytes + kFlagsOffset, offers_shared_memory ? kFlagSharedMemory : 0);
   PutU64(bytes + kCreationOffset, CreationTime(GetCurrentProcess()));
   StoreState(view, kStateOpen);
   return meta;
@@ -317,16 +321,21 @@ Liveness ListenerLiveness(const std::wstring& pipe_path,
   return MayBeAlive(snapshot) ? Liveness::kAlive : Liveness::kClosed;
 }
 
-uint32_t ReadListenerMaxMessageSize(const std::wstring& pipe_path,
-                                    const std::wstring& server_sid) {
-  constexpr uint32_t kWin32Limit = 0xffffffffu;
-  if (server_sid.empty()) return kWin32Limit;
+ListenerInfo ReadListenerInfo(const std::wstring& pipe_path,
+                              const std::wstring& server_sid,
+                              uint32_t server_pid) {
+  ListenerInfo info;
+  if (server_sid.empty()) return info;
   TrustedView view(pipe_path, {server_sid});
   Snapshot snapshot;
-  if (!view.Read(&snapshot) || snapshot.max_message_size == 0) {
-    return kWin32Limit;
+  if (!view.Read(&snapshot)) return info;
+  if (snapshot.max_message_size != 0) {
+    info.max_message_size = snapshot.max_message_size;
   }
-  return snapshot.max_message_size;
+  info.shared_memory = (snapshot.flags & kFlagSharedMemory) != 0 &&
+                       snapshot.state == kStateOpen && server_pid != 0 &&
+                       snapshot.pid == server_pid;
+  return info;
 }
 
 }  // namespace win32

@@ -26,8 +26,10 @@
 //
 // Layout (little-endian, 32 bytes): 0..3 "CNLM", 4..7 version 2, 8..11
 // max_message_size, 12..15 state (0 being written, 1 open, 2 closed),
-// 16..19 listener process id, 20..23 zero, 24..31 the listener process's
-// creation time (FILETIME).
+// 16..19 listener process id, 20..23 flags (bit 0: the listener sends each
+// client a shared-memory offer, src/internal/shm_channel.h; readers of
+// older sections see 0), 24..31 the listener process's creation time
+// (FILETIME).
 
 #ifndef CANAL_SRC_WIN32_META_H_
 #define CANAL_SRC_WIN32_META_H_
@@ -62,8 +64,8 @@ class PublishedMeta {
   // user's section that denies us). Other failures as they are.
   static absl::StatusOr<std::unique_ptr<PublishedMeta>> Publish(
       const std::wstring& pipe_path, absl::string_view name,
-      uint32_t max_message_size, SECURITY_ATTRIBUTES* security_attributes,
-      const std::wstring& own_sid);
+      uint32_t max_message_size, bool offers_shared_memory,
+      SECURITY_ATTRIBUTES* security_attributes, const std::wstring& own_sid);
 
   // Marks the section closed: from now on clients get NotFound.
   void MarkClosed();
@@ -95,11 +97,22 @@ enum class Liveness {
 Liveness ListenerLiveness(const std::wstring& pipe_path,
                           const std::vector<std::wstring>& trusted_owners);
 
-// The max_message_size published for `pipe_path` by a section owned by
-// `server_sid` (the user of the server a client has just connected to), or
-// 0xffffffff if there is none.
-uint32_t ReadListenerMaxMessageSize(const std::wstring& pipe_path,
-                                    const std::wstring& server_sid);
+// What a client just connected to a server learns from its section.
+struct ListenerInfo {
+  // The published max_message_size, or 0xffffffff if there is none.
+  uint32_t max_message_size = 0xffffffffu;
+  // Whether the listener sends a shared-memory offer first.
+  bool shared_memory = false;
+};
+
+// Reads the section for `pipe_path` published by a section owned by
+// `server_sid` (the user of the server a client has just connected to).
+// The offer flag counts only if the section names `server_pid` (the
+// process at the other end of the pipe): a client that waited for an offer
+// from a server that never sends one would read its first bytes as one.
+ListenerInfo ReadListenerInfo(const std::wstring& pipe_path,
+                              const std::wstring& server_sid,
+                              uint32_t server_pid);
 
 // `Local\canal-pipe-meta-<hash>` for `pipe_path`.
 std::wstring ListenerMetaName(const std::wstring& pipe_path);

@@ -400,4 +400,35 @@ TEST(TransportTest, ZeroSpinSleepsAndStillDelivers) {
   EXPECT_EQ(client->transport(), ExpectedTransport(options));
 }
 
+// A client that writes and leaves without reading never takes the offer the
+// listener sent when it accepted. On Windows its handles were duplicated
+// into the client's process already; they must not stay there. Both ends
+// are in this process, so the count covers both.
+TEST(TransportTest, ClientThatLeavesWithoutReadingKeepsNoHandles) {
+  for (canal::PipeMode mode :
+       {canal::PipeMode::kByte, canal::PipeMode::kMessage}) {
+    const std::string name = UniqueName("tr-leave");
+    absl::StatusOr<canal::Listener> listener =
+        canal::Listener::Create(name, Shm(mode));
+    CANAL_ASSERT_OK(listener);
+    auto cycle = [&]() {
+      absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+      CANAL_ASSERT_OK(client);
+      CANAL_ASSERT_OK(client->Write("bye", kHangGuard));
+      absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+      CANAL_ASSERT_OK(server);
+      client->Close();
+      absl::StatusOr<std::string> got =
+          canal_test::ReadExactly(*server, 3, kHangGuard);
+      CANAL_ASSERT_OK(got);
+      EXPECT_EQ(*got, "bye");
+    };
+    cycle();  // Anything made once per process is made now.
+    const int64_t before = canal_test::OpenHandleCount();
+    ASSERT_GT(before, 0);
+    for (int i = 0; i < 50; ++i) cycle();
+    EXPECT_LE(canal_test::OpenHandleCount(), before + 2);
+  }
+}
+
 }  // namespace
