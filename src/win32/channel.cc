@@ -1002,33 +1002,40 @@ absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
   if (!turns.status().ok()) return turns.status();
   InFlight op(this);
   if (!op.ok()) return ClosedError(kOp);
+  // With no time to wait (a call that only looks whether the offer came),
+  // nothing is read until all of it is there; it comes in one write, so
+  // the reads below then find it and need no more time than a moment.
+  Deadline within = deadline;
   if (deadline.expired()) {
-    // Only a look (the set-up is sent in one write): no read is started
-    // while nothing is there.
+    char head[kSetupHeader];
+    DWORD copied = 0;
     DWORD available = 0;
-    if (!PeekNamedPipe(op.handle(), nullptr, 0, nullptr, &available, nullptr)) {
+    if (!PeekNamedPipe(op.handle(), head, sizeof(head), &copied, &available,
+                       nullptr)) {
       return Win32Status(GetLastError(), ErrorContext::kRead, kOp, name_,
                          "cannot look for the shared-memory set-up");
     }
-    if (available == 0) {
+    size_t need = kSetupHeader + size;
+    if (copied == sizeof(head)) {
+      need += 8 * std::min<size_t>(ReadLe(head, 4), handles);
+    }
+    if (available < need) {
       return MakeError(absl::StatusCode::kDeadlineExceeded, kOp, name_,
                        "the shared-memory set-up has not come yet");
     }
+    within = Deadline(absl::Seconds(1));
   }
   const size_t most = kSetupHeader + size + 8 * handles;
   std::string record(most, '\0');
   size_t count = 0;
   if (mode_ == PipeMode::kMessage) {
     absl::StatusOr<ReadResult> read =
-        ReadChunk(op.handle(), &record[0], most, deadline, kOp);
+        ReadChunk(op.handle(), &record[0], most, within, kOp);
     if (!read.ok()) return read.status();
-    bool longer = read->more;
-    while (read.ok() && read->more) {
-      char sink[256];
-      read = ReadChunk(op.handle(), sink, sizeof(sink), deadline, kOp);
-    }
     count = static_cast<size_t>(ReadLe(record.data(), 4));
-    if (longer || read->size < kSetupHeader || count > handles ||
+    // A longer message is not read on: the channel is unusable anyway, and
+    // a hostile one could be gigabytes.
+    if (read->more || read->size < kSetupHeader || count > handles ||
         ReadLe(record.data() + 4, 4) != 0 ||
         read->size != kSetupHeader + size + 8 * count) {
       return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
@@ -1037,18 +1044,15 @@ absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
     }
   } else {
     CANAL_RETURN_IF_ERROR(
-        ReadExactly(op.handle(), &record[0], kSetupHeader, deadline, kOp));
+        ReadExactly(op.handle(), &record[0], kSetupHeader, within, kOp));
     count = static_cast<size_t>(ReadLe(record.data(), 4));
     if (count > handles || ReadLe(record.data() + 4, 4) != 0) {
       return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
                        "malformed shared-memory set-up header; no handle "
                        "value in it was touched");
     }
-    // The rest came in the same write: it does not wait for a zero
-    // timeout's look again.
-    const Deadline rest(std::max(deadline.remaining(), absl::Seconds(1)));
     CANAL_RETURN_IF_ERROR(ReadExactly(op.handle(), &record[kSetupHeader],
-                                      size + 8 * count, rest, kOp));
+                                      size + 8 * count, within, kOp));
   }
   MessageWithHandles result;
   if (count > 0) {
