@@ -1051,8 +1051,15 @@ absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
                        "malformed shared-memory set-up header; no handle "
                        "value in it was touched");
     }
-    CANAL_RETURN_IF_ERROR(ReadExactly(op.handle(), &record[kSetupHeader],
-                                      size + 8 * count, within, kOp));
+    absl::Status rest = ReadExactly(op.handle(), &record[kSetupHeader],
+                                    size + 8 * count, within, kOp);
+    if (absl::IsDeadlineExceeded(rest)) {
+      // The header is gone from the pipe: the stream cannot be resumed.
+      return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
+                       "timed out after the header of the shared-memory "
+                       "set-up");
+    }
+    CANAL_RETURN_IF_ERROR(rest);
   }
   MessageWithHandles result;
   if (count > 0) {

@@ -82,7 +82,7 @@ std::wstring MetaSectionName(absl::string_view name) {
 }
 
 std::string MetaBytes(uint32_t max_message_size, MetaState state, uint32_t pid,
-                      uint64_t creation_time) {
+                      uint64_t creation_time, uint32_t flags) {
   std::string bytes(32, '\0');
   auto put = [&bytes](size_t at, uint64_t value, int size) {
     for (int i = 0; i < size; ++i) {
@@ -94,6 +94,7 @@ std::string MetaBytes(uint32_t max_message_size, MetaState state, uint32_t pid,
   put(8, max_message_size, 4);
   put(12, static_cast<uint32_t>(state), 4);
   put(16, pid, 4);
+  put(20, flags, 4);
   put(24, creation_time, 8);
   return bytes;
 }

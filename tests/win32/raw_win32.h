@@ -63,10 +63,12 @@ uint64_t ProcessCreationTime(HANDLE process);
 // library, so that a change to this cross-process format fails a test.
 std::wstring MetaSectionName(absl::string_view name);
 
-// What a listener writes into that section (version 2, 32 bytes).
+// What a listener writes into that section (version 2, 32 bytes). Flag
+// bit 0: it sends each client a shared-memory offer first.
 enum class MetaState : uint32_t { kWriting = 0, kOpen = 1, kClosed = 2 };
+inline constexpr uint32_t kMetaSharedMemory = 1;
 std::string MetaBytes(uint32_t max_message_size, MetaState state, uint32_t pid,
-                      uint64_t creation_time);
+                      uint64_t creation_time, uint32_t flags = 0);
 
 }  // namespace canal_win32_test
 
