@@ -566,6 +566,46 @@ absl::StatusOr<HANDLE> Win32Channel::PeerProcess(HANDLE pipe,
   return peer_process_.get();
 }
 
+absl::Status Win32Channel::DuplicateIntoPeer(
+    HANDLE pipe, absl::string_view op, absl::Span<const NativeHandle> handles,
+    HANDLE* peer, std::vector<uint64_t>* values) {
+  absl::StatusOr<HANDLE> process = PeerProcess(pipe, op);
+  if (!process.ok()) return process.status();
+  *peer = *process;
+  values->reserve(handles.size());
+  for (size_t i = 0; i < handles.size(); ++i) {
+    HANDLE remote = nullptr;
+    if (!DuplicateHandle(GetCurrentProcess(), handles[i], *peer, &remote, 0,
+                         FALSE, DUPLICATE_SAME_ACCESS)) {
+      const DWORD error = GetLastError();
+      CloseInPeer(*peer, *values);
+      values->clear();
+      if (WaitForSingleObject(*peer, 0) == WAIT_OBJECT_0) {
+        return MakeError(absl::StatusCode::kUnavailable, op, name_,
+                         absl::StrCat("the peer's process has exited (",
+                                      DescribeWin32Error(error), ")"));
+      }
+      return MakeError(error == ERROR_INVALID_HANDLE
+                           ? absl::StatusCode::kInvalidArgument
+                           : CodeForWin32Error(error, ErrorContext::kGeneric),
+                       op, name_,
+                       absl::StrCat("cannot duplicate handle ", i,
+                                    " into the peer's process: ",
+                                    DescribeWin32Error(error)));
+    }
+    values->push_back(
+        static_cast<uint64_t>(reinterpret_cast<uintptr_t>(remote)));
+  }
+  return absl::OkStatus();
+}
+
+void Win32Channel::CloseInPeer(HANDLE peer,
+                               const std::vector<uint64_t>& values) {
+  for (uint64_t v : values) {
+    CloseRemote(peer, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(v)));
+  }
+}
+
 absl::Status Win32Channel::DoWriteWithHandles(
     absl::string_view op_name, absl::string_view data,
     absl::Span<const NativeHandle> handles, absl::Duration timeout) {
@@ -574,38 +614,12 @@ absl::Status Win32Channel::DoWriteWithHandles(
   if (!turns.status().ok()) return turns.status();
   InFlight op(this);
   if (!op.ok()) return ClosedError(op_name);
-  absl::StatusOr<HANDLE> peer = PeerProcess(op.handle(), op_name);
-  if (!peer.ok()) return peer.status();
+  HANDLE peer = nullptr;
   std::vector<uint64_t> values;
-  values.reserve(handles.size());
+  CANAL_RETURN_IF_ERROR(
+      DuplicateIntoPeer(op.handle(), op_name, handles, &peer, &values));
   // Duplicates live in the peer from here: every failure closes them there.
-  auto undo = [&] {
-    for (uint64_t v : values) {
-      CloseRemote(*peer, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(v)));
-    }
-  };
-  for (size_t i = 0; i < handles.size(); ++i) {
-    HANDLE remote = nullptr;
-    if (!DuplicateHandle(GetCurrentProcess(), handles[i], *peer, &remote, 0,
-                         FALSE, DUPLICATE_SAME_ACCESS)) {
-      const DWORD error = GetLastError();
-      undo();
-      if (WaitForSingleObject(*peer, 0) == WAIT_OBJECT_0) {
-        return MakeError(absl::StatusCode::kUnavailable, op_name, name_,
-                         absl::StrCat("the peer's process has exited (",
-                                      DescribeWin32Error(error), ")"));
-      }
-      return MakeError(error == ERROR_INVALID_HANDLE
-                           ? absl::StatusCode::kInvalidArgument
-                           : CodeForWin32Error(error, ErrorContext::kGeneric),
-                       op_name, name_,
-                       absl::StrCat("cannot duplicate handle ", i,
-                                    " into the peer's process: ",
-                                    DescribeWin32Error(error)));
-    }
-    values.push_back(
-        static_cast<uint64_t>(reinterpret_cast<uintptr_t>(remote)));
-  }
+  auto undo = [&] { CloseInPeer(peer, values); };
   std::string envelope;
   try {
     envelope = MakeEnvelope(values, data);
@@ -895,11 +909,6 @@ absl::Status Win32Channel::DoWriteSetup(absl::string_view data,
   if (!op.ok()) return ClosedError(kOp);
   std::vector<uint64_t> values;
   HANDLE peer = nullptr;
-  auto undo = [&] {
-    for (uint64_t v : values) {
-      CloseRemote(peer, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(v)));
-    }
-  };
   if (!handles.empty()) {
     // A client of another user would not trust the values (it could not
     // tell them from values naming any of its handles), so it would hold
@@ -911,29 +920,10 @@ absl::Status Win32Channel::DoWriteSetup(absl::string_view data,
                        "the client runs as another user; no handles are "
                        "duplicated into its process");
     }
-    absl::StatusOr<HANDLE> process = PeerProcess(op.handle(), kOp);
-    if (!process.ok()) return process.status();
-    peer = *process;
-    values.reserve(handles.size());
-    for (size_t i = 0; i < handles.size(); ++i) {
-      HANDLE remote = nullptr;
-      if (!DuplicateHandle(GetCurrentProcess(), handles[i], peer, &remote, 0,
-                           FALSE, DUPLICATE_SAME_ACCESS)) {
-        const DWORD error = GetLastError();
-        undo();
-        return MakeError(WaitForSingleObject(peer, 0) == WAIT_OBJECT_0
-                             ? absl::StatusCode::kUnavailable
-                             : CodeForWin32Error(error, ErrorContext::kGeneric),
-                         kOp, name_,
-                         absl::StrCat("cannot duplicate the shared-memory "
-                                      "set-up's handle ",
-                                      i, " into the client's process: ",
-                                      DescribeWin32Error(error)));
-      }
-      values.push_back(
-          static_cast<uint64_t>(reinterpret_cast<uintptr_t>(remote)));
-    }
+    CANAL_RETURN_IF_ERROR(
+        DuplicateIntoPeer(op.handle(), kOp, handles, &peer, &values));
   }
+  auto undo = [&] { CloseInPeer(peer, values); };
   std::string record;
   try {
     record.assign(kSetupHeader + data.size() + 8 * values.size(), '\0');

@@ -170,6 +170,15 @@ class Win32Channel final : public ChannelImpl {
   // opened once with PROCESS_DUP_HANDLE and kept open for the channel's
   // life, so that its pid cannot be reused by another process meanwhile.
   absl::StatusOr<HANDLE> PeerProcess(HANDLE pipe, absl::string_view op);
+  // Duplicates `handles` into the peer's process (`*peer`, from
+  // PeerProcess), appending the values they have there to `*values`. On
+  // failure closes every duplicate made and returns the error: Unavailable
+  // if the peer has exited, InvalidArgument for a handle that is not one.
+  absl::Status DuplicateIntoPeer(HANDLE pipe, absl::string_view op,
+                                 absl::Span<const NativeHandle> handles,
+                                 HANDLE* peer, std::vector<uint64_t>* values);
+  // Closes the handles named by `values` in process `peer`.
+  static void CloseInPeer(HANDLE peer, const std::vector<uint64_t>& values);
   // Whether the peer runs as our own user: only then are the handle values
   // of its envelopes used (closed or handed out). Computed once.
   absl::StatusOr<bool> PeerIsSameUser(HANDLE pipe, absl::string_view op);
