@@ -8,26 +8,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
+#include "src/internal/little_endian.h"
 
 namespace canal {
 namespace internal {
 
 void EncodeFrameHeader(uint32_t size, unsigned char out[kFrameHeaderSize]) {
   std::memcpy(out, kFrameMagic, 4);
-  out[4] = static_cast<unsigned char>(size & 0xff);
-  out[5] = static_cast<unsigned char>((size >> 8) & 0xff);
-  out[6] = static_cast<unsigned char>((size >> 16) & 0xff);
-  out[7] = static_cast<unsigned char>((size >> 24) & 0xff);
+  PutLe(out + 4, size, 4);
 }
 
 void EncodeHandleFrameHeader(uint32_t size, uint32_t handles,
                              unsigned char out[kHandleFrameHeaderSize]) {
   EncodeFrameHeader(size, out);
   std::memcpy(out, kHandleFrameMagic, 4);
-  out[8] = static_cast<unsigned char>(handles & 0xff);
-  out[9] = static_cast<unsigned char>((handles >> 8) & 0xff);
-  out[10] = static_cast<unsigned char>((handles >> 16) & 0xff);
-  out[11] = static_cast<unsigned char>((handles >> 24) & 0xff);
+  PutLe(out + 8, handles, 4);
 }
 
 FrameHeaderError DecodeFrameHeader(const unsigned char in[kFrameHeaderSize],
@@ -36,9 +31,7 @@ FrameHeaderError DecodeFrameHeader(const unsigned char in[kFrameHeaderSize],
       std::memcmp(in, kHandleFrameMagic, 4) != 0) {
     return FrameHeaderError::kBadMagic;
   }
-  *size = static_cast<uint32_t>(in[4]) | (static_cast<uint32_t>(in[5]) << 8) |
-          (static_cast<uint32_t>(in[6]) << 16) |
-          (static_cast<uint32_t>(in[7]) << 24);
+  *size = static_cast<uint32_t>(GetLe(in + 4, 4));
   return FrameHeaderError::kOk;
 }
 

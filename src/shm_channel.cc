@@ -25,6 +25,7 @@
 #include "src/internal/backend.h"
 #include "src/internal/deadline.h"
 #include "src/internal/errors.h"
+#include "src/internal/little_endian.h"
 #include "src/internal/shm_ring.h"
 #include "src/internal/status_macros.h"
 
@@ -48,20 +49,6 @@ constexpr int kAttacherSpace = 3;  // Attacher-to-creator ring: space.
 constexpr absl::Duration kWaitSlice = absl::Milliseconds(100);
 // The least a spin budget shrinks to, so that it can grow back.
 constexpr absl::Duration kMinSpin = absl::Microseconds(2);
-
-void PutLe(char* at, uint64_t value, int bytes) {
-  for (int i = 0; i < bytes; ++i) {
-    at[i] = static_cast<char>((value >> (8 * i)) & 0xff);
-  }
-}
-
-uint64_t GetLe(const char* at, int bytes) {
-  uint64_t value = 0;
-  for (int i = 0; i < bytes; ++i) {
-    value |= uint64_t{static_cast<unsigned char>(at[i])} << (8 * i);
-  }
-  return value;
-}
 
 using Doorbells = std::unique_ptr<DoorbellImpl>[kDoorbells];
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
+#include "src/internal/little_endian.h"
 #include "src/internal/status_macros.h"
 #include "src/win32/envelope.h"
 #include "src/win32/security.h"
@@ -661,7 +662,7 @@ absl::Status Win32Channel::Unwrap(HANDLE pipe, absl::string_view op,
     return MakeError(absl::StatusCode::kDataLoss, op, name_,
                      "malformed handle envelope: shorter than its header");
   }
-  const uint64_t count = ReadLe(message->data() + 16, 4);
+  const uint64_t count = GetLe(message->data() + 16, 4);
   if (count == 0) {
     message->erase(0, kEnvelopeHeader);
     return CheckMessageSize(message->size(), op, false);
@@ -690,7 +691,7 @@ absl::Status Win32Channel::Unwrap(HANDLE pipe, absl::string_view op,
   got.reserve(static_cast<size_t>(count));
   for (uint64_t i = 0; i < count; ++i) {
     got.emplace_back(reinterpret_cast<HANDLE>(static_cast<uintptr_t>(
-        ReadLe(message->data() + kEnvelopeHeader + 8 * i, 8))));
+        GetLe(message->data() + kEnvelopeHeader + 8 * i, 8))));
   }
   if (count > max_handles_) {
     return MakeError(absl::StatusCode::kDataLoss, op, name_,
@@ -825,7 +826,7 @@ absl::StatusOr<PeekResult> Win32Channel::DoPeek(absl::Span<char> buffer) {
                       &head_copied, &total, &left)) {
       head.resize(head_copied);
       const uint64_t count =
-          head.size() >= kEnvelopeHeader ? ReadLe(head.data() + 16, 4) : 0;
+          head.size() >= kEnvelopeHeader ? GetLe(head.data() + 16, 4) : 0;
       const size_t skip = kEnvelopeHeader + 8 * static_cast<size_t>(count);
       if (StartsWithMagic(head) && count <= kMaxHandlesPerMessageLimit &&
           head.size() >= skip) {
@@ -931,16 +932,10 @@ absl::Status Win32Channel::DoWriteSetup(absl::string_view data,
     undo();
     throw;
   }
-  for (int i = 0; i < 4; ++i) {
-    record[static_cast<size_t>(i)] =
-        static_cast<char>((values.size() >> (8 * i)) & 0xff);
-  }
+  PutLe(&record[0], values.size(), 4);
   std::memcpy(&record[kSetupHeader], data.data(), data.size());
   for (size_t v = 0; v < values.size(); ++v) {
-    for (int i = 0; i < 8; ++i) {
-      record[kSetupHeader + data.size() + 8 * v + static_cast<size_t>(i)] =
-          static_cast<char>((values[v] >> (8 * i)) & 0xff);
-    }
+    PutLe(&record[kSetupHeader + data.size() + 8 * v], values[v], 8);
   }
   absl::Status written = WriteLocked(op.handle(), kOp, record, deadline);
   if (!written.ok()) undo();
@@ -1007,7 +1002,7 @@ absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
     }
     size_t need = kSetupHeader + size;
     if (copied == sizeof(head)) {
-      need += 8 * std::min<size_t>(ReadLe(head, 4), handles);
+      need += 8 * std::min<size_t>(GetLe(head, 4), handles);
     }
     if (available < need) {
       return MakeError(absl::StatusCode::kDeadlineExceeded, kOp, name_,
@@ -1022,11 +1017,11 @@ absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
     absl::StatusOr<ReadResult> read =
         ReadChunk(op.handle(), &record[0], most, within, kOp);
     if (!read.ok()) return read.status();
-    count = static_cast<size_t>(ReadLe(record.data(), 4));
+    count = static_cast<size_t>(GetLe(record.data(), 4));
     // A longer message is not read on: the channel is unusable anyway, and
     // a hostile one could be gigabytes.
     if (read->more || read->size < kSetupHeader || count > handles ||
-        ReadLe(record.data() + 4, 4) != 0 ||
+        GetLe(record.data() + 4, 4) != 0 ||
         read->size != kSetupHeader + size + 8 * count) {
       return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
                        "malformed shared-memory set-up message; no handle "
@@ -1035,8 +1030,8 @@ absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
   } else {
     CANAL_RETURN_IF_ERROR(
         ReadExactly(op.handle(), &record[0], kSetupHeader, within, kOp));
-    count = static_cast<size_t>(ReadLe(record.data(), 4));
-    if (count > handles || ReadLe(record.data() + 4, 4) != 0) {
+    count = static_cast<size_t>(GetLe(record.data(), 4));
+    if (count > handles || GetLe(record.data() + 4, 4) != 0) {
       return MakeError(absl::StatusCode::kDataLoss, kOp, name_,
                        "malformed shared-memory set-up header; no handle "
                        "value in it was touched");
@@ -1066,7 +1061,7 @@ absl::StatusOr<MessageWithHandles> Win32Channel::DoReadSetup(
     for (size_t i = 0; i < count; ++i) {
       result.handles.emplace_back(
           reinterpret_cast<HANDLE>(static_cast<uintptr_t>(
-              ReadLe(&record[kSetupHeader + size + 8 * i], 8))));
+              GetLe(&record[kSetupHeader + size + 8 * i], 8))));
     }
   }
   result.data = record.substr(kSetupHeader, size);

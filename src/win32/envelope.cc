@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "src/internal/little_endian.h"
+
 namespace canal {
 namespace internal {
 namespace win32 {
@@ -17,12 +19,12 @@ std::string MakeEnvelope(absl::Span<const uint64_t> values,
   std::string out;
   out.reserve(kEnvelopeHeader + 8 * values.size() + data.size());
   out.append(kEnvelopeMagic, sizeof(kEnvelopeMagic));
-  const uint32_t count = static_cast<uint32_t>(values.size());
-  for (int i = 0; i < 4; ++i) {
-    out.push_back(static_cast<char>(count >> (8 * i)));
-  }
+  char number[8];
+  PutLe(number, values.size(), 4);
+  out.append(number, 4);
   for (uint64_t v : values) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+    PutLe(number, v, 8);
+    out.append(number, 8);
   }
   out.append(data.data(), data.size());
   return out;
@@ -31,14 +33,6 @@ std::string MakeEnvelope(absl::Span<const uint64_t> values,
 std::string EscapeMessage(absl::string_view data) {
   if (StartsWithMagic(data)) return MakeEnvelope({}, data);
   return std::string(data);
-}
-
-uint64_t ReadLe(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) {
-    v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-  }
-  return v;
 }
 
 }  // namespace win32

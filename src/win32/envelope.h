@@ -45,9 +45,6 @@ std::string MakeEnvelope(absl::Span<const uint64_t> values,
 // with none if it begins with the magic. Throws std::bad_alloc.
 std::string EscapeMessage(absl::string_view data);
 
-// The unsigned little-endian number in p[0 .. bytes).
-uint64_t ReadLe(const char* p, int bytes);
-
 }  // namespace win32
 }  // namespace internal
 }  // namespace canal

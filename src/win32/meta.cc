@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/errors.h"
+#include "src/internal/little_endian.h"
 #include "src/win32/error.h"
 #include "src/win32/names.h"
 #include "src/win32/security.h"
@@ -30,26 +31,6 @@ constexpr size_t kCreationOffset = 24;
 constexpr uint32_t kStateWriting = 0;
 constexpr uint32_t kStateOpen = 1;
 constexpr uint32_t kStateClosed = 2;
-
-void PutU32(unsigned char* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-
-void PutU64(unsigned char* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-
-uint32_t GetU32(const unsigned char* in) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | in[i];
-  return v;
-}
-
-uint64_t GetU64(const unsigned char* in) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | in[i];
-  return v;
-}
 
 // The state word is written last (and first, when a stale section is
 // reused) with a full barrier, so that a reader who sees "open" or
@@ -91,7 +72,7 @@ bool ReadSnapshot(const void* view, SIZE_T size, Snapshot* out) {
   unsigned char bytes[kSize];
   std::memcpy(bytes, shared, kSize);
   if (std::memcmp(bytes, kMagic, sizeof(kMagic)) != 0 ||
-      GetU32(bytes + 4) != kVersion) {
+      static_cast<uint32_t>(GetLe(bytes + 4, 4)) != kVersion) {
     return false;
   }
   out->state = static_cast<uint32_t>(state);
@@ -99,10 +80,11 @@ bool ReadSnapshot(const void* view, SIZE_T size, Snapshot* out) {
       out->state != kStateClosed) {
     return false;
   }
-  out->max_message_size = GetU32(bytes + kMaxMessageOffset);
-  out->pid = GetU32(bytes + kPidOffset);
-  out->flags = GetU32(bytes + kFlagsOffset);
-  out->creation = GetU64(bytes + kCreationOffset);
+  out->max_message_size =
+      static_cast<uint32_t>(GetLe(bytes + kMaxMessageOffset, 4));
+  out->pid = static_cast<uint32_t>(GetLe(bytes + kPidOffset, 4));
+  out->flags = static_cast<uint32_t>(GetLe(bytes + kFlagsOffset, 4));
+  out->creation = GetLe(bytes + kCreationOffset, 8);
   return true;
 }
 
@@ -304,11 +286,11 @@ absl::StatusOr<std::unique_ptr<PublishedMeta>> PublishedMeta::Publish(
   unsigned char* bytes = static_cast<unsigned char*>(view);
   StoreState(view, kStateWriting);
   std::memcpy(bytes, kMagic, sizeof(kMagic));
-  PutU32(bytes + 4, kVersion);
-  PutU32(bytes + kMaxMessageOffset, max_message_size);
-  PutU32(bytes + kPidOffset, GetCurrentProcessId());
-  PutU32(bytes + kFlagsOffset, offers_shared_memory ? kFlagSharedMemory : 0);
-  PutU64(bytes + kCreationOffset, CreationTime(GetCurrentProcess()));
+  PutLe(bytes + 4, kVersion, 4);
+  PutLe(bytes + kMaxMessageOffset, max_message_size, 4);
+  PutLe(bytes + kPidOffset, GetCurrentProcessId(), 4);
+  PutLe(bytes + kFlagsOffset, offers_shared_memory ? kFlagSharedMemory : 0, 4);
+  PutLe(bytes + kCreationOffset, CreationTime(GetCurrentProcess()), 8);
   StoreState(view, kStateOpen);
   return meta;
 }

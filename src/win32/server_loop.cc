@@ -42,6 +42,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/internal/backend.h"
+#include "src/internal/little_endian.h"
 #include "src/server/server_internal.h"
 #include "src/win32/envelope.h"
 #include "src/win32/error.h"
@@ -429,7 +430,7 @@ class Win32ServerLoop final : public ServerLoop {
       return ConnError(absl::StatusCode::kDataLoss, *config_, conn->id,
                        "malformed handle envelope: shorter than its header");
     }
-    const uint64_t count = ReadLe(message.data() + sizeof(kEnvelopeMagic), 4);
+    const uint64_t count = GetLe(message.data() + sizeof(kEnvelopeMagic), 4);
     const size_t room = (message.size() - kEnvelopeHeader) / 8;
     if (count > room) {
       return ConnError(absl::StatusCode::kDataLoss, *config_, conn->id,
@@ -451,7 +452,7 @@ class Win32ServerLoop final : public ServerLoop {
       }
       for (uint64_t i = 0; i < count; ++i) {
         CloseHandle(reinterpret_cast<HANDLE>(static_cast<uintptr_t>(
-            ReadLe(message.data() + kEnvelopeHeader + 8 * i, 8))));
+            GetLe(message.data() + kEnvelopeHeader + 8 * i, 8))));
       }
     }
     const absl::string_view data =
