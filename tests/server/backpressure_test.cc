@@ -50,7 +50,7 @@ TEST(ServerBackpressureTest, StuckClientIsBoundedOthersServed) {
   options.max_queued_bytes = kBound;
   options.listener.buffer_size = 16 * 1024;
   options.read_chunk_size = 4096;
-  auto server = canal::Server::Start(name, options, std::move(handlers));
+  auto server = StartServer(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
 
   absl::StatusOr<canal::Channel> stuck = canal::Channel::Connect(name);

@@ -69,7 +69,7 @@ TEST(ServerManyClientsTest, EveryReplyRightNoneLost) {
   options.threads = 1;
   const std::string name = UniqueName("srv-many");
   absl::StatusOr<std::unique_ptr<canal::Server>> server =
-      canal::Server::Start(name, options, std::move(handlers));
+      StartServer(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
   EXPECT_EQ(canal::Server::LoopKind(), ExpectedLoopKind());
 
