@@ -106,6 +106,19 @@ inline absl::StatusOr<std::unique_ptr<canal::Server>> StartServer(
   return canal::Server::Start(name, options, std::move(handlers));
 }
 
+// Whether ThreadSanitizer instruments this build.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+
 // Whether this run's servers offer shared memory (CANAL_TEST_TRANSPORT=shm).
 inline bool OverSharedMemory() {
   return TestTransport() == canal::Transport::kSharedMemory;
