@@ -45,7 +45,6 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -138,7 +137,14 @@ class ChannelLoop final : public ServerLoop {
       WaitForWake();
       DrainInbox();
       if (shutting_down_) ShutdownStep();
-      if (IdleClock::now() >= next_sweep_) SweepIdle();
+      if (IdleClock::now() >= next_sweep_) {
+        // Out of memory for an idle connection's status: the next turn
+        // tries again.
+        try {
+          SweepIdle();
+        } catch (...) {
+        }
+      }
     }
     loop_thread_.store(std::thread::id());
   }
@@ -507,26 +513,24 @@ class ChannelLoop final : public ServerLoop {
   }
 
   // Closes every connection on which nothing moved for idle_timeout, and
-  // plans the next sweep (as the POSIX loop does).
+  // plans the next sweep (as the POSIX loop does). Allocates nothing.
   void SweepIdle() {
     const IdleClock::time_point now = IdleClock::now();
     const IdleClock::duration timeout = IdleTimeout();
     IdleClock::time_point earliest = IdleClock::time_point::max();
-    std::vector<ChannelConn*> idle;
-    for (auto& entry : conns_) {
-      ChannelConn* conn = entry.second.get();
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      ChannelConn* conn = (it++)->second.get();  // CloseConn erases it.
       IdleClock::time_point last;
       {
         std::lock_guard<std::mutex> lock(conn->mu);
         last = std::max(conn->last_read, conn->last_write);
       }
       if (now - last >= timeout) {
-        idle.push_back(conn);
+        CloseConn(conn, IdleError(conn));
       } else {
         earliest = std::min(earliest, last + timeout);
       }
     }
-    for (ChannelConn* conn : idle) CloseConn(conn, IdleError(conn));
     next_sweep_ = earliest == IdleClock::time_point::max()
                       ? earliest
                       : std::max(earliest, now + IdleSlack());
@@ -536,19 +540,18 @@ class ChannelLoop final : public ServerLoop {
   // the grace period is over; the others' writers say when they drained.
   void ShutdownStep() {
     const bool expired = absl::Now() >= deadline_;
-    std::vector<ChannelConn*> drained;
-    for (auto& entry : conns_) {
-      ChannelConn* conn = entry.second.get();
-      std::lock_guard<std::mutex> lock(conn->mu);
-      if (expired || (conn->out.empty() && !conn->in_flight)) {
-        drained.push_back(conn);
-      } else {
-        conn->want_drained = true;
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      ChannelConn* conn = (it++)->second.get();  // CloseConn erases it.
+      bool close;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        close = expired || (conn->out.empty() && !conn->in_flight);
+        if (!close) conn->want_drained = true;
       }
-    }
-    for (ChannelConn* conn : drained) {
-      CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
-                                conn->id, "the server shut down"));
+      if (close) {
+        CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
+                                  conn->id, "the server shut down"));
+      }
     }
   }
 
