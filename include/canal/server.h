@@ -21,6 +21,17 @@
 // poll() instead (the test suite runs the server tests on both loops that
 // way; any other value is ignored).
 //
+// Shared memory. A server whose listener offers shared memory
+// (`listener.transport = Transport::kSharedMemory`, duplex) serves with
+// another loop, on every platform: its connections move their data out of
+// the pipe into memory shared with the client, where non-blocking I/O on
+// the pipe cannot follow, so the loop thread serves them through the
+// Channel API and each connection costs two threads of its own, one that
+// blocks reading from the client and one that blocks writing to it. They
+// only move data: the handlers still run on the loop thread exactly as
+// described below, and every behaviour described here holds, except
+// half-close (see "End of stream").
+//
 // Threads. Every handler runs on the loop thread that owns the connection,
 // one call at a time per connection, and handlers of all connections of
 // that loop run one after another: a handler must never block (no
@@ -51,7 +62,10 @@
 // `ServerOptions::idle_timeout`. Windows pipes have no half-close: a client
 // that closes its end can read nothing more, so the connection ends at once
 // (OutOfRange, or Unavailable if a write hit the closed pipe first) and
-// what is queued for it is dropped.
+// what is queued for it is dropped. Nor do shared-memory channels: a
+// client's Close ends both directions, so what is still queued for it is
+// dropped, and `on_close` gets OutOfRange saying how many queued bytes were
+// not delivered.
 
 #ifndef CANAL_SERVER_H_
 #define CANAL_SERVER_H_
@@ -131,9 +145,14 @@ class Connection {
 // Options for `Server::Start`.
 struct ServerOptions {
   // The listener's options: mode, access, instance limit, access policy,
-  // `authorize` callback, message size limit. `transport` is not used yet:
-  // the server's event loops do their I/O on the pipe, so its connections
-  // always use Transport::kPipe (docs/semantics.md).
+  // `authorize` callback, message size limit, transport. With
+  // Transport::kSharedMemory on a duplex listener the connections use
+  // shared memory (see "Shared memory" above: two threads per
+  // connection); a client that refuses it (`allow_shared_memory = false`)
+  // or cannot map it, and every client when the server cannot create the
+  // memory, is served over the pipe by the same loop, as are all clients
+  // of an abstract-namespace name (Linux `@name`, which offers no shared
+  // memory) (docs/semantics.md, row 18).
   ListenerOptions listener;
   // Loop threads (at least 1). Connections are spread over them round-robin.
   int threads = 1;
@@ -146,8 +165,9 @@ struct ServerOptions {
   // At most this many clients are served at once (at least 1); 0, the
   // default, picks half of the process's descriptor limit on POSIX (the
   // soft RLIMIT_NOFILE when `Start` runs: 512 of the common 1024), since
-  // each connection costs the server a descriptor and the rest of the
-  // process needs some too, and 4096 on Windows. At the cap the server stops
+  // each connection costs the server a descriptor (and, over shared
+  // memory, two threads) and the rest of the process needs some too, and
+  // 4096 on Windows. At the cap the server stops
   // accepting until a connection ends: further clients wait as for busy
   // instances, in the order they came (Windows: `Connect` waits for a free
   // instance, up to its timeout, once the listener's few pending instances
@@ -166,10 +186,10 @@ struct ServerOptions {
   // clients that connect and do nothing, that stop reading while replies
   // are queued, or that half-close and never read. It also ends a
   // connection whose reply a handler owes for longer than this (slow work
-  // on another thread): raise it for such servers. On Windows progress is
-  // seen per completed write, and a message is one write: a client that
-  // needs longer than this to read one large message is closed too. Positive;
-  // absl::InfiniteDuration() disables it.
+  // on another thread): raise it for such servers. On Windows, and over
+  // shared memory, progress is seen per completed write, and a message is
+  // one write: a client that needs longer than this to read one large
+  // message is closed too. Positive; absl::InfiniteDuration() disables it.
   absl::Duration idle_timeout = absl::Minutes(1);
 };
 
@@ -240,7 +260,8 @@ class Server {
   absl::string_view name() const;
 
   // The event loop `Start` picks when called now: "iocp", "epoll" or "poll"
-  // (see CANAL_SERVER_LOOP above).
+  // (see CANAL_SERVER_LOOP above). A server whose listener offers shared
+  // memory uses its own loop instead (see "Shared memory" above).
   static absl::string_view LoopKind();
 
   // Connections currently open, over all loop threads.

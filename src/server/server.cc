@@ -22,6 +22,7 @@
 #include "src/internal/backend.h"
 #include "src/internal/errors.h"
 #include "src/internal/framing.h"
+#include "src/internal/shm_channel.h"
 #include "src/server/server_internal.h"
 
 namespace canal {
@@ -96,7 +97,7 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
   // A message is built outside the lock: the backend's wire form (a frame,
   // or on Windows the data escaped if it could pass for a handle envelope).
   std::string wire_message;
-  if (message) {
+  if (message && !params->raw_messages) {
     try {
       wire_message = BackendServerMessage(data);
     } catch (const std::bad_alloc&) {
@@ -105,7 +106,8 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
           absl::StrCat("out of memory queueing ", data.size(), " bytes"));
     }
   }
-  const size_t wire = message ? wire_message.size() : data.size();
+  const size_t wire =
+      message && !params->raw_messages ? wire_message.size() : data.size();
   std::lock_guard<std::mutex> lock(mu);
   if (finished || close_requested) {
     return ConnError(absl::StatusCode::kFailedPrecondition, params->name, id,
@@ -129,6 +131,8 @@ absl::Status ServerConn::Send(absl::string_view data, bool force) {
       } else {
         out.emplace_back(data);
       }
+    } else if (params->raw_messages) {
+      out.emplace_back(data);
     } else {
       out.push_back(std::move(wire_message));
     }
@@ -320,7 +324,9 @@ class ServerCore {
   absl::Status Start(int threads) {
     try {
       for (int i = 0; i < threads; ++i) {
-        std::unique_ptr<ServerLoop> loop = BackendNewServerLoop(&config_);
+        std::unique_ptr<ServerLoop> loop = config_.channel_loop
+                                               ? NewChannelLoop(&config_)
+                                               : BackendNewServerLoop(&config_);
         absl::Status init = loop->Init();
         if (!init.ok()) return init;
         loops_.push_back(std::move(loop));
@@ -529,12 +535,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       return internal::InvalidOption(
           name, "on_request needs a message-mode listener");
     }
-    // The event loops do their own I/O on the pipe's handle, so the
-    // server's connections stay on the pipe (see ServerOptions::listener).
-    ListenerOptions listener_options = options.listener;
-    listener_options.transport = Transport::kPipe;
     absl::StatusOr<Listener> listener =
-        Listener::Create(name, listener_options);
+        Listener::Create(name, options.listener);
     if (!listener.ok()) return listener.status();
 
     internal::ServerConfig config;
@@ -546,6 +548,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     config.max_queued_bytes = options.max_queued_bytes;
     config.read_chunk_size = options.read_chunk_size;
     config.idle_timeout = options.idle_timeout;
+    // The backends' loops do their own I/O on the pipe's handle, which
+    // cannot follow data moved into shared memory: such a listener's
+    // connections are served through the Channel API.
+    config.channel_loop = internal::OffersSharedMemory(options.listener);
     config.handlers = std::move(handlers);
     auto params = std::make_shared<internal::ConnParams>();
     params->name = config.name;
@@ -553,6 +559,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     params->can_write = config.can_write;
     params->max_message_size = config.max_message_size;
     params->max_queued_bytes = config.max_queued_bytes;
+    params->raw_messages = config.channel_loop;
     config.conn_params = std::move(params);
 
     const size_t max_connections =

@@ -10,8 +10,13 @@
 //    server_loop.cc (src/posix/: readiness, with epoll or poll() chosen at
 //    run time, see poller.h; src/win32/: completions) and makes it through
 //    BackendNewServerLoop (src/internal/backend.h).
-//  - LoopInbox: how other threads reach a loop thread, shared by both
-//    backends' loops.
+//    A server whose listener offers shared memory (ListenerOptions::
+//    transport) uses the channel loop instead (channel_loop.cc, made by
+//    NewChannelLoop), on every platform: its connections' data moves out of
+//    the pipe, so it serves them through the Channel API, with a reader
+//    and a writer thread per connection.
+//  - LoopInbox: how other threads reach a loop thread, shared by all the
+//    loops.
 //
 // Exceptions. None may leave a server thread or a public call: allocation
 // failures (std::bad_alloc) become ResourceExhausted (a failed Send returns
@@ -21,9 +26,11 @@
 // not fail at all once data is queued (waking the loop for a connection)
 // use intrusive lists instead of allocating.
 //
-// The loop never calls the Channel's blocking Read/Write: it does its own
-// non-blocking I/O on `channel.native_handle()` and keeps the Channel only
-// as the owner of the descriptor/HANDLE, closing it with Channel::Close().
+// The backends' loops never call the Channel's blocking Read/Write: they
+// do their own non-blocking I/O on `channel.native_handle()` and keep the
+// Channel only as the owner of the descriptor/HANDLE, closing it with
+// Channel::Close(). The channel loop does all of its I/O through the
+// Channel.
 // std::mutex (not absl::Mutex) keeps ThreadSanitizer runs meaningful with
 // an uninstrumented Abseil.
 
@@ -91,6 +98,10 @@ struct ConnParams {
   bool can_write = true;
   size_t max_message_size = 0;
   size_t max_queued_bytes = 0;
+  // Message mode: queue each message as its data, which the channel loop
+  // writes with Channel::WriteMessage, instead of the backend's wire form
+  // (BackendServerMessage).
+  bool raw_messages = false;
 };
 
 // Everything a loop needs to know about the server, fixed at Start.
@@ -104,6 +115,8 @@ struct ServerConfig {
   size_t read_chunk_size = 0;
   // InfiniteDuration(): none.
   absl::Duration idle_timeout = absl::InfiniteDuration();
+  // Serve with the channel loop (NewChannelLoop), not the backend's.
+  bool channel_loop = false;
   ServerHandlers handlers;
   // Owned by the server; every connection holds one slot until it ends.
   ConnectionSlots* slots = nullptr;
@@ -329,6 +342,10 @@ class LoopInbox {
   bool shutdown_ = false;  // Guarded by mu_.
   absl::Time deadline_;    // Guarded by mu_.
 };
+
+// The platform-free loop that serves its connections through the Channel
+// API (channel_loop.cc), for listeners that offer shared memory.
+std::unique_ptr<ServerLoop> NewChannelLoop(const ServerConfig* config);
 
 // The operation named in the errors of a running server's connections.
 inline constexpr absl::string_view kServerOp = "Server";

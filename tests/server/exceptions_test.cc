@@ -33,8 +33,7 @@ TEST(ServerExceptionsTest, ThrowingRequestHandlerClosesOnlyItsConnection) {
       throw std::logic_error("thrown from on_close");
     }
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
 
   absl::StatusOr<canal::Channel> thrower = canal::Channel::Connect(name);
@@ -78,8 +77,7 @@ TEST(ServerExceptionsTest, ThrowingOpenAndDataHandlers) {
   handlers.on_close = [&](canal::Connection&, const absl::Status& s) {
     closes.Add(s);
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
 
   absl::StatusOr<canal::Channel> first = canal::Channel::Connect(name);

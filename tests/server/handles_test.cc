@@ -40,7 +40,7 @@ std::unique_ptr<canal::Server> StartEcho(const std::string& name,
     EXPECT_TRUE(s.ok()) << s;
   };
   absl::StatusOr<std::unique_ptr<canal::Server>> server =
-      canal::Server::Start(name, options, std::move(handlers));
+      StartServer(name, options, std::move(handlers));
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
 }

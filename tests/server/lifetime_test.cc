@@ -35,8 +35,7 @@ absl::StatusOr<std::unique_ptr<canal::Server>> StartKeepingServer(
   };
   handlers.on_request = [](canal::Connection&, absl::string_view request)
       -> absl::StatusOr<std::string> { return std::string(request); };
-  return canal::Server::Start(name, MessageServerOptions(),
-                              std::move(handlers));
+  return StartServer(name, MessageServerOptions(), std::move(handlers));
 }
 
 TEST(ServerLifetimeTest, ConnectionAnswersAfterTheServerIsDestroyed) {

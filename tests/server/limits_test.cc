@@ -80,13 +80,13 @@ TEST(ServerLimitsTest, InvalidLimitsAreRefused) {
   const std::string name = UniqueName("srv-lim-bad");
   canal::ServerOptions options = MessageServerOptions();
   options.max_connections = -1;
-  CANAL_EXPECT_CODE(canal::Server::Start(name, options, {}), kInvalidArgument);
+  CANAL_EXPECT_CODE(StartServer(name, options, {}), kInvalidArgument);
   options.max_connections = 0;
   options.idle_timeout = absl::ZeroDuration();
-  CANAL_EXPECT_CODE(canal::Server::Start(name, options, {}), kInvalidArgument);
+  CANAL_EXPECT_CODE(StartServer(name, options, {}), kInvalidArgument);
   options.idle_timeout = -absl::Seconds(1);
   absl::StatusOr<std::unique_ptr<canal::Server>> refused =
-      canal::Server::Start(name, options, {});
+      StartServer(name, options, {});
   CANAL_EXPECT_CODE(refused, kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "idle_timeout"))
       << refused.status();
@@ -96,7 +96,7 @@ TEST(ServerLimitsTest, InvalidLimitsAreRefused) {
   EXPECT_EQ(options.idle_timeout, absl::Minutes(1));
   options.max_connections = 1;
   options.idle_timeout = absl::InfiniteDuration();
-  CANAL_EXPECT_OK(canal::Server::Start(name, options, {}));
+  CANAL_EXPECT_OK(StartServer(name, options, {}));
 }
 
 TEST(ServerLimitsTest, AtTheCapNewClientsWaitUntilAConnectionEnds) {
@@ -107,7 +107,7 @@ TEST(ServerLimitsTest, AtTheCapNewClientsWaitUntilAConnectionEnds) {
   canal::ServerOptions options = MessageServerOptions();
   options.max_connections = kCap;
   options.idle_timeout = absl::InfiniteDuration();
-  auto server = canal::Server::Start(name, options, tracker.Handlers());
+  auto server = StartServer(name, options, tracker.Handlers());
   CANAL_ASSERT_OK(server);
 
   std::vector<canal::Channel> held;
@@ -176,7 +176,7 @@ TEST(ServerLimitsTest, ManyIdleClientsDoNotKeepANewOneOut) {
   canal::ServerOptions options = MessageServerOptions();
   options.max_connections = kCap;
   options.idle_timeout = absl::Milliseconds(300);
-  auto server = canal::Server::Start(name, options, tracker.Handlers());
+  auto server = StartServer(name, options, tracker.Handlers());
   CANAL_ASSERT_OK(server);
 
   // Clients that connect and never send a byte, three times the cap.
@@ -214,7 +214,7 @@ TEST(ServerLimitsTest, IdleConnectionIsClosedActiveOneIsNot) {
   Tracker tracker;
   canal::ServerOptions options = MessageServerOptions();
   options.idle_timeout = kIdle;
-  auto server = canal::Server::Start(name, options, tracker.Handlers());
+  auto server = StartServer(name, options, tracker.Handlers());
   CANAL_ASSERT_OK(server);
 
   absl::StatusOr<canal::Channel> quiet = canal::Channel::Connect(name);
@@ -253,7 +253,7 @@ TEST(ServerLimitsTest, ClientThatStopsReadingIsClosedByTheIdleTimeout) {
   };
   canal::ServerOptions options = MessageServerOptions();
   options.idle_timeout = absl::Milliseconds(300);
-  auto server = canal::Server::Start(name, options, std::move(handlers));
+  auto server = StartServer(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);

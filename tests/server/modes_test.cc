@@ -28,7 +28,7 @@ std::unique_ptr<canal::Server> StartEcho(const std::string& name,
     if (log) log->Add(s);
   };
   absl::StatusOr<std::unique_ptr<canal::Server>> server =
-      canal::Server::Start(name, options, std::move(handlers));
+      StartServer(name, options, std::move(handlers));
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
 }
@@ -114,8 +114,7 @@ TEST(ServerModesTest, HandlersSeePeerAndCanReplyLater) {
     saved_request = std::string(data);
     cv.notify_all();
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);
@@ -161,8 +160,7 @@ TEST(ServerModesTest, RequestErrorClosesThatConnectionOnly) {
   handlers.on_close = [&](canal::Connection&, const absl::Status& s) {
     log.Add(s);
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   absl::StatusOr<canal::Channel> good = canal::Channel::Connect(name);
   absl::StatusOr<canal::Channel> bad = canal::Channel::Connect(name);
@@ -202,8 +200,7 @@ TEST(ServerModesTest, ClientClosingWithRequestOutstandingEndsWithOutOfRange) {
   handlers.on_close = [&](canal::Connection&, const absl::Status& s) {
     log.Add(s);
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   {
     absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
@@ -246,7 +243,7 @@ TEST(ServerModesTest, AuthorizeCallbackApplies) {
                            absl::string_view r) -> absl::StatusOr<std::string> {
     return std::string(r);
   };
-  auto server = canal::Server::Start(name, options, std::move(handlers));
+  auto server = StartServer(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
   // The first peer is refused (disconnected), the second is served.
   absl::StatusOr<std::string> first =
@@ -267,21 +264,21 @@ TEST(ServerModesTest, StartRejectsBadOptions) {
     return std::string();
   };
   CANAL_EXPECT_CODE(
-      canal::Server::Start(UniqueName("srv-bad"), MessageServerOptions(), both),
+      StartServer(UniqueName("srv-bad"), MessageServerOptions(), both),
       kInvalidArgument);
   canal::ServerHandlers request_only;
   request_only.on_request = both.on_request;
-  CANAL_EXPECT_CODE(canal::Server::Start(UniqueName("srv-bad"),
-                                         canal::ServerOptions(), request_only),
-                    kInvalidArgument);
+  CANAL_EXPECT_CODE(
+      StartServer(UniqueName("srv-bad"), canal::ServerOptions(), request_only),
+      kInvalidArgument);
   canal::ServerOptions no_threads;
   no_threads.threads = 0;
-  CANAL_EXPECT_CODE(canal::Server::Start(UniqueName("srv-bad"), no_threads, {}),
+  CANAL_EXPECT_CODE(StartServer(UniqueName("srv-bad"), no_threads, {}),
                     kInvalidArgument);
   const std::string name = UniqueName("srv-held");
-  auto first = canal::Server::Start(name, canal::ServerOptions(), {});
+  auto first = StartServer(name, canal::ServerOptions(), {});
   CANAL_ASSERT_OK(first);
-  CANAL_EXPECT_CODE(canal::Server::Start(name, canal::ServerOptions(), {}),
+  CANAL_EXPECT_CODE(StartServer(name, canal::ServerOptions(), {}),
                     kAlreadyExists);
 }
 
@@ -294,7 +291,7 @@ TEST(ServerModesTest, SeveralLoopThreads) {
                            absl::string_view r) -> absl::StatusOr<std::string> {
     return absl::StrCat(r, "@", c.id());
   };
-  auto server = canal::Server::Start(name, options, std::move(handlers));
+  auto server = StartServer(name, options, std::move(handlers));
   CANAL_ASSERT_OK(server);
   std::vector<canal::Channel> channels;
   for (int i = 0; i < 16; ++i) {

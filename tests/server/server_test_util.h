@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers for the canal::Server tests (tests/server/). Public API only, so
-// the same tests run on the epoll, poll() and IOCP loops.
+// the same tests run on the epoll, poll() and IOCP loops, and (started
+// through StartServer) over shared memory, on the channel loop.
 
 #ifndef CANAL_TESTS_SERVER_SERVER_TEST_UTIL_H_
 #define CANAL_TESTS_SERVER_SERVER_TEST_UTIL_H_
@@ -16,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "canal/server.h"
 #include "test_util.h"
@@ -89,6 +91,38 @@ class CloseLog {
   std::vector<absl::Status> statuses_;  // Guarded by mu_.
   size_t taken_ = 0;                    // Guarded by mu_: taken by Next.
 };
+
+// canal::Server::Start with `options.listener.transport` set to
+// TestTransport() (unless the test asked for shared memory itself), so that
+// every suite runs over the pipe (server/..., server-poll/...) and over
+// shared memory (server-shm/..., CANAL_TEST_TRANSPORT=shm; see
+// tests/server/meson.build).
+inline absl::StatusOr<std::unique_ptr<canal::Server>> StartServer(
+    absl::string_view name, canal::ServerOptions options,
+    canal::ServerHandlers handlers) {
+  if (options.listener.transport == canal::Transport::kPipe) {
+    options.listener.transport = TestTransport();
+  }
+  return canal::Server::Start(name, options, std::move(handlers));
+}
+
+// Whether ThreadSanitizer instruments this build.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+
+// Whether this run's servers offer shared memory (CANAL_TEST_TRANSPORT=shm).
+inline bool OverSharedMemory() {
+  return TestTransport() == canal::Transport::kSharedMemory;
+}
 
 inline canal::ServerOptions MessageServerOptions() {
   canal::ServerOptions options;

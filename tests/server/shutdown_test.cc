@@ -52,8 +52,7 @@ TEST(ServerShutdownTest, DeliversQueuedRepliesCancelsTheRest) {
     }
     cv.notify_all();
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
 
   std::vector<canal::Channel> slow, fast;
@@ -132,8 +131,7 @@ TEST(ServerShutdownTest, GraceExpiresForAClientThatNeverReads) {
     std::lock_guard<std::mutex> lock(mu);
     closed_with = s;
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
   CANAL_ASSERT_OK(ch);
@@ -163,8 +161,7 @@ TEST(ServerShutdownTest, ShutdownFromAHandlerAndDestructor) {
     EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
     closes.fetch_add(1);
   };
-  auto server =
-      canal::Server::Start(name, MessageServerOptions(), std::move(handlers));
+  auto server = StartServer(name, MessageServerOptions(), std::move(handlers));
   CANAL_ASSERT_OK(server);
   raw = server->get();
   absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
@@ -188,7 +185,7 @@ TEST(ServerShutdownTest, ShutdownFromTheAuthorizeCallback) {
     if (!called.HasBeenNotified()) called.Notify();
     return absl::PermissionDeniedError("shutting down");
   };
-  auto server = canal::Server::Start(name, options, canal::ServerHandlers());
+  auto server = StartServer(name, options, canal::ServerHandlers());
   CANAL_ASSERT_OK(server);
   raw.store(server->get());
   Background client([&] {

@@ -11,15 +11,21 @@
 // an address-space limit cannot leave room for.
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -115,6 +121,70 @@ TEST(MemoryThreads, DestroyingARunningSubprocessWithoutRoomForAReaper) {
     CHILD_CHECK(r < 0 && errno == ECHILD, kNotReaped,
                 "the first child was not reaped (waitpid %d, state %c)",
                 static_cast<int>(r), ProcessState(pid));
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << "child exit code (200 + n: killed by signal n)";
+}
+
+// A server whose listener offers shared memory serves each connection
+// with two threads of its own: without room for them, that connection ends
+// with ResourceExhausted (on_close says so), the client sees its end, and
+// the server goes on serving once threads can be started again.
+TEST(MemoryThreads, SharedMemoryServerWithoutRoomForAConnectionsThreads) {
+  SkipIfSanitized();
+  const int rc = RunInChild([]() -> int {
+    const std::string name = UniqueName("mem-srv-shm");
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<absl::Status> closes;
+    canal::ServerOptions options;
+    options.listener.mode = canal::PipeMode::kMessage;
+    options.listener.transport = canal::Transport::kSharedMemory;
+    canal::ServerHandlers handlers;
+    handlers.on_request = [](canal::Connection&, absl::string_view r)
+        -> absl::StatusOr<std::string> { return std::string(r); };
+    handlers.on_close = [&](canal::Connection&, const absl::Status& s) {
+      std::lock_guard<std::mutex> lock(mu);
+      closes.push_back(s);
+      cv.notify_all();
+    };
+    absl::StatusOr<std::unique_ptr<canal::Server>> server =
+        canal::Server::Start(name, options, std::move(handlers));
+    CHILD_CHECK(server.ok(), kChildSetupFailed, "Start: %s",
+                server.status().ToString().c_str());
+    rlimit unlimited;
+    CHILD_CHECK(getrlimit(RLIMIT_AS, &unlimited) == 0, kChildSetupFailed,
+                "getrlimit");
+    // The soft limit only, so that it can be raised again.
+    rlimit limited = unlimited;
+    limited.rlim_cur = ReadMemoryUse().virtual_bytes + kNoRoomForAThread;
+    CHILD_CHECK(setrlimit(RLIMIT_AS, &limited) == 0, kChildSetupFailed,
+                "setrlimit");
+    {
+      absl::StatusOr<canal::Channel> ch = canal::Channel::Connect(name);
+      CHILD_CHECK(ch.ok(), kChildSetupFailed, "Connect: %s",
+                  ch.status().ToString().c_str());
+      absl::StatusOr<std::string> reply = ch->Transact("x", kHangGuard);
+      CHILD_CHECK(!reply.ok() && !absl::IsDeadlineExceeded(reply.status()),
+                  kWrongStatus, "Transact: %s",
+                  reply.status().ToString().c_str());
+    }
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      CHILD_CHECK(cv.wait_for(lock, std::chrono::seconds(30),
+                              [&] { return !closes.empty(); }),
+                  kWrongStatus, "no on_close");
+      CHILD_CHECK(absl::IsResourceExhausted(closes[0]) &&
+                      absl::StrContains(closes[0].message(), "thread"),
+                  kWrongStatus, "on_close: %s", closes[0].ToString().c_str());
+    }
+    CHILD_CHECK(setrlimit(RLIMIT_AS, &unlimited) == 0, kChildSetupFailed,
+                "setrlimit back");
+    absl::StatusOr<std::string> reply = canal::Call(name, "y", kHangGuard);
+    CHILD_CHECK(reply.ok() && *reply == "y", kWrongStatus, "Call: %s",
+                reply.status().ToString().c_str());
+    CHILD_CHECK((*server)->connection_count() <= 1, kWrongStatus,
+                "connection_count %zu", (*server)->connection_count());
     return 0;
   });
   EXPECT_EQ(rc, 0) << "child exit code (200 + n: killed by signal n)";
