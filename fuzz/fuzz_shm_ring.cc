@@ -163,7 +163,8 @@ struct Fuzz {
   void Marker(uint8_t size) {
     absl::StatusOr<ShmWriteResult> w =
         writer->TryWritePipeMarker(size * uint64_t{5});
-    if (options.mode == ShmRingMode::kBytes || writing) {
+    // The writer is inside a message once a part of it was taken.
+    if (options.mode == ShmRingMode::kBytes || (writing && pending_taken > 0)) {
       // Refused before the ring is looked at.
       if (w.status().code() != absl::StatusCode::kFailedPrecondition) {
         canal_fuzz::Fail("TryWritePipeMarker in byte mode / a message",

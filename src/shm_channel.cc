@@ -1174,10 +1174,9 @@ class ShmChannel final : public ChannelImpl {
   // message with handles goes on the pipe (after the wake-up), then a pipe
   // marker in the ring says where it belongs among the ring's messages. In
   // that order, so that a reader that finds the marker finds the message
-  // on the pipe, and a pipe write that fails leaves nothing in the ring
-  // (what the pipe then does with a write that timed out part-way is the
-  // pipe channel's own behaviour). Room for the marker is waited for
-  // first, so that it never has to wait after the message went out.
+  // on the pipe, and a pipe write that fails leaves no marker without its
+  // message. Room for the marker is waited for first, so that it never
+  // has to wait after the message went out.
   absl::Status WriteOnPipeAfterSwitch(absl::string_view op,
                                       absl::string_view data,
                                       absl::Span<const NativeHandle> handles,
@@ -1200,8 +1199,24 @@ class ShmChannel final : public ChannelImpl {
       if (absl::IsDataLoss(room)) write_fail_ = room;
       return room;
     }
-    CANAL_RETURN_IF_ERROR(
-        pipe_->WriteWithHandles(op, data, handles, deadline.remaining()));
+    absl::Status sent =
+        pipe_->WriteWithHandles(op, data, handles, deadline.remaining());
+    if (absl::IsDeadlineExceeded(sent) || absl::IsCancelled(sent)) {
+      // Part of it may be on the pipe (which then shuts its write side, as
+      // a pipe channel does), so no later message could follow it there.
+      // The pipe is also what tells the peer this side is there: ending
+      // this direction in the ring makes the peer see the end of the
+      // stream after what came before, as on a pipe.
+      writer.MarkClosed();
+      rings_->out_data->Wake(writer.peer_doorbell());
+      write_fail_ = absl::Status(
+          sent.code(),
+          absl::StrCat(sent.message(),
+                       "; a message with handles may have been sent part-way "
+                       "on the pipe, so this direction was closed"));
+      return write_fail_;
+    }
+    CANAL_RETURN_IF_ERROR(sent);
     absl::StatusOr<ShmWriteResult> put = writer.TryWritePipeMarker(data.size());
     if (put.ok() && !put->done) {
       // The free space only grows while this side holds the write turn.

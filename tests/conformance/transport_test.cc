@@ -598,4 +598,47 @@ TEST(TransportTest, PeekAndPartialReadOfAHandleMessageAfterTheSwitch) {
   }
 }
 
+// A message with handles that times out on the pipe after the switch (the
+// reader reads nothing, so the socket fills) may be partly out there, so
+// it ends that direction: the write and later writes fail with the
+// timeout, and the reader gets every message whose write succeeded, with
+// its handles, then the end of the stream, never a torn message or a hang.
+// Over shared memory only: on a pipe, the write side ends only if a part
+// went out.
+TEST(TransportTest, HandleMessageTimingOutAfterTheSwitchEndsTheDirection) {
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  if (ExpectedTransport(options) != canal::Transport::kSharedMemory) {
+    GTEST_SKIP() << "no shared memory on this platform";
+  }
+  absl::StatusOr<canal_test::ConnectedPair> pair =
+      canal_test::MakePair(UniqueName("tr-handles-full"), options);
+  CANAL_ASSERT_OK(pair);
+  SettleBothWays(*pair);
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+  CANAL_ASSERT_OK(pipe);
+  const canal::NativeHandle handles[] = {pipe->write_end.native_handle()};
+  const std::string big = canal_test::Pattern(64 * 1024, 5);
+  int sent = 0;
+  absl::Status last;
+  for (int i = 0; i < 10000; ++i) {
+    last = pair->client.WriteMessageWithHandles(big, handles,
+                                                absl::Milliseconds(50));
+    if (!last.ok()) break;
+    ++sent;
+  }
+  CANAL_EXPECT_CODE(last, kDeadlineExceeded);
+  EXPECT_NE(last.message().find("direction was closed"), std::string::npos)
+      << last;
+  CANAL_EXPECT_CODE(pair->client.WriteMessage("later", kHangGuard),
+                    kDeadlineExceeded);
+  for (int i = 0; i < sent; ++i) {
+    absl::StatusOr<canal::MessageWithHandles> m =
+        pair->server.ReadMessageWithHandles(kHangGuard);
+    CANAL_ASSERT_OK(m);
+    EXPECT_TRUE(m->data == big) << "message " << i << " changed";
+    EXPECT_EQ(m->handles.size(), 1u);
+  }
+  CANAL_EXPECT_CODE(pair->server.ReadMessage(kHangGuard), kOutOfRange);
+}
+
 }  // namespace
