@@ -24,9 +24,10 @@
 // the marker, reads exactly one message from the pipe there and the order
 // among the ring's messages holds (a pipe write that timed out ends that
 // direction, as a torn ring message does). Otherwise the pipe tells each
-// side when the other is gone (a crash closes it too). Each side's Close also says so in the
-// rings (ShmRingWriter/Reader::MarkClosed) and rings both doorbells, so an
-// orderly close is seen at once and a crash within one wait slice.
+// side when the other is gone (a crash closes it too). Each side's Close also
+// says so in the rings (ShmRingWriter/Reader::MarkClosed) and rings both
+// doorbells, so an orderly close is seen at once and a crash within one wait
+// slice.
 
 #ifndef CANAL_SRC_INTERNAL_SHM_CHANNEL_H_
 #define CANAL_SRC_INTERNAL_SHM_CHANNEL_H_
