@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The shared-memory ring (src/internal/shm_ring.h) in ordinary memory: round
 // trips in both modes, wrap-around at every offset, fragmented messages
-// through a small ring, full and empty rings, the wake-up flags, two threads,
-// and a peer that corrupts the header, the indices and the records (every
-// one DataLoss naming the operation). Runs on both legs: the ring is shared
-// code.
+// through a small ring, full and empty rings, pipe markers, the wake-up
+// flags, two threads, and a peer that corrupts the header, the indices and
+// the records, markers included (every one DataLoss naming the operation). Runs
+// on both legs: the ring is shared code.
 
 #include "src/internal/shm_ring.h"
 
