@@ -3,8 +3,8 @@
 // trips in both modes, wrap-around at every offset, fragmented messages
 // through a small ring, full and empty rings, pipe markers, the wake-up
 // flags, two threads, and a peer that corrupts the header, the indices and
-// the records, markers included (every one DataLoss naming the operation). Runs
-// on both legs: the ring is shared code.
+// the records, markers included (every one DataLoss naming the
+// operation). Runs on both legs: the ring is shared code.
 
 #include "src/internal/shm_ring.h"
 
