@@ -24,6 +24,11 @@
 //   4 index  [which delta]        the peer moves tail/head by int8 delta*8
 //   5 attach                      AttachShmRegion on the region as it is
 //   6 wait                        PrepareToWait/FinishWait on both ends
+//   7 marker [size]       a pipe marker for a message of size*5 bytes (or
+//                         FailedPrecondition inside a message / in byte mode)
+// The model treats a marker as a message whose bytes are elsewhere: Peek
+// counts its size and copies nothing of it, and a read consumes it alone,
+// reporting on_pipe and the size.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -91,6 +96,7 @@ struct Fuzz {
   // The model, while !hostile. Message mode: the messages whose first
   // record is published, oldest first, and what was read of the first.
   std::deque<std::string> messages;
+  std::deque<bool> on_pipe;  // Per message: a pipe marker.
   std::string current;
   std::string pending;  // The message being written.
   size_t pending_taken = 0;
@@ -143,6 +149,7 @@ struct Fuzz {
     }
     if (pending_taken == 0 && (w->bytes > 0 || w->done)) {
       messages.push_back(pending);
+      on_pipe.push_back(false);
     }
     pending_taken += w->bytes;
     if (w->done) {
@@ -151,6 +158,26 @@ struct Fuzz {
       }
       writing = false;
     }
+  }
+
+  void Marker(uint8_t size) {
+    absl::StatusOr<ShmWriteResult> w =
+        writer->TryWritePipeMarker(size * uint64_t{5});
+    // The writer is inside a message once a part of it was taken.
+    if (options.mode == ShmRingMode::kBytes || (writing && pending_taken > 0)) {
+      // Refused before the ring is looked at.
+      if (w.status().code() != absl::StatusCode::kFailedPrecondition) {
+        canal_fuzz::Fail("TryWritePipeMarker in byte mode / a message",
+                         w.status());
+      }
+      return;
+    }
+    CheckStatus("TryWritePipeMarker", w.status(), &writer_broken);
+    if (!w.ok()) return;
+    if (w->bytes != 0) canal_fuzz::Fail("TryWritePipeMarker took bytes");
+    if (!w->done) return;  // The ring is full.
+    messages.push_back(std::string(size * size_t{5}, '\0'));
+    on_pipe.push_back(true);
   }
 
   void Read(uint8_t part) {
@@ -179,12 +206,24 @@ struct Fuzz {
     if (r->bytes > buf.size()) canal_fuzz::Fail("TryReadMessage overran");
     if (hostile) return;
     if (messages.empty()) {
-      if (r->bytes > 0 || r->message_end) {
+      if (r->bytes > 0 || r->message_end || r->on_pipe) {
         canal_fuzz::Fail("TryReadMessage returned a message never written");
       }
       return;
     }
     const std::string& front = messages.front();
+    if (r->on_pipe != on_pipe.front()) {
+      canal_fuzz::Fail("TryReadMessage on_pipe disagrees with the model");
+    }
+    if (r->on_pipe) {
+      if (r->bytes != 0 || r->message_end || !current.empty() ||
+          r->pipe_message_size != front.size()) {
+        canal_fuzz::Fail("TryReadMessage reported a pipe marker wrongly");
+      }
+      messages.pop_front();
+      on_pipe.pop_front();
+      return;
+    }
     current.append(buf.data(), r->bytes);
     if (absl::string_view(front).substr(0, current.size()) != current) {
       canal_fuzz::Fail("TryReadMessage returned other bytes");
@@ -197,6 +236,7 @@ struct Fuzz {
     }
     if (r->message_end) {
       messages.pop_front();
+      on_pipe.pop_front();
       current.clear();
     }
   }
@@ -223,10 +263,14 @@ struct Fuzz {
     available -= current.size();
     const size_t remaining =
         messages.empty() ? 0 : messages.front().size() - current.size();
+    const bool front_on_pipe = !messages.empty() && on_pipe.front();
     const absl::string_view expect =
-        messages.empty()
+        messages.empty() || front_on_pipe
             ? absl::string_view()
             : absl::string_view(messages.front()).substr(current.size());
+    if (p->on_pipe != front_on_pipe) {
+      canal_fuzz::Fail("Peek on_pipe disagrees with the model");
+    }
     if (p->available != available || p->message_remaining != remaining ||
         got != expect.substr(0, p->size) || (messages.empty() && p->readable) ||
         (!messages.empty() && FrontComplete() && !p->readable)) {
@@ -293,7 +337,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                              : attacher->creator_to_attacher());
 
   while (!in.empty()) {
-    switch (in.Byte() % 7) {
+    switch (in.Byte() % 8) {
       case 0:
         f.Write(in.Byte());
         break;
@@ -317,6 +361,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         f.reader->FinishWait();
         f.writer->PrepareToWait();
         f.writer->FinishWait();
+        break;
+      case 7:
+        f.Marker(in.Byte());
         break;
     }
   }

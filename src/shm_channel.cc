@@ -309,17 +309,11 @@ class ShmChannel final : public ChannelImpl {
     TurnHolder turn(&write_turn_, closed_, deadline, op, name());
     if (!turn.status().ok()) return turn.status();
     TrySettle();
-    // Handles need the pipe: this message goes there unless the peer was
-    // already told that the writes moved (then the wake-up must follow the
-    // count, and nothing else may come on the pipe).
-    if (announced_) {
-      CANAL_RETURN_IF_ERROR(SendWakeUp(op, deadline));
-      return MakeError(absl::StatusCode::kUnimplemented, op, name(),
-                       "handles cannot be sent once the channel's data goes "
-                       "through shared memory (connect with "
-                       "allow_shared_memory = false, or listen with "
-                       "Transport::kPipe)");
-    }
+    // Handles need the pipe. Before the switch the message is one more
+    // pipe unit; once the peer was told that the writes moved, it goes
+    // after the wake-up, with a pipe marker in the ring standing in its
+    // place.
+    if (announced_) return WriteOnPipeAfterSwitch(op, data, handles, deadline);
     absl::Status written =
         pipe_->WriteWithHandles(op, data, handles, deadline.remaining());
     if (written.ok()) ++written_;
@@ -370,7 +364,7 @@ class ShmChannel final : public ChannelImpl {
       if (!read_fail_.ok()) return read_fail_;
       absl::StatusOr<bool> queued = rings_->reader->HasUnread();
       if (!queued.ok()) return ReadFailedLocked(queued.status());
-      unread = *queued || !pending_.empty() || pending_done_ ||
+      unread = *queued || !pending_.empty() || pending_done_ || pipe_next_ ||
                rings_->reader->message_in_progress();
     } else {
       absl::StatusOr<PeekResult> queued = pipe_->Peek({});
@@ -768,7 +762,7 @@ class ShmChannel final : public ChannelImpl {
       if (handles != nullptr) *handles = std::move(got->handles);
       return std::move(got->data);
     }
-    return ReadWholeMessage(op, deadline);
+    return ReadWholeMessage(op, deadline, handles);
   }
 
   absl::StatusOr<PeekResult> PeekLocked(absl::string_view op,
@@ -810,21 +804,38 @@ class ShmChannel final : public ChannelImpl {
     const size_t held = std::min(buffer.size() - copied, pending_.size());
     if (held > 0) std::memcpy(buffer.data() + copied, pending_.data(), held);
     absl::Span<char> rest = buffer.subspan(copied + held);
-    // After a whole message held back, only later messages are in the
-    // ring: they are counted, not copied.
+    // After a whole message held back, or with the next one due on the
+    // pipe, only later messages are in the ring: they are counted, not
+    // copied.
+    const bool ring_later = pending_done_ || pipe_next_;
     absl::StatusOr<ShmPeekResult> ring =
-        rings_->reader->Peek(pending_done_ ? absl::Span<char>() : rest);
+        rings_->reader->Peek(ring_later ? absl::Span<char>() : rest);
     if (!ring.ok()) return ReadFailedLocked(ring.status());
-    result.size = copied + held + ring->size;
-    result.available += pending_.size() + ring->available;
+    size_t from_pipe = 0;
+    if (!ring_later && pending_.empty() && ring->on_pipe && in_switched_) {
+      // The next message is the pipe's next one (its marker is not
+      // consumed, so no read is taking it): its bytes are copied from
+      // there. Nothing if the pipe fails; the read reports that.
+      absl::StatusOr<PeekResult> pipe = pipe_->Peek(rest);
+      if (pipe.ok()) {
+        from_pipe =
+            std::min({pipe->size, rest.size(), ring->message_remaining});
+      }
+    }
+    result.size = copied + held + ring->size + from_pipe;
+    result.available +=
+        pending_.size() + ring->available + (pipe_next_ ? pipe_size_ : 0);
     if (mode_ == PipeMode::kByte) {
       result.available += rings_->reader->PeerBlockedBytes();
     }
     if (mode_ == PipeMode::kMessage) {
       result.message_remaining =
-          pending_.size() + (pending_done_ ? 0 : ring->message_remaining);
+          pipe_next_      ? pipe_size_
+          : pending_done_ ? pending_.size()
+                          : pending_.size() + ring->message_remaining;
     }
-    const bool queued = !pending_.empty() || pending_done_ || ring->readable;
+    const bool queued =
+        !pending_.empty() || pending_done_ || pipe_next_ || ring->readable;
     if (!queued) {
       absl::Status gone = PeerGone(op);
       if (absl::IsCancelled(gone)) return gone;
@@ -986,41 +997,115 @@ class ShmChannel final : public ChannelImpl {
     }
   }
 
+  // Under state_mu_, after a ring read: a pipe marker it consumed makes the
+  // pipe's next message the one to read.
+  void NotePipeMarkerLocked(const ShmReadResult& part) {
+    if (!part.on_pipe) return;
+    pipe_next_ = true;
+    pipe_size_ = part.pipe_message_size;
+  }
+
+  // Under the read turn, not state_mu_ (it may wait), with pipe_next_ set:
+  // reads the message a pipe marker stood for, with its handles if
+  // `handles` (else the pipe closes them). A timeout or Cancelled leaves it
+  // due; anything else, including a pipe that ended first (the peer never
+  // sent it) or a message of another size than announced, is DataLoss (or
+  // the pipe's own error) for good.
+  absl::StatusOr<std::string> ReadPipeMessage(
+      absl::string_view op, const Deadline& deadline,
+      std::vector<OwnedHandle>* handles) {
+    absl::StatusOr<MessageWithHandles> got;
+    if (handles != nullptr) {
+      got = pipe_->ReadMessageWithHandles(deadline.remaining());
+    } else {
+      absl::StatusOr<std::string> data =
+          pipe_->ReadMessage(deadline.remaining());
+      if (data.ok()) {
+        got.emplace();
+        got->data = *std::move(data);
+      } else {
+        got = data.status();
+      }
+    }
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (!got.ok()) {
+      const absl::Status status = Relabel(op, got.status());
+      if (absl::IsDeadlineExceeded(status) || absl::IsCancelled(status)) {
+        return status;
+      }
+      if (absl::IsOutOfRange(status) || absl::IsUnavailable(status)) {
+        return ReadFailedLocked(MakeError(
+            absl::StatusCode::kDataLoss, op, name(),
+            absl::StrCat("the peer announced a message of ", pipe_size_,
+                         " bytes on the pipe and closed the channel "
+                         "without sending it")));
+      }
+      return ReadFailedLocked(status);
+    }
+    if (got->data.size() != pipe_size_) {
+      return ReadFailedLocked(MakeError(
+          absl::StatusCode::kDataLoss, op, name(),
+          absl::StrCat("a message of ", got->data.size(),
+                       " bytes came on the pipe where the peer announced ",
+                       pipe_size_, " bytes; its handles were closed")));
+    }
+    pipe_next_ = false;
+    if (handles != nullptr) *handles = std::move(got->handles);
+    return std::move(got->data);
+  }
+
   absl::StatusOr<ReadResult> ReadMessagePart(absl::Span<char> buffer,
                                              const Deadline& deadline) {
     constexpr absl::string_view kOp = "Read";
     size_t got = 0;
-    {
-      std::lock_guard<std::mutex> lock(state_mu_);
-      if (!read_fail_.ok()) return read_fail_;
-      // Bytes of the message a read gave up on come first.
-      got = std::min(buffer.size(), pending_.size());
-      if (got > 0) {
-        std::memcpy(buffer.data(), pending_.data(), got);
-        pending_.erase(0, got);
-      }
-      if (pending_done_) {
-        if (pending_.empty()) {
-          pending_done_ = false;
-          return ReadResult{got, false};
-        }
-        return ReadResult{got, true};
-      }
-      if (!pending_.empty()) return ReadResult{got, true};
-    }
     while (true) {
+      bool from_pipe = false;
       {
         std::lock_guard<std::mutex> lock(state_mu_);
         if (!read_fail_.ok()) return read_fail_;
-        absl::StatusOr<ShmReadResult> part =
-            rings_->reader->TryReadMessage(buffer.subspan(got));
-        if (!part.ok()) return ReadFailedLocked(part.status());
-        AfterRead(*part);
-        got += part->bytes;
-        if (part->message_end) return ReadResult{got, false};
-        if (got == buffer.size() && rings_->reader->message_in_progress()) {
-          return ReadResult{got, true};
+        from_pipe = pipe_next_;
+        if (!from_pipe && got == 0) {
+          // Bytes of the message a read gave up on (or of a message that
+          // came on the pipe) come first.
+          got = std::min(buffer.size(), pending_.size());
+          if (got > 0) {
+            std::memcpy(buffer.data(), pending_.data(), got);
+            pending_.erase(0, got);
+          }
+          if (pending_done_) {
+            if (pending_.empty()) {
+              pending_done_ = false;
+              return ReadResult{got, false};
+            }
+            return ReadResult{got, true};
+          }
+          if (!pending_.empty()) return ReadResult{got, true};
         }
+        if (!from_pipe) {
+          absl::StatusOr<ShmReadResult> part =
+              rings_->reader->TryReadMessage(buffer.subspan(got));
+          if (!part.ok()) return ReadFailedLocked(part.status());
+          AfterRead(*part);
+          NotePipeMarkerLocked(*part);
+          from_pipe = part->on_pipe;
+          got += part->bytes;
+          if (part->message_end) return ReadResult{got, false};
+          if (got == buffer.size() && rings_->reader->message_in_progress()) {
+            return ReadResult{got, true};
+          }
+        }
+      }
+      if (from_pipe) {
+        // A partial read of it is served from pending_, as a ring message
+        // a read gave up on. Its handles are closed now, as a pipe read
+        // of such a message closes them.
+        absl::StatusOr<std::string> message =
+            ReadPipeMessage(kOp, deadline, nullptr);
+        if (!message.ok()) return message.status();
+        std::lock_guard<std::mutex> lock(state_mu_);
+        pending_ = *std::move(message);
+        pending_done_ = true;
+        continue;
       }
       absl::Status waited = WaitToRead(kOp, deadline);
       if (!waited.ok()) {
@@ -1032,8 +1117,9 @@ class ShmChannel final : public ChannelImpl {
     }
   }
 
-  absl::StatusOr<std::string> ReadWholeMessage(absl::string_view op,
-                                               const Deadline& deadline) {
+  absl::StatusOr<std::string> ReadWholeMessage(
+      absl::string_view op, const Deadline& deadline,
+      std::vector<OwnedHandle>* handles) {
     {
       std::lock_guard<std::mutex> lock(state_mu_);
       if (!read_fail_.ok()) return read_fail_;
@@ -1043,11 +1129,14 @@ class ShmChannel final : public ChannelImpl {
       }
     }
     while (true) {
+      bool from_pipe = false;
       {
         std::lock_guard<std::mutex> lock(state_mu_);
         if (!read_fail_.ok()) return read_fail_;
+        from_pipe = pipe_next_;
         ShmRingReader& reader = *rings_->reader;
-        absl::StatusOr<int64_t> left = reader.CurrentMessageRemaining();
+        absl::StatusOr<int64_t> left =
+            from_pipe ? int64_t{-1} : reader.CurrentMessageRemaining();
         if (!left.ok()) return ReadFailedLocked(left.status());
         if (*left >= 0) {
           const uint64_t total = pending_.size() + static_cast<uint64_t>(*left);
@@ -1060,13 +1149,17 @@ class ShmChannel final : public ChannelImpl {
           }
           // Memory follows what arrived: at most a ring's worth more.
           const size_t before = pending_.size();
-          const size_t step =
-              static_cast<size_t>(std::min<uint64_t>(*left, rings_->capacity));
+          const size_t step = reader.pipe_marker_next()
+                                  ? 0
+                                  : static_cast<size_t>(std::min<uint64_t>(
+                                        *left, rings_->capacity));
           pending_.resize(before + step);
           absl::StatusOr<ShmReadResult> part = reader.TryReadMessage(
               absl::MakeSpan(&pending_[0] + before, step));
           if (!part.ok()) return ReadFailedLocked(part.status());
           AfterRead(*part);
+          NotePipeMarkerLocked(*part);
+          from_pipe = part->on_pipe;
           pending_.resize(before + part->bytes);
           if (part->message_end) {
             std::string message = std::move(pending_);
@@ -1076,8 +1169,80 @@ class ShmChannel final : public ChannelImpl {
           if (part->bytes > 0) continue;
         }
       }
+      if (from_pipe) return ReadPipeMessage(op, deadline, handles);
       CANAL_RETURN_IF_ERROR(WaitToRead(op, deadline));
     }
+  }
+
+  // Under the write turn, once the peer was told that the writes moved: a
+  // message with handles goes on the pipe (after the wake-up), then a pipe
+  // marker in the ring says where it belongs among the ring's messages. In
+  // that order, so that a reader that finds the marker finds the message
+  // on the pipe, and a pipe write that fails leaves no marker without its
+  // message. Room for the marker is waited for first, so that it never
+  // has to wait after the message went out.
+  absl::Status WriteOnPipeAfterSwitch(absl::string_view op,
+                                      absl::string_view data,
+                                      absl::Span<const NativeHandle> handles,
+                                      const Deadline& deadline) {
+    if (!write_fail_.ok()) return write_fail_;
+    CANAL_RETURN_IF_ERROR(SendWakeUp(op, deadline));
+    ShmRingWriter& writer = *rings_->writer;
+    if (writer.PeerClosed() || peer_gone_.load()) {
+      return MakeError(absl::StatusCode::kUnavailable, op, name(),
+                       "the peer closed the channel");
+    }
+    absl::Status room = Wait(
+        op, deadline, /*reading=*/false,
+        [&]() -> absl::StatusOr<bool> {
+          CANAL_ASSIGN_OR_RETURN(size_t free, writer.FreeBytes());
+          return free >= kShmRecordHeaderSize;
+        },
+        "waiting for the peer to read");
+    if (!room.ok()) {
+      if (absl::IsDataLoss(room)) write_fail_ = room;
+      return room;
+    }
+    absl::Status sent =
+        pipe_->WriteWithHandles(op, data, handles, deadline.remaining());
+    if (absl::IsDeadlineExceeded(sent) || absl::IsCancelled(sent)) {
+      // Part of it may be on the pipe (which then shuts its write side, as
+      // a pipe channel does), so no later message could follow it there.
+      // The pipe is also what tells the peer this side is there: ending
+      // this direction in the ring makes the peer see the end of the
+      // stream after what came before, as on a pipe.
+      writer.MarkClosed();
+      rings_->out_data->Wake(writer.peer_doorbell());
+      write_fail_ = absl::Status(
+          sent.code(),
+          absl::StrCat(sent.message(),
+                       "; a message with handles may have been sent part-way "
+                       "on the pipe, so this direction was closed"));
+      return write_fail_;
+    }
+    CANAL_RETURN_IF_ERROR(sent);
+    absl::StatusOr<ShmWriteResult> put = writer.TryWritePipeMarker(data.size());
+    if (put.ok() && !put->done) {
+      // The free space only grows while this side holds the write turn.
+      put = MakeError(absl::StatusCode::kDataLoss, op, name(),
+                      "the ring's free space shrank (corrupt shared memory "
+                      "ring)");
+    }
+    if (!put.ok()) {
+      // The message is on the pipe with nothing in the ring to place it:
+      // this direction cannot go on. The peer sees DataLoss.
+      writer.MarkClosed();
+      rings_->out_data->Wake(writer.peer_doorbell());
+      write_fail_ = absl::Status(
+          absl::StatusCode::kDataLoss,
+          absl::StrCat(put.status().message(),
+                       "; a message with handles was sent on the pipe "
+                       "without its place in the ring, so this direction "
+                       "was closed"));
+      return write_fail_;
+    }
+    if (put->wake_peer) rings_->out_data->Wake(writer.peer_doorbell());
+    return absl::OkStatus();
   }
 
   absl::Status WriteWithin(absl::string_view op, absl::string_view data,
@@ -1195,6 +1360,10 @@ class ShmChannel final : public ChannelImpl {
   // `pending_done_`: they end it.
   std::string pending_;
   bool pending_done_ = false;
+  // A pipe marker was consumed: the next message is the pipe's next one,
+  // of pipe_size_ bytes as announced.
+  bool pipe_next_ = false;
+  uint32_t pipe_size_ = 0;
   absl::Status read_fail_;
 };
 

@@ -295,6 +295,35 @@ absl::StatusOr<ShmWriteResult> ShmRingWriter::TryWriteMessage(
   return result;
 }
 
+absl::StatusOr<ShmWriteResult> ShmRingWriter::TryWritePipeMarker(
+    uint64_t message_size) {
+  constexpr absl::string_view kOp = "ShmRingWriter::TryWritePipeMarker";
+  if (ring_.mode != ShmRingMode::kMessages) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("canal: ", kOp, ": the ring is in byte mode"));
+  }
+  if (in_message_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("canal: ", kOp, ": a message is being written"));
+  }
+  if (message_size > kShmMaxMessage) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("canal: ", kOp, ": a message of ", message_size,
+                     " bytes is over the limit of ", kShmMaxMessage));
+  }
+  CANAL_ASSIGN_OR_RETURN(uint64_t free, LoadFree(kOp));
+  if (free < kShmRecordHeaderSize) return ShmWriteResult{};
+  const uint32_t remaining = static_cast<uint32_t>(message_size);
+  uint32_t header[4] = {0, kShmPipeMarkerFlags, remaining,
+                        RecordCheck(0, kShmPipeMarkerFlags, remaining)};
+  static_assert(sizeof(header) == kShmRecordHeaderSize);
+  std::memcpy(ring_.data + (tail_ & (ring_.capacity - 1)), header,
+              sizeof(header));
+  ShmWriteResult result = Publish(kShmRecordHeaderSize);
+  result.done = true;
+  return result;
+}
+
 absl::StatusOr<ShmWriteResult> ShmRingWriter::TryWriteBytes(
     absl::string_view data) {
   constexpr absl::string_view kOp = "ShmRingWriter::TryWriteBytes";
@@ -384,7 +413,9 @@ void ShmRingReader::CopyOut(uint64_t index, char* out, size_t n) const {
 absl::StatusOr<bool> ShmRingReader::LoadRecord(absl::string_view op,
                                                uint64_t tail, Position* pos,
                                                bool* began) {
-  *began = false;
+  // A pipe marker taken up earlier (by CurrentMessageRemaining) still
+  // begins its message: it set no message in progress.
+  *began = pos->have_record && (pos->record.flags & kShmRecordOnPipe) != 0;
   if (pos->have_record) return true;
   const uint64_t used = tail - pos->head;  // <= capacity, checked.
   if (used == 0) return false;
@@ -401,8 +432,27 @@ absl::StatusOr<bool> ShmRingReader::LoadRecord(absl::string_view op,
     return Fail(op,
                 absl::StrCat("bad check word in the record at ", pos->head));
   }
-  if ((flags & ~(kShmRecordFirst | kShmRecordLast)) != 0) {
+  const bool marker = (flags & kShmRecordOnPipe) != 0;
+  if ((flags & ~kShmPipeMarkerFlags) != 0 ||
+      (marker && flags != kShmPipeMarkerFlags)) {
     return Fail(op, absl::StrCat("unknown record flags ", flags));
+  }
+  if (marker) {
+    // A stand-in for a message on the pipe: nothing of its own to read.
+    if (length != 0) {
+      return Fail(op, absl::StrCat("a pipe marker has a payload of ", length,
+                                   " bytes"));
+    }
+    if (pos->in_message) return Fail(op, "a pipe marker inside a message");
+    *began = true;
+    pos->record.length = 0;
+    pos->record.flags = flags;
+    pos->record.message_remaining = remaining;
+    pos->have_record = true;
+    pos->offset = 0;
+    pos->in_message = false;
+    pos->message_left = 0;
+    return true;
   }
   if (length > ring_.capacity - kShmRecordHeaderSize) {
     return Fail(op,
@@ -468,6 +518,16 @@ absl::StatusOr<ShmReadResult> ShmRingReader::TryReadMessage(
     CANAL_ASSIGN_OR_RETURN(bool have, LoadRecord(kOp, tail, &pos_, &began));
     if (!have) break;
     const Record& record = pos_.record;
+    if ((record.flags & kShmRecordOnPipe) != 0) {
+      // Only ever the first record of a call: a call that began a message
+      // ends with it.
+      result.on_pipe = true;
+      result.pipe_message_size = record.message_remaining;
+      pos_.head += kShmRecordHeaderSize;
+      pos_.have_record = false;
+      released = true;
+      break;
+    }
     const size_t n = std::min<size_t>(record.length - pos_.offset,
                                       out.size() - result.bytes);
     CopyOut(pos_.head + kShmRecordHeaderSize + pos_.offset,
@@ -550,6 +610,7 @@ absl::StatusOr<ShmPeekResult> ShmRingReader::Peek(absl::Span<char> out) {
         copying = false;  // A later message: counted, not copied.
       } else {
         result.message_remaining = record.message_remaining;
+        result.on_pipe = (record.flags & kShmRecordOnPipe) != 0;
         counted = true;
       }
     }

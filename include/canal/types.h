@@ -55,7 +55,8 @@ enum class Transport {
   kPipe,
   // Data goes through two rings in memory shared by the two processes (one
   // per direction), set up over the pipe when the client connects; the pipe
-  // stays open to tell each side when the other is gone.
+  // stays open to tell each side when the other is gone, and carries the
+  // messages with handles (in their place among the rings' messages).
   kSharedMemory,
 };
 

@@ -18,10 +18,16 @@
 // listener whose published metadata says it makes one, so a canal client
 // of a kPipe listener never waits for one.
 //
-// Once a direction has moved, the pipe tells each side when the other is
-// gone (a crash closes it too). Each side's Close also says so in the
-// rings (ShmRingWriter/Reader::MarkClosed) and rings both doorbells, so an
-// orderly close is seen at once and a crash within one wait slice.
+// Once a direction has moved, the pipe carries only messages with handles
+// (which only it can pass): each goes on the pipe first, then a pipe marker
+// in the ring (shm_ring.h) stands in its place, so that the reader, finding
+// the marker, reads exactly one message from the pipe there and the order
+// among the ring's messages holds (a pipe write that timed out ends that
+// direction, as a torn ring message does). Otherwise the pipe tells each
+// side when the other is gone (a crash closes it too). Each side's Close also
+// says so in the rings (ShmRingWriter/Reader::MarkClosed) and rings both
+// doorbells, so an orderly close is seen at once and a crash within one wait
+// slice.
 
 #ifndef CANAL_SRC_INTERNAL_SHM_CHANNEL_H_
 #define CANAL_SRC_INTERNAL_SHM_CHANNEL_H_

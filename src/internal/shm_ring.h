@@ -46,7 +46,8 @@
 // data area continues at its start (records are split across the wrap; there
 // is no wrap marker). Header, native byte order (both ends are one machine):
 //   u32 length             payload bytes in this record, <= capacity - 16
-//   u32 flags              kShmRecordFirst | kShmRecordLast, nothing else
+//   u32 flags              kShmRecordFirst | kShmRecordLast, nothing else;
+//                          or a pipe marker (below)
 //   u32 message_remaining  payload bytes of the message from this record
 //                          to its end (this record included); on a first
 //                          record the message's whole size, which Peek
@@ -60,6 +61,13 @@
 // The reader checks the sequence (first only between messages, the
 // remaining count going down by exactly each fragment's length, last exactly
 // at zero) and delivers the message's bytes in order, reporting its end.
+// A pipe marker is a record with all three flags kShmRecordFirst |
+// kShmRecordLast | kShmRecordOnPipe, length 0 and message_remaining the
+// size of a message that travels on the pipe instead (it carries handles,
+// which only the pipe can pass): it stands for that message, in its place
+// among the ring's messages, and is only ever written after the message
+// was sent on the pipe. Only between messages; any other use of the flag
+// is corrupt. Records of ordinary messages never have it.
 // A record becomes visible only when the producer stores the tail past it
 // with release ordering, which the consumer loads with acquire ordering, so a
 // torn record is never read; a record that extends beyond the published tail
@@ -125,6 +133,10 @@ inline constexpr size_t kShmRecordHeaderSize = 16;
 inline constexpr size_t kShmRecordAlign = 16;
 inline constexpr uint32_t kShmRecordFirst = 1;
 inline constexpr uint32_t kShmRecordLast = 2;
+// With both of the above: a pipe marker (see the top of this file).
+inline constexpr uint32_t kShmRecordOnPipe = 4;
+inline constexpr uint32_t kShmPipeMarkerFlags =
+    kShmRecordFirst | kShmRecordLast | kShmRecordOnPipe;
 // XORed into every record's check word.
 inline constexpr uint32_t kShmRecordCheck = 0x43524543;
 // The largest message (as canal's message framing).
@@ -282,9 +294,14 @@ struct ShmReadResult {
   // Bytes stored at the front of the caller's buffer.
   size_t bytes = 0;
   // Message mode: those bytes end a message (also for an empty message,
-  // bytes == 0). Nothing was there to read if bytes == 0 and !message_end
-  // (with a non-empty buffer).
+  // bytes == 0). Nothing was there to read if bytes == 0, !message_end and
+  // !on_pipe (with a non-empty buffer).
   bool message_end = false;
+  // Message mode: a pipe marker was consumed (bytes == 0, !message_end):
+  // the next message is the one on the pipe, of `pipe_message_size` bytes
+  // as the peer announced it (not trusted).
+  bool on_pipe = false;
+  uint32_t pipe_message_size = 0;
   // The writer said it is (about to be) asleep: wake sleepers on the ring's
   // space doorbell.
   bool wake_peer = false;
@@ -301,6 +318,9 @@ struct ShmPeekResult {
   // Message mode: the announced unread bytes of the current message, or of
   // the next one if none has been begun (0 if nothing is published).
   size_t message_remaining = 0;
+  // Message mode: that next message is on the pipe (a pipe marker; its
+  // bytes are not in the ring, so none were copied).
+  bool on_pipe = false;
   // Message mode: a record is published (a message, maybe empty, can be
   // read from). Byte mode: available > 0.
   bool readable = false;
@@ -323,6 +343,14 @@ class ShmRingWriter {
   // FailedPrecondition on a byte-mode ring; DataLoss if the peer corrupted
   // the ring's indices.
   absl::StatusOr<ShmWriteResult> TryWriteMessage(absl::string_view rest);
+
+  // Message mode, between messages. Writes a pipe marker for a message of
+  // `message_size` bytes that was just sent on the pipe (done), or nothing
+  // if the ring has no room for one record header (done == false).
+  // FailedPrecondition on a byte-mode ring or inside a message;
+  // InvalidArgument for a size over kShmMaxMessage; DataLoss if the peer
+  // corrupted the ring's indices.
+  absl::StatusOr<ShmWriteResult> TryWritePipeMarker(uint64_t message_size);
 
   // Byte mode. Writes as much of `data` as fits; bytes == 0 with non-empty
   // data means the ring is full. FailedPrecondition on a message-mode ring;
@@ -396,10 +424,12 @@ class ShmRingReader {
   // Message mode. Copies the next bytes of the current message into `out`,
   // across its fragments as they are published, and consumes them; stops at
   // the end of the message (message_end) or when `out` is full or nothing
-  // more is published. FailedPrecondition on a byte-mode ring; DataLoss for
-  // a corrupt ring (an index out of bounds, a record longer than the ring or
-  // than what was published, bad flags or check word, a fragment out of
-  // sequence).
+  // more is published. If the next message is a pipe marker, consumes it
+  // alone and says so (on_pipe), whatever the size of `out`.
+  // FailedPrecondition on a byte-mode ring; DataLoss for a corrupt ring (an
+  // index out of bounds, a record longer than the ring or than what was
+  // published, bad flags or check word, a fragment out of sequence, a pipe
+  // marker with a payload or inside a message).
   absl::StatusOr<ShmReadResult> TryReadMessage(absl::Span<char> out);
 
   // Byte mode. Copies and consumes up to out.size() published bytes.
@@ -413,6 +443,11 @@ class ShmRingReader {
   // True from the read that took up a message's first record until the one
   // that returned its end.
   bool message_in_progress() const { return pos_.in_message; }
+  // True once CurrentMessageRemaining found a pipe marker next (the next
+  // TryReadMessage consumes it).
+  bool pipe_marker_next() const {
+    return pos_.have_record && (pos_.record.flags & kShmRecordOnPipe) != 0;
+  }
 
   // Waiting for data (see the protocol above): sets reader_waiting and
   // returns the data doorbell's value to sleep on, after which the caller
@@ -434,9 +469,10 @@ class ShmRingReader {
   // the tail only. DataLoss for corrupt indices.
   absl::StatusOr<bool> HasUnread();
   // Message mode: the unread bytes of the message being read, else those
-  // the next published record announces for its message; -1 if no message
-  // is begun and none is published. Reads one record header at most.
-  // Errors as TryReadMessage.
+  // the next published record announces for its message (for a pipe
+  // marker, the pipe message's size); -1 if no message is begun and none
+  // is published. Reads one record header at most. Errors as
+  // TryReadMessage.
   absl::StatusOr<int64_t> CurrentMessageRemaining();
 
   // The switch from the pipe: says that this side reads the ring; whether

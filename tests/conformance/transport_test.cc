@@ -5,6 +5,7 @@
 // behaviour is checked over both transports by running the whole
 // conformance suite again with CANAL_TEST_TRANSPORT=shm.
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -429,6 +430,246 @@ TEST(TransportTest, ClientThatLeavesWithoutReadingKeepsNoHandles) {
     for (int i = 0; i < 50; ++i) cycle();
     EXPECT_LE(canal_test::OpenHandleCount(), before + 2);
   }
+}
+
+// Settles both directions of a message-mode pair on its rings: each side
+// has written (so its writes moved) and the other has read that.
+void SettleBothWays(canal_test::ConnectedPair& pair) {
+  CANAL_ASSERT_OK(pair.client.WriteMessage("settle up", kHangGuard));
+  absl::StatusOr<std::string> up = pair.server.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(up);
+  EXPECT_EQ(*up, "settle up");
+  CANAL_ASSERT_OK(pair.server.WriteMessage("settle down", kHangGuard));
+  absl::StatusOr<std::string> down = pair.client.ReadMessage(kHangGuard);
+  CANAL_ASSERT_OK(down);
+  EXPECT_EQ(*down, "settle down");
+}
+
+// Once the data goes through the rings, a message with handles (which only
+// the pipe can carry) still arrives in its place among the ring's
+// messages, each way, and its handle works at the receiver.
+TEST(TransportTest, HandlesAfterTheSwitchKeepTheirPlaceBothWays) {
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  absl::StatusOr<canal_test::ConnectedPair> pair =
+      canal_test::MakePair(UniqueName("tr-handles"), options);
+  CANAL_ASSERT_OK(pair);
+  SettleBothWays(*pair);
+  EXPECT_EQ(pair->client.transport(), ExpectedTransport(options));
+  EXPECT_EQ(pair->server.transport(), ExpectedTransport(options));
+  for (int way = 0; way < 2; ++way) {
+    canal::Channel& from = way == 0 ? pair->client : pair->server;
+    canal::Channel& to = way == 0 ? pair->server : pair->client;
+    for (int i = 0; i < 20; ++i) {
+      absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+      CANAL_ASSERT_OK(pipe);
+      const canal::NativeHandle handles[] = {pipe->write_end.native_handle()};
+      const std::string before = absl::StrCat("before ", way, " ", i);
+      const std::string with = absl::StrCat("with a handle ", way, " ", i);
+      const std::string after = absl::StrCat("after ", way, " ", i);
+      CANAL_ASSERT_OK(from.WriteMessage(before, kHangGuard));
+      CANAL_ASSERT_OK(from.WriteMessageWithHandles(with, handles, kHangGuard));
+      CANAL_ASSERT_OK(from.WriteMessage(after, kHangGuard));
+      pipe->write_end.Close();
+      absl::StatusOr<std::string> got = to.ReadMessage(kHangGuard);
+      CANAL_ASSERT_OK(got);
+      EXPECT_EQ(*got, before);
+      absl::StatusOr<canal::MessageWithHandles> m =
+          to.ReadMessageWithHandles(kHangGuard);
+      CANAL_ASSERT_OK(m);
+      EXPECT_EQ(m->data, with);
+      ASSERT_EQ(m->handles.size(), 1u);
+      absl::StatusOr<canal::Channel> end =
+          canal::AdoptPipeEnd(m->handles[0].release(), canal::PipeEnd::kWrite);
+      CANAL_ASSERT_OK(end);
+      CANAL_ASSERT_OK(end->Write("through it", kHangGuard));
+      absl::StatusOr<std::string> piped =
+          canal_test::ReadExactly(pipe->read_end, 10, kHangGuard);
+      CANAL_ASSERT_OK(piped);
+      EXPECT_EQ(*piped, "through it");
+      got = to.ReadMessage(kHangGuard);
+      CANAL_ASSERT_OK(got);
+      EXPECT_EQ(*got, after);
+    }
+  }
+  EXPECT_EQ(pair->server.transport(), ExpectedTransport(options));
+}
+
+// After the switch, ReadMessage, Read in parts and a Transact reply
+// deliver a handle message's data and close its handles: the count of open
+// handles does not grow.
+TEST(TransportTest, PlainReadsAfterTheSwitchCloseTheHandles) {
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  absl::StatusOr<canal_test::ConnectedPair> pair =
+      canal_test::MakePair(UniqueName("tr-handles-plain"), options);
+  CANAL_ASSERT_OK(pair);
+  SettleBothWays(*pair);
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+  CANAL_ASSERT_OK(pipe);
+  const canal::NativeHandle h = pipe->write_end.native_handle();
+  const canal::NativeHandle handles[] = {h, h, h};
+  const int64_t before = canal_test::OpenHandleCount();
+  ASSERT_GT(before, 0);
+  for (int i = 0; i < 50; ++i) {
+    CANAL_ASSERT_OK(pair->client.WriteMessage("ring", kHangGuard));
+    CANAL_ASSERT_OK(
+        pair->client.WriteMessageWithHandles("message", handles, kHangGuard));
+    absl::StatusOr<std::string> ring = pair->server.ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(ring);
+    EXPECT_EQ(*ring, "ring");
+    absl::StatusOr<std::string> whole = pair->server.ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(whole);
+    EXPECT_EQ(*whole, "message");
+    CANAL_ASSERT_OK(
+        pair->client.WriteMessageWithHandles("in parts", handles, kHangGuard));
+    CANAL_ASSERT_OK(pair->client.WriteMessage("next", kHangGuard));
+    char buf[3];
+    std::string parts;
+    while (true) {
+      absl::StatusOr<canal::ReadResult> r =
+          pair->server.Read(absl::MakeSpan(buf), kHangGuard);
+      CANAL_ASSERT_OK(r);
+      parts.append(buf, r->size);
+      if (!r->more) break;
+    }
+    EXPECT_EQ(parts, "in parts");
+    absl::StatusOr<std::string> next = pair->server.ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(next);
+    EXPECT_EQ(*next, "next");
+    // A reply with handles to a transaction.
+    absl::Status replied;
+    absl::StatusOr<std::string> reply;
+    {
+      canal_test::Background server([&] {
+        absl::StatusOr<std::string> request =
+            pair->server.ReadMessage(kHangGuard);
+        replied = request.status();
+        if (!request.ok()) return;
+        replied = pair->server.WriteMessageWithHandles(
+            absl::StrCat("re: ", *request), handles, kHangGuard);
+      });
+      reply = pair->client.Transact("question", kHangGuard);
+    }
+    CANAL_ASSERT_OK(replied);
+    CANAL_ASSERT_OK(reply);
+    EXPECT_EQ(*reply, "re: question");
+  }
+  const int64_t after = canal_test::OpenHandleCount();
+  EXPECT_LE(after, before + 2);
+  EXPECT_GE(after, before - 2);
+  EXPECT_EQ(pair->server.transport(), ExpectedTransport(options));
+}
+
+// Peek after the switch reports a handle message in its place: its size,
+// its bytes, and (over shared memory, where it is exact) everything queued.
+// It is then read in parts, and the handles stay for a reader that asks.
+TEST(TransportTest, PeekAndPartialReadOfAHandleMessageAfterTheSwitch) {
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  absl::StatusOr<canal_test::ConnectedPair> pair =
+      canal_test::MakePair(UniqueName("tr-handles-peek"), options);
+  CANAL_ASSERT_OK(pair);
+  SettleBothWays(*pair);
+  const bool shm =
+      ExpectedTransport(options) == canal::Transport::kSharedMemory;
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+  CANAL_ASSERT_OK(pipe);
+  const canal::NativeHandle handles[] = {pipe->write_end.native_handle()};
+  for (int i = 0; i < 2; ++i) {
+    CANAL_ASSERT_OK(pair->client.WriteMessage("ring", kHangGuard));
+    CANAL_ASSERT_OK(
+        pair->client.WriteMessageWithHandles("peeked!", handles, kHangGuard));
+    CANAL_ASSERT_OK(pair->client.WriteMessage("tail", kHangGuard));
+    absl::StatusOr<std::string> ring = pair->server.ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(ring);
+    EXPECT_EQ(*ring, "ring");
+    char buf[16];
+    canal::PeekResult peek;
+    ASSERT_TRUE(canal_test::PollUntil(
+        [&] {
+          absl::StatusOr<canal::PeekResult> p =
+              pair->server.Peek(absl::MakeSpan(buf));
+          if (!p.ok()) return false;
+          peek = *p;
+          return p->size == 7;
+        },
+        kHangGuard));
+    EXPECT_EQ(absl::string_view(buf, peek.size), "peeked!");
+    EXPECT_EQ(peek.message_remaining, 7u);
+    if (shm) {
+      EXPECT_EQ(peek.available, 11u);
+    }
+    if (i == 0) {
+      // In parts: the handles are closed, as a pipe's Read closes them.
+      char part[3];
+      std::string parts;
+      while (true) {
+        absl::StatusOr<canal::ReadResult> r =
+            pair->server.Read(absl::MakeSpan(part), kHangGuard);
+        CANAL_ASSERT_OK(r);
+        parts.append(part, r->size);
+        if (r->more && parts.size() == 3) {
+          absl::StatusOr<canal::PeekResult> p =
+              pair->server.Peek(absl::MakeSpan(buf));
+          CANAL_ASSERT_OK(p);
+          EXPECT_EQ(absl::string_view(buf, p->size), "ked!");
+          EXPECT_EQ(p->message_remaining, 4u);
+        }
+        if (!r->more) break;
+      }
+      EXPECT_EQ(parts, "peeked!");
+    } else {
+      absl::StatusOr<canal::MessageWithHandles> m =
+          pair->server.ReadMessageWithHandles(kHangGuard);
+      CANAL_ASSERT_OK(m);
+      EXPECT_EQ(m->data, "peeked!");
+      EXPECT_EQ(m->handles.size(), 1u);
+    }
+    absl::StatusOr<std::string> tail = pair->server.ReadMessage(kHangGuard);
+    CANAL_ASSERT_OK(tail);
+    EXPECT_EQ(*tail, "tail");
+  }
+}
+
+// A message with handles that times out on the pipe after the switch (the
+// reader reads nothing, so the socket fills) may be partly out there, so
+// it ends that direction: the write and later writes fail with the
+// timeout, and the reader gets every message whose write succeeded, with
+// its handles, then the end of the stream, never a torn message or a hang.
+// Over shared memory only: on a pipe, the write side ends only if a part
+// went out.
+TEST(TransportTest, HandleMessageTimingOutAfterTheSwitchEndsTheDirection) {
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  if (ExpectedTransport(options) != canal::Transport::kSharedMemory) {
+    GTEST_SKIP() << "no shared memory on this platform";
+  }
+  absl::StatusOr<canal_test::ConnectedPair> pair =
+      canal_test::MakePair(UniqueName("tr-handles-full"), options);
+  CANAL_ASSERT_OK(pair);
+  SettleBothWays(*pair);
+  absl::StatusOr<canal::PipePair> pipe = canal::CreatePipe();
+  CANAL_ASSERT_OK(pipe);
+  const canal::NativeHandle handles[] = {pipe->write_end.native_handle()};
+  const std::string big = canal_test::Pattern(64 * 1024, 5);
+  int sent = 0;
+  absl::Status last;
+  for (int i = 0; i < 10000; ++i) {
+    last = pair->client.WriteMessageWithHandles(big, handles,
+                                                absl::Milliseconds(50));
+    if (!last.ok()) break;
+    ++sent;
+  }
+  CANAL_EXPECT_CODE(last, kDeadlineExceeded);
+  EXPECT_NE(last.message().find("direction was closed"), std::string::npos)
+      << last;
+  CANAL_EXPECT_CODE(pair->client.WriteMessage("later", kHangGuard),
+                    kDeadlineExceeded);
+  for (int i = 0; i < sent; ++i) {
+    absl::StatusOr<canal::MessageWithHandles> m =
+        pair->server.ReadMessageWithHandles(kHangGuard);
+    CANAL_ASSERT_OK(m);
+    EXPECT_TRUE(m->data == big) << "message " << i << " changed";
+    EXPECT_EQ(m->handles.size(), 1u);
+  }
+  CANAL_EXPECT_CODE(pair->server.ReadMessage(kHangGuard), kOutOfRange);
 }
 
 }  // namespace

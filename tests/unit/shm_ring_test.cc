@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The shared-memory ring (src/internal/shm_ring.h) in ordinary memory: round
 // trips in both modes, wrap-around at every offset, fragmented messages
-// through a small ring, full and empty rings, the wake-up flags, two threads,
-// and a peer that corrupts the header, the indices and the records (every
-// one DataLoss naming the operation). Runs on both legs: the ring is shared
-// code.
+// through a small ring, full and empty rings, pipe markers, the wake-up
+// flags, two threads, and a peer that corrupts the header, the indices and
+// the records, markers included (every one DataLoss naming the
+// operation). Runs on both legs: the ring is shared code.
 
 #include "src/internal/shm_ring.h"
 
@@ -27,9 +27,12 @@ namespace {
 
 using canal::internal::AttachShmRegion;
 using canal::internal::InitializeShmRegion;
+using canal::internal::kShmMaxMessage;
+using canal::internal::kShmPipeMarkerFlags;
 using canal::internal::kShmRecordFirst;
 using canal::internal::kShmRecordHeaderSize;
 using canal::internal::kShmRecordLast;
+using canal::internal::kShmRecordOnPipe;
 using canal::internal::ShmHeaderCheck;
 using canal::internal::ShmPeekResult;
 using canal::internal::ShmReadResult;
@@ -719,7 +722,7 @@ TEST(ShmRingCorruptionTest, BadCheckWordOrFlags) {
   ExpectDataLoss(ReadStatus(rig), kRead);
   Rig flags(256);
   flags.Write("abc");
-  flags.ForgeRecord(0, 3, kShmRecordFirst | kShmRecordLast | 4, 3);
+  flags.ForgeRecord(0, 3, kShmRecordFirst | kShmRecordLast | 8, 3);
   ExpectDataLoss(ReadStatus(flags), kRead);
 }
 
@@ -870,6 +873,158 @@ TEST(ShmRingExtras, FlagsReachTheOtherSide) {
   // The doorbells are only bells: the ring still reads and writes.
   rig.Write("after");
   EXPECT_EQ(rig.Read(), "after");
+}
+
+// --- Pipe markers -------------------------------------------------------
+
+// A pipe marker stands for a message on the pipe in its place among the
+// ring's messages: Peek counts it (and copies nothing of it), the read
+// consumes it alone and says so, and the messages around it are untouched.
+TEST(ShmRingPipeMarkerTest, StandsInItsPlace) {
+  Rig rig(256);
+  rig.Write("a");
+  absl::StatusOr<ShmWriteResult> marked = rig.writer->TryWritePipeMarker(7);
+  ASSERT_TRUE(marked.ok()) << marked.status();
+  EXPECT_TRUE(marked->done);
+  EXPECT_EQ(marked->bytes, 0u);
+  EXPECT_EQ(rig.Tail(), 32u + kShmRecordHeaderSize) << "a header alone";
+  rig.Write("bc");
+  char buf[16];
+  absl::StatusOr<ShmPeekResult> p = rig.reader->Peek(absl::MakeSpan(buf));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->size, 1u);
+  EXPECT_EQ(p->available, 1u + 7u + 2u);
+  EXPECT_EQ(p->message_remaining, 1u);
+  EXPECT_FALSE(p->on_pipe);
+  EXPECT_EQ(rig.Read(), "a");
+
+  // Peek before and after CurrentMessageRemaining took up the marker.
+  for (int i = 0; i < 2; ++i) {
+    p = rig.reader->Peek(absl::MakeSpan(buf));
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_TRUE(p->on_pipe);
+    EXPECT_TRUE(p->readable);
+    EXPECT_EQ(p->size, 0u) << "its bytes are not in the ring";
+    EXPECT_EQ(p->message_remaining, 7u);
+    EXPECT_EQ(p->available, 7u + 2u);
+    EXPECT_EQ(rig.reader->pipe_marker_next(), i == 1);
+    absl::StatusOr<int64_t> left = rig.reader->CurrentMessageRemaining();
+    ASSERT_TRUE(left.ok()) << left.status();
+    EXPECT_EQ(*left, 7);
+    EXPECT_TRUE(rig.reader->pipe_marker_next());
+    EXPECT_FALSE(rig.reader->message_in_progress());
+    if (i == 1) break;
+    // Taken up, not consumed: the head has not moved.
+    EXPECT_EQ(rig.Head(), 32u);
+    EXPECT_TRUE(*rig.reader->HasUnread());
+  }
+  absl::StatusOr<ShmReadResult> r =
+      rig.reader->TryReadMessage(absl::MakeSpan(buf));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->on_pipe);
+  EXPECT_EQ(r->pipe_message_size, 7u);
+  EXPECT_EQ(r->bytes, 0u);
+  EXPECT_FALSE(r->message_end);
+  EXPECT_FALSE(rig.reader->pipe_marker_next());
+  EXPECT_EQ(rig.Head(), 32u + kShmRecordHeaderSize);
+  EXPECT_EQ(rig.Read(), "bc");
+  EXPECT_FALSE(*rig.reader->HasUnread());
+}
+
+// An empty buffer consumes a marker as it consumes an empty message; the
+// largest message size is allowed, one more is not.
+TEST(ShmRingPipeMarkerTest, EmptyBufferAndSizes) {
+  Rig rig(256);
+  ASSERT_TRUE(rig.writer->TryWritePipeMarker(0)->done);
+  ASSERT_TRUE(rig.writer->TryWritePipeMarker(kShmMaxMessage)->done);
+  EXPECT_EQ(rig.writer->TryWritePipeMarker(kShmMaxMessage + 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<ShmPeekResult> p = rig.reader->Peek();
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->available, kShmMaxMessage);
+  EXPECT_EQ(p->message_remaining, 0u);
+  EXPECT_TRUE(p->on_pipe);
+  absl::StatusOr<ShmReadResult> r = rig.reader->TryReadMessage({});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->on_pipe);
+  EXPECT_EQ(r->pipe_message_size, 0u);
+  r = rig.reader->TryReadMessage({});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->on_pipe);
+  EXPECT_EQ(r->pipe_message_size, kShmMaxMessage);
+  r = rig.reader->TryReadMessage({});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->on_pipe);
+  EXPECT_FALSE(r->message_end);
+}
+
+// A marker needs one header's room; a full ring takes none, and the writer
+// may not place one inside a message or on a byte ring.
+TEST(ShmRingPipeMarkerTest, RoomAndMisuse) {
+  Rig rig(64);
+  rig.Write(std::string(48, 'x'));  // Fills the ring exactly.
+  absl::StatusOr<ShmWriteResult> full = rig.writer->TryWritePipeMarker(3);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_FALSE(full->done);
+  EXPECT_EQ(rig.Tail(), 64u) << "nothing written";
+  EXPECT_EQ(rig.Read(), std::string(48, 'x'));
+  ASSERT_TRUE(rig.writer->TryWritePipeMarker(3)->done);
+
+  Rig fragments(64);
+  const std::string big(100, 'y');
+  absl::StatusOr<ShmWriteResult> part = fragments.writer->TryWriteMessage(big);
+  ASSERT_TRUE(part.ok()) << part.status();
+  ASSERT_FALSE(part->done);
+  EXPECT_EQ(fragments.writer->TryWritePipeMarker(3).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  Rig bytes(64, ShmRingMode::kBytes);
+  EXPECT_EQ(bytes.writer->TryWritePipeMarker(3).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// The marker's fields are checked like every record's: a payload, a
+// marker inside a message, the flag without first and last, or a bad
+// check word is DataLoss, for the read and for Peek.
+TEST(ShmRingPipeMarkerTest, ForgedMarkersAreDataLoss) {
+  {
+    Rig rig(256);
+    rig.Write("abc");
+    rig.ForgeRecord(0, 3, kShmPipeMarkerFlags, 3);
+    ExpectDataLoss(rig.reader->Peek().status(), "Peek");
+    ExpectDataLoss(ReadStatus(rig), kRead);
+  }
+  {
+    Rig rig(256);
+    rig.Write("abc");
+    rig.ForgeRecord(0, 0, kShmRecordOnPipe | kShmRecordFirst, 3);
+    ExpectDataLoss(ReadStatus(rig), kRead);
+  }
+  {
+    Rig rig(256);
+    rig.Write("abc");
+    rig.ForgeRecord(0, 0, kShmRecordOnPipe, 3);
+    ExpectDataLoss(ReadStatus(rig), kRead);
+  }
+  {
+    Rig rig(256);
+    ASSERT_TRUE(rig.writer->TryWritePipeMarker(5)->done);
+    uint32_t wrong = 1;
+    rig.ForgeRecord(0, 0, kShmPipeMarkerFlags, 5, &wrong);
+    ExpectDataLoss(ReadStatus(rig), kRead);
+  }
+  {
+    // A marker where a message's next fragment belongs.
+    Rig rig(256);
+    rig.Write("abc");
+    rig.Write("def");
+    rig.ForgeRecord(0, 3, kShmRecordFirst, 6);
+    rig.ForgeRecord(32, 0, kShmPipeMarkerFlags, 3);
+    char buf[8];
+    absl::StatusOr<ShmReadResult> r =
+        rig.reader->TryReadMessage(absl::MakeSpan(buf));
+    ExpectDataLoss(r.status(), kRead);
+  }
 }
 
 }  // namespace
