@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """Reruns, once, Wine tests that hung at process exit after passing, and a
-test whose only failure is the one known Wine-load flake (KNOWN_FLAKE).
+test whose only failures are the cases of the one known Wine-load defect
+(KNOWN_FLAKES).
 
 Under Wine a test process very occasionally hangs in ExitProcess after
 GoogleTest has printed "[  PASSED  ]" for every case (seen only while
@@ -25,18 +26,22 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-# A Win32-listener case that, under a loaded wineserver, has failed once in
-# a few full runs: raw clients found every instance busy for its whole
-# 100 s (docs/semantics.md, "Wine"). It is an open defect, not understood
-# yet; a failure of any other case, or of this one twice, still fails.
-KNOWN_FLAKE = "BusyTest.ManyRawClientsConnectWithoutAccept"
+# The cases of one open Win32-listener defect under a loaded wineserver: a
+# burst of clients that connect without Accept finds every instance busy
+# until its timeout (docs/semantics.md, "Wine"). Not understood yet; a
+# failure of any other case, or of these twice, still fails.
+KNOWN_FLAKES = {
+    "BusyTest.ManyRawClientsConnectWithoutAccept",
+    "InstancesTest.SixtyFourMessageClientsConnectWithoutAccept",
+}
+KNOWN_FLAKE = " or ".join(sorted(KNOWN_FLAKES))
 
 
 def only_known_flake(stdout):
     failed = {line.split("]", 1)[1].split("(")[0].strip()
               for line in stdout.splitlines()
               if line.startswith("[  FAILED  ]") and "(" in line}
-    return failed == {KNOWN_FLAKE}
+    return bool(failed) and failed <= KNOWN_FLAKES
 
 
 def short_name(entry):
