@@ -716,6 +716,19 @@ class ShmChannel final : public ChannelImpl {
                         absl::StrCat(kPrefix, op, message.substr(end)));
   }
 
+  // One whole message from the pipe, with its handles if `with_handles`
+  // (else the pipe closes them).
+  absl::StatusOr<MessageWithHandles> ReadOnePipeMessage(
+      const Deadline& deadline, bool with_handles) {
+    if (with_handles)
+      return pipe_->ReadMessageWithHandles(deadline.remaining());
+    absl::StatusOr<std::string> data = pipe_->ReadMessage(deadline.remaining());
+    if (!data.ok()) return data.status();
+    MessageWithHandles got;
+    got.data = *std::move(data);
+    return got;
+  }
+
   // Message mode, after a message was read from the pipe: whether it was
   // the peer's wake-up (it had announced exactly the messages read before).
   bool WasWakeUp() {
@@ -736,19 +749,8 @@ class ShmChannel final : public ChannelImpl {
         CANAL_RETURN_IF_ERROR(DropWakeUp(deadline));
         break;
       }
-      absl::StatusOr<MessageWithHandles> got;
-      if (handles != nullptr) {
-        got = pipe_->ReadMessageWithHandles(deadline.remaining());
-      } else {
-        absl::StatusOr<std::string> data =
-            pipe_->ReadMessage(deadline.remaining());
-        if (data.ok()) {
-          got.emplace();
-          got->data = *std::move(data);
-        } else {
-          got = data.status();
-        }
-      }
+      absl::StatusOr<MessageWithHandles> got =
+          ReadOnePipeMessage(deadline, handles);
       if (!got.ok()) got = Relabel(op, got.status());
       if (!got.ok()) {
         if (SwitchedAndClosed(got.status())) break;
@@ -1014,19 +1016,8 @@ class ShmChannel final : public ChannelImpl {
   absl::StatusOr<std::string> ReadPipeMessage(
       absl::string_view op, const Deadline& deadline,
       std::vector<OwnedHandle>* handles) {
-    absl::StatusOr<MessageWithHandles> got;
-    if (handles != nullptr) {
-      got = pipe_->ReadMessageWithHandles(deadline.remaining());
-    } else {
-      absl::StatusOr<std::string> data =
-          pipe_->ReadMessage(deadline.remaining());
-      if (data.ok()) {
-        got.emplace();
-        got->data = *std::move(data);
-      } else {
-        got = data.status();
-      }
-    }
+    absl::StatusOr<MessageWithHandles> got =
+        ReadOnePipeMessage(deadline, handles);
     std::lock_guard<std::mutex> lock(state_mu_);
     if (!got.ok()) {
       const absl::Status status = Relabel(op, got.status());
