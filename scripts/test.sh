@@ -8,6 +8,13 @@
 #   scripts/test.sh            # all legs
 #   CANAL_LEGS="native" scripts/test.sh   # a subset: format native asan tsan wine consumer fuzz
 #
+# Disk: the legs' build trees together take several GiB, more than a fresh
+# machine may have free. Once a leg is done its tree is removed (its test log
+# stays, for the summary) when less than CANAL_MIN_FREE_MIB (10240) MiB is
+# free; CANAL_KEEP_BUILDS=1 keeps every tree, CANAL_KEEP_BUILDS=0 removes each.
+# The test builds also compress their debug information (-gz) or, where the
+# mingw linker cannot, keep only line tables (-g1).
+#
 # The consumer leg (native) builds the projects in tests/consumer/ against a
 # fresh clone of this repository: canal as a Meson wrap (the README's
 # snippet), installed canal through canal.pc and through its CMake package,
@@ -24,7 +31,8 @@ JOBS="${CANAL_JOBS:-$(nproc)}"
 export WINEDEBUG="${WINEDEBUG:--all}"
 # A Wine prefix of our own: its wineserver serves only this run, so Wine
 # processes of other programs on the machine cannot slow or stall ours.
-export WINEPREFIX="${WINEPREFIX:-$ROOT/build/wineprefix}"
+OWN_PREFIX="$ROOT/build/wineprefix"
+export WINEPREFIX="${WINEPREFIX:-$OWN_PREFIX}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 # Zero ThreadSanitizer reports allowed; the only suppressions are inside
 # Abseil (tests/sanitizers/tsan.supp says why).
@@ -41,12 +49,30 @@ configure() {
   fi
 }
 
+free_mib() { df -Pm "$ROOT" | awk 'NR == 2 { print $4 }'; }
+
+# tidy DIR KEEP...: removes DIR's contents but the entries named KEEP, if the
+# disk rule above says so.
+tidy() {
+  local dir="$1"; shift
+  case "${CANAL_KEEP_BUILDS:-auto}" in
+    1) return 0 ;;
+    0) ;;
+    *) (( $(free_mib) < ${CANAL_MIN_FREE_MIB:-10240} )) || return 0 ;;
+  esac
+  [[ -d "$dir" ]] || return 0
+  local keep=() name
+  for name in "$@"; do keep+=(! -name "$name"); done
+  find "$dir" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
+  echo "test: removed what $dir built, to free disk ($(free_mib) MiB free now)"
+}
+
 declare -A RESULT
 failed=0
 run_leg() {
   local leg="$1" dir="$2"; shift 2
   echo
-  echo "=== canal test leg: $leg ==="
+  echo "=== canal test leg: $leg ($(free_mib) MiB free) ==="
   local t0=$SECONDS
   if configure "$dir" "$@" && ninja -C "$dir" -j "$JOBS" &&
      { meson test -C "$dir" --print-errorlogs --num-processes "$JOBS" ||
@@ -57,12 +83,13 @@ run_leg() {
     failed=1
   fi
   RESULT[$leg]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py "$dir")"
+  tidy "$dir" meson-logs
 }
 
 # The consumer leg: each of its checks counts as one test.
 run_consumer_leg() {
   echo
-  echo "=== canal test leg: consumer ==="
+  echo "=== canal test leg: consumer ($(free_mib) MiB free) ==="
   local t0=$SECONDS
   if bash scripts/consumer_test.sh build/consumer; then
     RESULT[consumer]="ok"
@@ -71,6 +98,7 @@ run_consumer_leg() {
     failed=1
   fi
   RESULT[consumer]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py build/consumer/results)"
+  tidy build/consumer results
 }
 
 # The format leg: every C++ file as .clang-format says (Google style).
@@ -91,7 +119,7 @@ run_format_leg() {
 # runs each for CANAL_FUZZ_SECONDS (15 s); each target counts as one test.
 run_fuzz_leg() {
   echo
-  echo "=== canal test leg: fuzz ==="
+  echo "=== canal test leg: fuzz ($(free_mib) MiB free) ==="
   local t0=$SECONDS
   if CANAL_JOBS="$JOBS" bash scripts/fuzz.sh; then
     RESULT[fuzz]="ok"
@@ -102,17 +130,18 @@ run_fuzz_leg() {
   RESULT[fuzz]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py build/fuzz/results)"
 }
 
+GZ=(-Dc_args=-gz -Dcpp_args=-gz -Dc_link_args=-gz -Dcpp_link_args=-gz)
 for leg in $LEGS; do
   case "$leg" in
     format) run_format_leg ;;
     consumer) run_consumer_leg ;;
     fuzz) run_fuzz_leg ;;
-    native) run_leg native build/native -Dwerror=true ;;
+    native) run_leg native build/native -Dwerror=true "${GZ[@]}" ;;
     asan)   run_leg asan build/asan -Dwerror=true -Db_sanitize=address,undefined \
-                    -Db_lundef=false -Dbuildtype=debug ;;
+                    -Db_lundef=false -Dbuildtype=debug "${GZ[@]}" ;;
     tsan)   run_leg tsan build/tsan -Dwerror=true -Db_sanitize=thread \
                     -Db_lundef=false -Dbuildtype=debug -Dabsl_from_source=true \
-                    -Dbenchmarks=disabled ;;
+                    -Dbenchmarks=disabled "${GZ[@]}" ;;
     wine)   [[ -d "$WINEPREFIX/drive_c" ]] || wineboot -i >/dev/null 2>&1 || true
             # Start wineserver and Wine's system processes here, with their
             # output on /dev/null: started by the first test instead, they
@@ -120,14 +149,17 @@ for leg in $LEGS; do
             # them to close (the test then looks hung at exit).
             wineserver -p </dev/null >/dev/null 2>&1 || true
             wine cmd /c exit </dev/null >/dev/null 2>&1 || true
-            run_leg wine build/wine -Dwerror=true --cross-file cross/mingw-w64.ini
-            wineserver -k </dev/null >/dev/null 2>&1 || true ;;
+            run_leg wine build/wine -Dwerror=true --cross-file cross/mingw-w64.ini \
+                    -Dc_args=-g1 -Dcpp_args=-g1
+            wineserver -k </dev/null >/dev/null 2>&1 || true
+            # Only a prefix of our own goes; one the caller named stays.
+            [[ "$WINEPREFIX" != "$OWN_PREFIX" ]] || tidy "$WINEPREFIX" ;;
     *) echo "test: unknown leg '$leg'"; exit 2 ;;
   esac
 done
 
 echo
-echo "=== canal test summary ==="
+echo "=== canal test summary ($(free_mib) MiB free) ==="
 for leg in $LEGS; do echo "$leg: ${RESULT[$leg]}"; done
 python3 scripts/summarize.py --total $(for leg in $LEGS; do
   case "$leg" in native) echo build/native;; asan) echo build/asan;; tsan) echo build/tsan;;
