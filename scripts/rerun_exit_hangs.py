@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Reruns, once, Wine tests that hung at process exit after passing, and a
-test whose only failures are the cases of the one known Wine-load defect
-(KNOWN_FLAKES).
+"""Reruns, once, Wine tests that hung at process exit after passing.
 
 Under Wine a test process very occasionally hangs in ExitProcess after
 GoogleTest has printed "[  PASSED  ]" for every case (seen only while
@@ -26,24 +24,6 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-# The cases of one open Win32-listener defect under a loaded wineserver: a
-# burst of clients that connect without Accept finds every instance busy
-# until its timeout (docs/semantics.md, "Wine"). Not understood yet; a
-# failure of any other case, or of these twice, still fails.
-KNOWN_FLAKES = {
-    "BusyTest.ManyRawClientsConnectWithoutAccept",
-    "InstancesTest.SixtyFourMessageClientsConnectWithoutAccept",
-}
-KNOWN_FLAKE = " or ".join(sorted(KNOWN_FLAKES))
-
-
-def only_known_flake(stdout):
-    failed = {line.split("]", 1)[1].split("(")[0].strip()
-              for line in stdout.splitlines()
-              if line.startswith("[  FAILED  ]") and "(" in line}
-    return bool(failed) and failed <= KNOWN_FLAKES
-
-
 def short_name(entry):
     # "canal:conformance / conformance/peek" -> "conformance/peek"
     return entry["name"].split(" / ", 1)[-1]
@@ -59,19 +39,11 @@ def main(argv):
     hung = [e for e in bad if e.get("result") == "TIMEOUT"
             and "[  PASSED  ]" in (e.get("stdout") or "")
             and "[  FAILED  ]" not in (e.get("stdout") or "")]
-    flaked = [e for e in bad if e.get("result") == "FAIL"
-              and only_known_flake(e.get("stdout") or "")]
-    if len(hung) + len(flaked) != len(bad):
+    if len(hung) != len(bad):
         return 1
-    names = [short_name(e) for e in hung + flaked]
-    if hung:
-        print("test: rerunning once, hung at exit after every case passed: "
-              + ", ".join(short_name(e) for e in hung))
-    if flaked:
-        print("test: rerunning once, failed only in " + KNOWN_FLAKE
-              + " (an open defect under a loaded wineserver, "
-              "docs/semantics.md): "
-              + ", ".join(short_name(e) for e in flaked))
+    names = [short_name(e) for e in hung]
+    print("test: rerunning once, hung at exit after every case passed: "
+          + ", ".join(names))
     rc = subprocess.call(["meson", "test", "-C", build, "--print-errorlogs",
                           "--no-rebuild"] + names)
     rerun = {e["name"]: e for e in load(log)}

@@ -135,7 +135,9 @@ class ListenerState final : public InstanceOwner,
   size_t CountListening() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Issues ConnectNamedPipe on a fresh instance and files it as pending or
   // ready; closes it if that fails (or if there is no memory to file it).
-  void StartConnect(std::unique_ptr<Instance> instance)
+  // Returns whether it was filed as pending, that is whether it listens: a
+  // client may have connected before ConnectNamedPipe, in a burst often.
+  bool StartConnect(std::unique_ptr<Instance> instance)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files `instance` in `list`; on an allocation failure cancels its
   // ConnectNamedPipe (if `pending`) and drops it instead.
@@ -145,11 +147,13 @@ class ListenerState final : public InstanceOwner,
   // Moves completed connections to ready_.
   void Poll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Creates instances until kPendingTarget are pending, within the limits.
-  // Returns false if CreateNamedPipeW failed (or memory ran out), so that
-  // the thread retries soon: Windows counts a closed channel's instance
-  // against nMaxInstances until its client has closed its end too (an
-  // instance goes with its last handle; Wine frees it with the server's),
-  // and nothing signals that.
+  // Returns false if that is not done yet, so that the thread goes on soon:
+  // a burst of clients took every instance it made as soon as it was made
+  // (the thread must not then sleep with none listening), or
+  // CreateNamedPipeW failed (or memory ran out): Windows counts a closed
+  // channel's instance against nMaxInstances until its client has closed its
+  // end too (an instance goes with its last handle; Wine frees it with the
+  // server's), and nothing signals that.
   bool Replenish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropInstance(std::unique_ptr<Instance> instance)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -275,7 +279,7 @@ absl::Status ListenerState::Start() {
   return absl::OkStatus();
 }
 
-void ListenerState::StartConnect(std::unique_ptr<Instance> instance) {
+bool ListenerState::StartConnect(std::unique_ptr<Instance> instance) {
   // A client that connected and left before ConnectNamedPipe gives
   // ERROR_NO_DATA: disconnect and listen again on the same instance (a few
   // times at most), so the name stays held.
@@ -288,16 +292,18 @@ void ListenerState::StartConnect(std::unique_ptr<Instance> instance) {
     if (ok || error == ERROR_PIPE_CONNECTED) {
       // Connected already (a client came before ConnectNamedPipe).
       File(&ready_, std::move(instance), false);
-      return;
+      return false;
     }
     if (error == ERROR_IO_PENDING) {
+      const size_t before = pending_.size();
       File(&pending_, std::move(instance), true);
-      return;
+      return pending_.size() > before;
     }
     if (error != ERROR_NO_DATA) break;
     DisconnectNamedPipe(instance->pipe.get());
   }
   DropInstance(std::move(instance));
+  return false;
 }
 
 template <typename List>
@@ -406,15 +412,16 @@ bool ListenerState::Replenish() {
     // old pipe alive) try again a little later.
     if (!instance->pipe.valid() || !instance->event.valid()) return false;
     ++live_;
-    StartConnect(std::move(instance));
-    ++listening;
+    if (StartConnect(std::move(instance))) ++listening;
   }
-  return true;
+  return closed_ || listening >= kPendingTarget;
 }
 
 void ListenerState::Run() {
   std::vector<HANDLE> handles;
-  DWORD timeout = INFINITE;
+  // The first round looks at once: clients may have taken the instances
+  // Start made before this thread began.
+  DWORD timeout = 0;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
