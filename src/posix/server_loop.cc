@@ -641,48 +641,22 @@ class PosixServerLoop final : public ServerLoop {
     Finish(conn, std::move(status));
   }
 
-  // Closes every connection on which nothing moved for idle_timeout, and
-  // plans the next sweep for when the next one could be due (but not
-  // sooner than IdleSlack from now, so that a busy loop with many
-  // connections does not sweep them all over and over).
   void SweepIdle() {
-    const IdleClock::time_point now = IdleClock::now();
-    const IdleClock::duration timeout = IdleTimeout();
-    IdleClock::time_point earliest = IdleClock::time_point::max();
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      PosixServerConn* conn = (it++)->second.get();  // CloseConn erases it.
-      IdleClock::time_point last;
-      {
-        std::lock_guard<std::mutex> lock(conn->mu);
-        last = std::max(conn->last_read, conn->last_write);
-      }
-      if (now - last >= timeout) {
-        CloseConn(conn, IdleError(conn));
-      } else {
-        earliest = std::min(earliest, last + timeout);
-      }
-    }
-    next_sweep_ = earliest == IdleClock::time_point::max()
-                      ? earliest
-                      : std::max(earliest, now + IdleSlack());
+    next_sweep_ = SweepIdleConnections(
+        &conns_, [this](PosixServerConn* conn, absl::Status status) {
+          CloseConn(conn, std::move(status));
+        });
   }
 
   // During shutdown: close every drained connection, and all of them once
   // the grace period is over.
   void ShutdownStep() {
-    const bool expired = absl::Now() >= deadline_;
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      PosixServerConn* conn = (it++)->second.get();  // CloseConn erases it.
-      bool close;
-      {
-        std::lock_guard<std::mutex> lock(conn->mu);
-        close = expired || conn->queued == 0;
-      }
-      if (close) {
-        CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
-                                  conn->id, "the server shut down"));
-      }
-    }
+    CloseDrainedConnections(
+        &conns_, deadline_,
+        [](PosixServerConn* conn) { return conn->queued == 0; },
+        [this](PosixServerConn* conn, absl::Status status) {
+          CloseConn(conn, std::move(status));
+        });
     for (auto& entry : conns_) UpdateGuarded(entry.second.get());
   }
 

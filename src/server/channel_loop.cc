@@ -512,47 +512,26 @@ class ChannelLoop final : public ServerLoop {
     conns_.erase(conn->id);  // May free `conn`.
   }
 
-  // Closes every connection on which nothing moved for idle_timeout, and
-  // plans the next sweep (as the POSIX loop does). Allocates nothing.
   void SweepIdle() {
-    const IdleClock::time_point now = IdleClock::now();
-    const IdleClock::duration timeout = IdleTimeout();
-    IdleClock::time_point earliest = IdleClock::time_point::max();
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      ChannelConn* conn = (it++)->second.get();  // CloseConn erases it.
-      IdleClock::time_point last;
-      {
-        std::lock_guard<std::mutex> lock(conn->mu);
-        last = std::max(conn->last_read, conn->last_write);
-      }
-      if (now - last >= timeout) {
-        CloseConn(conn, IdleError(conn));
-      } else {
-        earliest = std::min(earliest, last + timeout);
-      }
-    }
-    next_sweep_ = earliest == IdleClock::time_point::max()
-                      ? earliest
-                      : std::max(earliest, now + IdleSlack());
+    next_sweep_ = SweepIdleConnections(
+        &conns_, [this](ChannelConn* conn, absl::Status status) {
+          CloseConn(conn, std::move(status));
+        });
   }
 
   // During shutdown: closes every drained connection, and all of them once
   // the grace period is over; the others' writers say when they drained.
   void ShutdownStep() {
-    const bool expired = absl::Now() >= deadline_;
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      ChannelConn* conn = (it++)->second.get();  // CloseConn erases it.
-      bool close;
-      {
-        std::lock_guard<std::mutex> lock(conn->mu);
-        close = expired || (conn->out.empty() && !conn->in_flight);
-        if (!close) conn->want_drained = true;
-      }
-      if (close) {
-        CloseConn(conn, ConnError(absl::StatusCode::kCancelled, *config_,
-                                  conn->id, "the server shut down"));
-      }
-    }
+    CloseDrainedConnections(
+        &conns_, deadline_,
+        [](ChannelConn* conn) {
+          const bool drained = conn->out.empty() && !conn->in_flight;
+          if (!drained) conn->want_drained = true;
+          return drained;
+        },
+        [this](ChannelConn* conn, absl::Status status) {
+          CloseConn(conn, std::move(status));
+        });
   }
 
   std::atomic<std::thread::id> loop_thread_{};

@@ -37,6 +37,7 @@
 #ifndef CANAL_SRC_SERVER_SERVER_INTERNAL_H_
 #define CANAL_SRC_SERVER_SERVER_INTERNAL_H_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -123,6 +124,15 @@ struct ServerConfig {
   // The fields above that connections need, for them to share.
   std::shared_ptr<const ConnParams> conn_params;
 };
+
+// The status for an error on connection `id` of the server `name`. Never
+// throws: out of memory, it returns the bare code.
+absl::Status ConnError(absl::StatusCode code, absl::string_view name,
+                       uint64_t id, absl::string_view what) noexcept;
+inline absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
+                              uint64_t id, absl::string_view what) noexcept {
+  return ConnError(code, config.name, id, what);
+}
 
 class ServerLoop;
 
@@ -223,6 +233,59 @@ class ServerLoop {
   absl::Status IdleError(const ServerConn* conn) const;
   IdleClock::duration IdleSlack() const;
   IdleClock::duration IdleTimeout() const;
+
+  // The two steps every loop takes over all of its connections. `conns`
+  // maps ids to shared_ptrs of the loop's connection type (with `mu`,
+  // `last_read` and `last_write`); `close(conn, status)` closes one and may
+  // erase its entry. Neither allocates.
+  //
+  // Closes every connection on which nothing moved for the idle timeout,
+  // and returns when the next sweep is due: when the next connection could
+  // be, but not sooner than IdleSlack from now (so that a busy loop with
+  // many connections does not sweep them all over and over); max() if none
+  // could be.
+  template <typename Conns, typename Close>
+  IdleClock::time_point SweepIdleConnections(Conns* conns, Close close) {
+    const IdleClock::time_point now = IdleClock::now();
+    const IdleClock::duration timeout = IdleTimeout();
+    IdleClock::time_point earliest = IdleClock::time_point::max();
+    for (auto it = conns->begin(); it != conns->end();) {
+      auto conn = (it++)->second;  // A reference while `close` erases it.
+      IdleClock::time_point last;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        last = std::max(conn->last_read, conn->last_write);
+      }
+      if (now - last >= timeout) {
+        close(conn.get(), IdleError(conn.get()));
+      } else {
+        earliest = std::min(earliest, last + timeout);
+      }
+    }
+    return earliest == IdleClock::time_point::max()
+               ? earliest
+               : std::max(earliest, now + IdleSlack());
+  }
+  // During a shutdown: closes with Cancelled every connection for which
+  // `drained(conn)` (called with `conn->mu` held) is true, and all of them
+  // once `deadline` has passed.
+  template <typename Conns, typename Drained, typename Close>
+  void CloseDrainedConnections(Conns* conns, absl::Time deadline,
+                               Drained drained, Close close) {
+    const bool expired = absl::Now() >= deadline;
+    for (auto it = conns->begin(); it != conns->end();) {
+      auto conn = (it++)->second;  // A reference while `close` erases it.
+      bool done;
+      {
+        std::lock_guard<std::mutex> lock(conn->mu);
+        done = expired || drained(conn.get());
+      }
+      if (done) {
+        close(conn.get(), ConnError(absl::StatusCode::kCancelled, *config_,
+                                    conn->id, "the server shut down"));
+      }
+    }
+  }
 
   const ServerConfig* const config_;
   std::atomic<size_t> open_{0};
@@ -355,15 +418,6 @@ inline constexpr absl::string_view kServerOp = "Server";
 // functions (src/posix/error.h, src/win32/error.h), which add the native
 // error.
 std::string ConnWhat(uint64_t id, absl::string_view what);
-
-// The status for an error on connection `id` of the server `name`. Never
-// throws: out of memory, it returns the bare code.
-absl::Status ConnError(absl::StatusCode code, absl::string_view name,
-                       uint64_t id, absl::string_view what) noexcept;
-inline absl::Status ConnError(absl::StatusCode code, const ServerConfig& config,
-                              uint64_t id, absl::string_view what) noexcept {
-  return ConnError(code, config.name, id, what);
-}
 
 }  // namespace internal
 }  // namespace canal

@@ -563,46 +563,22 @@ class Win32ServerLoop final : public ServerLoop {
     Finish(conn, std::move(status));
   }
 
-  // Closes every connection on which nothing moved for idle_timeout, and
-  // plans the next sweep (see src/posix/server_loop.cc).
   void SweepIdle() {
-    const IdleClock::time_point now = IdleClock::now();
-    const IdleClock::duration timeout = IdleTimeout();
-    IdleClock::time_point earliest = IdleClock::time_point::max();
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      std::shared_ptr<Win32ServerConn> conn =
-          (it++)->second;  // CloseConn erases it.
-      IdleClock::time_point last;
-      {
-        std::lock_guard<std::mutex> lock(conn->mu);
-        last = std::max(conn->last_read, conn->last_write);
-      }
-      if (now - last >= timeout) {
-        CloseConn(conn.get(), IdleError(conn.get()));
-      } else {
-        earliest = std::min(earliest, last + timeout);
-      }
-    }
-    next_sweep_ = earliest == IdleClock::time_point::max()
-                      ? earliest
-                      : std::max(earliest, now + IdleSlack());
+    next_sweep_ = SweepIdleConnections(
+        &conns_, [this](Win32ServerConn* conn, absl::Status status) {
+          CloseConn(conn, std::move(status));
+        });
   }
 
+  // During shutdown: close every drained connection, and all of them once
+  // the grace period is over.
   void ShutdownStep() {
-    const bool expired = absl::Now() >= deadline_;
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      std::shared_ptr<Win32ServerConn> conn =
-          (it++)->second;  // CloseConn erases it.
-      bool close;
-      {
-        std::lock_guard<std::mutex> lock(conn->mu);
-        close = expired || conn->queued == 0;
-      }
-      if (close) {
-        CloseConn(conn.get(), ConnError(absl::StatusCode::kCancelled, *config_,
-                                        conn->id, "the server shut down"));
-      }
-    }
+    CloseDrainedConnections(
+        &conns_, deadline_,
+        [](Win32ServerConn* conn) { return conn->queued == 0; },
+        [this](Win32ServerConn* conn, absl::Status status) {
+          CloseConn(conn, std::move(status));
+        });
   }
 
   HANDLE port_ = nullptr;
