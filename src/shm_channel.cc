@@ -777,6 +777,12 @@ class ShmChannel final : public ChannelImpl {
       uint64_t left;
       const bool drained = PipeDrained(&left);
       if (!drained) {
+        // A peer marks the rings closed after its last pipe write and
+        // closes the pipe after that, so a close seen before this look at
+        // the pipe means the pipe holds all it ever will: empty, the
+        // channel has ended (the pipe may still be open for a moment).
+        const bool peer_closed = usable() && (rings_->reader->PeerClosed() ||
+                                              rings_->writer->PeerClosed());
         absl::StatusOr<PeekResult> pipe = pipe_->Peek(buffer);
         if (!pipe.ok()) {
           // The end of the pipe ends the channel unless the peer switched
@@ -796,7 +802,7 @@ class ShmChannel final : public ChannelImpl {
         copied = pipe->size;
         // What is still on the pipe comes first; the ring's data after it.
         if (!usable() || result.available > 0 || result.message_remaining > 0 ||
-            left == UINT64_MAX) {
+            (left == UINT64_MAX && !peer_closed)) {
           return result;
         }
       }
