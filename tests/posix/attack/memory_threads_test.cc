@@ -29,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "canal/canal.h"
@@ -185,6 +186,79 @@ TEST(MemoryThreads, SharedMemoryServerWithoutRoomForAConnectionsThreads) {
                 reply.status().ToString().c_str());
     CHILD_CHECK((*server)->connection_count() <= 1, kWrongStatus,
                 "connection_count %zu", (*server)->connection_count());
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << "child exit code (200 + n: killed by signal n)";
+}
+
+// A listener that cannot create the shared memory for a client (here: no
+// room in the address space for the rings) serves that client over the
+// pipe, and says so nowhere but in Channel::transport(). The same fallback
+// serves a canal::Server's clients.
+TEST(MemoryThreads, SharedMemoryWithoutRoomForTheRingsServesOverThePipe) {
+  SkipIfSanitized();
+  const int rc = RunInChild([]() -> int {
+    const std::string name = UniqueName("mem-shm-pipe");
+    canal::ListenerOptions options;
+    options.mode = canal::PipeMode::kMessage;
+    options.transport = canal::Transport::kSharedMemory;
+    // Two rings of 1 GiB: far more than the limit below leaves.
+    options.ring_size = canal::kMaxRingSize;
+    absl::StatusOr<canal::Listener> listener =
+        canal::Listener::Create(name, options);
+    CHILD_CHECK(listener.ok(), kChildSetupFailed, "Listen: %s",
+                listener.status().ToString().c_str());
+    canal::ServerOptions server_options;
+    server_options.listener = options;
+    canal::ServerHandlers handlers;
+    handlers.on_request = [](canal::Connection&, absl::string_view r)
+        -> absl::StatusOr<std::string> { return absl::StrCat("re ", r); };
+    const std::string server_name = name + "-srv";
+    absl::StatusOr<std::unique_ptr<canal::Server>> server =
+        canal::Server::Start(server_name, server_options, std::move(handlers));
+    CHILD_CHECK(server.ok(), kChildSetupFailed, "Start: %s",
+                server.status().ToString().c_str());
+    // Room for threads and small allocations, not for the rings.
+    rlimit limited;
+    CHILD_CHECK(getrlimit(RLIMIT_AS, &limited) == 0, kChildSetupFailed,
+                "getrlimit");
+    limited.rlim_cur = ReadMemoryUse().virtual_bytes + (256 << 20);
+    CHILD_CHECK(setrlimit(RLIMIT_AS, &limited) == 0, kChildSetupFailed,
+                "setrlimit");
+
+    absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
+    CHILD_CHECK(client.ok(), kWrongStatus, "Connect: %s",
+                client.status().ToString().c_str());
+    CHILD_CHECK(client->WriteMessage("ping", kHangGuard).ok(), kWrongStatus,
+                "WriteMessage");
+    absl::StatusOr<canal::Channel> accepted = listener->Accept(kHangGuard);
+    CHILD_CHECK(accepted.ok(), kWrongStatus, "Accept: %s",
+                accepted.status().ToString().c_str());
+    absl::StatusOr<std::string> got = accepted->ReadMessage(kHangGuard);
+    CHILD_CHECK(got.ok() && *got == "ping", kWrongStatus, "ReadMessage: %s",
+                got.status().ToString().c_str());
+    CHILD_CHECK(accepted->WriteMessage("pong", kHangGuard).ok(), kWrongStatus,
+                "WriteMessage back");
+    got = client->ReadMessage(kHangGuard);
+    CHILD_CHECK(got.ok() && *got == "pong", kWrongStatus, "ReadMessage: %s",
+                got.status().ToString().c_str());
+    CHILD_CHECK(client->transport() == canal::Transport::kPipe, kWrongStatus,
+                "the client's transport is not the pipe");
+    CHILD_CHECK(accepted->transport() == canal::Transport::kPipe, kWrongStatus,
+                "the accepted channel's transport is not the pipe");
+
+    absl::StatusOr<canal::Channel> served =
+        canal::Channel::Connect(server_name);
+    CHILD_CHECK(served.ok(), kWrongStatus, "Connect to the server: %s",
+                served.status().ToString().c_str());
+    absl::StatusOr<std::string> reply = served->Transact("x", kHangGuard);
+    CHILD_CHECK(reply.ok() && *reply == "re x", kWrongStatus, "Transact: %s",
+                reply.status().ToString().c_str());
+    reply = served->Transact("y", kHangGuard);
+    CHILD_CHECK(reply.ok() && *reply == "re y", kWrongStatus, "Transact: %s",
+                reply.status().ToString().c_str());
+    CHILD_CHECK(served->transport() == canal::Transport::kPipe, kWrongStatus,
+                "the server's client's transport is not the pipe");
     return 0;
   });
   EXPECT_EQ(rc, 0) << "child exit code (200 + n: killed by signal n)";
