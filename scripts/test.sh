@@ -12,8 +12,8 @@
 # machine may have free. Once a leg is done its tree is removed (its test log
 # stays, for the summary) when less than CANAL_MIN_FREE_MIB (10240) MiB is
 # free; CANAL_KEEP_BUILDS=1 keeps every tree, CANAL_KEEP_BUILDS=0 removes each.
-# The test builds also compress their debug information (-gz) or, where the
-# mingw linker cannot, keep only line tables (-g1).
+# The test builds keep only line tables of debug information (-g1), and
+# compress them where the linker can (-gz; the mingw linker cannot).
 #
 # The consumer leg (native) builds the projects in tests/consumer/ against a
 # fresh clone of this repository: canal as a Meson wrap (the README's
@@ -130,7 +130,10 @@ run_fuzz_leg() {
   RESULT[fuzz]+=" ($((SECONDS - t0)) s) $(python3 scripts/summarize.py build/fuzz/results)"
 }
 
-GZ=(-Dc_args=-gz -Dcpp_args=-gz -Dc_link_args=-gz -Dcpp_link_args=-gz)
+# Line tables only (what a sanitizer's report and a backtrace use),
+# compressed: a fraction of the room full debug information takes.
+GZ=("-Dc_args=-g1 -gz" "-Dcpp_args=-g1 -gz" -Dc_link_args=-gz
+    -Dcpp_link_args=-gz)
 for leg in $LEGS; do
   case "$leg" in
     format) run_format_leg ;;
