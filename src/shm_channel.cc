@@ -424,6 +424,15 @@ class ShmChannel final : public ChannelImpl {
     }
     read_turn_.WakeAll();
     write_turn_.WakeAll();
+    // Before the pipe closes: the watch must be gone while its descriptor
+    // is still this channel's.
+    std::unique_ptr<PeerWatchImpl> watch;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      watch = std::move(watch_);
+      watching_.store(kUnwatchable);
+    }
+    watch.reset();
     DropUnreadOffer();
     pipe_->Close();
   }
@@ -920,6 +929,10 @@ class ShmChannel final : public ChannelImpl {
     const std::atomic<uint32_t>& word =
         reading ? r.reader->doorbell() : r.writer->doorbell();
     while (true) {
+      // With no deadline and the pipe watched, the sleep needs no timer: the
+      // watch wakes it if the peer dies. Set up before the doorbell is read,
+      // so that a watch that fires meanwhile changes it.
+      const bool untimed = deadline.infinite() && Watched();
       const uint32_t seen =
           reading ? r.reader->PrepareToWait() : r.writer->PrepareToWait();
       auto finish = [&] {
@@ -937,7 +950,8 @@ class ShmChannel final : public ChannelImpl {
       // The rings' flags on every turn (loads); the pipe only after a
       // sleep that lasted its whole slice, which is when a peer that died
       // without a word would have woken us.
-      absl::Status gone = PeerGone(op, /*check_pipe=*/look_at_pipe);
+      absl::Status gone =
+          PeerGone(op, /*check_pipe=*/look_at_pipe || watch_fired_.load());
       if (!gone.ok()) {
         finish();
         return gone;
@@ -947,12 +961,47 @@ class ShmChannel final : public ChannelImpl {
         return MakeError(absl::StatusCode::kDeadlineExceeded, op, name(),
                          absl::StrCat("timed out ", waiting));
       }
+      if (untimed) {
+        bell->Wait(word, seen, absl::InfiniteDuration());
+        finish();
+        continue;
+      }
       const absl::Duration slice = std::min(kWaitSlice, deadline.remaining());
       const absl::Time before = absl::Now();
       bell->Wait(word, seen, slice);
       look_at_pipe = absl::Now() - before >= slice;
       finish();
     }
+  }
+
+  // Whether the pipe is watched for the peer's end closing (see
+  // BackendWatchPeer), starting the watch on first use. False once it
+  // fired (the sleeper then looks at the pipe itself), after Close, in a
+  // forked child, and where the backend cannot watch.
+  bool Watched() {
+    if (watch_fired_.load()) return false;
+    const int state = watching_.load();
+    if (state != kNotYet) {
+      return state == kWatching && BackendPeerWatchesFire();
+    }
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    if (watching_.load() == kNotYet) {
+      watch_ = BackendWatchPeer(pipe_->native_handle(),
+                                [this] { PeerWatchFired(); });
+      watching_.store(watch_ != nullptr ? kWatching : kUnwatchable);
+    }
+    return watching_.load() == kWatching && BackendPeerWatchesFire();
+  }
+
+  // On the watcher's thread: wakes this side's sleepers, which then look
+  // at the pipe. Takes no lock.
+  void PeerWatchFired() {
+    watch_fired_.store(true);
+    Rings& r = *rings_;
+    r.reader->BumpDoorbells();
+    r.writer->BumpDoorbells();
+    r.in_data->Wake(r.reader->doorbell());
+    r.out_space->Wake(r.writer->doorbell());
   }
 
   absl::StatusOr<bool> Unread() {
@@ -1329,6 +1378,15 @@ class ShmChannel final : public ChannelImpl {
   absl::Duration write_spin_ = spin_;  // The write turn's.
   std::atomic<bool> closed_{false};
   std::atomic<bool> peer_gone_{false};  // Its end of the pipe is gone.
+  // The watch on the pipe (Watched): kNotYet until the first sleep with no
+  // deadline; watch_ changes under watch_mu_.
+  static constexpr int kNotYet = 0;
+  static constexpr int kWatching = 1;
+  static constexpr int kUnwatchable = 2;
+  std::mutex watch_mu_;
+  std::unique_ptr<PeerWatchImpl> watch_;
+  std::atomic<int> watching_{kNotYet};
+  std::atomic<bool> watch_fired_{false};
   const bool multi_cpu_ = BackendUsableCpus() > 1;
   Turn read_turn_;
   Turn write_turn_;

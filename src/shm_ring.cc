@@ -360,6 +360,10 @@ void ShmRingWriter::AnnounceSwitch(uint64_t pipe_units) {
 
 void ShmRingWriter::MarkClosed() {
   ring_.control->producer.closed.store(1, std::memory_order_seq_cst);
+  BumpDoorbells();
+}
+
+void ShmRingWriter::BumpDoorbells() {
   ring_.control->producer.data_seq.fetch_add(1, std::memory_order_seq_cst);
   ring_.control->consumer.space_seq.fetch_add(1, std::memory_order_seq_cst);
 }
@@ -658,6 +662,10 @@ bool ShmRingReader::PeerSwitched(uint64_t* pipe_units) const {
 
 void ShmRingReader::MarkClosed() {
   ring_.control->consumer.closed.store(1, std::memory_order_seq_cst);
+  BumpDoorbells();
+}
+
+void ShmRingReader::BumpDoorbells() {
   ring_.control->consumer.space_seq.fetch_add(1, std::memory_order_seq_cst);
   ring_.control->producer.data_seq.fetch_add(1, std::memory_order_seq_cst);
 }

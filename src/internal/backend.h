@@ -54,6 +54,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -344,6 +345,29 @@ class DoorbellImpl {
 // messages. ResourceExhausted when the system has no event left.
 absl::StatusOr<std::unique_ptr<DoorbellImpl>> BackendCreateDoorbell(
     absl::string_view name);
+
+// A watch on a shared-memory channel's pipe, so that a sleeper on the
+// rings' doorbells needs no timeout to notice a peer that died (a dead peer
+// says nothing in the rings; only its end of the pipe closes). Destroying
+// it returns once `on_gone` is not running, and it never runs after.
+class PeerWatchImpl {
+ public:
+  virtual ~PeerWatchImpl() = default;
+};
+
+// Runs `on_gone` once, on a thread of the backend's, when the peer's end of
+// `pipe` has closed (or failed). It must not block or take locks a caller
+// of the watch's destructor may hold. Null where the backend cannot watch
+// (Windows, POSIX systems without epoll, a forked child of the process
+// that started the watcher thread, no memory or descriptors): the sleeper
+// then wakes in slices and looks at the pipe itself.
+std::unique_ptr<PeerWatchImpl> BackendWatchPeer(NativeHandle pipe,
+                                                std::function<void()> on_gone);
+
+// Whether the watches made in this process still fire: false in a forked
+// child of the process that made them (the watcher's thread is not
+// copied), so that a channel inherited across fork sleeps in slices.
+bool BackendPeerWatchesFire();
 
 // How many CPUs this process may run on now (its affinity mask; at least
 // 1). Waiting on shared memory spins only with more than one: on a single

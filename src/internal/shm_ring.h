@@ -382,6 +382,9 @@ class ShmRingWriter {
   // it published), and bumps both doorbells so that a sleeper on either,
   // in either process, finds them changed.
   void MarkClosed();
+  // Bumps both doorbells and says nothing: a sleeper finds them changed and
+  // looks again (this side's own news, such as the peer found gone).
+  void BumpDoorbells();
   // The switch from the pipe (src/internal/shm_channel.h): whether the
   // consumer said it reads the ring; says that this side's writes go to
   // the ring from now on, after `pipe_units` units (bytes, or messages)
@@ -494,6 +497,8 @@ class ShmRingReader {
 
   // As ShmRingWriter::MarkClosed, for the consumer's side.
   void MarkClosed();
+  // As ShmRingWriter::BumpDoorbells.
+  void BumpDoorbells();
   // Whether the producer said it has closed. Everything it published
   // before is visible once this is true.
   bool PeerClosed() const {

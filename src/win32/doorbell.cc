@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <new>
 
@@ -55,6 +56,17 @@ absl::StatusOr<std::unique_ptr<DoorbellImpl>> Wrap(absl::string_view op,
 
 }  // namespace
 }  // namespace win32
+
+std::unique_ptr<PeerWatchImpl> BackendWatchPeer(NativeHandle pipe,
+                                                std::function<void()> on_gone) {
+  // A pipe handle cannot be waited on for its peer's end closing, so the
+  // doorbells' sleepers wake in slices and look at the pipe themselves.
+  (void)pipe;
+  (void)on_gone;
+  return nullptr;
+}
+
+bool BackendPeerWatchesFire() { return false; }  // There are none.
 
 size_t BackendUsableCpus() {
   DWORD_PTR process = 0;

@@ -7,9 +7,13 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -301,6 +305,83 @@ TEST(TransportTest, PeerThatDiesWakesABlockedRead) {
   std::printf("a killed peer was noticed after %s\n",
               absl::FormatDuration(woke - killed).c_str());
   CANAL_EXPECT_CODE(server->WriteMessage("anyone?", kHangGuard), kUnavailable);
+}
+
+// A channel over shared memory to a child that took the offer and now
+// holds it (tests/helper: shm-hold), ready to be killed.
+struct HeldPeer {
+  canal::Listener listener;
+  canal::Subprocess child;
+  canal::Channel server;
+};
+
+absl::StatusOr<HeldPeer> StartHeldPeer(const std::string& name) {
+  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
+  absl::StatusOr<canal::Listener> listener =
+      canal::Listener::Create(name, options);
+  if (!listener.ok()) return listener.status();
+  canal::SubprocessOptions child_options;
+  child_options.kill_on_destroy = true;
+  child_options.stdout_mode = canal::StdioMode::kPipe;
+  absl::StatusOr<canal::Subprocess> child = canal::Subprocess::Start(
+      canal_test::ChildArgv({"shm-hold", name}), child_options);
+  if (!child.ok()) return child.status();
+  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
+  if (!server.ok()) return server.status();
+  absl::Status sent = server->WriteMessage("go", kHangGuard);
+  if (!sent.ok()) return sent;
+  absl::StatusOr<std::string> echo = server->ReadMessage(kHangGuard);
+  if (!echo.ok()) return echo.status();
+  absl::StatusOr<std::string> ready =
+      canal_test::ReadExactly(child->stdout_channel(), 6, kHangGuard);
+  if (!ready.ok()) return ready.status();
+  if (*echo != "go" || *ready != "ready\n") {
+    return absl::InternalError("the child did not answer as shm-hold does");
+  }
+  return HeldPeer{*std::move(listener), *std::move(child), *std::move(server)};
+}
+
+// A killed peer wakes a call that waits with no deadline at all (which on
+// Linux sleeps with no timer, the pipe being watched for the peer's end).
+// If the call never returned, Close would end it (Cancelled) and the test
+// fail, instead of hanging.
+void ExpectKillWakesCallWithNoDeadline(
+    const std::string& name,
+    const std::function<absl::Status(canal::Channel&)>& call) {
+  absl::StatusOr<HeldPeer> held = StartHeldPeer(name);
+  CANAL_ASSERT_OK(held);
+  EXPECT_EQ(held->server.transport(),
+            ExpectedTransport(Shm(canal::PipeMode::kMessage)));
+  absl::Status result;
+  absl::Notification started;
+  canal_test::Background waiter([&] {
+    started.Notify();
+    result = call(held->server);
+  });
+  started.WaitForNotification();
+  CANAL_ASSERT_OK(held->child.Kill());
+  const bool woke = waiter.Finished(kHangGuard);
+  if (!woke) held->server.Close();
+  EXPECT_TRUE(woke) << "the call was still waiting after the peer died";
+  EXPECT_TRUE(absl::IsOutOfRange(result) || absl::IsUnavailable(result))
+      << result;
+}
+
+TEST(TransportTest, PeerThatDiesWakesAReadWithNoDeadline) {
+  ExpectKillWakesCallWithNoDeadline(
+      UniqueName("tr-death-inf-r"), [](canal::Channel& ch) {
+        return ch.ReadMessage(absl::InfiniteDuration()).status();
+      });
+}
+
+TEST(TransportTest, PeerThatDiesWakesAWriteWithNoDeadline) {
+  // Far more than the ring holds, to a peer that reads nothing: the write
+  // waits for room.
+  const std::string big(8 * canal::kDefaultRingSize, 'w');
+  ExpectKillWakesCallWithNoDeadline(
+      UniqueName("tr-death-inf-w"), [&big](canal::Channel& ch) {
+        return ch.WriteMessage(big, absl::InfiniteDuration());
+      });
 }
 
 // Close from another thread wakes a read that waits for the listener's
