@@ -264,49 +264,6 @@ TEST(TransportTest, MessagesLargerThanTheRing) {
   CANAL_EXPECT_OK(written);
 }
 
-// A peer that dies (killed, so it closes nothing itself) wakes a read
-// blocked on the ring: the pipe that set the channel up is watched between
-// sleeps of at most 100 ms. How long it took is printed, not asserted.
-TEST(TransportTest, PeerThatDiesWakesABlockedRead) {
-  const std::string name = UniqueName("tr-death");
-  const canal::ListenerOptions options = Shm(canal::PipeMode::kMessage);
-  absl::StatusOr<canal::Listener> listener =
-      canal::Listener::Create(name, options);
-  CANAL_ASSERT_OK(listener);
-  canal::SubprocessOptions child_options;
-  child_options.kill_on_destroy = true;
-  child_options.stdout_mode = canal::StdioMode::kPipe;
-  absl::StatusOr<canal::Subprocess> child = canal::Subprocess::Start(
-      canal_test::ChildArgv({"shm-hold", name}), child_options);
-  CANAL_ASSERT_OK(child);
-  absl::StatusOr<canal::Channel> server = listener->Accept(kHangGuard);
-  CANAL_ASSERT_OK(server);
-  CANAL_ASSERT_OK(server->WriteMessage("go", kHangGuard));
-  absl::StatusOr<std::string> echo = server->ReadMessage(kHangGuard);
-  CANAL_ASSERT_OK(echo);
-  EXPECT_EQ(*echo, "go");
-  absl::StatusOr<std::string> ready =
-      canal_test::ReadExactly(child->stdout_channel(), 6, kHangGuard);
-  CANAL_ASSERT_OK(ready);
-  EXPECT_EQ(*ready, "ready\n");
-  EXPECT_EQ(server->transport(), ExpectedTransport(options));
-  absl::Status read;
-  absl::Time killed;
-  absl::Time woke;
-  {
-    canal_test::Background reader([&] {
-      read = server->ReadMessage(kHangGuard).status();
-      woke = absl::Now();
-    });
-    killed = absl::Now();
-    CANAL_ASSERT_OK(child->Kill());
-  }
-  EXPECT_TRUE(absl::IsOutOfRange(read) || absl::IsUnavailable(read)) << read;
-  std::printf("a killed peer was noticed after %s\n",
-              absl::FormatDuration(woke - killed).c_str());
-  CANAL_EXPECT_CODE(server->WriteMessage("anyone?", kHangGuard), kUnavailable);
-}
-
 // A channel over shared memory to a child that took the offer and now
 // holds it (tests/helper: shm-hold), ready to be killed.
 struct HeldPeer {
@@ -365,6 +322,32 @@ void ExpectKillWakesCallWithNoDeadline(
   EXPECT_TRUE(woke) << "the call was still waiting after the peer died";
   EXPECT_TRUE(absl::IsOutOfRange(result) || absl::IsUnavailable(result))
       << result;
+}
+
+// A peer that dies (killed, so it closes nothing itself) wakes a read
+// blocked on the ring: the pipe that set the channel up is watched between
+// sleeps of at most 100 ms. How long it took is printed, not asserted.
+TEST(TransportTest, PeerThatDiesWakesABlockedRead) {
+  absl::StatusOr<HeldPeer> held = StartHeldPeer(UniqueName("tr-death"));
+  CANAL_ASSERT_OK(held);
+  EXPECT_EQ(held->server.transport(),
+            ExpectedTransport(Shm(canal::PipeMode::kMessage)));
+  absl::Status read;
+  absl::Time killed;
+  absl::Time woke;
+  {
+    canal_test::Background reader([&] {
+      read = held->server.ReadMessage(kHangGuard).status();
+      woke = absl::Now();
+    });
+    killed = absl::Now();
+    CANAL_ASSERT_OK(held->child.Kill());
+  }
+  EXPECT_TRUE(absl::IsOutOfRange(read) || absl::IsUnavailable(read)) << read;
+  std::printf("a killed peer was noticed after %s\n",
+              absl::FormatDuration(woke - killed).c_str());
+  CANAL_EXPECT_CODE(held->server.WriteMessage("anyone?", kHangGuard),
+                    kUnavailable);
 }
 
 TEST(TransportTest, PeerThatDiesWakesAReadWithNoDeadline) {
