@@ -12,8 +12,10 @@
 # machine may have free. Once a leg is done its tree is removed (its test log
 # stays, for the summary) when less than CANAL_MIN_FREE_MIB (10240) MiB is
 # free; CANAL_KEEP_BUILDS=1 keeps every tree, CANAL_KEEP_BUILDS=0 removes each.
-# The test builds keep only line tables of debug information (-g1), and
-# compress them where the linker can (-gz; the mingw linker cannot).
+# The native test builds keep only line tables of debug information (-g1,
+# compressed: -gz); the mingw build keeps none (-g0: its linker cannot
+# compress, and even line tables were two thirds of each test program).
+# Short of disk, a leg's object files also go once it is built.
 #
 # The consumer leg (native) builds the projects in tests/consumer/ against a
 # fresh clone of this repository: canal as a Meson wrap (the README's
@@ -51,15 +53,27 @@ configure() {
 
 free_mib() { df -Pm "$ROOT" | awk 'NR == 2 { print $4 }'; }
 
+# Whether the disk rule above says to remove build trees.
+short_of_disk() {
+  case "${CANAL_KEEP_BUILDS:-auto}" in
+    1) return 1 ;;
+    0) return 0 ;;
+    *) (( $(free_mib) < ${CANAL_MIN_FREE_MIB:-10240} )) ;;
+  esac
+}
+
+# drop_objects DIR: once DIR is built, its object files are not needed to
+# run the tests; removed when short of disk.
+drop_objects() {
+  short_of_disk || return 0
+  find "$1" -type f \( -name '*.o' -o -name '*.obj' \) -delete
+}
+
 # tidy DIR KEEP...: removes DIR's contents but the entries named KEEP, if the
 # disk rule above says so.
 tidy() {
   local dir="$1"; shift
-  case "${CANAL_KEEP_BUILDS:-auto}" in
-    1) return 0 ;;
-    0) ;;
-    *) (( $(free_mib) < ${CANAL_MIN_FREE_MIB:-10240} )) || return 0 ;;
-  esac
+  short_of_disk || return 0
   [[ -d "$dir" ]] || return 0
   local keep=() name
   for name in "$@"; do keep+=(! -name "$name"); done
@@ -75,7 +89,9 @@ run_leg() {
   echo "=== canal test leg: $leg ($(free_mib) MiB free) ==="
   local t0=$SECONDS
   if configure "$dir" "$@" && ninja -C "$dir" -j "$JOBS" &&
-     { meson test -C "$dir" --print-errorlogs --num-processes "$JOBS" ||
+     drop_objects "$dir" &&
+     { meson test -C "$dir" --print-errorlogs --no-rebuild \
+         --num-processes "$JOBS" ||
        { [[ "$leg" == wine ]] && python3 scripts/rerun_exit_hangs.py "$dir"; }; }; then
     RESULT[$leg]="ok"
   else
@@ -153,7 +169,7 @@ for leg in $LEGS; do
             wineserver -p </dev/null >/dev/null 2>&1 || true
             wine cmd /c exit </dev/null >/dev/null 2>&1 || true
             run_leg wine build/wine -Dwerror=true --cross-file cross/mingw-w64.ini \
-                    -Dc_args=-g1 -Dcpp_args=-g1
+                    -Dc_args=-g0 -Dcpp_args=-g0
             wineserver -k </dev/null >/dev/null 2>&1 || true
             # Only a prefix of our own goes; one the caller named stays.
             [[ "$WINEPREFIX" != "$OWN_PREFIX" ]] || tidy "$WINEPREFIX" ;;
