@@ -759,7 +759,7 @@ class ShmChannel final : public ChannelImpl {
         break;
       }
       absl::StatusOr<MessageWithHandles> got =
-          ReadOnePipeMessage(deadline, handles);
+          ReadOnePipeMessage(deadline, /*with_handles=*/handles != nullptr);
       if (!got.ok()) got = Relabel(op, got.status());
       if (!got.ok()) {
         if (SwitchedAndClosed(got.status())) break;
@@ -1072,7 +1072,7 @@ class ShmChannel final : public ChannelImpl {
       absl::string_view op, const Deadline& deadline,
       std::vector<OwnedHandle>* handles) {
     absl::StatusOr<MessageWithHandles> got =
-        ReadOnePipeMessage(deadline, handles);
+        ReadOnePipeMessage(deadline, /*with_handles=*/handles != nullptr);
     std::lock_guard<std::mutex> lock(state_mu_);
     if (!got.ok()) {
       const absl::Status status = Relabel(op, got.status());

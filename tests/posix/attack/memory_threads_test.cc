@@ -54,6 +54,9 @@ void SkipIfSanitized() {
 // Address space left to the child: enough for small allocations and
 // posix_spawn, not for a thread's stack (8 MiB).
 constexpr size_t kNoRoomForAThread = 2 << 20;
+// Enough for threads and small allocations, far from enough for two rings
+// of kMaxRingSize.
+constexpr size_t kNoRoomForTheRings = 256 << 20;
 
 // The state letter of `pid` in /proc/<pid>/stat, or '?' if it is gone.
 char ProcessState(pid_t pid) {
@@ -202,7 +205,7 @@ TEST(MemoryThreads, SharedMemoryWithoutRoomForTheRingsServesOverThePipe) {
     canal::ListenerOptions options;
     options.mode = canal::PipeMode::kMessage;
     options.transport = canal::Transport::kSharedMemory;
-    // Two rings of 1 GiB: far more than the limit below leaves.
+    // Two rings of 1 GiB: far more than kNoRoomForTheRings.
     options.ring_size = canal::kMaxRingSize;
     absl::StatusOr<canal::Listener> listener =
         canal::Listener::Create(name, options);
@@ -218,12 +221,7 @@ TEST(MemoryThreads, SharedMemoryWithoutRoomForTheRingsServesOverThePipe) {
         canal::Server::Start(server_name, server_options, std::move(handlers));
     CHILD_CHECK(server.ok(), kChildSetupFailed, "Start: %s",
                 server.status().ToString().c_str());
-    // Room for threads and small allocations, not for the rings.
-    rlimit limited;
-    CHILD_CHECK(getrlimit(RLIMIT_AS, &limited) == 0, kChildSetupFailed,
-                "getrlimit");
-    limited.rlim_cur = ReadMemoryUse().virtual_bytes + (256 << 20);
-    CHILD_CHECK(setrlimit(RLIMIT_AS, &limited) == 0, kChildSetupFailed,
+    CHILD_CHECK(LimitAddressSpace(kNoRoomForTheRings), kChildSetupFailed,
                 "setrlimit");
 
     absl::StatusOr<canal::Channel> client = canal::Channel::Connect(name);
